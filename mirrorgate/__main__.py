@@ -1,0 +1,3 @@
+from mirrorgate.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,79 @@
+"""ObjectMeta subset, ObjectKey and the base class every modelled object derives from."""
+
+from typing import Any, NamedTuple
+
+import msgspec
+
+
+class ObjectKey(NamedTuple):
+    """Identity of one object: ``(kind, namespace, name)``; sorts deterministically."""
+
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}"
+
+
+class ObjectMeta(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """The part of ``metadata`` mirrorgate uses; other fields are ignored."""
+
+    name: str = ""
+    namespace: str = "default"
+    labels: dict[str, str] = msgspec.field(default_factory=dict)
+    annotations: dict[str, str] = msgspec.field(default_factory=dict)
+    generation: int = 1
+    creation_timestamp: str = ""
+    uid: str = ""
+
+
+class Resource(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """Common envelope: apiVersion, kind, metadata."""
+
+    api_version: str
+    kind: str
+    metadata: ObjectMeta
+
+    @property
+    def key(self) -> ObjectKey:
+        return ObjectKey(self.kind, self.metadata.namespace, self.metadata.name)
+
+
+# A LabelSelector (matchLabels / matchExpressions), shared by Namespaces selectors.
+class LabelSelectorRequirement(msgspec.Struct, frozen=True, kw_only=True, rename="camel", forbid_unknown_fields=True):
+    key: str
+    operator: str
+    values: tuple[str, ...] = ()
+
+
+class LabelSelector(msgspec.Struct, frozen=True, kw_only=True, rename="camel", forbid_unknown_fields=True):
+    match_labels: dict[str, str] = msgspec.field(default_factory=dict)
+    match_expressions: tuple[LabelSelectorRequirement, ...] = ()
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        """Kubernetes label-selector semantics (an empty selector matches everything)."""
+        for k, v in self.match_labels.items():
+            if labels.get(k) != v:
+                return False
+        return all(_requirement_matches(r, labels) for r in self.match_expressions)
+
+
+def _requirement_matches(req: LabelSelectorRequirement, labels: dict[str, str]) -> bool:
+    op = req.operator
+    if op == "In":
+        return req.key in labels and labels[req.key] in req.values
+    if op == "NotIn":
+        return req.key not in labels or labels[req.key] not in req.values
+    if op == "Exists":
+        return req.key in labels
+    if op == "DoesNotExist":
+        return req.key not in labels
+    return False
+
+
+JSON = Any
+
+
+class Spec(msgspec.Struct, frozen=True, kw_only=True, rename="camel", forbid_unknown_fields=True):
+    """Base of every ``spec`` struct: camelCase names, unknown fields rejected."""

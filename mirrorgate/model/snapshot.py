@@ -1,0 +1,86 @@
+"""Snapshot: every object the translator may read, sorted by key, frozen."""
+
+from collections.abc import Iterable, Sequence
+from typing import TypeVar
+
+import msgspec
+
+from mirrorgate.model.core import EndpointSlice, Endpoints, Namespace, ReferenceGrant, Service
+from mirrorgate.model.gateway import Gateway, GatewayClass
+from mirrorgate.model.httproute import HTTPRoute
+from mirrorgate.model.meta import Resource
+
+# kind -> model class, for the kinds mirrorgate reads, keyed by (API group, kind).
+KINDS: dict[tuple[str, str], type[Resource]] = {
+    ("gateway.networking.k8s.io", "GatewayClass"): GatewayClass,
+    ("gateway.networking.k8s.io", "Gateway"): Gateway,
+    ("gateway.networking.k8s.io", "HTTPRoute"): HTTPRoute,
+    ("gateway.networking.k8s.io", "ReferenceGrant"): ReferenceGrant,
+    ("", "Service"): Service,
+    ("", "Endpoints"): Endpoints,
+    ("", "Namespace"): Namespace,
+    ("discovery.k8s.io", "EndpointSlice"): EndpointSlice,
+}
+
+# Served versions per group and kind (what an apiserver with the v1.6 standard CRDs accepts).
+VERSIONS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("gateway.networking.k8s.io", "GatewayClass"): ("v1", "v1beta1"),
+    ("gateway.networking.k8s.io", "Gateway"): ("v1", "v1beta1"),
+    ("gateway.networking.k8s.io", "HTTPRoute"): ("v1", "v1beta1"),
+    ("gateway.networking.k8s.io", "ReferenceGrant"): ("v1", "v1beta1"),
+    ("", "Service"): ("v1",),
+    ("", "Endpoints"): ("v1",),
+    ("", "Namespace"): ("v1",),
+    ("discovery.k8s.io", "EndpointSlice"): ("v1",),
+}
+
+CLUSTER_SCOPED = frozenset({"GatewayClass", "Namespace"})
+
+
+class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """The frozen input of ``translate()``; each tuple sorted by ``ObjectKey``."""
+
+    gateway_classes: tuple[GatewayClass, ...] = ()
+    gateways: tuple[Gateway, ...] = ()
+    http_routes: tuple[HTTPRoute, ...] = ()
+    reference_grants: tuple[ReferenceGrant, ...] = ()
+    services: tuple[Service, ...] = ()
+    endpoint_slices: tuple[EndpointSlice, ...] = ()
+    endpoints: tuple[Endpoints, ...] = ()
+    namespaces: tuple[Namespace, ...] = ()
+
+    @classmethod
+    def of(cls, objects: Iterable[Resource]) -> "Snapshot":
+        """Build a snapshot from objects in any order (later duplicates of a key win)."""
+        by_key = {o.key: o for o in objects}
+        ordered = [by_key[k] for k in sorted(by_key)]
+
+        return cls(
+            gateway_classes=_pick(ordered, GatewayClass),
+            gateways=_pick(ordered, Gateway),
+            http_routes=_pick(ordered, HTTPRoute),
+            reference_grants=_pick(ordered, ReferenceGrant),
+            services=_pick(ordered, Service),
+            endpoint_slices=_pick(ordered, EndpointSlice),
+            endpoints=_pick(ordered, Endpoints),
+            namespaces=_pick(ordered, Namespace),
+        )
+
+    def objects(self) -> tuple[Resource, ...]:
+        return (
+            *self.gateway_classes,
+            *self.gateways,
+            *self.http_routes,
+            *self.reference_grants,
+            *self.services,
+            *self.endpoint_slices,
+            *self.endpoints,
+            *self.namespaces,
+        )
+
+
+_R = TypeVar("_R", bound=Resource)
+
+
+def _pick(objects: Sequence[Resource], kind: type[_R]) -> tuple[_R, ...]:
+    return tuple(o for o in objects if isinstance(o, kind) and type(o) is kind)

@@ -1,0 +1,1 @@
+"""Providers turn configuration sources (files now, Kubernetes later) into a Snapshot."""

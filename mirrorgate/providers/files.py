@@ -1,0 +1,199 @@
+"""The file provider: YAML files and directories -> admitted objects -> Snapshot.
+
+Rules:
+1. ``PATH`` is a file (multi-document YAML), a directory (its ``*.yaml``/``*.yml`` files in
+   name order, not recursive) or ``-`` for standard input.
+2. Every problem becomes a ``ConfigError`` naming file, object and field; an invalid object is
+   rejected whole and the others still load. Nothing here raises for bad input.
+3. Kinds mirrorgate does not read are skipped with one informational note each.
+"""
+
+import re
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import yaml
+
+from mirrorgate.errors import ConfigError, FieldError
+from mirrorgate.model.meta import Resource
+from mirrorgate.model.snapshot import CLUSTER_SCOPED, KINDS, VERSIONS, Snapshot
+from mirrorgate.providers.admission import admit
+
+
+class LoadResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What loading produced: the snapshot of admitted objects, the errors, the notes."""
+
+    snapshot: Snapshot
+    errors: tuple[ConfigError, ...] = ()
+    notes: tuple[str, ...] = ()
+    sources: dict[str, str] = msgspec.field(default_factory=dict)  # str(ObjectKey) -> file
+
+
+class _Doc(msgspec.Struct, frozen=True):
+    file: str
+    line: int
+    body: Any
+
+
+def load_paths(paths: Sequence[str], stdin_text: str | None = None) -> LoadResult:
+    """Load every path; return the snapshot of admitted objects with all problems collected."""
+    errors: list[ConfigError] = []
+    notes: list[str] = []
+    admitted: dict[str, Resource] = {}
+    sources: dict[str, str] = {}
+    for doc in _documents(paths, errors, stdin_text):
+        obj = _decode(doc, errors, notes)
+        if obj is None:
+            continue
+        ident = str(obj.key)
+        if ident in admitted:
+            err = FieldError(path="metadata.name", message=f"Duplicate value: {obj.metadata.name!r}: "
+                             f"already defined in {sources[ident]}")
+            errors.append(ConfigError(doc.file, ident, err))
+            continue
+        problems = admit(obj)
+        if problems:
+            errors.extend(ConfigError(doc.file, ident, p) for p in problems)
+            continue
+        admitted[ident] = obj
+        sources[ident] = doc.file
+    snapshot = Snapshot.of(admitted.values())
+    return LoadResult(snapshot=snapshot, errors=tuple(errors), notes=tuple(notes), sources=sources)
+
+
+def expand_paths(paths: Sequence[str]) -> list[str]:
+    """The files a list of ``-f`` paths names, in load order (``-`` kept as is)."""
+    files: list[str] = []
+    for p in paths:
+        if p == "-":
+            files.append(p)
+            continue
+        path = Path(p)
+        if path.is_dir():
+            files.extend(str(c) for c in sorted(path.iterdir()) if c.suffix in (".yaml", ".yml") and c.is_file())
+        else:
+            files.append(p)
+    return files
+
+
+def _documents(paths: Sequence[str], errors: list[ConfigError], stdin_text: str | None) -> Iterator[_Doc]:
+    for file in expand_paths(paths):
+        text = _read(file, errors, stdin_text)
+        if text is not None:
+            yield from _parse(file, text, errors)
+
+
+def _read(file: str, errors: list[ConfigError], stdin_text: str | None) -> str | None:
+    if file == "-":
+        return stdin_text if stdin_text is not None else sys.stdin.read()
+    try:
+        return Path(file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        errors.append(ConfigError(file, "", FieldError(path="", message=f"cannot read file: {reason}")))
+        return None
+
+
+def _parse(file: str, text: str, errors: list[ConfigError]) -> Iterator[_Doc]:
+    loader = yaml.SafeLoader(text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:  # pragma: no cover - check_node() said there is one
+                continue
+            line = node.start_mark.line + 1
+            yield from _flatten(file, line, loader.construct_document(node))
+    except yaml.YAMLError as exc:
+        errors.append(ConfigError(file, "", FieldError(path="", message=_yaml_message(exc))))
+    finally:
+        loader.dispose()
+
+
+def _flatten(file: str, line: int, body: Any) -> Iterable[_Doc]:
+    """A ``kind: List`` (as ``kubectl get -o yaml`` prints) stands for its items."""
+    if isinstance(body, dict) and body.get("kind") == "List" and isinstance(body.get("items"), list):
+        return [_Doc(file, line, item) for item in body["items"]]
+    if body is None:
+        return []
+    return [_Doc(file, line, body)]
+
+
+def _yaml_message(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    where = f"line {mark.line + 1} column {mark.column + 1}: " if mark is not None else ""
+    return f"invalid YAML: {where}{problem}"
+
+
+def _decode(doc: _Doc, errors: list[ConfigError], notes: list[str]) -> Resource | None:
+    body = doc.body
+    where = f"document at line {doc.line}"
+    if not isinstance(body, dict):
+        errors.append(ConfigError(doc.file, where, FieldError(path="", message="a Kubernetes object must be a mapping")))
+        return None
+    api_version, kind = body.get("apiVersion"), body.get("kind")
+    if not isinstance(api_version, str) or not api_version or not isinstance(kind, str) or not kind:
+        missing = "apiVersion" if not isinstance(api_version, str) or not api_version else "kind"
+        errors.append(ConfigError(doc.file, where, FieldError(path=missing, message="Required value")))
+        return None
+    group, _, version = api_version.rpartition("/")
+    cls = KINDS.get((group, kind))
+    meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+    name = meta.get("name", "") if isinstance(meta, dict) else ""
+    if cls is None:
+        notes.append(f"{doc.file}: skipping {kind} {name or '(unnamed)'} ({api_version}): not a kind mirrorgate uses")
+        return None
+    return _convert(doc, cls, body, group, version, errors)
+
+
+def _convert(doc: _Doc, cls: type[Resource], body: dict[str, Any], group: str, version: str,
+             errors: list[ConfigError]) -> Resource | None:
+    kind = body["kind"]
+    meta = dict(body.get("metadata") or {}) if isinstance(body.get("metadata"), dict) else {}
+    if kind in CLUSTER_SCOPED:
+        meta["namespace"] = ""
+    elif not meta.get("namespace"):
+        meta["namespace"] = "default"
+    ident = f"{kind} {meta.get('namespace') or ''}/{meta.get('name', '')}".replace(" /", " ")
+    if version not in VERSIONS[(group, kind)]:
+        served = ", ".join(f"{group}/{v}" if group else v for v in VERSIONS[(group, kind)])
+        msg = f'Unsupported value: "{body["apiVersion"]}": supported values: {served}'
+        errors.append(ConfigError(doc.file, ident, FieldError(path="apiVersion", message=msg)))
+        return None
+    if not meta.get("name"):
+        errors.append(ConfigError(doc.file, ident, FieldError(path="metadata.name", message="Required value")))
+        return None
+    try:
+        return msgspec.convert({**body, "metadata": meta}, cls)
+    except msgspec.ValidationError as exc:
+        errors.append(ConfigError(doc.file, ident, schema_error(str(exc))))
+        return None
+
+
+_MSGSPEC_AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+_UNKNOWN = re.compile(r"Object contains unknown field `(?P<field>[^`]+)`")
+_MISSING = re.compile(r"Object missing required field `(?P<field>[^`]+)`")
+_EXPECTED = re.compile(r"Expected `(?P<want>[^`]+)`, got `(?P<got>[^`]+)`")
+_TYPE_NAMES = {"int": "integer", "str": "string", "array": "array", "object": "object", "bool": "boolean",
+               "float": "number", "null": "null"}
+
+
+def schema_error(text: str) -> FieldError:
+    """Turn a msgspec validation message into an apiserver-style field error."""
+    m = _MSGSPEC_AT.match(text)
+    msg, path = (m.group("msg"), (m.group("path") or "").lstrip(".")) if m else (text, "")
+    if u := _UNKNOWN.search(msg):
+        full = f"{path}.{u.group('field')}" if path else u.group("field")
+        return FieldError(path=full, message=f'unknown field "{full}"')
+    if r := _MISSING.search(msg):
+        full = f"{path}.{r.group('field')}" if path else r.group("field")
+        return FieldError(path=full, message="Required value")
+    if e := _EXPECTED.search(msg):
+        wants = [_TYPE_NAMES.get(w.strip(), w.strip()) for w in e.group("want").split("|") if w.strip() != "null"]
+        want = " or ".join(wants)
+        got = _TYPE_NAMES.get(e.group("got"), e.group("got"))
+        return FieldError(path=path, message=f'Invalid value: "{got}": {path} in body must be of type {want}: "{got}"')
+    return FieldError(path=path, message=f"Invalid value: {msg}")
