@@ -9,7 +9,7 @@ class Namespace(Resource, frozen=True, kw_only=True):
     """Only ``metadata.labels`` matters (listener ``allowedRoutes`` selectors)."""
 
 
-class ServicePort(Spec):
+class ServicePort(Spec, frozen=True, kw_only=True):
     port: int
     name: str | None = None
     protocol: str = "TCP"
@@ -18,7 +18,7 @@ class ServicePort(Spec):
     node_port: int | None = None
 
 
-class ServiceSpec(Spec):
+class ServiceSpec(Spec, frozen=True, kw_only=True):
     ports: tuple[ServicePort, ...] = ()
     selector: dict[str, str] | None = None
     cluster_ip: str | None = msgspec.field(default=None, name="clusterIP")
@@ -39,13 +39,13 @@ class Service(Resource, frozen=True, kw_only=True):
     spec: ServiceSpec = msgspec.field(default_factory=ServiceSpec)
 
 
-class EndpointConditions(Spec):
+class EndpointConditions(Spec, frozen=True, kw_only=True):
     ready: bool | None = None
     serving: bool | None = None
     terminating: bool | None = None
 
 
-class Endpoint(Spec):
+class Endpoint(Spec, frozen=True, kw_only=True):
     addresses: tuple[str, ...]
     conditions: EndpointConditions = msgspec.field(default_factory=EndpointConditions)
     hostname: str | None = None
@@ -55,7 +55,7 @@ class Endpoint(Spec):
     hints: dict[str, object] | None = None
 
 
-class EndpointPort(Spec):
+class EndpointPort(Spec, frozen=True, kw_only=True):
     port: int | None = None
     name: str | None = None
     protocol: str = "TCP"
@@ -70,21 +70,21 @@ class EndpointSlice(Resource, frozen=True, kw_only=True):
     ports: tuple[EndpointPort, ...] = ()
 
 
-class EndpointAddress(Spec):
+class EndpointAddress(Spec, frozen=True, kw_only=True):
     ip: str
     hostname: str | None = None
     node_name: str | None = None
     target_ref: dict[str, str] | None = None
 
 
-class EndpointsPort(Spec):
+class EndpointsPort(Spec, frozen=True, kw_only=True):
     port: int
     name: str | None = None
     protocol: str = "TCP"
     app_protocol: str | None = None
 
 
-class EndpointSubset(Spec):
+class EndpointSubset(Spec, frozen=True, kw_only=True):
     addresses: tuple[EndpointAddress, ...] = ()
     not_ready_addresses: tuple[EndpointAddress, ...] = ()
     ports: tuple[EndpointsPort, ...] = ()
@@ -96,19 +96,19 @@ class Endpoints(Resource, frozen=True, kw_only=True):
     subsets: tuple[EndpointSubset, ...] = ()
 
 
-class ReferenceGrantFrom(Spec):
+class ReferenceGrantFrom(Spec, frozen=True, kw_only=True):
     group: str
     kind: str
     namespace: str
 
 
-class ReferenceGrantTo(Spec):
+class ReferenceGrantTo(Spec, frozen=True, kw_only=True):
     group: str
     kind: str
     name: str | None = None
 
 
-class ReferenceGrantSpec(Spec):
+class ReferenceGrantSpec(Spec, frozen=True, kw_only=True):
     from_: tuple[ReferenceGrantFrom, ...] = msgspec.field(name="from")
     to: tuple[ReferenceGrantTo, ...]
 

@@ -7,15 +7,14 @@ import msgspec
 from mirrorgate.model.meta import LabelSelector, Resource, Spec
 
 
-
-class ParametersReference(Spec):
+class ParametersReference(Spec, frozen=True, kw_only=True):
     group: str
     kind: str
     name: str
     namespace: str | None = None
 
 
-class GatewayClassSpec(Spec):
+class GatewayClassSpec(Spec, frozen=True, kw_only=True):
     controller_name: str
     description: str | None = None
     parameters_ref: ParametersReference | None = None
@@ -25,35 +24,35 @@ class GatewayClass(Resource, frozen=True, kw_only=True):
     spec: GatewayClassSpec
 
 
-class RouteNamespaces(Spec):
+class RouteNamespaces(Spec, frozen=True, kw_only=True):
     from_: str = msgspec.field(default="Same", name="from")
     selector: LabelSelector | None = None
 
 
-class RouteGroupKind(Spec):
+class RouteGroupKind(Spec, frozen=True, kw_only=True):
     kind: str
     group: str = "gateway.networking.k8s.io"
 
 
-class AllowedRoutes(Spec):
+class AllowedRoutes(Spec, frozen=True, kw_only=True):
     namespaces: RouteNamespaces = msgspec.field(default_factory=RouteNamespaces)
     kinds: tuple[RouteGroupKind, ...] = ()
 
 
-class SecretObjectReference(Spec):
+class SecretObjectReference(Spec, frozen=True, kw_only=True):
     name: str
     group: str = ""
     kind: str = "Secret"
     namespace: str | None = None
 
 
-class GatewayTLSConfig(Spec):
+class GatewayTLSConfig(Spec, frozen=True, kw_only=True):
     mode: str = "Terminate"
     certificate_refs: tuple[SecretObjectReference, ...] = ()
     options: dict[str, str] = msgspec.field(default_factory=dict)
 
 
-class Listener(Spec):
+class Listener(Spec, frozen=True, kw_only=True):
     name: str
     port: int
     protocol: str
@@ -62,18 +61,18 @@ class Listener(Spec):
     allowed_routes: AllowedRoutes = msgspec.field(default_factory=AllowedRoutes)
 
 
-class GatewaySpecAddress(Spec):
+class GatewaySpecAddress(Spec, frozen=True, kw_only=True):
     value: str
     type: str = "IPAddress"
 
 
-class GatewayInfrastructure(Spec):
+class GatewayInfrastructure(Spec, frozen=True, kw_only=True):
     labels: dict[str, str] = msgspec.field(default_factory=dict)
     annotations: dict[str, str] = msgspec.field(default_factory=dict)
     parameters_ref: dict[str, str] | None = None
 
 
-class GatewaySpec(Spec):
+class GatewaySpec(Spec, frozen=True, kw_only=True):
     gateway_class_name: str
     listeners: tuple[Listener, ...]
     addresses: tuple[GatewaySpecAddress, ...] = ()

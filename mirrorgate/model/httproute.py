@@ -11,7 +11,7 @@ import msgspec
 from mirrorgate.model.meta import Resource, Spec
 
 
-class ParentReference(Spec):
+class ParentReference(Spec, frozen=True, kw_only=True):
     name: str
     group: str = "gateway.networking.k8s.io"
     kind: str = "Gateway"
@@ -20,18 +20,18 @@ class ParentReference(Spec):
     port: int | None = None
 
 
-class HTTPPathMatch(Spec):
+class HTTPPathMatch(Spec, frozen=True, kw_only=True):
     type: str = "PathPrefix"
     value: str = "/"
 
 
-class HTTPHeaderMatch(Spec):
+class HTTPHeaderMatch(Spec, frozen=True, kw_only=True):
     name: str
     value: str
     type: str = "Exact"
 
 
-class HTTPQueryParamMatch(Spec):
+class HTTPQueryParamMatch(Spec, frozen=True, kw_only=True):
     name: str
     value: str
     type: str = "Exact"
@@ -41,31 +41,31 @@ def _default_path() -> HTTPPathMatch:
     return HTTPPathMatch()
 
 
-class HTTPRouteMatch(Spec):
+class HTTPRouteMatch(Spec, frozen=True, kw_only=True):
     path: HTTPPathMatch = msgspec.field(default_factory=_default_path)
     headers: tuple[HTTPHeaderMatch, ...] = ()
     query_params: tuple[HTTPQueryParamMatch, ...] = ()
     method: str | None = None
 
 
-class HTTPHeader(Spec):
+class HTTPHeader(Spec, frozen=True, kw_only=True):
     name: str
     value: str
 
 
-class HTTPHeaderFilter(Spec):
+class HTTPHeaderFilter(Spec, frozen=True, kw_only=True):
     set: tuple[HTTPHeader, ...] = ()
     add: tuple[HTTPHeader, ...] = ()
     remove: tuple[str, ...] = ()
 
 
-class HTTPPathModifier(Spec):
+class HTTPPathModifier(Spec, frozen=True, kw_only=True):
     type: str
     replace_full_path: str | None = None
     replace_prefix_match: str | None = None
 
 
-class HTTPRequestRedirectFilter(Spec):
+class HTTPRequestRedirectFilter(Spec, frozen=True, kw_only=True):
     scheme: str | None = None
     hostname: str | None = None
     path: HTTPPathModifier | None = None
@@ -73,12 +73,12 @@ class HTTPRequestRedirectFilter(Spec):
     status_code: int = 302
 
 
-class HTTPURLRewriteFilter(Spec):
+class HTTPURLRewriteFilter(Spec, frozen=True, kw_only=True):
     hostname: str | None = None
     path: HTTPPathModifier | None = None
 
 
-class BackendObjectReference(Spec):
+class BackendObjectReference(Spec, frozen=True, kw_only=True):
     name: str
     group: str = ""
     kind: str = "Service"
@@ -86,24 +86,24 @@ class BackendObjectReference(Spec):
     port: int | None = None
 
 
-class Fraction(Spec):
+class Fraction(Spec, frozen=True, kw_only=True):
     numerator: int
     denominator: int = 100
 
 
-class HTTPRequestMirrorFilter(Spec):
+class HTTPRequestMirrorFilter(Spec, frozen=True, kw_only=True):
     backend_ref: BackendObjectReference
     percent: int | None = None
     fraction: Fraction | None = None
 
 
-class LocalObjectReference(Spec):
+class LocalObjectReference(Spec, frozen=True, kw_only=True):
     group: str
     kind: str
     name: str
 
 
-class HTTPCORSFilter(Spec):
+class HTTPCORSFilter(Spec, frozen=True, kw_only=True):
     allow_origins: tuple[str, ...] = ()
     allow_credentials: bool | None = None
     allow_methods: tuple[str, ...] = ()
@@ -112,7 +112,7 @@ class HTTPCORSFilter(Spec):
     max_age: int = 5
 
 
-class HTTPRouteFilter(Spec):
+class HTTPRouteFilter(Spec, frozen=True, kw_only=True):
     type: str
     request_header_modifier: HTTPHeaderFilter | None = None
     response_header_modifier: HTTPHeaderFilter | None = None
@@ -123,7 +123,7 @@ class HTTPRouteFilter(Spec):
     cors: HTTPCORSFilter | None = None
 
 
-class HTTPBackendRef(Spec):
+class HTTPBackendRef(Spec, frozen=True, kw_only=True):
     name: str
     group: str = ""
     kind: str = "Service"
@@ -133,7 +133,7 @@ class HTTPBackendRef(Spec):
     filters: tuple[HTTPRouteFilter, ...] = ()
 
 
-class HTTPRouteTimeouts(Spec):
+class HTTPRouteTimeouts(Spec, frozen=True, kw_only=True):
     request: str | None = None
     backend_request: str | None = None
 
@@ -142,7 +142,7 @@ def _default_matches() -> tuple[HTTPRouteMatch, ...]:
     return (HTTPRouteMatch(),)
 
 
-class HTTPRouteRule(Spec):
+class HTTPRouteRule(Spec, frozen=True, kw_only=True):
     name: str | None = None
     matches: tuple[HTTPRouteMatch, ...] = msgspec.field(default_factory=_default_matches)
     filters: tuple[HTTPRouteFilter, ...] = ()
@@ -154,7 +154,7 @@ def _default_rules() -> tuple[HTTPRouteRule, ...]:
     return (HTTPRouteRule(),)
 
 
-class HTTPRouteSpec(Spec):
+class HTTPRouteSpec(Spec, frozen=True, kw_only=True):
     parent_refs: tuple[ParentReference, ...] = ()
     hostnames: tuple[str, ...] = ()
     rules: tuple[HTTPRouteRule, ...] = msgspec.field(default_factory=_default_rules)

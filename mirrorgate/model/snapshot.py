@@ -5,7 +5,7 @@ from typing import TypeVar
 
 import msgspec
 
-from mirrorgate.model.core import EndpointSlice, Endpoints, Namespace, ReferenceGrant, Service
+from mirrorgate.model.core import Endpoints, EndpointSlice, Namespace, ReferenceGrant, Service
 from mirrorgate.model.gateway import Gateway, GatewayClass
 from mirrorgate.model.httproute import HTTPRoute
 from mirrorgate.model.meta import Resource

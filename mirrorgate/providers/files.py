@@ -50,8 +50,10 @@ def load_paths(paths: Sequence[str], stdin_text: str | None = None) -> LoadResul
             continue
         ident = str(obj.key)
         if ident in admitted:
-            err = FieldError(path="metadata.name", message=f"Duplicate value: {obj.metadata.name!r}: "
-                             f"already defined in {sources[ident]}")
+            err = FieldError(
+                path="metadata.name",
+                message=f"Duplicate value: {obj.metadata.name!r}: already defined in {sources[ident]}",
+            )
             errors.append(ConfigError(doc.file, ident, err))
             continue
         problems = admit(obj)
@@ -132,7 +134,9 @@ def _decode(doc: _Doc, errors: list[ConfigError], notes: list[str]) -> Resource 
     body = doc.body
     where = f"document at line {doc.line}"
     if not isinstance(body, dict):
-        errors.append(ConfigError(doc.file, where, FieldError(path="", message="a Kubernetes object must be a mapping")))
+        errors.append(
+            ConfigError(doc.file, where, FieldError(path="", message="a Kubernetes object must be a mapping"))
+        )
         return None
     api_version, kind = body.get("apiVersion"), body.get("kind")
     if not isinstance(api_version, str) or not api_version or not isinstance(kind, str) or not kind:
@@ -149,8 +153,9 @@ def _decode(doc: _Doc, errors: list[ConfigError], notes: list[str]) -> Resource 
     return _convert(doc, cls, body, group, version, errors)
 
 
-def _convert(doc: _Doc, cls: type[Resource], body: dict[str, Any], group: str, version: str,
-             errors: list[ConfigError]) -> Resource | None:
+def _convert(
+    doc: _Doc, cls: type[Resource], body: dict[str, Any], group: str, version: str, errors: list[ConfigError]
+) -> Resource | None:
     kind = body["kind"]
     meta = dict(body.get("metadata") or {}) if isinstance(body.get("metadata"), dict) else {}
     if kind in CLUSTER_SCOPED:
@@ -177,8 +182,15 @@ _MSGSPEC_AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
 _UNKNOWN = re.compile(r"Object contains unknown field `(?P<field>[^`]+)`")
 _MISSING = re.compile(r"Object missing required field `(?P<field>[^`]+)`")
 _EXPECTED = re.compile(r"Expected `(?P<want>[^`]+)`, got `(?P<got>[^`]+)`")
-_TYPE_NAMES = {"int": "integer", "str": "string", "array": "array", "object": "object", "bool": "boolean",
-               "float": "number", "null": "null"}
+_TYPE_NAMES = {
+    "int": "integer",
+    "str": "string",
+    "array": "array",
+    "object": "object",
+    "bool": "boolean",
+    "float": "number",
+    "null": "null",
+}
 
 
 def schema_error(text: str) -> FieldError:

@@ -1,0 +1,94 @@
+"""`mirrorgate run | validate | status | echo | demo` — the only module that exits the process.
+
+Each subcommand parses its options into one frozen struct and calls library code; exit codes:
+0 success, 1 invalid configuration, 2 usage error (argparse).
+"""
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from mirrorgate import __version__
+from mirrorgate.ir.dump import table_to_builtins, to_json, to_yaml
+from mirrorgate.providers.files import LoadResult, load_paths
+from mirrorgate.status_view import list_view, utc_now
+from mirrorgate.translate import TranslateOptions, translate
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return 2
+    code: int = handler(args)
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mirrorgate", description="Gateway API HTTP gateway with request mirroring")
+    parser.add_argument("--version", action="version", version=f"mirrorgate {__version__}")
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    validate = sub.add_parser("validate", help="check Gateway API YAML as an apiserver would; exit 1 if invalid")
+    _add_files(validate)
+    validate.set_defaults(handler=_validate)
+
+    status = sub.add_parser("status", help="print every resource with its computed status")
+    _add_files(status)
+    status.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+    status.add_argument("--bind", default="0.0.0.0", help="address listeners bind when a Gateway has none")
+    status.add_argument("--routing-table", action="store_true", help="print the routing table (IR) instead")
+    status.set_defaults(handler=_status)
+
+    echo = sub.add_parser("echo", help="run an echo-basic compatible test backend")
+    echo.add_argument("--port", type=int, required=True)
+    echo.add_argument("--bind", default="0.0.0.0")
+    echo.add_argument("--name", default=None, help="pod name reported in responses (default: $POD_NAME)")
+    echo.add_argument("--namespace", default=None, help="namespace reported in responses (default: $NAMESPACE)")
+    echo.set_defaults(handler=_echo)
+    return parser
+
+
+def _add_files(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--filename", dest="paths", action="append", required=True, metavar="PATH",
+                   help="YAML file, directory of *.yaml/*.yml, or - for stdin (repeatable)")
+
+
+def _load(paths: Sequence[str]) -> LoadResult:
+    result = load_paths(paths)
+    for note in result.notes:
+        print(note, file=sys.stderr)
+    return result
+
+
+def _validate(args: argparse.Namespace) -> int:
+    result = _load(args.paths)
+    for err in result.errors:
+        print(err)
+    if result.errors:
+        return 1
+    print(f"{len(result.snapshot.objects())} object(s) valid", file=sys.stderr)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    result = _load(args.paths)
+    for err in result.errors:
+        print(err, file=sys.stderr)
+    translated = translate(result.snapshot, TranslateOptions(bind=args.bind))
+    if args.routing_table:
+        data = table_to_builtins(translated.table)
+    else:
+        data = list_view(result.snapshot, translated.statuses, now=utc_now())
+    sys.stdout.write(to_json(data) if args.output == "json" else to_yaml(data))
+    return 1 if result.errors else 0
+
+
+def _echo(args: argparse.Namespace) -> int:
+    from mirrorgate.echo import EchoConfig, run_echo
+
+    overrides = {k: v for k, v in (("name", args.name), ("namespace", args.namespace)) if v is not None}
+    run_echo(EchoConfig(port=args.port, bind=args.bind, **overrides))
+    return 0

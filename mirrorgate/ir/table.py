@@ -1,0 +1,187 @@
+"""RoutingTable and its parts, documented field by field.
+
+Names are deterministic hierarchical strings used unchanged in logs, metrics and goldens:
+``gateway/<ns>/<name>/listener/<section>``, ``httproute/<ns>/<name>/rule/<i>/match/<j>``,
+``httproute/<ns>/<name>/rule/<i>/mirror/<k>``, ``service/<ns>/<name>:<port>``.
+
+Matching a request (what the data plane does with this table):
+1. The socket it arrived on selects a ``Server`` (address, port).
+2. The most specific ``HTTPListener`` of that server whose ``hostname`` matches the Host header
+   (port ignored): exact name, then the longest wildcard, then the empty hostname. Routes of other
+   listeners never serve it (listener isolation).
+3. The most specific ``VirtualHost`` of that listener for the Host, same order.
+4. The first ``Route`` of that virtual host (already in Gateway API precedence order) whose
+   ``Match`` matches; none -> the listener's ``default_action`` or a 404.
+"""
+
+from enum import StrEnum
+
+import msgspec
+
+PPM = 1_000_000  # parts per million: the unit of mirror sampling rates
+
+
+class PathType(StrEnum):
+    EXACT = "Exact"
+    PREFIX = "PathPrefix"
+    REGEX = "RegularExpression"
+
+
+class Struct(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
+    """Base of IR values: frozen, camelCase when dumped, defaults omitted from dumps."""
+
+
+class Endpoint(Struct, frozen=True, kw_only=True):
+    """One dialable address of a backend (IPv6 without brackets)."""
+
+    address: str
+    port: int
+
+
+class HeaderMatch(Struct, frozen=True, kw_only=True):
+    """``name`` is lower-cased; ``type`` Exact (case-sensitive) or RegularExpression (``re.search``)."""
+
+    name: str
+    value: str
+    type: str = "Exact"
+
+
+class QueryMatch(Struct, frozen=True, kw_only=True):
+    """``name`` is case-sensitive; the first occurrence of the param in the query is compared."""
+
+    name: str
+    value: str
+    type: str = "Exact"
+
+
+class Match(Struct, frozen=True, kw_only=True):
+    """All parts are ANDed. ``path`` for PathPrefix has no trailing ``/`` (``/`` becomes ``""``)."""
+
+    path_type: PathType = PathType.PREFIX
+    path: str = ""
+    headers: tuple[HeaderMatch, ...] = ()
+    query_params: tuple[QueryMatch, ...] = ()
+    method: str | None = None
+
+
+class HeaderModifier(Struct, frozen=True, kw_only=True):
+    """RequestHeaderModifier / ResponseHeaderModifier; names as configured, first entry per name wins."""
+
+    set: tuple[tuple[str, str], ...] = ()
+    add: tuple[tuple[str, str], ...] = ()
+    remove: tuple[str, ...] = ()
+
+
+class PathModifier(Struct, frozen=True, kw_only=True):
+    """``type`` ReplaceFullPath or ReplacePrefixMatch; ``prefix`` is the matched PathPrefix (for the latter)."""
+
+    type: str
+    value: str
+    prefix: str = ""
+
+
+class Redirect(Struct, frozen=True, kw_only=True):
+    """RequestRedirect. ``port`` None: derived per notes §1.7 (scheme's port, else the listener's)."""
+
+    scheme: str | None = None
+    hostname: str | None = None
+    path: PathModifier | None = None
+    port: int | None = None
+    status_code: int = 302
+
+
+class URLRewrite(Struct, frozen=True, kw_only=True):
+    hostname: str | None = None
+    path: PathModifier | None = None
+
+
+class Mirror(Struct, frozen=True, kw_only=True):
+    """One RequestMirror: sample ``ppm`` of requests (one uniform draw per request) to one endpoint."""
+
+    name: str
+    backend: str
+    ppm: int
+    endpoints: tuple[Endpoint, ...] = ()
+
+
+class Filters(Struct, frozen=True, kw_only=True):
+    """The filters of a rule or of one backendRef, in the fixed order the data plane applies them:
+    request headers, URL rewrite, mirrors (copy taken after both), redirect, response headers."""
+
+    request_headers: HeaderModifier | None = None
+    response_headers: HeaderModifier | None = None
+    url_rewrite: URLRewrite | None = None
+    redirect: Redirect | None = None
+    mirrors: tuple[Mirror, ...] = ()
+
+
+class Backend(Struct, frozen=True, kw_only=True):
+    """One weighted destination of a rule.
+
+    ``status`` non-zero means the ref is unusable and its share of traffic gets that local reply:
+    500 (invalid ref: not found, wrong kind, not permitted). A valid Service with no ready endpoints
+    has ``endpoints == ()`` and the data plane answers 503.
+    """
+
+    name: str
+    weight: int
+    endpoints: tuple[Endpoint, ...] = ()
+    status: int = 0
+    filters: Filters = msgspec.field(default_factory=Filters)
+    app_protocol: str | None = None
+
+
+class Action(Struct, frozen=True, kw_only=True):
+    """What a matched rule does. ``status`` non-zero: answer locally with it (e.g. 500 for a rule
+    with no usable backendRefs); else ``filters.redirect`` redirects; else forward to ``backends``.
+    Timeouts in milliseconds; ``None`` unset, ``0`` disabled."""
+
+    rule: str
+    backends: tuple[Backend, ...] = ()
+    filters: Filters = msgspec.field(default_factory=Filters)
+    status: int = 0
+    request_timeout_ms: int | None = None
+    backend_request_timeout_ms: int | None = None
+
+
+class Route(Struct, frozen=True, kw_only=True):
+    """One (rule, match) pair; ``name`` is ``httproute/<ns>/<name>/rule/<i>/match/<j>``."""
+
+    name: str
+    match: Match
+    action: Action
+
+
+class VirtualHost(Struct, frozen=True, kw_only=True):
+    """Routes for one hostname (exact, ``*.suffix`` or ``""`` = any), in precedence order."""
+
+    hostname: str
+    routes: tuple[Route, ...] = ()
+
+
+class HTTPListener(Struct, frozen=True, kw_only=True):
+    """One Gateway listener (or a Service port for mesh parents) on a server.
+
+    ``hostname`` "" matches any Host. ``port`` is the listener port (redirect rules use it).
+    ``default_action`` serves requests no route matches (a Service's own endpoints); None -> 404.
+    """
+
+    name: str
+    hostname: str = ""
+    port: int
+    virtual_hosts: tuple[VirtualHost, ...] = ()
+    default_action: Action | None = None
+
+
+class Server(Struct, frozen=True, kw_only=True):
+    """One listening socket: ``address`` (IP, "0.0.0.0" or "::") and ``port``."""
+
+    address: str
+    port: int
+    listeners: tuple[HTTPListener, ...] = ()
+
+
+class RoutingTable(Struct, frozen=True, kw_only=True):
+    """Everything the data plane serves. Equal tables are interchangeable (no-op reload)."""
+
+    servers: tuple[Server, ...] = ()

@@ -1,0 +1,133 @@
+"""backendRef resolution: kind, ReferenceGrant, Service, port -> targetPort -> endpoints.
+
+A Service port resolves to endpoints the way kube-proxy does: the EndpointSlices labelled
+``kubernetes.io/service-name: <svc>`` in the Service's namespace, port matched by the Service
+port's name; legacy ``v1 Endpoints`` of the same name likewise. An endpoint whose
+``conditions.ready`` is false is left out (unset means ready).
+"""
+
+import msgspec
+
+from mirrorgate.ir.table import Endpoint
+from mirrorgate.model.core import EndpointSlice, Service, ServicePort
+from mirrorgate.model.snapshot import Snapshot
+from mirrorgate.translate.refs import reference_permitted
+from mirrorgate.translate.status import Reason
+
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+# appProtocols the HTTP/1.1 data plane can speak to a backend.
+HTTP_APP_PROTOCOLS = frozenset({"http", "HTTP", "kubernetes.io/http"})
+
+
+class Resolved(msgspec.Struct, frozen=True, kw_only=True):
+    """A resolved Service port: its IR name and ready endpoints."""
+
+    name: str
+    endpoints: tuple[Endpoint, ...]
+    app_protocol: str | None = None
+
+
+class Unresolved(msgspec.Struct, frozen=True, kw_only=True):
+    """Why a backendRef is invalid (becomes ResolvedRefs=False with this reason)."""
+
+    reason: Reason
+    message: str
+
+
+def resolve(
+    snap: Snapshot,
+    *,
+    route_ns: str,
+    group: str,
+    kind: str,
+    name: str,
+    namespace: str | None,
+    port: int | None,
+) -> Resolved | Unresolved:
+    """Resolve one backend or mirror reference made from an HTTPRoute in ``route_ns``."""
+    ns = namespace or route_ns
+    if (group, kind) != ("", "Service"):
+        return Unresolved(
+            reason=Reason.INVALID_KIND,
+            message=f"Unsupported backend kind {kind!r} in group {group!r}: only core Service is supported",
+        )
+    if not reference_permitted(
+        snap.reference_grants,
+        from_namespace=route_ns,
+        from_kind="HTTPRoute",
+        to_group="",
+        to_kind="Service",
+        to_namespace=ns,
+        to_name=name,
+    ):
+        return Unresolved(
+            reason=Reason.REF_NOT_PERMITTED,
+            message=f"Backend ref to Service {ns}/{name} not permitted by any ReferenceGrant",
+        )
+    svc = find_service(snap, ns, name)
+    if svc is None:
+        return Unresolved(reason=Reason.BACKEND_NOT_FOUND, message=f"Service {ns}/{name} not found")
+    if svc.spec.type == "ExternalName":
+        return Unresolved(
+            reason=Reason.INVALID_KIND, message=f"Service {ns}/{name} is of type ExternalName, which is not supported"
+        )
+    sport = next((p for p in svc.spec.ports if p.port == port), None)
+    if sport is None:
+        return Unresolved(reason=Reason.BACKEND_NOT_FOUND, message=f"Service {ns}/{name} has no port {port}")
+    if sport.app_protocol is not None and sport.app_protocol not in HTTP_APP_PROTOCOLS:
+        return Unresolved(
+            reason=Reason.UNSUPPORTED_PROTOCOL,
+            message=f"Service {ns}/{name} port {port} has unsupported appProtocol {sport.app_protocol!r}",
+        )
+    return Resolved(
+        name=f"service/{ns}/{name}:{port}",
+        endpoints=service_endpoints(snap, svc, sport),
+        app_protocol=sport.app_protocol,
+    )
+
+
+def find_service(snap: Snapshot, namespace: str, name: str) -> Service | None:
+    return next((s for s in snap.services if s.metadata.namespace == namespace and s.metadata.name == name), None)
+
+
+def service_endpoints(snap: Snapshot, svc: Service, sport: ServicePort) -> tuple[Endpoint, ...]:
+    """Ready endpoints of one Service port, from EndpointSlices and legacy Endpoints, sorted."""
+    ns, name = svc.metadata.namespace, svc.metadata.name
+    found: set[Endpoint] = set()
+    for sl in snap.endpoint_slices:
+        if sl.metadata.namespace == ns and sl.metadata.labels.get(SERVICE_NAME_LABEL) == name:
+            found.update(_slice_endpoints(sl, sport))
+    for ep in snap.endpoints:
+        if ep.metadata.namespace == ns and ep.metadata.name == name:
+            for subset in ep.subsets:
+                target = _pick_port([(p.name, p.port) for p in subset.ports], sport)
+                if target is not None:
+                    found.update(Endpoint(address=a.ip, port=target) for a in subset.addresses)
+    return tuple(sorted(found, key=lambda e: (e.address, e.port)))
+
+
+def _slice_endpoints(sl: EndpointSlice, sport: ServicePort) -> list[Endpoint]:
+    target = _pick_port([(p.name, p.port) for p in sl.ports if p.port is not None], sport)
+    if target is None:
+        return []
+    return [
+        Endpoint(address=addr, port=target)
+        for e in sl.endpoints
+        if e.conditions.ready is not False
+        for addr in e.addresses
+    ]
+
+
+def _pick_port(ports: list[tuple[str | None, int | None]], sport: ServicePort) -> int | None:
+    """The endpoint port for a Service port: by the Service port's name (Kubernetes names slice
+    ports after Service ports); else, for a numeric targetPort, a slice port with that number."""
+    want = sport.name or ""
+    for pname, pnum in ports:
+        if (pname or "") == want and pnum is not None:
+            return pnum
+    target = sport.target_port if sport.target_port is not None else sport.port
+    if isinstance(target, int):
+        for _, pnum in ports:
+            if pnum == target:
+                return pnum
+    return None

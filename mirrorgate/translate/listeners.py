@@ -1,0 +1,155 @@
+"""Gateway and listener processing: which listeners are served, where, and their conditions.
+
+A listener is served when its protocol is HTTP, its allowedRoutes kinds leave HTTPRoute in, and
+it does not conflict. Conflicts: two listeners of one Gateway on one port with the same hostname
+(HostnameConflict) or different protocols (ProtocolConflict); across Gateways sharing one socket
+(address, port) the older Gateway (creationTimestamp, then namespace/name) keeps the hostname.
+"""
+
+import ipaddress
+
+import msgspec
+
+from mirrorgate.model.gateway import Gateway, Listener
+from mirrorgate.translate.status import Condition, CondType, Reason, RouteGroupKind, cond
+
+ROUTE_GROUP = "gateway.networking.k8s.io"
+HTTPROUTE = RouteGroupKind(group=ROUTE_GROUP, kind="HTTPRoute")
+
+
+class ListenerInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A processed listener: where it is served and whether it may carry routes."""
+
+    gateway: Gateway
+    spec: Listener
+    name: str  # gateway/<ns>/<name>/listener/<section>
+    address: str
+    supported_kinds: tuple[RouteGroupKind, ...]
+    problem: tuple[CondType, Reason, str] | None  # why it is not served; None = served
+
+    @property
+    def served(self) -> bool:
+        return self.problem is None
+
+    @property
+    def hostname(self) -> str:
+        return self.spec.hostname or ""
+
+
+class GatewayInfo(msgspec.Struct, frozen=True, kw_only=True):
+    gateway: Gateway
+    address: str | None  # None: spec.addresses unusable
+    address_problem: str
+    listeners: tuple[ListenerInfo, ...]
+
+
+def process_gateways(gateways: tuple[Gateway, ...], bind: str) -> tuple[GatewayInfo, ...]:
+    """Process every Gateway of ours; older Gateways first, so they win socket-level conflicts."""
+    infos: list[GatewayInfo] = []
+    taken: dict[tuple[str, int, str], str] = {}  # (address, port, hostname) -> listener name
+    for gw in sorted(gateways, key=lambda g: (g.metadata.creation_timestamp, g.metadata.namespace, g.metadata.name)):
+        address, problem = _gateway_address(gw, bind)
+        listeners = tuple(_process_listener(gw, ln, address or bind, taken) for ln in gw.spec.listeners)
+        infos.append(GatewayInfo(gateway=gw, address=address, address_problem=problem, listeners=listeners))
+    return tuple(sorted(infos, key=lambda i: (i.gateway.metadata.namespace, i.gateway.metadata.name)))
+
+
+def _gateway_address(gw: Gateway, bind: str) -> tuple[str | None, str]:
+    if not gw.spec.addresses:
+        return bind, ""
+    first = gw.spec.addresses[0]
+    if first.type != "IPAddress":
+        return None, f"Address type {first.type!r} is not supported; only IPAddress is"
+    try:
+        return str(ipaddress.ip_address(first.value)), ""
+    except ValueError:
+        return None, f"Address {first.value!r} is not a valid IP address"
+
+
+def _process_listener(gw: Gateway, ln: Listener, address: str, taken: dict[tuple[str, int, str], str]) -> ListenerInfo:
+    name = f"gateway/{gw.metadata.namespace}/{gw.metadata.name}/listener/{ln.name}"
+    kinds, bad_kinds = _supported_kinds(ln)
+    problem = _listener_problem(gw, ln, bad_kinds, kinds)
+    if problem is None:
+        key = (address, ln.port, ln.hostname or "")
+        owner = taken.setdefault(key, name)
+        if owner != name:
+            problem = (
+                CondType.CONFLICTED,
+                Reason.HOSTNAME_CONFLICT,
+                f"Hostname {ln.hostname or '(any)'!r} on {address}:{ln.port} is already served by {owner}",
+            )
+    return ListenerInfo(gateway=gw, spec=ln, name=name, address=address, supported_kinds=kinds, problem=problem)
+
+
+def _supported_kinds(ln: Listener) -> tuple[tuple[RouteGroupKind, ...], list[str]]:
+    if ln.protocol not in ("HTTP", "HTTPS"):
+        return (), []
+    if not ln.allowed_routes.kinds:
+        return (HTTPROUTE,), []
+    good = [k for k in ln.allowed_routes.kinds if (k.group, k.kind) == (ROUTE_GROUP, "HTTPRoute")]
+    bad = [f"{k.group}/{k.kind}" for k in ln.allowed_routes.kinds if (k.group, k.kind) != (ROUTE_GROUP, "HTTPRoute")]
+    return ((HTTPROUTE,) if good else ()), bad
+
+
+def _listener_problem(
+    gw: Gateway, ln: Listener, bad_kinds: list[str], kinds: tuple[RouteGroupKind, ...]
+) -> tuple[CondType, Reason, str] | None:
+    if ln.protocol != "HTTP":
+        return (
+            CondType.ACCEPTED,
+            Reason.UNSUPPORTED_PROTOCOL,
+            f"Protocol {ln.protocol!r} is not supported; mirrorgate serves HTTP listeners",
+        )
+    for other in gw.spec.listeners:
+        if other is ln or other.port != ln.port:
+            continue
+        if other.protocol != ln.protocol:
+            return (
+                CondType.CONFLICTED,
+                Reason.PROTOCOL_CONFLICT,
+                f"Listener {other.name!r} uses protocol {other.protocol} on the same port {ln.port}",
+            )
+        if (other.hostname or "") == (ln.hostname or ""):
+            return (
+                CondType.CONFLICTED,
+                Reason.HOSTNAME_CONFLICT,
+                f"Listener {other.name!r} uses the same hostname on port {ln.port}",
+            )
+    if bad_kinds:
+        return (
+            CondType.RESOLVED_REFS,
+            Reason.INVALID_ROUTE_KINDS,
+            f"Route kinds not supported: {', '.join(bad_kinds)}" + ("" if kinds else "; no supported kinds left"),
+        )
+    return None
+
+
+def listener_conditions(info: ListenerInfo) -> tuple[Condition, ...]:
+    """Accepted, ResolvedRefs, Programmed and Conflicted (negative polarity) for one listener."""
+    gen = info.gateway.metadata.generation
+    kind, reason, msg = info.problem or (None, Reason.ACCEPTED, "")
+
+    def positive(ctype: CondType, ok_reason: Reason, ok_message: str) -> Condition:
+        hit = kind == ctype
+        return cond(ctype, not hit, reason if hit else ok_reason, msg if hit else ok_message, gen)
+
+    conflicted = kind == CondType.CONFLICTED
+    return (
+        positive(CondType.ACCEPTED, Reason.ACCEPTED, "Listener is accepted"),
+        positive(CondType.RESOLVED_REFS, Reason.RESOLVED_REFS, "All references are resolved"),
+        cond(
+            CondType.PROGRAMMED,
+            info.served,
+            Reason.PROGRAMMED if info.served else Reason.INVALID,
+            f"Serving on {info.address}:{info.spec.port}" if info.served else msg,
+            gen,
+        ),
+        cond(
+            CondType.CONFLICTED,
+            conflicted,
+            reason if conflicted else Reason.NO_CONFLICTS,
+            msg if conflicted else "No conflicts",
+            gen,
+        ),
+    )

@@ -1,0 +1,123 @@
+"""Status types and condition builders (Gateway API condition types and reasons)."""
+
+from enum import StrEnum
+
+import msgspec
+
+
+class CondType(StrEnum):
+    ACCEPTED = "Accepted"
+    PROGRAMMED = "Programmed"
+    RESOLVED_REFS = "ResolvedRefs"
+    CONFLICTED = "Conflicted"
+    PARTIALLY_INVALID = "PartiallyInvalid"
+
+
+class Reason(StrEnum):
+    ACCEPTED = "Accepted"
+    PROGRAMMED = "Programmed"
+    RESOLVED_REFS = "ResolvedRefs"
+    NO_CONFLICTS = "NoConflicts"
+    # GatewayClass
+    UNSUPPORTED = "Unsupported"
+    # Gateway
+    INVALID = "Invalid"
+    LISTENERS_NOT_VALID = "ListenersNotValid"
+    UNSUPPORTED_ADDRESS = "UnsupportedAddress"
+    ADDRESS_NOT_USABLE = "AddressNotUsable"
+    # Listener
+    PORT_UNAVAILABLE = "PortUnavailable"
+    UNSUPPORTED_PROTOCOL = "UnsupportedProtocol"
+    INVALID_ROUTE_KINDS = "InvalidRouteKinds"
+    HOSTNAME_CONFLICT = "HostnameConflict"
+    PROTOCOL_CONFLICT = "ProtocolConflict"
+    # Route
+    NOT_ALLOWED_BY_LISTENERS = "NotAllowedByListeners"
+    NO_MATCHING_LISTENER_HOSTNAME = "NoMatchingListenerHostname"
+    NO_MATCHING_PARENT = "NoMatchingParent"
+    UNSUPPORTED_VALUE = "UnsupportedValue"
+    INCOMPATIBLE_FILTERS = "IncompatibleFilters"
+    REF_NOT_PERMITTED = "RefNotPermitted"
+    INVALID_KIND = "InvalidKind"
+    BACKEND_NOT_FOUND = "BackendNotFound"
+
+
+class _S(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
+    pass
+
+
+class Condition(_S, frozen=True, kw_only=True):
+    type: str
+    status: str
+    reason: str
+    message: str
+    observed_generation: int
+
+
+class RouteGroupKind(_S, frozen=True, kw_only=True):
+    group: str
+    kind: str
+
+
+class ListenerStatus(_S, frozen=True, kw_only=True):
+    name: str
+    supported_kinds: tuple[RouteGroupKind, ...] = msgspec.field(default=(), name="supportedKinds")
+    attached_routes: int = msgspec.field(default=0, name="attachedRoutes")
+    conditions: tuple[Condition, ...] = ()
+
+
+class GatewayStatusAddress(_S, frozen=True, kw_only=True):
+    type: str
+    value: str
+
+
+class GatewayStatus(_S, frozen=True, kw_only=True):
+    addresses: tuple[GatewayStatusAddress, ...] = ()
+    conditions: tuple[Condition, ...] = ()
+    listeners: tuple[ListenerStatus, ...] = ()
+
+
+class GatewayClassStatus(_S, frozen=True, kw_only=True):
+    conditions: tuple[Condition, ...] = ()
+    supported_features: tuple[dict[str, str], ...] = ()
+
+
+class ParentRef(_S, frozen=True, kw_only=True):
+    group: str
+    kind: str
+    name: str
+    namespace: str | None = None
+    section_name: str | None = None
+    port: int | None = None
+
+
+class RouteParentStatus(_S, frozen=True, kw_only=True):
+    parent_ref: ParentRef
+    controller_name: str
+    conditions: tuple[Condition, ...] = ()
+
+
+class RouteStatus(_S, frozen=True, kw_only=True):
+    parents: tuple[RouteParentStatus, ...] = ()
+
+
+AnyStatus = GatewayClassStatus | GatewayStatus | RouteStatus
+
+
+def cond(kind: CondType, ok: bool, reason: Reason, message: str, generation: int) -> Condition:
+    """A condition with a normalised message (capital first letter, final period, at most 32 KiB)."""
+    return Condition(
+        type=kind,
+        status="True" if ok else "False",
+        reason=reason,
+        message=normalise(message),
+        observed_generation=generation,
+    )
+
+
+def normalise(message: str) -> str:
+    text = message.strip()
+    if text and not text.endswith("."):
+        text += "."
+    text = text[:1].upper() + text[1:]
+    return text[: 32 * 1024]
