@@ -52,8 +52,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_files(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-f", "--filename", dest="paths", action="append", required=True, metavar="PATH",
-                   help="YAML file, directory of *.yaml/*.yml, or - for stdin (repeatable)")
+    p.add_argument(
+        "-f",
+        "--filename",
+        dest="paths",
+        action="append",
+        required=True,
+        metavar="PATH",
+        help="YAML file, directory of *.yaml/*.yml, or - for stdin (repeatable)",
+    )
 
 
 def _load(paths: Sequence[str]) -> LoadResult:

@@ -4,8 +4,12 @@ import pytest
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--update-golden", action="store_true", default=False,
-                     help="rewrite tests/**/testdata/*.out.yaml from the current code and delete orphans")
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite tests/**/testdata/*.out.yaml from the current code and delete orphans",
+    )
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import msgspec
 import yaml
 
 from mirrorgate.errors import ConfigError, FieldError
-from mirrorgate.model.meta import Resource
+from mirrorgate.model.meta import ObjectKey, Resource
 from mirrorgate.model.snapshot import CLUSTER_SCOPED, KINDS, VERSIONS, Snapshot
 from mirrorgate.providers.admission import admit
 
@@ -49,6 +49,8 @@ def load_paths(paths: Sequence[str], stdin_text: str | None = None) -> LoadResul
         if obj is None:
             continue
         ident = str(obj.key)
+        if ident in admitted and admitted[ident] == obj:
+            continue  # the same object twice (e.g. two examples sharing a Service): applied once
         if ident in admitted:
             err = FieldError(
                 path="metadata.name",
@@ -162,7 +164,7 @@ def _convert(
         meta["namespace"] = ""
     elif not meta.get("namespace"):
         meta["namespace"] = "default"
-    ident = f"{kind} {meta.get('namespace') or ''}/{meta.get('name', '')}".replace(" /", " ")
+    ident = str(ObjectKey(kind, meta.get("namespace") or "", str(meta.get("name", ""))))
     if version not in VERSIONS[(group, kind)]:
         served = ", ".join(f"{group}/{v}" if group else v for v in VERSIONS[(group, kind)])
         msg = f'Unsupported value: "{body["apiVersion"]}": supported values: {served}'

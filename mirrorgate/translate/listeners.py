@@ -26,6 +26,7 @@ class ListenerInfo(msgspec.Struct, frozen=True, kw_only=True):
     address: str
     supported_kinds: tuple[RouteGroupKind, ...]
     problem: tuple[CondType, Reason, str] | None  # why it is not served; None = served
+    bad_kinds: str = ""  # allowedRoutes kinds left out of supportedKinds (ResolvedRefs=False)
 
     @property
     def served(self) -> bool:
@@ -79,7 +80,10 @@ def _process_listener(gw: Gateway, ln: Listener, address: str, taken: dict[tuple
                 Reason.HOSTNAME_CONFLICT,
                 f"Hostname {ln.hostname or '(any)'!r} on {address}:{ln.port} is already served by {owner}",
             )
-    return ListenerInfo(gateway=gw, spec=ln, name=name, address=address, supported_kinds=kinds, problem=problem)
+    bad = f"Route kinds not supported: {', '.join(bad_kinds)}" if bad_kinds else ""
+    return ListenerInfo(
+        gateway=gw, spec=ln, name=name, address=address, supported_kinds=kinds, problem=problem, bad_kinds=bad
+    )
 
 
 def _supported_kinds(ln: Listener) -> tuple[tuple[RouteGroupKind, ...], list[str]]:
@@ -116,11 +120,11 @@ def _listener_problem(
                 Reason.HOSTNAME_CONFLICT,
                 f"Listener {other.name!r} uses the same hostname on port {ln.port}",
             )
-    if bad_kinds:
+    if not kinds:
         return (
             CondType.RESOLVED_REFS,
             Reason.INVALID_ROUTE_KINDS,
-            f"Route kinds not supported: {', '.join(bad_kinds)}" + ("" if kinds else "; no supported kinds left"),
+            f"Route kinds not supported: {', '.join(bad_kinds)}; no supported kind left",
         )
     return None
 
@@ -135,9 +139,13 @@ def listener_conditions(info: ListenerInfo) -> tuple[Condition, ...]:
         return cond(ctype, not hit, reason if hit else ok_reason, msg if hit else ok_message, gen)
 
     conflicted = kind == CondType.CONFLICTED
+    if info.bad_kinds and kind != CondType.RESOLVED_REFS:
+        resolved = cond(CondType.RESOLVED_REFS, False, Reason.INVALID_ROUTE_KINDS, info.bad_kinds, gen)
+    else:
+        resolved = positive(CondType.RESOLVED_REFS, Reason.RESOLVED_REFS, "All references are resolved")
     return (
         positive(CondType.ACCEPTED, Reason.ACCEPTED, "Listener is accepted"),
-        positive(CondType.RESOLVED_REFS, Reason.RESOLVED_REFS, "All references are resolved"),
+        resolved,
         cond(
             CondType.PROGRAMMED,
             info.served,

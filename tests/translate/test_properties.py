@@ -30,19 +30,30 @@ def meta(name: str, ns: str, ts: str = "") -> dict[str, Any]:
 def gateways(draw: st.DrawFn) -> dict[str, Any]:
     listeners = []
     for i in range(draw(st.integers(1, 3))):
-        ln: dict[str, Any] = {"name": f"l{i}", "port": draw(st.sampled_from([80, 8080])), "protocol": "HTTP",
-                              "allowedRoutes": {"namespaces": {"from": draw(st.sampled_from(["Same", "All"]))}}}
+        ln: dict[str, Any] = {
+            "name": f"l{i}",
+            "port": draw(st.sampled_from([80, 8080])),
+            "protocol": "HTTP",
+            "allowedRoutes": {"namespaces": {"from": draw(st.sampled_from(["Same", "All"]))}},
+        }
         if draw(st.booleans()):
             ln["hostname"] = draw(HOSTS)
         listeners.append(ln)
-    return {"apiVersion": GW, "kind": "Gateway", "metadata": meta(draw(NAMES), draw(NAMESPACES)),
-            "spec": {"gatewayClassName": "mg", "listeners": listeners}}
+    return {
+        "apiVersion": GW,
+        "kind": "Gateway",
+        "metadata": meta(draw(NAMES), draw(NAMESPACES)),
+        "spec": {"gatewayClassName": "mg", "listeners": listeners},
+    }
 
 
 @st.composite
 def backend_refs(draw: st.DrawFn) -> dict[str, Any]:
-    ref: dict[str, Any] = {"name": draw(NAMES), "port": draw(st.sampled_from([80, 81])),
-                           "weight": draw(st.integers(0, 3))}
+    ref: dict[str, Any] = {
+        "name": draw(NAMES),
+        "port": draw(st.sampled_from([80, 81])),
+        "weight": draw(st.integers(0, 3)),
+    }
     if draw(st.booleans()):
         ref["namespace"] = draw(NAMESPACES)
     return ref
@@ -65,12 +76,17 @@ def filters(draw: st.DrawFn) -> list[dict[str, Any]]:
 def routes(draw: st.DrawFn) -> dict[str, Any]:
     rules = []
     for _ in range(draw(st.integers(1, 3))):
-        match: dict[str, Any] = {"path": {"type": draw(st.sampled_from(["Exact", "PathPrefix"])),
-                                          "value": draw(st.sampled_from(["/", "/a", "/a/b"]))}}
+        match: dict[str, Any] = {
+            "path": {
+                "type": draw(st.sampled_from(["Exact", "PathPrefix"])),
+                "value": draw(st.sampled_from(["/", "/a", "/a/b"])),
+            }
+        }
         if draw(st.booleans()):
             match["headers"] = [{"name": "v", "value": draw(st.sampled_from(["1", "2"]))}]
-        rules.append({"matches": [match], "filters": draw(filters()),
-                      "backendRefs": draw(st.lists(backend_refs(), max_size=2))})
+        rules.append(
+            {"matches": [match], "filters": draw(filters()), "backendRefs": draw(st.lists(backend_refs(), max_size=2))}
+        )
     parents = [{"name": draw(NAMES), "namespace": draw(NAMESPACES)}]
     spec: dict[str, Any] = {"parentRefs": parents, "rules": rules}
     if draw(st.booleans()):
@@ -82,26 +98,46 @@ def routes(draw: st.DrawFn) -> dict[str, Any]:
 @st.composite
 def services(draw: st.DrawFn) -> list[dict[str, Any]]:
     name, ns = draw(NAMES), draw(NAMESPACES)
-    svc = {"apiVersion": "v1", "kind": "Service", "metadata": meta(name, ns),
-           "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}
-    eps = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-           "metadata": {**meta(f"{name}-x", ns), "labels": {"kubernetes.io/service-name": name}},
-           "addressType": "IPv4", "ports": [{"name": "http", "port": draw(st.integers(9000, 9003))}],
-           "endpoints": [{"addresses": ["127.0.0.1"]}]}
+    svc = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta(name, ns),
+        "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
+    }
+    eps = {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {**meta(f"{name}-x", ns), "labels": {"kubernetes.io/service-name": name}},
+        "addressType": "IPv4",
+        "ports": [{"name": "http", "port": draw(st.integers(9000, 9003))}],
+        "endpoints": [{"addresses": ["127.0.0.1"]}],
+    }
     return [svc, eps] if draw(st.booleans()) else [svc]
 
 
 @st.composite
 def object_sets(draw: st.DrawFn) -> list[Resource]:
-    docs: list[dict[str, Any]] = [{"apiVersion": GW, "kind": "GatewayClass", "metadata": {"name": "mg"},
-                                   "spec": {"controllerName": "mirrorgate.dev/gateway-controller"}}]
+    docs: list[dict[str, Any]] = [
+        {
+            "apiVersion": GW,
+            "kind": "GatewayClass",
+            "metadata": {"name": "mg"},
+            "spec": {"controllerName": "mirrorgate.dev/gateway-controller"},
+        }
+    ]
     docs += draw(st.lists(gateways(), max_size=2))
     docs += draw(st.lists(routes(), max_size=3))
     for group in draw(st.lists(services(), max_size=3)):
         docs += group
-    grants = {"apiVersion": GW, "kind": "ReferenceGrant", "metadata": meta("g", "other"),
-              "spec": {"from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": "default"}],
-                       "to": [{"group": "", "kind": "Service"}]}}
+    grants = {
+        "apiVersion": GW,
+        "kind": "ReferenceGrant",
+        "metadata": meta("g", "other"),
+        "spec": {
+            "from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": "default"}],
+            "to": [{"group": "", "kind": "Service"}],
+        },
+    }
     if draw(st.booleans()):
         docs.append(grants)
     objs: list[Resource] = []

@@ -33,8 +33,11 @@ def test_hostname_matches(pattern: str, host: str, ok: bool) -> None:
         ("test.example.com", (), ("test.example.com",)),
         ("test.example.com", ("test.example.com",), ("test.example.com",)),
         ("test.example.com", ("*.example.com",), ("test.example.com",)),
-        ("*.example.com", ("*.example.com", "test.example.com", "foo.test.example.com"),
-         ("*.example.com", "test.example.com", "foo.test.example.com")),
+        (
+            "*.example.com",
+            ("*.example.com", "test.example.com", "foo.test.example.com"),
+            ("*.example.com", "test.example.com", "foo.test.example.com"),
+        ),
         ("*.example.com", ("example.com", "test.example.net"), ()),
         ("very.specific.com", ("*.specific.com",), ("very.specific.com",)),
         ("*.foo.example.com", ("*.example.com",), ("*.foo.example.com",)),
@@ -70,16 +73,21 @@ def test_mirror_ppm_rounding(percent: int | None, fraction: tuple[int, int] | No
     assert mirror_ppm(_mirror(percent, fraction)) == ppm
 
 
-@pytest.mark.parametrize(("text", "ms"), [("0s", 0), ("500ms", 500), ("1s500ms", 1500), ("1h30m", 5_400_000),
-                                          ("10s", 10_000), ("2m", 120_000)])
+@pytest.mark.parametrize(
+    ("text", "ms"),
+    [("0s", 0), ("500ms", 500), ("1s500ms", 1500), ("1h30m", 5_400_000), ("10s", 10_000), ("2m", 120_000)],
+)
 def test_duration_ms(text: str, ms: int) -> None:
     assert duration_ms(text) == ms
 
 
 def _route(name: str, ts: str, matches: list[dict[str, object]]) -> HTTPRoute:
-    doc = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-           "metadata": {"name": name, "namespace": "ns", "creationTimestamp": ts},
-           "spec": {"rules": [{"matches": matches}]}}
+    doc = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": name, "namespace": "ns", "creationTimestamp": ts},
+        "spec": {"rules": [{"matches": matches}]},
+    }
     return msgspec.convert(doc, HTTPRoute)
 
 
@@ -93,8 +101,10 @@ def _order(*specs: tuple[str, str, dict[str, object]]) -> list[str]:
 
 
 def test_precedence_exact_beats_longer_prefix() -> None:
-    got = _order(("prefix", "", {"path": {"type": "PathPrefix", "value": "/match/"}}),
-                 ("exact", "", {"path": {"type": "Exact", "value": "/match"}}))
+    got = _order(
+        ("prefix", "", {"path": {"type": "PathPrefix", "value": "/match/"}}),
+        ("exact", "", {"path": {"type": "Exact", "value": "/match"}}),
+    )
     assert got == ["exact", "prefix"]
 
 
@@ -109,13 +119,18 @@ def test_precedence_prefix_length_then_method_then_headers_then_query() -> None:
 
 
 def test_precedence_oldest_route_then_name() -> None:
-    got = _order(("b-new", "2024-01-02T00:00:00Z", {}), ("z-old", "2024-01-01T00:00:00Z", {}),
-                 ("a-new", "2024-01-02T00:00:00Z", {}))
+    got = _order(
+        ("b-new", "2024-01-02T00:00:00Z", {}),
+        ("z-old", "2024-01-01T00:00:00Z", {}),
+        ("a-new", "2024-01-02T00:00:00Z", {}),
+    )
     assert got == ["z-old", "a-new", "b-new"]
 
 
 def test_precedence_regex_between_exact_and_prefix() -> None:
-    got = _order(("prefix", "", {"path": {"type": "PathPrefix", "value": "/aaaaaaaaaaaa"}}),
-                 ("regex", "", {"path": {"type": "RegularExpression", "value": "/a.*"}}),
-                 ("exact", "", {"path": {"type": "Exact", "value": "/a"}}))
+    got = _order(
+        ("prefix", "", {"path": {"type": "PathPrefix", "value": "/aaaaaaaaaaaa"}}),
+        ("regex", "", {"path": {"type": "RegularExpression", "value": "/a.*"}}),
+        ("exact", "", {"path": {"type": "Exact", "value": "/a"}}),
+    )
     assert got == ["exact", "regex", "prefix"]
