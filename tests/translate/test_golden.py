@@ -11,6 +11,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from mirrorgate.ir import invariants
 from mirrorgate.ir.dump import table_to_builtins, to_yaml
 from mirrorgate.providers.files import load_paths
 from mirrorgate.translate import translate
@@ -23,6 +24,7 @@ def render(case: str) -> str:
     source = TESTDATA / f"{case}.in.yaml"
     result = load_paths([str(source)])
     translated = translate(result.snapshot)
+    assert invariants.check(translated.table) == []
     data = {
         "errors": [str(e).replace(str(source), source.name) for e in result.errors],
         "status": {key: msgspec.to_builtins(st) for key, st in sorted(translated.statuses.items())},

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from mirrorgate.ir.table import PPM
+from mirrorgate.ir import invariants
 from mirrorgate.model.meta import Resource
 from mirrorgate.model.snapshot import KINDS, Snapshot
 from mirrorgate.providers.admission import admit
@@ -158,23 +158,5 @@ def test_translate_is_deterministic_and_order_independent(objs: list[Resource], 
     second = translate(Snapshot.of(shuffled))
     assert msgspec.json.encode(first.table) == msgspec.json.encode(second.table)
     assert msgspec.json.encode(first.statuses) == msgspec.json.encode(second.statuses)
-    check_invariants(first.table)
+    assert invariants.check(first.table) == []
 
-
-def check_invariants(table: Any) -> None:
-    """Facts every routing table must satisfy, whatever the input."""
-    sockets = [(s.address, s.port) for s in table.servers]
-    assert len(sockets) == len(set(sockets))
-    for server in table.servers:
-        names = [ln.name for ln in server.listeners]
-        assert len(names) == len(set(names))
-        for ln in server.listeners:
-            assert ln.port == server.port
-            for vh in ln.virtual_hosts:
-                for route in vh.routes:
-                    action = route.action
-                    for m in action.filters.mirrors:
-                        assert 0 <= m.ppm <= PPM
-                    assert all(b.weight >= 0 for b in action.backends)
-                    if not action.status and action.filters.redirect is None:
-                        assert any(b.weight > 0 for b in action.backends)
