@@ -140,8 +140,13 @@ def _go_quote(s: str) -> str:
 def _go_json(value: object) -> str:
     """Go's ``json.Marshal``: compact, sorted keys, HTML-safe."""
     text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
-    for raw, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"),
-                     ("\u2029", "\\u2029")):
+    for raw, esc in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
         text = text.replace(raw, esc)
     return text
 
@@ -294,8 +299,9 @@ _QUALIFIED_KEY: Final = _Pattern(
 # ---------------------------------------------------------------------------------------------
 
 
-def _string(e: _Errors, path: str, value: str, *, min_len: int = 0, max_len: int | None = None,
-            pattern: _Pattern | None = None) -> None:
+def _string(
+    e: _Errors, path: str, value: str, *, min_len: int = 0, max_len: int | None = None, pattern: _Pattern | None = None
+) -> None:
     """maxLength, then minLength, then pattern; the string validator stops at the first failure."""
     if max_len is not None and len(value) > max_len:
         e.too_long(path, max_len)
@@ -317,8 +323,7 @@ def _enum(e: _Errors, path: str, value: object, allowed: Sequence[object]) -> No
         e.not_supported(path, value, allowed)
 
 
-def _items(e: _Errors, path: str, items: Sequence[object], *, max_items: int | None = None,
-           min_items: int = 0) -> None:
+def _items(e: _Errors, path: str, items: Sequence[object], *, max_items: int | None = None, min_items: int = 0) -> None:
     if len(items) < min_items:
         e.invalid(path, len(items), f"{path} in body should have at least {min_items} items")
     if max_items is not None and len(items) > max_items:
@@ -391,16 +396,25 @@ def _port(e: _Errors, path: str, value: int | None) -> None:
 # Metadata (apimachinery ValidateObjectMeta and k8s.io/apimachinery/pkg/util/validation).
 # ---------------------------------------------------------------------------------------------
 
-_DNS1123_LABEL_MSG: Final = ("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
-                             "and must start and end with an alphanumeric character")
-_DNS1123_SUBDOMAIN_MSG: Final = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
-                                 "'-' or '.', and must start and end with an alphanumeric character")
-_DNS1035_LABEL_MSG: Final = ("a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with "
-                             "an alphabetic character, and end with an alphanumeric character")
-_QUALIFIED_NAME_MSG: Final = ("must consist of alphanumeric characters, '-', '_' or '.', and must start and end with "
-                              "an alphanumeric character")
-_LABEL_VALUE_MSG: Final = ("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' "
-                           "or '.', and must start and end with an alphanumeric character")
+_DNS1123_LABEL_MSG: Final = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
+    "and must start and end with an alphanumeric character"
+)
+_DNS1123_SUBDOMAIN_MSG: Final = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
+    "'-' or '.', and must start and end with an alphanumeric character"
+)
+_DNS1035_LABEL_MSG: Final = (
+    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with "
+    "an alphabetic character, and end with an alphanumeric character"
+)
+_QUALIFIED_NAME_MSG: Final = (
+    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+)
+_LABEL_VALUE_MSG: Final = (
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' "
+    "or '.', and must start and end with an alphanumeric character"
+)
 _DNS1123_LABEL_FMT: Final = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS1123_SUBDOMAIN_FMT: Final = _DNS_SUBDOMAIN
 _DNS1035_LABEL_FMT: Final = "[a-z]([-a-z0-9]*[a-z0-9])?"
@@ -458,9 +472,11 @@ def is_qualified_name(value: str) -> list[str]:
     parts = value.split("/")
     errs: list[str] = []
     if len(parts) > 2:
-        return ["a qualified name " + _regex_error(_QUALIFIED_NAME_MSG, _QUALIFIED_NAME_FMT, "MyName", "my.name",
-                                                   "123-abc")
-                + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"]
+        return [
+            "a qualified name "
+            + _regex_error(_QUALIFIED_NAME_MSG, _QUALIFIED_NAME_FMT, "MyName", "my.name", "123-abc")
+            + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
+        ]
     name = parts[-1]
     if len(parts) == 2:
         prefix = parts[0]
@@ -473,8 +489,9 @@ def is_qualified_name(value: str) -> list[str]:
     elif _blen(name) > 63:
         errs.append("name part " + _max_len_error(63))
     if not _QUALIFIED_NAME_RE.match(name):
-        errs.append("name part " + _regex_error(_QUALIFIED_NAME_MSG, _QUALIFIED_NAME_FMT, "MyName", "my.name",
-                                                "123-abc"))
+        errs.append(
+            "name part " + _regex_error(_QUALIFIED_NAME_MSG, _QUALIFIED_NAME_FMT, "MyName", "my.name", "123-abc")
+        )
     return errs
 
 
@@ -565,8 +582,16 @@ _VALID_IP_MSG: Final = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::
 # Go durations (time.ParseDuration), for CEL ``duration()``.
 # ---------------------------------------------------------------------------------------------
 
-_UNITS_NS: Final = {"ns": 1, "us": 10**3, "\u00b5s": 10**3, "\u03bcs": 10**3, "ms": 10**6, "s": 10**9,
-                    "m": 60 * 10**9, "h": 3600 * 10**9}
+_UNITS_NS: Final = {
+    "ns": 1,
+    "us": 10**3,
+    "\u00b5s": 10**3,
+    "\u03bcs": 10**3,
+    "ms": 10**6,
+    "s": 10**9,
+    "m": 60 * 10**9,
+    "h": 3600 * 10**9,
+}
 _MAX_U63: Final = 1 << 63
 
 
@@ -671,30 +696,48 @@ def _parse_go_duration(text: str) -> int:
 PATH_MATCH_TYPES: Final = ("Exact", "PathPrefix", "RegularExpression")
 MATCH_TYPES: Final = ("Exact", "RegularExpression")
 METHODS: Final = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
-FILTER_TYPES: Final = ("RequestHeaderModifier", "ResponseHeaderModifier", "RequestMirror", "RequestRedirect",
-                       "URLRewrite", "ExtensionRef", "CORS")
+FILTER_TYPES: Final = (
+    "RequestHeaderModifier",
+    "ResponseHeaderModifier",
+    "RequestMirror",
+    "RequestRedirect",
+    "URLRewrite",
+    "ExtensionRef",
+    "CORS",
+)
 PATH_MODIFIER_TYPES: Final = ("ReplaceFullPath", "ReplacePrefixMatch")
 REDIRECT_SCHEMES: Final = ("http", "https")
 REDIRECT_CODES: Final = (301, 302, 303, 307, 308)
 CORS_METHODS: Final = (*METHODS, "*")
 
-MSG_SECTION_NAME_SPECIFIED: Final = ("sectionName must be specified when parentRefs includes 2 or more references "
-                                     "to the same parent")
-MSG_SECTION_NAME_UNIQUE: Final = ("sectionName must be unique when parentRefs includes 2 or more references to the "
-                                  "same parent")
-MSG_TOTAL_MATCHES: Final = ("While 16 rules and 64 matches per rule are allowed, the total number of matches across "
-                            "all rules in a route must be less than 128")
+MSG_SECTION_NAME_SPECIFIED: Final = (
+    "sectionName must be specified when parentRefs includes 2 or more references to the same parent"
+)
+MSG_SECTION_NAME_UNIQUE: Final = (
+    "sectionName must be unique when parentRefs includes 2 or more references to the same parent"
+)
+MSG_TOTAL_MATCHES: Final = (
+    "While 16 rules and 64 matches per rule are allowed, the total number of matches across "
+    "all rules in a route must be less than 128"
+)
 MSG_REDIRECT_WITH_BACKENDS: Final = "RequestRedirect filter must not be used together with backendRefs"
-MSG_PREFIX_REDIRECT: Final = ("When using RequestRedirect filter with path.replacePrefixMatch, exactly one PathPrefix "
-                              "match must be specified")
-MSG_PREFIX_REWRITE: Final = ("When using URLRewrite filter with path.replacePrefixMatch, exactly one PathPrefix match "
-                             "must be specified")
-MSG_BACKEND_PREFIX_REDIRECT: Final = ("Within backendRefs, when using RequestRedirect filter with "
-                                      "path.replacePrefixMatch, exactly one PathPrefix match must be specified")
-MSG_BACKEND_PREFIX_REWRITE: Final = ("Within backendRefs, When using URLRewrite filter with path.replacePrefixMatch, "
-                                     "exactly one PathPrefix match must be specified")
-MSG_REDIRECT_AND_REWRITE: Final = ("May specify either httpRouteFilterRequestRedirect or "
-                                   "httpRouteFilterRequestRewrite, but not both")
+MSG_PREFIX_REDIRECT: Final = (
+    "When using RequestRedirect filter with path.replacePrefixMatch, exactly one PathPrefix match must be specified"
+)
+MSG_PREFIX_REWRITE: Final = (
+    "When using URLRewrite filter with path.replacePrefixMatch, exactly one PathPrefix match must be specified"
+)
+MSG_BACKEND_PREFIX_REDIRECT: Final = (
+    "Within backendRefs, when using RequestRedirect filter with "
+    "path.replacePrefixMatch, exactly one PathPrefix match must be specified"
+)
+MSG_BACKEND_PREFIX_REWRITE: Final = (
+    "Within backendRefs, When using URLRewrite filter with path.replacePrefixMatch, "
+    "exactly one PathPrefix match must be specified"
+)
+MSG_REDIRECT_AND_REWRITE: Final = (
+    "May specify either httpRouteFilterRequestRedirect or httpRouteFilterRequestRewrite, but not both"
+)
 MSG_MIRROR_PERCENT_AND_FRACTION: Final = "Only one of percent or fraction may be specified in HTTPRequestMirrorFilter"
 MSG_FRACTION: Final = "numerator must be less than or equal to denominator"
 MSG_SERVICE_PORT: Final = "Must have port for Service reference"
@@ -751,7 +794,8 @@ def _empty(value: str | None) -> bool:
 
 def _same_parent(a: ParentReference, b: ParentReference) -> bool:
     same_ns = (_empty(a.namespace) and _empty(b.namespace)) or (
-        a.namespace is not None and b.namespace is not None and a.namespace == b.namespace)
+        a.namespace is not None and b.namespace is not None and a.namespace == b.namespace
+    )
     return a.group == b.group and a.kind == b.kind and a.name == b.name and same_ns
 
 
@@ -793,10 +837,14 @@ def _rule_cel(e: _Errors, path: str, rule: HTTPRouteRule) -> None:
     checks = (
         (_exactly_one(rule.filters, _redirect_prefix), MSG_PREFIX_REDIRECT),
         (_exactly_one(rule.filters, _rewrite_prefix), MSG_PREFIX_REWRITE),
-        (_exactly_one(rule.backend_refs, lambda b: _exactly_one(b.filters, _redirect_prefix)),
-         MSG_BACKEND_PREFIX_REDIRECT),
-        (_exactly_one(rule.backend_refs, lambda b: _exactly_one(b.filters, _rewrite_prefix)),
-         MSG_BACKEND_PREFIX_REWRITE),
+        (
+            _exactly_one(rule.backend_refs, lambda b: _exactly_one(b.filters, _redirect_prefix)),
+            MSG_BACKEND_PREFIX_REDIRECT,
+        ),
+        (
+            _exactly_one(rule.backend_refs, lambda b: _exactly_one(b.filters, _rewrite_prefix)),
+            MSG_BACKEND_PREFIX_REWRITE,
+        ),
     )
     for uses_prefix, message in checks:
         if uses_prefix and not single_prefix:
@@ -812,8 +860,7 @@ def _exactly_one(items: Iterable[_T], predicate: Callable[[_T], bool]) -> bool:
 
 
 def _replaces_prefix(modifier: HTTPPathModifier | None) -> bool:
-    return (modifier is not None and modifier.type == "ReplacePrefixMatch"
-            and modifier.replace_prefix_match is not None)
+    return modifier is not None and modifier.type == "ReplacePrefixMatch" and modifier.replace_prefix_match is not None
 
 
 def _redirect_prefix(f: HTTPRouteFilter) -> bool:
@@ -859,12 +906,14 @@ def _path_value_violations(kind: str, value: str) -> list[str]:
     out = []
     if not value.startswith("/"):
         out.append(f"value must be an absolute path and start with '/' {_EXACT_OR_PREFIX}")
-    out += [f"must not contain '{s}' {_EXACT_OR_PREFIX}" for s in ("//", "/./", "/../", "%2f", "%2F", "#")
-            if s in value]
+    out += [
+        f"must not contain '{s}' {_EXACT_OR_PREFIX}" for s in ("//", "/./", "/../", "%2f", "%2F", "#") if s in value
+    ]
     out += [f"must not end with '{s}' {_EXACT_OR_PREFIX}" for s in ("/..", "/.") if value.endswith(s)]
     if not _PATH_CHARS.search(value):
-        out.append(f"must only contain valid characters (matching {_PATH_CHARS.source}) for types "
-                   "['Exact', 'PathPrefix']")
+        out.append(
+            f"must only contain valid characters (matching {_PATH_CHARS.source}) for types ['Exact', 'PathPrefix']"
+        )
     return out
 
 
@@ -964,8 +1013,10 @@ def _rewrite(e: _Errors, path: str, rewrite: HTTPURLRewriteFilter) -> None:
 
 
 def _path_modifier(e: _Errors, path: str, mod: HTTPPathModifier) -> None:
-    pairs = (("ReplaceFullPath", "replaceFullPath", mod.replace_full_path),
-             ("ReplacePrefixMatch", "replacePrefixMatch", mod.replace_prefix_match))
+    pairs = (
+        ("ReplaceFullPath", "replaceFullPath", mod.replace_full_path),
+        ("ReplacePrefixMatch", "replacePrefixMatch", mod.replace_prefix_match),
+    )
     for kind, field, value in pairs:
         if mod.type == kind and value is None:
             e.rule(path, "object", f"{field} must be specified when type is set to '{kind}'")
@@ -978,8 +1029,12 @@ def _path_modifier(e: _Errors, path: str, mod: HTTPPathModifier) -> None:
 
 
 def _cors(e: _Errors, path: str, cors: HTTPCORSFilter) -> None:
-    lists = (("allowOrigins", cors.allow_origins, 64), ("allowMethods", cors.allow_methods, 9),
-             ("allowHeaders", cors.allow_headers, 64), ("exposeHeaders", cors.expose_headers, 64))
+    lists = (
+        ("allowOrigins", cors.allow_origins, 64),
+        ("allowMethods", cors.allow_methods, 9),
+        ("allowHeaders", cors.allow_headers, 64),
+        ("exposeHeaders", cors.expose_headers, 64),
+    )
     for field, values, max_items in lists:
         p = f"{path}.{field}"
         _items(e, p, values, max_items=max_items)
@@ -1054,8 +1109,9 @@ MSG_LISTENER_COMBINATION: Final = "Combination of port, protocol and hostname mu
 MSG_TLS_CERTS: Final = "certificateRefs or options must be specified when mode is Terminate"
 MSG_IP_UNIQUE: Final = "IPAddress values must be unique"
 MSG_HOSTNAME_UNIQUE: Final = "Hostname values must be unique"
-MSG_ADDRESS_HOSTNAME: Final = ("Hostname value must be empty or contain only valid characters "
-                               f"(matching {HOSTNAME.source})")
+MSG_ADDRESS_HOSTNAME: Final = (
+    f"Hostname value must be empty or contain only valid characters (matching {HOSTNAME.source})"
+)
 
 
 def _admit_gateway_class(gc: GatewayClass) -> list[FieldError]:
@@ -1100,8 +1156,7 @@ def _listener_list_violations(listeners: Sequence[Listener]) -> list[str]:
     out = []
     if any(ln.protocol in ("HTTP", "TCP", "UDP") and ln.tls is not None for ln in listeners):
         out.append(MSG_LISTENER_TLS_FORBIDDEN)
-    if any(ln.protocol == "HTTPS" and ln.tls is not None and ln.tls.mode not in ("", "Terminate")
-           for ln in listeners):
+    if any(ln.protocol == "HTTPS" and ln.tls is not None and ln.tls.mode not in ("", "Terminate") for ln in listeners):
         out.append(MSG_LISTENER_HTTPS_MODE)
     if any(ln.protocol == "TLS" and (ln.tls is None or ln.tls.mode == "") for ln in listeners):
         out.append(MSG_LISTENER_TLS_MODE)
@@ -1115,8 +1170,11 @@ def _listener_list_violations(listeners: Sequence[Listener]) -> list[str]:
 
 
 def _same_listener_slot(a: Listener, b: Listener) -> bool:
-    same_host = a.hostname == b.hostname if a.hostname is not None and b.hostname is not None else (
-        a.hostname is None and b.hostname is None)
+    same_host = (
+        a.hostname == b.hostname
+        if a.hostname is not None and b.hostname is not None
+        else (a.hostname is None and b.hostname is None)
+    )
     return a.port == b.port and a.protocol == b.protocol and same_host
 
 
@@ -1169,8 +1227,9 @@ def _address(e: _Errors, path: str, address: GatewaySpecAddress) -> None:
         # oneOf[{type: enum [IPAddress], value: anyOf [ipv4, ipv6]}, {type: not enum [IPAddress]}]
         e.invalid("<nil>", "", f'"{path}" must validate one and only one schema (oneOf). Found none valid')
         e.invalid("<nil>", "", f'"{path}.value" must validate at least one schema (anyOf)')
-        e.type_invalid(f"{path}.value", address.value,
-                       f"{path}.value in body must be of type ipv4: {_go_quote(address.value)}")
+        e.type_invalid(
+            f"{path}.value", address.value, f"{path}.value in body must be of type ipv4: {_go_quote(address.value)}"
+        )
     _string(e, f"{path}.type", address.type, min_len=1, max_len=253, pattern=ADDRESS_TYPE)
     _string(e, f"{path}.value", address.value, max_len=253)
 
@@ -1193,11 +1252,15 @@ def _short_key_prefix(key: str) -> bool:
 
 
 _KEY_RULES: Final[tuple[tuple[Callable[[str], bool], str], ...]] = (
-    (_is_qualified_key,
-     "{Kind} keys must be in the form of an optional DNS subdomain prefix followed by a required name segment of "
-     "up to 63 characters."),
-    (_short_key_prefix,
-     "If specified, the {kind} key's prefix must be a DNS subdomain not longer than 253 characters in total."),
+    (
+        _is_qualified_key,
+        "{Kind} keys must be in the form of an optional DNS subdomain prefix followed by a required name segment of "
+        "up to 63 characters.",
+    ),
+    (
+        _short_key_prefix,
+        "If specified, the {kind} key's prefix must be a DNS subdomain not longer than 253 characters in total.",
+    ),
 )
 
 

@@ -159,4 +159,3 @@ def test_translate_is_deterministic_and_order_independent(objs: list[Resource], 
     assert msgspec.json.encode(first.table) == msgspec.json.encode(second.table)
     assert msgspec.json.encode(first.statuses) == msgspec.json.encode(second.statuses)
     assert invariants.check(first.table) == []
-
