@@ -1,0 +1,144 @@
+"""Admin HTTP server (default 127.0.0.1:9901; never on a public address unless asked).
+
+Endpoints (GET or HEAD; anything else 405, unknown paths 404):
+``/healthz``      200 ``ok`` while the process runs
+``/readyz``       200 once every listener is bound, else 503
+``/metrics``      Prometheus text exposition of the registry given
+``/config_dump``  the routing table (IR) as JSON
+``/status``       resources with their conditions plus the last reload error, as JSON
+
+Rules: one request per connection (``Connection: close``), heads limited to 16 KiB, bodies
+ignored; each answer is computed from callables so the admin server never holds stale state.
+It imports ``mirrorgate.ir`` only; the runtime passes the status view in.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import httptools
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from mirrorgate.ir.dump import table_to_builtins, to_json
+from mirrorgate.ir.table import RoutingTable
+
+log = logging.getLogger("mirrorgate.admin")
+
+MAX_HEAD = 16 * 1024
+READ_TIMEOUT = 10.0
+
+
+class AdminApp:
+    """What the admin server shows; every field is read at request time."""
+
+    __slots__ = ("ready", "registry", "status", "table")
+
+    def __init__(
+        self,
+        *,
+        registry: CollectorRegistry,
+        table: Callable[[], RoutingTable],
+        status: Callable[[], dict[str, Any]],
+        ready: Callable[[], bool],
+    ) -> None:
+        self.registry = registry
+        self.table = table
+        self.status = status
+        self.ready = ready
+
+    def handle(self, method: bytes, path: bytes) -> tuple[int, bytes, bytes]:
+        """(status, content type, body) for one request."""
+        route = path.split(b"?", 1)[0]
+        if method not in (b"GET", b"HEAD"):
+            return 405, b"text/plain", b"method not allowed\n"
+        if route == b"/healthz":
+            return 200, b"text/plain", b"ok\n"
+        if route == b"/readyz":
+            return (200, b"text/plain", b"ready\n") if self.ready() else (503, b"text/plain", b"not ready\n")
+        if route == b"/metrics":
+            return 200, CONTENT_TYPE_LATEST.encode(), generate_latest(self.registry)
+        if route == b"/config_dump":
+            return 200, b"application/json", to_json(table_to_builtins(self.table())).encode()
+        if route == b"/status":
+            return 200, b"application/json", to_json(self.status()).encode()
+        return 404, b"text/plain", b"not found\n"
+
+
+_REASONS = {
+    200: b"OK",
+    400: b"Bad Request",
+    404: b"Not Found",
+    405: b"Method Not Allowed",
+    431: b"Too Large",
+    500: b"Internal Server Error",
+    503: b"Service Unavailable",
+}
+
+
+class _Request:
+    __slots__ = ("done", "path")
+
+    def __init__(self) -> None:
+        self.path = b""
+        self.done = False
+
+    def on_url(self, url: bytes) -> None:
+        self.path += url
+
+    def on_headers_complete(self) -> None:
+        self.done = True
+
+
+async def _serve_one(app: AdminApp, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    req = _Request()
+    parser = httptools.HttpRequestParser(req)
+    status, ctype, body, method = 400, b"text/plain", b"bad request\n", b"GET"
+    try:
+        async with asyncio.timeout(READ_TIMEOUT):
+            size = 0
+            while not req.done:
+                data = await reader.read(4096)
+                if not data:
+                    return
+                size += len(data)
+                if size > MAX_HEAD:
+                    status, body = 431, b"request head too large\n"
+                    break
+                parser.feed_data(data)
+        if req.done:
+            method = parser.get_method()
+            status, ctype, body = app.handle(method, req.path)
+    except httptools.HttpParserError:
+        pass  # answered 400 below
+    except TimeoutError:
+        writer.close()
+        return
+    head = b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % (
+        status,
+        _REASONS.get(status, b"Unknown"),
+        ctype,
+        len(body),
+    )
+    writer.write(head if method == b"HEAD" else head + body)
+    try:
+        await writer.drain()
+    except ConnectionError:
+        pass  # the client went away; nothing to answer
+    finally:
+        writer.close()
+
+
+async def start_admin(app: AdminApp, host: str, port: int) -> asyncio.Server:
+    """Listen on ``host:port`` (port 0 = ephemeral) and serve ``app``."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await _serve_one(app, reader, writer)
+        except Exception:  # a bug in a handler must not kill the admin server; logged with traceback
+            log.exception("admin request failed")
+            writer.close()
+
+    server = await asyncio.start_server(handle, host, port)
+    log.info("admin server on %s:%d", host, server.sockets[0].getsockname()[1])
+    return server
