@@ -31,6 +31,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mirrorgate {__version__}")
     sub = parser.add_subparsers(metavar="COMMAND")
 
+    run = sub.add_parser("run", help="serve the Gateway API configuration in PATH until SIGINT/SIGTERM")
+    _add_files(run)
+    run.add_argument("--bind", default="0.0.0.0", help="address listeners bind when a Gateway has none")
+    run.add_argument("--grace", type=float, default=10.0, help="seconds in-flight requests get on shutdown")
+    run.add_argument("--access-log-json", action="store_true", help="one JSON object per access-log line")
+    run.set_defaults(handler=_run)
+
     validate = sub.add_parser("validate", help="check Gateway API YAML as an apiserver would; exit 1 if invalid")
     _add_files(validate)
     validate.set_defaults(handler=_validate)
@@ -98,4 +105,19 @@ def _echo(args: argparse.Namespace) -> int:
 
     overrides = {k: v for k, v in (("name", args.name), ("namespace", args.namespace)) if v is not None}
     run_echo(EchoConfig(port=args.port, bind=args.bind, **overrides))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    import logging
+
+    from mirrorgate.runtime import RunConfig, StartupError, run
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    config = RunConfig(paths=tuple(args.paths), bind=args.bind, grace=args.grace, access_log_json=args.access_log_json)
+    try:
+        run(config)
+    except StartupError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     return 0

@@ -1,0 +1,591 @@
+"""One request/response exchange: route, filter, forward, relay, log.
+
+Owns: the state of one request from its parsed head to the last byte of its response: the
+request body as it streams in, the routing decision, the upstream connection while in use, the
+response relay, timeouts, local replies and the access-log line.
+
+Rules:
+1. Bodies stream both ways and are never buffered whole. Before an upstream connection is
+   attached the request body is held in a list of chunks bounded by ``flow.HIGH_WATER`` (client
+   reading pauses above it); afterwards each chunk is written upstream from the parser callback.
+   A full upstream write buffer pauses the client's reading; a full client write buffer pauses
+   the upstream's reading.
+2. An exchange is driven by callbacks, not by a task: ``begin`` runs from ``loop.call_soon``, a
+   pooled connection is taken synchronously, and the response's head, body, end, failure and the
+   timeout timer are callbacks; ``finish`` runs exactly once at the end. A tracked task exists
+   only while a new upstream connection is dialled (or waited for). Each upstream read is
+   relayed to the client with one ``writelines`` (``flush``). This keeps a keep-alive request to
+   a pooled backend at no task, no future and no coroutine.
+3. Filters apply in the IR's order: rule RequestHeaderModifier, rule URLRewrite, **mirror hook**,
+   backend choice, backendRef RequestHeaderModifier and URLRewrite; redirects (rule or
+   backendRef) answer locally; response edits are the rule's then the backendRef's.
+4. Mirror hook: when the rule has mirrors and a dispatcher is installed, ``submit`` is called once,
+   synchronously, with the filtered head; the ``BodyTee`` it returns receives every body chunk
+   (the ones already buffered first) and ``end``/``abort``. Nothing here ever waits for it.
+5. Errors: an ``UpstreamError`` or a timeout before the response head was relayed becomes a local
+   reply with its status (``errors.py`` owns the mapping; timeouts are 504); after, the client
+   connection is aborted. Anything else is a bug: logged once with its traceback, then 500 or
+   an abort (STYLE §3.7).
+6. Retry: a request sent on a *reused* pooled connection that the upstream closed before
+   answering (``StaleConnection``) is resent once on another connection when it is idempotent
+   and has no body (a streamed body cannot be replayed).
+7. Keep-alive: the client connection survives only if the client asked for it, the request body
+   was read to its end and the response was framed (content-length or chunked).
+"""
+
+import asyncio
+import json
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from mirrorgate.dataplane import flow
+from mirrorgate.dataplane.headers import (
+    forward_headers,
+    redirect_location,
+    replace_header,
+    rewrite_path,
+    strip_hop_by_hop,
+)
+from mirrorgate.dataplane.matcher import Decision, Plan, Target
+from mirrorgate.dataplane.replies import CONTINUE, local_reply, redirect_reply, status_line, strip_body
+from mirrorgate.dataplane.state import BodyTee, GatewayState, access_log
+from mirrorgate.errors import ProtocolError, UpstreamError
+from mirrorgate.ir.table import Redirect, URLRewrite
+from mirrorgate.upstream.connection import ResponseHead, StaleConnection, UpstreamConnection
+
+if TYPE_CHECKING:
+    from mirrorgate.dataplane.protocol import HttpProtocol
+
+log = logging.getLogger("mirrorgate.dataplane")
+
+Header = tuple[bytes, bytes]
+
+IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+_NO_BODY_STATUS = frozenset({204, 304})
+
+
+class RequestHead:
+    """A parsed, validated request head. Header names are lower-case; ``target`` is origin-form
+    (or ``*``), ``host`` the authority the request is for (absolute-form target, else Host)."""
+
+    __slots__ = (
+        "chunked",
+        "content_length",
+        "expect_continue",
+        "headers",
+        "host",
+        "keep_alive",
+        "method",
+        "target",
+        "version",
+    )
+
+    def __init__(
+        self,
+        method: bytes,
+        target: bytes,
+        version: str,
+        headers: list[Header],
+        host: bytes,
+        keep_alive: bool,
+        chunked: bool,
+        content_length: int | None,
+        expect_continue: bool,
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.host = host
+        self.keep_alive = keep_alive
+        self.chunked = chunked
+        self.content_length = content_length
+        self.expect_continue = expect_continue
+
+    @property
+    def has_body(self) -> bool:
+        return self.chunked or bool(self.content_length)
+
+
+class Exchange:
+    """One request and its response; created by the protocol when a head is parsed.
+
+    The hook for mirroring is ``_submit_mirrors``: the dispatcher receives the filtered head and
+    returns a ``BodyTee``; ``feed_body``/``end_body``/``fail_body`` feed it as the body streams.
+    """
+
+    __slots__ = (
+        "body_chunks",
+        "body_conn",
+        "body_done",
+        "body_error",
+        "body_size",
+        "bytes_sent",
+        "conn",
+        "discard_body",
+        "endpoint",
+        "finished",
+        "head",
+        "keep_alive",
+        "key",
+        "out",
+        "proto",
+        "request_id",
+        "request_sent",
+        "response_chunked",
+        "response_edits",
+        "response_started",
+        "retried",
+        "reused",
+        "route",
+        "started",
+        "state",
+        "status",
+        "task",
+        "tees",
+        "timer",
+        "upstream_head",
+    )
+
+    def __init__(self, proto: "HttpProtocol", state: GatewayState, head: RequestHead) -> None:
+        # fixed at creation
+        self.proto = proto
+        self.state = state
+        self.head = head
+        self.started = time.monotonic()
+        # lifecycle
+        self.task: asyncio.Task[None] | None = None  # only while dialling a new upstream connection
+        self.timer: asyncio.TimerHandle | None = None  # request/backendRequest timeout
+        self.finished = False
+        # request body
+        self.body_chunks: list[bytes] = []
+        self.body_size = 0
+        self.body_conn: UpstreamConnection | None = None
+        self.body_done = not head.has_body
+        self.body_error: ProtocolError | None = None
+        self.discard_body = False
+        self.request_sent = False
+        self.tees: list[BodyTee] = []
+        # routing (for the access log)
+        self.route = ""
+        self.endpoint = ""
+        self.request_id = b""
+        # upstream
+        self.conn: UpstreamConnection | None = None
+        self.reused = False
+        self.retried = False
+        self.key: tuple[str, int] = ("", 0)
+        self.upstream_head = b""
+        self.response_edits: tuple[Target | Plan, ...] = ()
+        # response
+        self.status = 0
+        self.bytes_sent = 0
+        self.keep_alive = head.keep_alive
+        self.response_chunked = False
+        self.response_started = False
+        self.out: list[bytes] = []  # response bytes relayed in the current upstream batch
+
+    # --- request body, driven by the protocol's parser callbacks --------------------------------
+
+    def feed_body(self, chunk: bytes) -> None:
+        for tee in self.tees:
+            tee.feed(chunk)
+        conn = self.body_conn
+        if conn is not None:
+            self._write_body(conn, chunk)
+        elif not self.discard_body:
+            self.body_chunks.append(chunk)
+            self.body_size += len(chunk)
+            if self.body_size > flow.HIGH_WATER:
+                self.proto.gate.pause(flow.BODY_BUFFER)
+
+    def end_body(self) -> None:
+        self.body_done = True
+        for tee in self.tees:
+            tee.end()
+        conn = self.body_conn
+        if conn is not None:
+            self._finish_body(conn)
+
+    def fail_body(self, err: ProtocolError) -> None:
+        """The client broke framing mid-body: nothing more will come; the exchange must not reuse
+        its upstream connection nor the client's."""
+        self.body_error = err
+        self.keep_alive = False
+        for tee in self.tees:
+            tee.abort()
+        self.tees = []
+        if self.conn is not None and not self.finished:  # forwarding: the upstream saw a partial body
+            self._fail(err.status)
+            self.finish()
+
+    def _write_body(self, conn: UpstreamConnection, chunk: bytes) -> None:
+        if self.head.chunked:
+            conn.writelines([b"%x\r\n" % len(chunk), chunk, b"\r\n"])
+        else:
+            conn.write(chunk)
+
+    def _finish_body(self, conn: UpstreamConnection) -> None:
+        if self.head.chunked:
+            conn.write(b"0\r\n\r\n")
+        self.request_sent = True
+
+    def _attach_body(self, conn: UpstreamConnection) -> None:
+        if self.head.expect_continue and not self.body_done and not self.body_chunks:
+            self.proto.write(CONTINUE)
+        chunks, self.body_chunks, self.body_size = self.body_chunks, [], 0
+        for chunk in chunks:
+            self._write_body(conn, chunk)
+        self.proto.gate.resume(flow.BODY_BUFFER)
+        self.body_conn = conn
+        if self.body_done:
+            self._finish_body(conn)
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    # begin() -> local reply | redirect | _dispatch() -> (pooled conn | _connect task) -> _send()
+    # -> ResponseSink callbacks -> on_response_complete / on_upstream_failed / _on_timeout -> finish()
+
+    def begin(self) -> None:
+        """Route and start forwarding. Runs from ``loop.call_soon``, i.e. after the read that
+        completed the head has been parsed whole (so small bodies are usually complete)."""
+        if self.finished:  # the client went away before we got to it
+            return
+        try:
+            self._begin()
+        except Exception:  # the one catch-all of an exchange (STYLE §3.7): a bug
+            log.exception("bug while handling %r %r", self.head.method, self.head.target)
+            self._fail(500)
+            self.finish()
+
+    def _begin(self) -> None:
+        head = self.head
+        if self.body_error is not None:
+            self._local(self.body_error.status)
+            return self.finish()
+        d = self.state.matcher.select(self.proto.server_key, head.host, head.method, head.target, head.headers)
+        self.route = d.route
+        if d.status or d.plan is None:
+            self._local(d.status or 404)
+            return self.finish()
+        plan = d.plan
+        if plan.action.filters.redirect is not None:
+            self._redirect(plan.action.filters.redirect, d)
+            return self.finish()
+        target_bytes, headers = self._rule_filters(plan)
+        if plan.action.filters.mirrors and self.state.mirror is not None:
+            self._submit_mirrors(plan, target_bytes, headers)
+        target = plan.pick(self.state.rng)
+        if target is None or target.backend.status:
+            self._local(target.backend.status if target is not None else 500)
+            return self.finish()
+        backend = target.backend
+        if backend.filters.redirect is not None:
+            self._redirect(backend.filters.redirect, d)
+            return self.finish()
+        endpoint = target.balancer.choose()
+        if endpoint is None:
+            self._local(503)
+            return self.finish()
+        self.endpoint = f"{endpoint.address}:{endpoint.port}"
+        if target.request_edit is not None:
+            headers = target.request_edit.apply(headers)
+        target_bytes = _rewrite(backend.filters.url_rewrite, target_bytes, headers)
+        self.response_edits = (plan, target)
+        self.key = (endpoint.address, endpoint.port)
+        self.upstream_head = self._encode_head(target_bytes, headers, endpoint.address, endpoint.port)
+        if plan.timeout is not None:
+            self.timer = self.proto.loop.call_later(plan.timeout, self._on_timeout)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        conn = self.state.pool.take_idle(self.key)  # the common case: no coroutine, no task
+        if conn is not None:
+            self._send(conn, True)
+        else:
+            self.task = self.state.track(self._connect())
+
+    async def _connect(self) -> None:
+        try:
+            conn, reused = await self.state.pool.acquire(self.key)
+        except UpstreamError as exc:
+            self.task = None
+            self._fail(exc.status)
+            return self.finish()
+        except Exception:  # a bug: same policy as begin()
+            self.task = None
+            log.exception("bug while connecting for %r %r", self.head.method, self.head.target)
+            self._fail(500)
+            return self.finish()
+        self.task = None
+        if self.finished:  # cannot happen (finish cancels us), but never leak a connection
+            self.state.pool.release(conn, False)
+            return None
+        self._send(conn, reused)
+
+    def _send(self, conn: UpstreamConnection, reused: bool) -> None:
+        self.conn = conn
+        self.reused = reused
+        conn.begin(self, self.head.method == b"HEAD")
+        if self.body_error is not None:  # the client's framing broke before we got here
+            self._fail(self.body_error.status)
+            return self.finish()
+        conn.write(self.upstream_head)
+        self._attach_body(conn)
+        if self.proto.write_paused:
+            conn.pause_reading()
+
+    def _on_timeout(self) -> None:
+        self.timer = None
+        if not self.finished:
+            self._fail(504)
+            self.finish()
+
+    def cancel(self) -> None:
+        """The client connection is gone: stop everything, release the upstream connection."""
+        self.keep_alive = False
+        self.finish()
+
+    def finish(self) -> None:
+        """The last step of every exchange, exactly once."""
+        if self.finished:
+            return
+        self.finished = True
+        task, self.task = self.task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+        self._cleanup()
+        self._log()
+        self.proto.exchange_done(self)
+
+    def _rule_filters(self, plan: Plan) -> tuple[bytes, list[Header]]:
+        head = self.head
+        headers, self.request_id = forward_headers(head.headers, self.proto.client_ip, b"http")
+        if plan.request_edit is not None:
+            headers = plan.request_edit.apply(headers)
+        return _rewrite(plan.action.filters.url_rewrite, head.target, headers), headers
+
+    def _submit_mirrors(self, plan: Plan, target: bytes, headers: list[Header]) -> None:
+        mirror = self.state.mirror
+        assert mirror is not None
+        tee = mirror.submit(plan.action.filters.mirrors, self.head.method, target, list(headers), self.head.has_body)
+        if tee is None:
+            return
+        for chunk in self.body_chunks:
+            tee.feed(chunk)
+        if self.body_done:
+            tee.end()
+        else:
+            self.tees.append(tee)
+
+    def _encode_head(self, target: bytes, headers: list[Header], address: str, port: int) -> bytes:
+        parts = [self.head.method, b" ", target, b" HTTP/1.1\r\n"]
+        has_host = False
+        for name, value in headers:
+            has_host = has_host or name == b"host"
+            parts += (name, b": ", value, b"\r\n")
+        if not has_host:  # HTTP/1.0 clients may omit Host; HTTP/1.1 upstreams require one
+            host = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+            parts += (b"host: ", host.encode(), b"\r\n")
+        if self.head.chunked:
+            parts.append(b"transfer-encoding: chunked\r\n")
+        parts.append(b"\r\n")
+        return b"".join(parts)
+
+    def _release(self, reusable: bool) -> None:
+        conn, self.conn, self.body_conn = self.conn, None, None
+        if conn is not None:
+            conn.detach()
+            conn.resume_reading()  # it may have been paused for a slow client
+            self.state.pool.release(conn, reusable)
+        self.proto.gate.resume(flow.UPSTREAM_WRITE)
+
+    def _cleanup(self) -> None:
+        timer, self.timer = self.timer, None
+        if timer is not None:
+            timer.cancel()
+        self._release(False)
+        if not self.body_done:
+            self.keep_alive = False
+            self.discard_body = True
+            self.body_chunks = []
+            for tee in self.tees:
+                tee.abort()
+            self.tees = []
+        self.proto.gate.resume(flow.BODY_BUFFER | flow.UPSTREAM_WRITE)
+
+    # --- local answers -----------------------------------------------------------------------------
+
+    def _local(self, status: int) -> None:
+        if not self.body_done:
+            self.keep_alive = False
+        reply = local_reply(status, self.keep_alive)
+        if self.head.method == b"HEAD":
+            reply = strip_body(reply)
+        self._reply(status, reply)
+
+    def _redirect(self, redirect: Redirect, d: Decision) -> None:
+        if not self.body_done:
+            self.keep_alive = False
+        port = d.listener.port if d.listener is not None else self.proto.server_key[1]
+        location = redirect_location(redirect, "http", self.head.host, port, self.head.target)
+        self._reply(redirect.status_code, redirect_reply(redirect.status_code, location, self.keep_alive))
+
+    def _reply(self, status: int, data: bytes) -> None:
+        if self.keep_alive and self.head.version == "1.0":  # rare: HTTP/1.0 keep-alive must be confirmed
+            data = data.replace(b"\r\n\r\n", b"\r\nconnection: keep-alive\r\n\r\n", 1)
+        self.status = status
+        self.response_started = True
+        self.proto.write(data)
+
+    def _fail(self, status: int) -> None:
+        """An error after routing: a local reply if nothing was relayed yet, else abort the client."""
+        self._release(False)
+        if not self.response_started:
+            self._local(status)
+        else:
+            self.keep_alive = False
+            self.out = []
+            self.proto.abort()
+
+    # --- ResponseSink: driven by the upstream connection's parser callbacks ---------------------
+
+    def on_response_head(self, rh: ResponseHead) -> None:
+        head = self.head
+        headers = strip_hop_by_hop(rh.headers, rh.lows)
+        for compiled in self.response_edits:
+            if compiled.response_edit is not None:
+                headers = compiled.response_edit.apply(headers)
+        status = rh.status
+        if head.method == b"HEAD" or status in _NO_BODY_STATUS:
+            pass
+        elif rh.content_length is None:
+            if head.version == "1.1":
+                headers.append((b"transfer-encoding", b"chunked"))
+                self.response_chunked = True
+            else:
+                self.keep_alive = False  # HTTP/1.0: the body ends when we close
+        if not self.keep_alive or not self.body_done:
+            headers.append((b"connection", b"close"))
+            self.keep_alive = False
+        elif head.version == "1.0":
+            headers.append((b"connection", b"keep-alive"))
+        parts = [status_line(status)]
+        for name, value in headers:
+            parts += (name, b": ", value, b"\r\n")
+        parts.append(b"\r\n")
+        self.status = status
+        self.response_started = True
+        self.out.append(b"".join(parts))
+
+    def on_response_body(self, chunk: bytes) -> None:
+        self.bytes_sent += len(chunk)
+        if self.response_chunked:
+            self.out += (b"%x\r\n" % len(chunk), chunk, b"\r\n")
+        else:
+            self.out.append(chunk)
+
+    def flush(self) -> None:
+        out = self.out
+        if out:
+            self.out = []
+            # one send per upstream read: small parts are joined (cheaper than writelines), large
+            # ones are handed over as they are (no copy)
+            if len(out) == 1:
+                self.proto.write(out[0])
+            elif sum(map(len, out)) <= 16384:
+                self.proto.write(b"".join(out))
+            else:
+                self.proto.writelines(out)
+
+    def on_response_complete(self, reusable: bool) -> None:
+        if self.response_chunked:
+            self.out.append(b"0\r\n\r\n")
+        self.flush()
+        self._release(reusable and self.request_sent)
+        self.finish()
+
+    def on_upstream_failed(self, exc: UpstreamError) -> None:
+        if self.finished:
+            return
+        retry_safe = self.head.method in IDEMPOTENT and not self.head.has_body
+        if (
+            isinstance(exc, StaleConnection)
+            and self.reused
+            and not self.retried
+            and retry_safe
+            and not self.response_started
+        ):
+            self.retried = True  # rule 6: once, on another connection
+            self._release(False)
+            self._dispatch()
+            return
+        self._fail(exc.status)
+        self.finish()
+
+    def on_upstream_write_paused(self, paused: bool) -> None:
+        if paused:
+            self.proto.gate.pause(flow.UPSTREAM_WRITE)
+        else:
+            self.proto.gate.resume(flow.UPSTREAM_WRITE)
+
+    def on_client_write_paused(self, paused: bool) -> None:
+        """The client's write buffer crossed its high-water mark (or drained)."""
+        conn = self.conn
+        if conn is None:
+            return
+        if paused:
+            conn.pause_reading()
+        else:
+            conn.resume_reading()
+
+    # --- access log ------------------------------------------------------------------------------
+
+    def _log(self) -> None:
+        if not access_log.isEnabledFor(logging.INFO):
+            return
+        head = self.head
+        ms = (time.monotonic() - self.started) * 1000
+        if self.state.access_log_json:
+            access_log.info(
+                "%s",
+                json.dumps(
+                    {
+                        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                        "client": self.proto.client,
+                        "method": head.method.decode("latin-1"),
+                        "target": head.target.decode("latin-1"),
+                        "status": self.status,
+                        "bytes": self.bytes_sent,
+                        "duration_ms": round(ms, 3),
+                        "route": self.route,
+                        "endpoint": self.endpoint,
+                        "request_id": self.request_id.decode("latin-1"),
+                    }
+                ),
+            )
+        else:
+            access_log.info(
+                '%s "%s %s HTTP/%s" %d %d %.3fms route=%s endpoint=%s request_id=%s',
+                self.proto.client,
+                head.method.decode("latin-1"),
+                head.target.decode("latin-1"),
+                head.version,
+                self.status,
+                self.bytes_sent,
+                ms,
+                self.route or "-",
+                self.endpoint or "-",
+                self.request_id.decode("latin-1") or "-",
+            )
+
+
+def _rewrite(rewrite: URLRewrite | None, target: bytes, headers: list[Header]) -> bytes:
+    """Apply a URLRewrite: hostname replaces Host (in place); the path modifier rewrites the target."""
+    if rewrite is None:
+        return target
+    if rewrite.hostname:
+        replace_header(headers, b"host", rewrite.hostname.encode())
+    if rewrite.path is not None:
+        return rewrite_path(target, rewrite.path)
+    return target

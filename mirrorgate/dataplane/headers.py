@@ -1,0 +1,231 @@
+"""Header and URL edits applied to a request on its way upstream and to the response on its way back.
+
+Owns: hop-by-hop stripping, ``X-Forwarded-For``/``-Proto`` and ``X-Request-Id``, compiled
+header modifiers (RequestHeaderModifier / ResponseHeaderModifier), URL rewrites (hostname,
+ReplaceFullPath, ReplacePrefixMatch), redirect ``Location`` building and the shadow Host.
+
+Rules:
+1. Pure functions over ``list[tuple[bytes, bytes]]``; duplicates and order are preserved, nothing
+   is ever put in a dict keyed by name (STYLE §3.8).
+2. Request header names are lower-case throughout the data plane (the protocol lowers them once,
+   as Envoy does); response names keep the upstream's spelling, so response edits compare
+   ``name.lower()``.
+3. Everything derived from configuration is compiled once (``compile_edit``); at request time
+   only list passes happen.
+4. Paths and queries are bytes and are never decoded or re-encoded: the query is preserved
+   byte-exact by every rewrite and redirect (DESIGN §2.5).
+
+Header modifier semantics (notes §1.7): ``set`` replaces every line of that name with one line
+at the position of the first; ``add`` appends ``,value`` (no space) to the **last** existing line
+of that name, which keeps the RFC 9110 combined value ``old,new`` in one line, or appends a new
+line when the name is absent; ``remove`` drops every line of that name. Order: set, add, remove;
+the API allows one action per name, so the order is only visible on misconfiguration.
+"""
+
+import random
+from collections.abc import Iterable
+
+from mirrorgate.ir.table import HeaderModifier, PathModifier, Redirect
+
+Header = tuple[bytes, bytes]
+
+HOP_BY_HOP = frozenset(
+    {b"connection", b"keep-alive", b"te", b"trailer", b"transfer-encoding", b"upgrade"}
+)  # plus every ``proxy-*`` name and every token listed in ``Connection``
+
+WELL_KNOWN_PORTS = {"http": 80, "https": 443}
+
+
+def strip_hop_by_hop(headers: Iterable[Header], lows: list[bytes] | None = None) -> list[Header]:
+    """Drop RFC 9110 §7.6.1 hop-by-hop fields: Connection, the names it lists, Keep-Alive,
+    Proxy-*, TE, Trailer, Transfer-Encoding, Upgrade. Names compared lower-cased; ``lows`` (the
+    lower-cased names, when the caller has them) saves lowering twice."""
+    headers = list(headers)
+    if lows is None:
+        lows = [name.lower() for name, _ in headers]
+    listed: set[bytes] = set()
+    if b"connection" in lows:
+        for low, (_, value) in zip(lows, headers, strict=True):
+            if low == b"connection":
+                listed.update(t.strip().lower() for t in value.split(b","))
+    return [
+        h
+        for low, h in zip(lows, headers, strict=True)
+        if low not in HOP_BY_HOP and low not in listed and not low.startswith(b"proxy-")
+    ]
+
+
+_ids = random.Random()  # seeded from os.urandom; ids must be unique, not secret
+
+
+def new_request_id() -> bytes:
+    """A random UUID4 in its canonical text form (what Envoy generates), without ``uuid``'s overhead."""
+    bits = (_ids.getrandbits(128) & ~(0xF000 << 64) & ~(0xC000 << 48)) | (0x4000 << 64) | (0x8000 << 48)
+    h = b"%032x" % bits
+    return b"-".join((h[:8], h[8:12], h[12:16], h[16:20], h[20:]))
+
+
+_REQUEST_DROP = HOP_BY_HOP | {b"x-forwarded-proto", b"expect"}
+
+
+def forward_headers(headers: list[Header], client_ip: bytes, proto: bytes) -> tuple[list[Header], bytes]:
+    """The request headers to send upstream, in one pass over lower-case names, and the request id.
+
+    Hop-by-hop fields dropped (as ``strip_hop_by_hop``) plus ``Expect`` (the gateway answers
+    ``100-continue`` itself); ``X-Forwarded-For`` lines folded into one with ``client_ip``
+    appended; ``X-Forwarded-Proto`` set to ``proto``; ``X-Request-Id`` kept (first one) or added.
+    """
+    listed: set[bytes] = set()
+    for name, value in headers:
+        if name == b"connection":
+            listed.update(t.strip().lower() for t in value.split(b","))
+    out: list[Header] = []
+    xff: list[bytes] = []
+    request_id = b""
+    for name, value in headers:
+        if name in _REQUEST_DROP or name.startswith(b"proxy-") or (listed and name in listed):
+            continue
+        if name == b"x-forwarded-for":
+            xff.append(value)
+            continue
+        if name == b"x-request-id" and not request_id:
+            request_id = value
+        out.append((name, value))
+    xff.append(client_ip)
+    out.append((b"x-forwarded-for", b", ".join(xff) if len(xff) > 1 else client_ip))
+    out.append((b"x-forwarded-proto", proto))
+    if not request_id:
+        request_id = new_request_id()
+        out.append((b"x-request-id", request_id))
+    return out, request_id
+
+
+class HeaderEdit:
+    """A compiled header modifier; ``apply`` returns a new list."""
+
+    __slots__ = ("add", "remove", "set")
+
+    def __init__(self, mod: HeaderModifier, lower_names: bool) -> None:
+        def enc(name: str) -> bytes:
+            return (name.lower() if lower_names else name).encode()
+
+        seen: set[str] = set()
+
+        def first(pairs: tuple[tuple[str, str], ...]) -> tuple[tuple[bytes, bytes, bytes], ...]:
+            out = []
+            for name, value in pairs:
+                if name.lower() not in seen:
+                    seen.add(name.lower())
+                    out.append((name.lower().encode(), enc(name), value.encode()))
+            return tuple(out)
+
+        self.set = first(mod.set)
+        self.add = first(mod.add)
+        self.remove = frozenset(n.lower().encode() for n in mod.remove)
+
+    def apply(self, headers: Iterable[Header]) -> list[Header]:
+        out = list(headers)
+        for low, name, value in self.set:
+            out = _set(out, low, name, value)
+        for low, name, value in self.add:
+            _add(out, low, name, value)
+        if self.remove:
+            out = [(n, v) for n, v in out if n.lower() not in self.remove]
+        return out
+
+
+def _set(headers: list[Header], low: bytes, name: bytes, value: bytes) -> list[Header]:
+    out: list[Header] = []
+    placed = False
+    for n, v in headers:
+        if n.lower() == low:
+            if not placed:
+                out.append((name, value))
+                placed = True
+        else:
+            out.append((n, v))
+    if not placed:
+        out.append((name, value))
+    return out
+
+
+def _add(headers: list[Header], low: bytes, name: bytes, value: bytes) -> None:
+    for i in range(len(headers) - 1, -1, -1):
+        n, v = headers[i]
+        if n.lower() == low:
+            headers[i] = (n, v + b"," + value)
+            return
+    headers.append((name, value))
+
+
+def compile_edit(mod: HeaderModifier | None, lower_names: bool) -> HeaderEdit | None:
+    """None when there is nothing to do; ``lower_names`` for request edits (see rule 2)."""
+    if mod is None or not (mod.set or mod.add or mod.remove):
+        return None
+    return HeaderEdit(mod, lower_names)
+
+
+def replace_header(headers: list[Header], low: bytes, value: bytes) -> None:
+    """In place: the first line named ``low`` gets ``value`` (others of that name dropped), or it is added."""
+    headers[:] = _set(headers, low, low, value)
+
+
+def rewrite_path(target: bytes, modifier: PathModifier) -> bytes:
+    """Apply ReplaceFullPath / ReplacePrefixMatch to the path of ``target``; the query (and the
+    ``?``) is kept byte-exact. ReplacePrefixMatch follows the table of notes §1.7: the matched
+    prefix is replaced element-wise, trailing ``/`` on prefix and replacement ignored, and an
+    empty result becomes ``/``. A path the prefix does not cover is left unchanged."""
+    path, sep, query = target.partition(b"?")
+    value = modifier.value.encode()
+    if modifier.type == "ReplaceFullPath":
+        new = value
+    else:
+        prefix = modifier.prefix.encode().rstrip(b"/")
+        rest = path[len(prefix) :]
+        if not path.startswith(prefix) or (rest and not rest.startswith(b"/")):
+            return target
+        new = value.rstrip(b"/") + rest
+    return (new or b"/") + sep + query
+
+
+def split_host_port(host: bytes) -> tuple[bytes, bytes]:
+    """``a.com:80`` -> (``a.com``, ``80``); ``[::1]:80`` -> (``[::1]``, ``80``); no port -> ``b""``."""
+    if host.startswith(b"["):
+        end = host.find(b"]")
+        if end > 0:
+            rest = host[end + 1 :]
+            return host[: end + 1], rest[1:] if rest.startswith(b":") else b""
+        return host, b""
+    name, _, port = host.partition(b":")
+    return name, port
+
+
+def redirect_location(redirect: Redirect, scheme: str, host: bytes, listener_port: int, target: bytes) -> bytes:
+    """The ``Location`` of a RequestRedirect (notes §1.7).
+
+    Scheme: the filter's, else the request's. Host: the filter's hostname, else the request's
+    Host without its port. Port: the filter's; else the filter scheme's well-known port when the
+    filter sets a scheme; else the listener's port. The port is omitted for http:80 and https:443.
+    Path: the filter's path modifier applied, else unchanged; the query is kept.
+    """
+    out_scheme = redirect.scheme or scheme
+    hostname = redirect.hostname.encode() if redirect.hostname else split_host_port(host)[0]
+    if redirect.port is not None:
+        port = redirect.port
+    elif redirect.scheme is not None:
+        port = WELL_KNOWN_PORTS.get(redirect.scheme, listener_port)
+    else:
+        port = listener_port
+    authority = hostname if WELL_KNOWN_PORTS.get(out_scheme) == port else hostname + b":%d" % port
+    path = rewrite_path(target, redirect.path) if redirect.path is not None else target
+    return out_scheme.encode() + b"://" + authority + path
+
+
+def shadow_host(host: bytes) -> bytes:
+    """Envoy's shadow Host (DESIGN §2.3): ``-shadow`` inserted before the port.
+
+    ``a.com`` -> ``a.com-shadow``; ``httpbin:8000`` -> ``httpbin-shadow:8000``;
+    ``[::1]:80`` -> ``[::1]-shadow:80``.
+    """
+    name, port = split_host_port(host)
+    return name + b"-shadow" + (b":" + port if port else b"")

@@ -1,0 +1,380 @@
+"""The client-facing HTTP/1.1 connection: ``HttpProtocol(asyncio.Protocol)`` + httptools.
+
+Owns: one client connection: parsing request heads strictly, handing each request to an
+``Exchange``, answering pipelined requests in order, keep-alive and its idle timeout, read
+pausing (``flow.ReadGate``) and write-pause notifications, and closing on protocol errors.
+
+Rules:
+1. Parser callbacks only record data and never await (STYLE §3.8); each request's work is
+   started with ``loop.call_soon(exchange.begin)`` once the current read has been parsed. One
+   exchange runs at a time; pipelined ones queue behind it and reading pauses while any is
+   queued. Responses therefore leave in request order.
+2. Strict framing (the backend must never see a desynchronised stream): Content-Length with
+   Transfer-Encoding, duplicate or invalid Content-Length, a Transfer-Encoding whose last coding
+   is not chunked, chunked on HTTP/1.0, bad chunk sizes, bare LF, obs-fold (llhttp's strict
+   mode, plus our checks) -> 400; missing or repeated Host on HTTP/1.1 -> 400; HTTP versions other
+   than 1.0/1.1 -> 505; a head over ``MAX_HEAD`` bytes -> 431. After a protocol error nothing
+   more is read: responses already owed are sent, then the error reply, then the connection
+   closes.
+3. Request header names are lower-cased here, once. Trailers of chunked requests are dropped.
+4. An absolute-form target (``http://host/path``) is reduced to origin-form; its authority
+   replaces the Host header (RFC 9112 §3.2.2).
+5. ``Upgrade``/``CONNECT`` are not supported: the request is answered as a plain request (the
+   upgrade headers are hop-by-hop and stripped) and the connection closes after it.
+"""
+
+import asyncio
+import logging
+from collections import deque
+from typing import cast
+
+import httptools
+
+from mirrorgate.dataplane import flow
+from mirrorgate.dataplane.exchange import Exchange, RequestHead
+from mirrorgate.dataplane.headers import replace_header
+from mirrorgate.dataplane.matcher import ServerKey
+from mirrorgate.dataplane.replies import local_reply
+from mirrorgate.dataplane.state import GatewayState
+from mirrorgate.errors import ProtocolError
+
+log = logging.getLogger("mirrorgate.dataplane")
+
+MAX_HEAD = 64 * 1024  # request line + headers, counted as the parser reports them -> 431
+MAX_HEAD_BUFFER = 1024 * 1024  # raw bytes received while inside one head (bounds llhttp's own buffering)
+KEEPALIVE_TIMEOUT = 75.0  # an idle connection (or one slow to send a head) is closed after this
+STOPPED = 16  # ReadGate reason: nothing more will be read from this connection
+_SPECIAL = frozenset({b"host", b"content-length", b"transfer-encoding", b"expect"})  # framing and routing
+
+
+class HttpProtocol(asyncio.Protocol):
+    __slots__ = (
+        "_head_bytes",
+        "_head_size",
+        "_headers",
+        "_in_head",
+        "_special",
+        "_url",
+        "client",
+        "client_ip",
+        "closed",
+        "gate",
+        "idle_since",
+        "idle_timer",
+        "loop",
+        "parser",
+        "parsing",
+        "pending_error",
+        "queue",
+        "running",
+        "server_key",
+        "shutting_down",
+        "state",
+        "transport",
+        "write_paused",
+    )
+
+    def __init__(self, state: GatewayState, server_key: ServerKey) -> None:
+        # shared by every connection of the process / of this listening socket
+        self.state = state
+        self.server_key = server_key  # the IR (address, port) this socket serves
+        self.loop = asyncio.get_running_loop()
+        # per connection
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.gate = flow.ReadGate()
+        self.client = "-"
+        self.client_ip = b""
+        self.closed = False
+        self.write_paused = False
+        self.shutting_down = False
+        self.idle_timer: asyncio.TimerHandle | None = None
+        self.idle_since = 0.0  # loop time the connection became idle; 0.0 while a request is in progress
+        self.queue: deque[Exchange] = deque()  # parsed, waiting for ``running`` to finish (pipelining)
+        self.running: Exchange | None = None  # the exchange whose response is being written
+        self.parsing: Exchange | None = None  # the exchange whose body the parser is reading
+        self.pending_error = 0  # status of a protocol error to send once the owed responses are out
+        # per request head being parsed
+        self._url: list[bytes] = []
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._special: list[tuple[bytes, bytes]] = []
+        self._head_size = 0
+        self._head_bytes = 0
+        self._in_head = False
+
+    # --- asyncio.Protocol ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
+        self.transport = transport
+        self.gate.transport = transport
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self.client_ip = str(peer[0]).encode()
+            self.client = f"{peer[0]}:{peer[1]}"
+        self.state.connections.add(self)
+        self.state.no_connections.clear()
+        self._arm_idle_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.state.connections.discard(self)
+        if not self.state.connections:
+            self.state.no_connections.set()
+        self._cancel_idle_timer()
+        parsing, self.parsing = self.parsing, None
+        if parsing is not None:
+            parsing.fail_body(ProtocolError("client closed the connection mid-request"))
+        self.queue.clear()
+        running, self.running = self.running, None
+        if running is not None:
+            running.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        if self.gate.reasons & STOPPED:
+            return
+        if self._in_head:
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BUFFER:
+                self._protocol_error(ProtocolError("request head too large", 431))
+                return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, ProtocolError):
+                self._protocol_error(cause)
+            else:  # a bug in a callback: log it once, answer 500 and close
+                log.error("bug in a parser callback", exc_info=cause)
+                self._protocol_error(ProtocolError("internal error", 500))
+        except httptools.HttpParserUpgrade:
+            self._stop_reading()  # rule 5: the request was handed over; nothing after it is read
+            parsing, self.parsing = self.parsing, None
+            if parsing is not None and not parsing.body_done:
+                parsing.fail_body(ProtocolError("protocol upgrades are not supported"))
+        except httptools.HttpParserError as exc:
+            self._protocol_error(ProtocolError(f"malformed request: {exc}", 400))
+
+    def eof_received(self) -> bool:
+        # Half-close: finish what is owed, then close (returning True keeps our side writable).
+        self._stop_reading()
+        parsing, self.parsing = self.parsing, None
+        if parsing is not None and not parsing.body_done:
+            parsing.fail_body(ProtocolError("client closed its side mid-body"))
+        if self.running is None and not self.queue:
+            self.close()
+        return True
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        if self.running is not None:
+            self.running.on_client_write_paused(True)
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.running is not None:
+            self.running.on_client_write_paused(False)
+
+    # --- httptools callbacks ----------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._url = []
+        self._headers = []
+        self._special = []
+        self._head_size = 0
+        self._in_head = True
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        self._url.append(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._in_head:
+            return  # a trailer (rule 3)
+        self._count(len(name) + len(value) + 4)
+        low = name.lower()
+        self._headers.append((low, value))
+        if low in _SPECIAL:
+            self._special.append((low, value))
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_bytes = 0
+        head = self._build_head()
+        ex = Exchange(self, self.state, head)
+        self.parsing = ex
+        self._mark_busy()
+        if self.running is None and not self.queue:
+            self._start(ex)
+        else:
+            self.queue.append(ex)
+            self.gate.pause(flow.PIPELINE)
+
+    def on_body(self, body: bytes) -> None:
+        ex = self.parsing
+        if ex is not None:
+            ex.feed_body(body)
+
+    def on_message_complete(self) -> None:
+        ex, self.parsing = self.parsing, None
+        if ex is not None:
+            ex.end_body()
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _count(self, n: int) -> None:
+        self._head_size += n
+        if self._head_size > MAX_HEAD:
+            raise ProtocolError("request head too large", 431)
+
+    def _build_head(self) -> RequestHead:
+        parser = self.parser
+        version = parser.get_http_version()
+        if version not in ("1.1", "1.0"):
+            raise ProtocolError(f"HTTP/{version} is not supported", 505)
+        headers = self._headers
+        target = b"".join(self._url)
+        special = self._special  # only the headers named in _SPECIAL, recorded by on_header
+        hosts = [v for n, v in special if n == b"host"]
+        lengths = [v for n, v in special if n == b"content-length"]
+        chunked = any(n == b"transfer-encoding" for n, _ in special)
+        if len(hosts) > 1 or (version == "1.1" and not hosts):
+            raise ProtocolError("exactly one Host header is required")
+        if len(lengths) > 1 or (lengths and chunked):
+            raise ProtocolError("conflicting message framing")
+        if chunked and version == "1.0":
+            raise ProtocolError("Transfer-Encoding on HTTP/1.0")
+        host = hosts[0] if hosts else b""
+        if not target.startswith(b"/") and target != b"*":
+            target, host = _origin_form(target)
+            replace_header(headers, b"host", host)
+        expect = any(n == b"expect" and v.strip().lower() == b"100-continue" for n, v in special)
+        return RequestHead(
+            parser.get_method(),
+            target,
+            version,
+            headers,
+            host,
+            bool(parser.should_keep_alive()),
+            chunked,
+            int(lengths[0]) if lengths else None,
+            expect,
+        )
+
+    def _start(self, ex: Exchange) -> None:
+        self.running = ex
+        self.loop.call_soon(ex.begin)
+
+    def exchange_done(self, ex: Exchange) -> None:
+        """Called by ``Exchange.finish`` once the exchange has written its last byte (or given up)."""
+        if self.running is ex:
+            self.running = None
+        if self.closed:
+            return
+        if not ex.keep_alive or self.shutting_down:
+            self.close()
+            return
+        if self.queue:
+            nxt = self.queue.popleft()
+            if not self.queue:
+                self.gate.resume(flow.PIPELINE)
+            self._start(nxt)
+        elif self.pending_error:
+            self.write(local_reply(self.pending_error, False))
+            self.close()
+        elif self.gate.reasons & STOPPED and self.parsing is None:
+            self.close()
+        else:
+            self._arm_idle_timer()
+
+    def _protocol_error(self, err: ProtocolError) -> None:
+        self._stop_reading()
+        parsing, self.parsing = self.parsing, None
+        if parsing is not None:  # the body of a request in progress broke: that exchange answers
+            parsing.fail_body(err)
+            if parsing is not self.running and parsing not in self.queue:
+                self.close()
+            return
+        if self.running is None and not self.queue:
+            self.write(local_reply(err.status, False))
+            self.close()
+        else:
+            self.pending_error = err.status
+
+    def _stop_reading(self) -> None:
+        self.gate.pause(STOPPED)
+
+    # One timer per connection, re-armed lazily: marking idle/busy per request only stores a time.
+
+    def _arm_idle_timer(self) -> None:
+        self.idle_since = self.loop.time()
+        if self.idle_timer is None:
+            self.idle_timer = self.loop.call_later(KEEPALIVE_TIMEOUT, self._on_idle_timer)
+
+    def _mark_busy(self) -> None:
+        self.idle_since = 0.0
+
+    def _on_idle_timer(self) -> None:
+        self.idle_timer = None
+        if self.closed:
+            return
+        since = self.idle_since
+        if since and self.loop.time() - since >= KEEPALIVE_TIMEOUT:
+            self.close()
+            return
+        delay = KEEPALIVE_TIMEOUT - (self.loop.time() - since) if since else KEEPALIVE_TIMEOUT
+        self.idle_timer = self.loop.call_later(delay, self._on_idle_timer)
+
+    def _cancel_idle_timer(self) -> None:
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+
+    # --- used by exchanges and the server --------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        t = self.transport
+        if t is not None and not t.is_closing():
+            t.write(data)
+
+    def writelines(self, data: list[bytes]) -> None:
+        t = self.transport
+        if t is not None and not t.is_closing():
+            t.writelines(data)
+
+    def close(self) -> None:
+        self._cancel_idle_timer()
+        t = self.transport
+        if t is not None and not t.is_closing():
+            t.close()
+
+    def abort(self) -> None:
+        t = self.transport
+        if t is not None:
+            t.abort()
+
+    def shutdown(self) -> None:
+        """Graceful stop: close now if idle, else after the running exchange."""
+        self.shutting_down = True
+        if self.running is None and not self.queue:
+            self.close()
+
+    @property
+    def idle(self) -> bool:
+        return self.running is None and not self.queue and self.parsing is None
+
+
+def _origin_form(target: bytes) -> tuple[bytes, bytes]:
+    """``http://host:port/p?q`` -> (``/p?q``, ``host:port``); anything else is a 400."""
+    scheme, sep, rest = target.partition(b"://")
+    if not sep or scheme.lower() not in (b"http", b"https"):
+        raise ProtocolError("invalid request-target")
+    slash = rest.find(b"/")
+    query = rest.find(b"?")
+    cut = min(i for i in (slash, query, len(rest)) if i >= 0)
+    authority, path = rest[:cut], rest[cut:]
+    if not authority or b"@" in authority:
+        raise ProtocolError("invalid request-target")
+    if not path.startswith(b"/"):
+        path = b"/" + path
+    return path, authority

@@ -1,0 +1,80 @@
+"""State shared by every connection of one gateway process (uvicorn's ``ServerState``).
+
+Owns: the current ``Matcher`` (swapped as one reference on reload; exchanges keep the one they
+started with), the primary upstream pool, the RNG for weighted choice, the set of live
+connections and the tracked task set, access-log settings and the mirror hook.
+
+Rules: every task the data plane starts goes through ``track`` (a done-callback removes it), so
+shutdown can find and finish or cancel each one.
+"""
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from random import Random
+from typing import TYPE_CHECKING, Any, Protocol
+
+from mirrorgate.dataplane.matcher import Matcher
+from mirrorgate.ir.table import Mirror
+from mirrorgate.upstream.pool import Pool
+
+if TYPE_CHECKING:
+    from mirrorgate.dataplane.protocol import HttpProtocol
+
+access_log = logging.getLogger("mirrorgate.access")
+
+
+class BodyTee(Protocol):
+    """Receives a copy of a request body as it streams; every call must return at once."""
+
+    def feed(self, chunk: bytes) -> None: ...
+    def end(self) -> None: ...
+    def abort(self) -> None: ...
+
+
+class MirrorDispatcher(Protocol):
+    """The hook the mirroring issue fills in (DESIGN §1, STYLE §3.9).
+
+    ``submit`` is called synchronously, once per request whose rule has mirrors, with the head as
+    the primary will send it after the rule's RequestHeaderModifier and URLRewrite (DESIGN §2.4):
+    method, origin-form target, lower-case headers (``x-request-id`` and ``x-forwarded-for``
+    included). It returns a ``BodyTee`` for the body (or None) and is never awaited.
+    """
+
+    def submit(
+        self,
+        mirrors: tuple[Mirror, ...],
+        method: bytes,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        has_body: bool,
+    ) -> BodyTee | None: ...
+
+
+class GatewayState:
+    __slots__ = ("access_log_json", "connections", "matcher", "mirror", "no_connections", "pool", "rng", "tasks")
+
+    def __init__(
+        self,
+        matcher: Matcher,
+        pool: Pool,
+        *,
+        rng: Random | None = None,
+        access_log_json: bool = False,
+        mirror: MirrorDispatcher | None = None,
+    ) -> None:
+        self.matcher = matcher
+        self.pool = pool
+        self.rng = rng or Random()
+        self.access_log_json = access_log_json
+        self.mirror = mirror
+        self.connections: set[HttpProtocol] = set()
+        self.no_connections = asyncio.Event()  # set whenever ``connections`` becomes empty
+        self.no_connections.set()
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def track(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task

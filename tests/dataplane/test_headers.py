@@ -1,0 +1,245 @@
+"""Unit tests of dataplane.headers, using the tables of notes §1.7 and DESIGN §2.3."""
+
+import uuid
+
+import pytest
+
+from mirrorgate.dataplane.headers import (
+    compile_edit,
+    forward_headers,
+    new_request_id,
+    redirect_location,
+    replace_header,
+    rewrite_path,
+    shadow_host,
+    split_host_port,
+    strip_hop_by_hop,
+)
+from mirrorgate.ir.table import HeaderModifier, PathModifier, Redirect
+
+
+def test_strip_hop_by_hop() -> None:
+    headers = [
+        (b"Connection", b"keep-alive, X-Secret"),
+        (b"keep-alive", b"timeout=5"),
+        (b"x-secret", b"1"),
+        (b"Proxy-Authorization", b"x"),
+        (b"proxy-connection", b"close"),
+        (b"TE", b"trailers"),
+        (b"trailer", b"x"),
+        (b"transfer-encoding", b"chunked"),
+        (b"upgrade", b"h2c"),
+        (b"accept", b"a"),
+        (b"accept", b"b"),
+        (b"x-keep", b"1"),
+    ]
+    assert strip_hop_by_hop(headers) == [(b"accept", b"a"), (b"accept", b"b"), (b"x-keep", b"1")]
+
+
+def test_forward_headers_appends_xff_and_generates_id() -> None:
+    headers = [(b"x-forwarded-for", b"1.1.1.1"), (b"x-forwarded-for", b"2.2.2.2"), (b"x-forwarded-proto", b"x")]
+    out, rid = forward_headers(headers, b"127.0.0.1", b"http")
+    assert out == [
+        (b"x-forwarded-for", b"1.1.1.1, 2.2.2.2, 127.0.0.1"),
+        (b"x-forwarded-proto", b"http"),
+        (b"x-request-id", rid),
+    ]
+    assert len(rid) == 36
+    assert headers[2] == (b"x-forwarded-proto", b"x")  # the input is not modified
+
+
+def test_forward_headers_drops_hop_by_hop_and_keeps_request_id() -> None:
+    headers = [
+        (b"connection", b"x-secret, keep-alive"),
+        (b"x-secret", b"s"),
+        (b"expect", b"100-continue"),
+        (b"x-forwarded-for", b"1.1.1.1"),
+        (b"accept", b"a"),
+        (b"x-request-id", b"rid"),
+        (b"x-forwarded-proto", b"https"),
+        (b"proxy-authorization", b"p"),
+        (b"te", b"trailers"),
+        (b"accept", b"b"),
+    ]
+    out, rid = forward_headers(headers, b"10.0.0.9", b"http")
+    assert rid == b"rid"
+    assert out == [
+        (b"accept", b"a"),
+        (b"x-request-id", b"rid"),
+        (b"accept", b"b"),
+        (b"x-forwarded-for", b"1.1.1.1, 10.0.0.9"),
+        (b"x-forwarded-proto", b"http"),
+    ]
+    out, rid = forward_headers([(b"host", b"h")], b"::1", b"http")
+    assert out == [
+        (b"host", b"h"),
+        (b"x-forwarded-for", b"::1"),
+        (b"x-forwarded-proto", b"http"),
+        (b"x-request-id", rid),
+    ]
+
+
+def test_request_ids_are_uuid4() -> None:
+    ids = {new_request_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    for rid in list(ids)[:50]:
+        assert uuid.UUID(rid.decode()).version == 4
+        assert str(uuid.UUID(rid.decode())).encode() == rid
+
+
+def test_request_modifier_set_add_remove() -> None:
+    mod = HeaderModifier(
+        set=(("X-Header-Set", "set-overwrites-values"), ("x-header-set", "ignored: first entry wins")),
+        add=(("X-Header-Add", "add-appends-values"), ("X-New", "n")),
+        remove=("X-Header-Remove",),
+    )
+    edit = compile_edit(mod, lower_names=True)
+    assert edit is not None
+    headers = [
+        (b"x-header-set", b"some-other-value"),
+        (b"x-header-add", b"a"),
+        (b"x-header-add", b"b"),
+        (b"x-header-remove", b"r"),
+        (b"x-header-set", b"again"),
+        (b"other", b"o"),
+    ]
+    assert edit.apply(headers) == [
+        (b"x-header-set", b"set-overwrites-values"),
+        (b"x-header-add", b"a"),
+        (b"x-header-add", b"b,add-appends-values"),
+        (b"other", b"o"),
+        (b"x-new", b"n"),
+    ]
+
+
+def test_response_modifier_keeps_configured_case_and_compares_insensitively() -> None:
+    edit = compile_edit(
+        HeaderModifier(set=(("X-Mixedcase-SET", "v"),), add=(("x-Mixedcase-ADD-1", "a"),), remove=("X-REMOVE",)),
+        lower_names=False,
+    )
+    assert edit is not None
+    got = edit.apply([(b"X-MixedCase-Set", b"old"), (b"x-remove", b"1"), (b"Content-Type", b"text/plain")])
+    assert got == [(b"X-Mixedcase-SET", b"v"), (b"Content-Type", b"text/plain"), (b"x-Mixedcase-ADD-1", b"a")]
+
+
+def test_compile_edit_empty_is_none() -> None:
+    assert compile_edit(None, lower_names=True) is None
+    assert compile_edit(HeaderModifier(), lower_names=True) is None
+
+
+def test_replace_header() -> None:
+    headers = [(b"host", b"a"), (b"x", b"1"), (b"host", b"b")]
+    replace_header(headers, b"host", b"c")
+    assert headers == [(b"host", b"c"), (b"x", b"1")]
+
+
+@pytest.mark.parametrize(
+    ("path", "prefix", "replacement", "want"),
+    [
+        # notes §1.7, the type docs' table
+        (b"/foo/bar", "/foo", "/xyz", b"/xyz/bar"),
+        (b"/foo/bar", "/foo/", "/xyz", b"/xyz/bar"),
+        (b"/foo/bar", "/foo", "/xyz/", b"/xyz/bar"),
+        (b"/foo/bar", "/foo/", "/xyz/", b"/xyz/bar"),
+        (b"/foo", "/foo", "/xyz", b"/xyz"),
+        (b"/foo/", "/foo", "/xyz", b"/xyz/"),
+        (b"/foo/bar", "/foo", "", b"/bar"),
+        (b"/foo", "/foo", "", b"/"),
+        (b"/foo/", "/foo", "", b"/"),
+        (b"/foo", "/foo", "/", b"/"),
+        (b"/foo/", "/foo", "/", b"/"),
+        # conformance RewritePath
+        (b"/prefix/one/two", "/prefix/one", "/one", b"/one/two"),
+        (b"/strip-prefix/three", "/strip-prefix", "/", b"/three"),
+        (b"/strip-prefix", "/strip-prefix", "/", b"/"),
+        (
+            b"/prefix/rewrite-path-and-modify-headers/one",
+            "/prefix/rewrite-path-and-modify-headers",
+            "/prefix",
+            b"/prefix/one",
+        ),
+        # query kept byte-exact; a path the prefix does not cover is unchanged
+        (b"/foo/bar?a=%2F&b", "/foo", "/xyz", b"/xyz/bar?a=%2F&b"),
+        (b"/foo?", "/foo", "/xyz", b"/xyz?"),
+        (b"/foobar", "/foo", "/xyz", b"/foobar"),
+        (b"/other", "/foo", "/xyz", b"/other"),
+    ],
+)
+def test_replace_prefix_match(path: bytes, prefix: str, replacement: str, want: bytes) -> None:
+    assert rewrite_path(path, PathModifier(type="ReplacePrefixMatch", value=replacement, prefix=prefix)) == want
+
+
+def test_replace_full_path_keeps_query() -> None:
+    mod = PathModifier(type="ReplaceFullPath", value="/one")
+    assert rewrite_path(b"/full/one/two", mod) == b"/one"
+    assert rewrite_path(b"/full/one/two?x=%20y", mod) == b"/one?x=%20y"
+
+
+def _loc(
+    redirect: Redirect,
+    listener_port: int,
+    scheme: str = "http",
+    host: bytes = b"example.com:9999",
+    target: bytes = b"/p?q=1",
+) -> bytes:
+    return redirect_location(redirect, scheme, host, listener_port, target)
+
+
+@pytest.mark.parametrize(
+    ("redirect", "listener_port", "want"),
+    [
+        # notes §5.4 RedirectPortAndScheme, listener 80
+        (Redirect(hostname="example.org"), 80, b"http://example.org/p?q=1"),
+        (Redirect(hostname="example.org", port=80), 80, b"http://example.org/p?q=1"),
+        (Redirect(hostname="example.org", port=8080), 80, b"http://example.org:8080/p?q=1"),
+        (Redirect(hostname="example.org", scheme="https"), 80, b"https://example.org/p?q=1"),
+        (Redirect(hostname="example.org", scheme="https", port=443), 80, b"https://example.org/p?q=1"),
+        (Redirect(hostname="example.org", scheme="https", port=8443), 80, b"https://example.org:8443/p?q=1"),
+        # listener 8080
+        (Redirect(hostname="example.org"), 8080, b"http://example.org:8080/p?q=1"),
+        (Redirect(hostname="example.org", port=80), 8080, b"http://example.org/p?q=1"),
+        (Redirect(hostname="example.org", scheme="https"), 8080, b"https://example.org/p?q=1"),
+        # no hostname: the request's host, port dropped
+        (Redirect(), 80, b"http://example.com/p?q=1"),
+        (Redirect(port=8083), 80, b"http://example.com:8083/p?q=1"),
+        # paths
+        (
+            Redirect(path=PathModifier(type="ReplaceFullPath", value="/full-path-replacement")),
+            80,
+            b"http://example.com/full-path-replacement?q=1",
+        ),
+    ],
+)
+def test_redirect_location(redirect: Redirect, listener_port: int, want: bytes) -> None:
+    assert _loc(redirect, listener_port) == want
+
+
+def test_redirect_prefix_and_https_listener_and_ipv6() -> None:
+    mod = PathModifier(type="ReplacePrefixMatch", value="/replacement-prefix", prefix="/original-prefix")
+    assert (
+        _loc(Redirect(path=mod), 80, target=b"/original-prefix/lemon") == b"http://example.com/replacement-prefix/lemon"
+    )
+    # a listener on 443 whose request scheme is https (notes §5.4, listener 443 rows)
+    assert _loc(Redirect(hostname="example.org"), 443, scheme="https") == b"https://example.org/p?q=1"
+    assert _loc(Redirect(hostname="example.org", scheme="http"), 443, scheme="https") == b"http://example.org/p?q=1"
+    assert _loc(Redirect(), 8080, host=b"[::1]:8080") == b"http://[::1]:8080/p?q=1"
+
+
+@pytest.mark.parametrize(
+    ("host", "want"),
+    [
+        (b"a.com", b"a.com-shadow"),
+        (b"httpbin:8000", b"httpbin-shadow:8000"),
+        (b"[::1]:80", b"[::1]-shadow:80"),
+        (b"[::1]", b"[::1]-shadow"),
+        (b"10.0.0.1:80", b"10.0.0.1-shadow:80"),
+    ],
+)
+def test_shadow_host(host: bytes, want: bytes) -> None:
+    assert shadow_host(host) == want
+
+
+def test_split_host_port() -> None:
+    assert split_host_port(b"a:1") == (b"a", b"1")
+    assert split_host_port(b"[::1]") == (b"[::1]", b"")
+    assert split_host_port(b"[::1") == (b"[::1", b"")

@@ -1,0 +1,311 @@
+"""The upstream pool and connection against real loopback servers: reuse, limits, waiters,
+expiry, loss of idle connections, closing, and response parsing edge cases."""
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from random import Random
+
+import pytest
+
+from mirrorgate.errors import ConnectError, PoolTimeout, UpstreamError, UpstreamProtocolError
+from mirrorgate.upstream.connection import ResponseHead, State, UpstreamConnection
+from mirrorgate.upstream.pool import Pool, PoolConfig
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+class Server:
+    """Answers every request head with ``reply``; ``drop_all`` closes every open connection."""
+
+    def __init__(self, reply: bytes = OK) -> None:
+        self.reply = reply
+        self.accepted = 0
+        self.writers: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        self.writers.append(writer)
+        try:
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(self.reply)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    def drop_all(self) -> None:
+        for w in self.writers:
+            w.close()
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[tuple[Server, tuple[str, int]]]:
+    s = Server()
+    s.server = await asyncio.start_server(s._serve, "127.0.0.1", 0)
+    yield s, ("127.0.0.1", int(s.server.sockets[0].getsockname()[1]))
+    s.drop_all()
+    s.server.close()
+    await s.server.wait_closed()
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.head: ResponseHead | None = None
+        self.body = bytearray()
+        self.done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    def on_response_head(self, head: ResponseHead) -> None:
+        self.head = head
+
+    def on_response_body(self, chunk: bytes) -> None:
+        self.body += chunk
+
+    def on_response_complete(self, reusable: bool) -> None:
+        self.done.set_result(reusable)
+
+    def on_upstream_failed(self, exc: UpstreamError) -> None:
+        self.done.set_exception(exc)
+
+    def on_upstream_write_paused(self, paused: bool) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
+async def roundtrip(conn: UpstreamConnection, method: bytes = b"GET") -> Sink:
+    sink = Sink()
+    conn.begin(sink, method == b"HEAD")
+    conn.write(method + b" / HTTP/1.1\r\nHost: x\r\n\r\n")
+    await sink.done
+    return sink
+
+
+async def poll(cond: object, limit: int = 500) -> None:
+    assert callable(cond)
+    for _ in range(limit):
+        if cond():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition never became true")
+
+
+async def test_reuse_and_repr(server: tuple[Server, tuple[str, int]]) -> None:
+    srv, key = server
+    pool = Pool()
+    conn, reused = await pool.acquire(key)
+    assert not reused
+    assert repr(pool) == "<Pool in_use=1 idle=0 waiting=0>"
+    sink = await roundtrip(conn)
+    assert sink.head is not None
+    assert (sink.head.status, bytes(sink.body)) == (200, b"ok")
+    pool.release(conn, True)
+    assert repr(pool) == "<Pool in_use=0 idle=1 waiting=0>"
+    again, reused = await pool.acquire(key)
+    assert (again, reused) == (conn, True)
+    pool.release(again, False)
+    assert repr(pool) == "<Pool in_use=0 idle=0 waiting=0>"
+    assert again.state == State.CLOSED
+    assert srv.accepted == 1
+    pool.close()
+
+
+async def test_per_key_limit_queues_waiters_fifo(server: tuple[Server, tuple[str, int]]) -> None:
+    _, key = server
+    pool = Pool(PoolConfig(limit_per_key=1))
+    first, _ = await pool.acquire(key)
+    waiters = [asyncio.create_task(pool.acquire(key)) for _ in range(2)]
+    await asyncio.sleep(0.01)
+    assert repr(pool) == "<Pool in_use=1 idle=0 waiting=2>"
+    await roundtrip(first)
+    pool.release(first, True)
+    second, reused = await waiters[0]
+    assert (second, reused) == (first, True)
+    assert not waiters[1].done()
+    pool.release(second, False)
+    third, reused = await waiters[1]
+    assert not reused
+    pool.release(third, False)
+    assert repr(pool) == "<Pool in_use=0 idle=0 waiting=0>"
+    pool.close()
+
+
+async def test_pool_timeout_and_cancelled_waiter_leave_no_trace(server: tuple[Server, tuple[str, int]]) -> None:
+    _, key = server
+    pool = Pool(PoolConfig(limit=1, pool_timeout=0.05))
+    held, _ = await pool.acquire(key)
+    with pytest.raises(PoolTimeout):
+        await pool.acquire(key)
+    waiter = asyncio.create_task(pool.acquire(("127.0.0.1", 1)))
+    await asyncio.sleep(0.01)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert repr(pool) == "<Pool in_use=1 idle=0 waiting=0>"
+    pool.release(held, False)
+    pool.close()
+
+
+async def test_connect_refused() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    pool = Pool()
+    with pytest.raises(ConnectError):
+        await pool.acquire(("127.0.0.1", port))
+    assert repr(pool) == "<Pool in_use=0 idle=0 waiting=0>"
+
+
+async def test_idle_connection_closed_by_upstream_is_dropped(server: tuple[Server, tuple[str, int]]) -> None:
+    srv, key = server
+    pool = Pool()
+    conn, _ = await pool.acquire(key)
+    await roundtrip(conn)
+    pool.release(conn, True)
+    srv.drop_all()
+    await poll(lambda: repr(pool) == "<Pool in_use=0 idle=0 waiting=0>")
+    fresh, reused = await pool.acquire(key)
+    assert not reused
+    assert fresh is not conn
+    pool.release(fresh, False)
+
+
+async def test_idle_expiry_and_max_idle(server: tuple[Server, tuple[str, int]]) -> None:
+    _, key = server
+    pool = Pool(PoolConfig(idle_timeout=0.05, max_idle_per_key=1))
+    a, _ = await pool.acquire(key)
+    b, _ = await pool.acquire(key)
+    await roundtrip(a)
+    await roundtrip(b)
+    pool.release(a, True)
+    pool.release(b, True)
+    assert repr(pool) == "<Pool in_use=0 idle=1 waiting=0>"
+    await poll(lambda: repr(pool) == "<Pool in_use=0 idle=0 waiting=0>")
+    pool.close()
+
+
+async def test_close_refuses_new_acquires(server: tuple[Server, tuple[str, int]]) -> None:
+    _, key = server
+    pool = Pool()
+    conn, _ = await pool.acquire(key)
+    await roundtrip(conn)
+    pool.release(conn, True)
+    pool.close()
+    assert conn.state == State.CLOSED
+    with pytest.raises(ConnectError):
+        await pool.acquire(key)
+
+
+async def test_random_operations_keep_counters_consistent(server: tuple[Server, tuple[str, int]]) -> None:
+    _, key = server
+    cfg = PoolConfig(limit=4, limit_per_key=3, max_idle_per_key=2)
+    pool = Pool(cfg)
+    rng = Random(5)
+    held: list[UpstreamConnection] = []
+    for _ in range(200):
+        op = rng.random()
+        if op < 0.5 and len(held) < cfg.limit_per_key:
+            conn, _ = await pool.acquire(key)
+            assert conn.state == State.ACTIVE
+            assert conn not in held
+            held.append(conn)
+        elif held:
+            conn = held.pop(rng.randrange(len(held)))
+            await roundtrip(conn)
+            pool.release(conn, rng.random() < 0.8)
+        in_use, idle = (int(part.split("=")[1]) for part in repr(pool)[6:-1].split()[:2])
+        assert in_use == len(held)
+        assert idle <= cfg.max_idle_per_key
+    for conn in held:
+        pool.release(conn, False)
+    pool.close()
+
+
+class RawServer:
+    """Sends ``reply`` to the first request head, then waits for the client to close."""
+
+    def __init__(self, reply: bytes) -> None:
+        self.reply = reply
+        self.handlers: list[asyncio.Task[None]] = []
+        self.srv: asyncio.Server | None = None
+
+    async def start(self) -> tuple[str, int]:
+        self.srv = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return ("127.0.0.1", int(self.srv.sockets[0].getsockname()[1]))
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.handlers.append(task)
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(self.reply)
+        await writer.drain()
+        await reader.read()
+        writer.close()
+        await writer.wait_closed()
+
+    async def close(self) -> None:
+        assert self.srv is not None
+        self.srv.close()
+        await asyncio.gather(*self.handlers)
+        await self.srv.wait_closed()
+
+
+@pytest.mark.parametrize(
+    ("reply", "method", "status", "body", "reusable"),
+    [
+        (b"HTTP/1.1 100 Continue\r\n\r\n" + OK, b"GET", 200, b"ok", True),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", b"HEAD", 200, b"", True),
+        (b"HTTP/1.1 204 No Content\r\n\r\n", b"GET", 204, b"", True),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n", b"GET", 200, b"ab", True),
+        (b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", b"GET", 200, b"ok", False),
+        (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", b"GET", 200, b"ok", False),
+    ],
+)
+async def test_response_framing(reply: bytes, method: bytes, status: int, body: bytes, reusable: bool) -> None:
+    srv = RawServer(reply)
+    key = await srv.start()
+    pool = Pool()
+    conn, _ = await pool.acquire(key)
+    sink = Sink()
+    conn.begin(sink, method == b"HEAD")
+    conn.write(method + b" / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert await sink.done is reusable
+    assert sink.head is not None
+    assert (sink.head.status, bytes(sink.body)) == (status, body)
+    pool.release(conn, False)
+    await srv.close()
+
+
+async def test_malformed_response_fails_the_sink() -> None:
+    srv = RawServer(b"HTTP/1.1 abc\r\n\r\n")
+    key = await srv.start()
+    pool = Pool()
+    conn, _ = await pool.acquire(key)
+    with pytest.raises(UpstreamProtocolError):
+        await roundtrip(conn)
+    pool.release(conn, True)
+    assert repr(pool) == "<Pool in_use=0 idle=0 waiting=0>"
+    await srv.close()
+
+
+async def test_bytes_after_the_response_poison_the_connection() -> None:
+    srv = RawServer(OK + b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    key = await srv.start()
+    pool = Pool()
+    conn, _ = await pool.acquire(key)
+    assert await (await _start(conn)).done is True
+    pool.release(conn, True)
+    assert repr(pool) == "<Pool in_use=0 idle=0 waiting=0>"
+    await srv.close()
+
+
+async def _start(conn: UpstreamConnection) -> Sink:
+    sink = Sink()
+    conn.begin(sink, False)
+    conn.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    return sink
