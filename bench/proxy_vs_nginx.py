@@ -159,6 +159,8 @@ def main() -> int:
                     str(tmp / "route.yaml"),
                     "--bind",
                     "127.0.0.1",
+                    "--access-log",
+                    "off",
                 ],
             ),
             tmp / "mirrorgate.log",

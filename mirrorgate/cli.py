@@ -36,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--bind", default="0.0.0.0", help="address listeners bind when a Gateway has none")
     run.add_argument("--grace", type=float, default=10.0, help="seconds in-flight requests get on shutdown")
     run.add_argument("--access-log-json", action="store_true", help="one JSON object per access-log line")
+    run.add_argument(
+        "--access-log",
+        default="-",
+        metavar="PATH|-|off",
+        help="where access-log lines go: - (stdout, the default), a file path, or off",
+    )
     run.set_defaults(handler=_run)
 
     validate = sub.add_parser("validate", help="check Gateway API YAML as an apiserver would; exit 1 if invalid")
@@ -114,6 +120,7 @@ def _run(args: argparse.Namespace) -> int:
     from mirrorgate.runtime import RunConfig, StartupError, run
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    _setup_access_log(args.access_log)
     config = RunConfig(paths=tuple(args.paths), bind=args.bind, grace=args.grace, access_log_json=args.access_log_json)
     try:
         run(config)
@@ -121,3 +128,18 @@ def _run(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 1
     return 0
+
+
+def _setup_access_log(target: str) -> None:
+    """Access-log lines go to stdout, a file, or nowhere (``off``); other logs stay on stderr."""
+    import logging
+
+    access = logging.getLogger("mirrorgate.access")
+    access.propagate = False
+    if target == "off":
+        access.disabled = True
+        return
+    handler = logging.StreamHandler(sys.stdout) if target == "-" else logging.FileHandler(target, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
