@@ -1,0 +1,293 @@
+"""mirrorgate beside NGINX on loopback, one worker each, under `wrk`: plain proxying and mirroring.
+
+Usage:  .venv/bin/python bench/vs_nginx.py [--cases plain,mirror,slow,blackhole,refusing,post16k]
+                                           [--rounds 3] [--duration 8] [--connections 50]
+
+Cases (the primary backend is always a healthy NGINX answering a small 200):
+  plain      no mirror
+  mirror     100% mirrored to a second healthy NGINX backend
+  slow       100% mirrored to a backend that answers after 200 ms
+  blackhole  100% mirrored to a backend that accepts and never answers (5 s timeouts on both sides)
+  refusing   100% mirrored to a closed port
+  post16k    16 KiB POSTs, 100% mirrored to a healthy backend
+
+NGINX uses `worker_processes 1`, upstream keepalive and the `mirror` directive (with
+`mirror_request_body on`); mirrorgate serves the equivalent HTTPRoute with a RequestMirror filter.
+Both proxies are pinned to CPU 1, wrk and the backends to CPU 0 (PERFORMANCE.md). Rounds alternate
+the order; the report gives medians, the mirrorgate/NGINX ratio, and for mirror cases mirrorgate's
+ratio to its own `plain` run (the "a mirror never hurts the primary" check). Bounded: every run
+lasts `duration` seconds; everything started is stopped at the end. Needs Debian's `nginx` and
+`wrk` (installed with apt-get when missing).
+"""
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MIRRORGATE = str(ROOT / ".venv" / "bin" / "mirrorgate")
+CASES = ("plain", "mirror", "slow", "blackhole", "refusing", "post16k")
+
+BACKEND_CONF = """
+worker_processes 1; daemon off; pid {tmp}/{name}.pid; error_log {tmp}/{name}.err;
+events {{ worker_connections 8192; }}
+http {{ access_log off; client_max_body_size 1m; server {{ listen 127.0.0.1:{port}; keepalive_requests 1000000;
+  location = /nginx_status {{ stub_status; }}
+  location / {{ return 200 "hello from the backend\\n"; }} }} }}
+"""
+
+PROXY_CONF = """
+worker_processes 1; daemon off; pid {tmp}/proxy.pid; error_log {tmp}/proxy.err;
+events {{ worker_connections 8192; }}
+http {{ access_log off; client_max_body_size 1m; client_body_buffer_size 64k;
+  upstream backend {{ server 127.0.0.1:{backend}; keepalive 64; }}
+  upstream shadow {{ server 127.0.0.1:{shadow}; keepalive 64; }}
+  server {{ listen 127.0.0.1:{port}; keepalive_requests 1000000;
+    location / {{ {mirror} proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+    location = /mirror {{ internal; proxy_pass http://shadow$request_uri; proxy_http_version 1.1;
+      proxy_set_header Connection ""; proxy_connect_timeout 1s; proxy_read_timeout 5s; proxy_send_timeout 5s; }} }} }}
+"""
+
+ROUTE_YAML = """
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: bench}}
+spec:
+  gatewayClassName: mirrorgate
+  listeners: [{{name: http, port: {port}, protocol: HTTP}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: backend}}
+spec: {{ports: [{{name: http, port: 80}}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: backend, labels: {{kubernetes.io/service-name: backend}}}}
+addressType: IPv4
+ports: [{{name: http, port: {backend}}}]
+endpoints: [{{addresses: [127.0.0.1]}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: shadow}}
+spec: {{ports: [{{name: http, port: 80}}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: shadow, labels: {{kubernetes.io/service-name: shadow}}}}
+addressType: IPv4
+ports: [{{name: http, port: {shadow}}}]
+endpoints: [{{addresses: [127.0.0.1]}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: bench}}
+spec:
+  parentRefs: [{{name: bench}}]
+  rules:
+  - backendRefs: [{{name: backend, port: 80}}]
+    filters: {filters}
+"""
+
+MIRROR_FILTER = "[{type: RequestMirror, requestMirror: {backendRef: {name: shadow, port: 80}}}]"
+POST_LUA = 'wrk.method = "POST"\nwrk.body = string.rep("a", 16384)\nwrk.headers["Content-Type"] = "text/plain"\n'
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def ensure_tools() -> None:
+    if shutil.which("nginx") and shutil.which("wrk"):
+        return
+    subprocess.run(["apt-get", "update", "-qq"], check=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "nginx", "wrk"], check=True)
+
+
+def pinned(cpu: int, argv: list[str]) -> list[str]:
+    return ["taskset", "-c", str(cpu), *argv] if shutil.which("taskset") and (os.cpu_count() or 1) > 1 else argv
+
+
+class Procs:
+    """Processes started by one case; all stopped together (process groups)."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        log = (self.tmp / f"{name}.log").open("wb")
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.procs = []
+
+
+def wrk(port: int, duration: int, connections: int, script: Path | None) -> tuple[float, float]:
+    """(requests/s, p99 ms) of one wrk run."""
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "--latency"]
+    if script is not None:
+        argv += ["-s", str(script)]
+    out = subprocess.run(
+        pinned(0, [*argv, f"http://127.0.0.1:{port}/"]),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=duration + 60,
+    ).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    return (float(rps.group(1)) if rps else 0.0), (float(p99.group(1)) * scale[p99.group(2)] if p99 else float("nan"))
+
+
+def stub_requests(port: int) -> int:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET /nginx_status HTTP/1.0\r\n\r\n")
+        data = b""
+        while chunk := s.recv(4096):
+            data += chunk
+    m = re.search(rb"\n\s*\d+\s+\d+\s+(\d+)", data)
+    return int(m.group(1)) - 1 if m else -1  # minus this request
+
+
+def run_case(case: str, args: argparse.Namespace, tmp: Path) -> dict[str, list[tuple[float, float]]]:
+    procs = Procs(tmp)
+    backend, shadow, nginx_port, mg_port = free_port(), free_port(), free_port(), free_port()
+    mirrored = case != "plain"
+    shadow_kind = {"plain": "none", "slow": "slow", "blackhole": "blackhole", "refusing": "none"}.get(case, "nginx")
+    (tmp / "backend.conf").write_text(BACKEND_CONF.format(tmp=tmp, name="backend", port=backend))
+    (tmp / "shadow.conf").write_text(BACKEND_CONF.format(tmp=tmp, name="shadow", port=shadow))
+    mirror_directive = "mirror /mirror; mirror_request_body on;" if mirrored else ""
+    (tmp / "proxy.conf").write_text(
+        PROXY_CONF.format(tmp=tmp, port=nginx_port, backend=backend, shadow=shadow, mirror=mirror_directive)
+    )
+    (tmp / "route.yaml").write_text(
+        ROUTE_YAML.format(port=mg_port, backend=backend, shadow=shadow, filters=MIRROR_FILTER if mirrored else "[]")
+    )
+    script = None
+    if case == "post16k":
+        script = tmp / "post.lua"
+        script.write_text(POST_LUA)
+    results: dict[str, list[tuple[float, float]]] = {"nginx": [], "mirrorgate": []}
+    try:
+        procs.start("backend", pinned(0, ["nginx", "-c", str(tmp / "backend.conf")]))
+        if shadow_kind == "nginx":
+            procs.start("shadow", pinned(0, ["nginx", "-c", str(tmp / "shadow.conf")]))
+        elif shadow_kind in ("slow", "blackhole"):
+            procs.start(
+                "shadow",
+                pinned(
+                    0, [sys.executable, str(ROOT / "bench" / "shadow_backends.py"), shadow_kind, str(shadow), "0.2"]
+                ),
+            )
+        procs.start("proxy", pinned(1, ["nginx", "-c", str(tmp / "proxy.conf")]))
+        procs.start(
+            "mirrorgate",
+            pinned(
+                1,
+                [
+                    MIRRORGATE,
+                    "run",
+                    "-f",
+                    str(tmp / "route.yaml"),
+                    "--bind",
+                    "127.0.0.1",
+                    "--access-log",
+                    "off",
+                    "--admin",
+                    "off",
+                ],
+            ),
+        )
+        for port in (backend, nginx_port, mg_port) + ((shadow,) if shadow_kind != "none" else ()):
+            wait_port(port)
+        order = [("nginx", nginx_port), ("mirrorgate", mg_port)]
+        for _, port in order:
+            wrk(port, 2, args.connections, script)  # warm-up
+        for r in range(args.rounds):
+            for name, port in order if r % 2 == 0 else order[::-1]:
+                results[name].append(wrk(port, args.duration, args.connections, script))
+                rps, p99 = results[name][-1]
+                print(f"  {case:9s} round {r + 1} {name:10s} {rps:9.0f} req/s  p99 {p99:8.2f} ms", flush=True)
+        if shadow_kind == "nginx":
+            print(
+                f"  {case:9s} the healthy mirror backend received {stub_requests(shadow)} requests in all", flush=True
+            )
+    finally:
+        procs.stop()
+    return results
+
+
+def median(runs: list[tuple[float, float]]) -> tuple[float, float]:
+    return statistics.median(r for r, _ in runs), statistics.median(p for _, p in runs)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=8)
+    ap.add_argument("--connections", type=int, default=50)
+    args = ap.parse_args()
+    ensure_tools()
+    cases = [c for c in args.cases.split(",") if c]
+    unknown = set(cases) - set(CASES)
+    if unknown:
+        ap.error(f"unknown cases: {sorted(unknown)}")
+    tmp = Path(tempfile.mkdtemp(prefix="mirrorgate-bench-"))
+    table = {}
+    for case in cases:
+        table[case] = {k: median(v) for k, v in run_case(case, args, tmp).items()}
+    print(
+        f"\nwrk -t1 -c{args.connections} -d{args.duration}s, {args.rounds} alternating rounds, medians; "
+        "proxies on CPU 1, wrk and backends on CPU 0"
+    )
+    print(
+        f"{'case':10s} {'nginx req/s':>12s} {'p99 ms':>8s} {'mirrorgate':>11s} {'p99 ms':>8s} "
+        f"{'ratio':>6s} {'vs own plain (req/s, p99)':>26s}"
+    )
+    plain = table.get("plain", {}).get("mirrorgate")
+    for case, m in table.items():
+        (n_rps, n_p99), (g_rps, g_p99) = m["nginx"], m["mirrorgate"]
+        own = f"{g_rps / plain[0]:.2f}x, {g_p99 / plain[1]:.2f}x" if plain and case != "plain" else "-"
+        print(f"{case:10s} {n_rps:12.0f} {n_p99:8.2f} {g_rps:11.0f} {g_p99:8.2f} {g_rps / n_rps:6.2f} {own:>26s}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
