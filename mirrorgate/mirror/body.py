@@ -1,0 +1,244 @@
+"""One mirrored request (``Shadow``) and the fan-out tee the exchange feeds (``Tee``).
+
+A ``Shadow`` is the mirror side of one primary request for one mirror: it frames and forwards
+the body as the primary's body streams, and it is the ``ResponseSink`` its upstream connection
+drives (the response is read to its end and discarded).
+
+Rules:
+1. ``feed``/``end``/``abort`` return at once: bytes go to the mirror connection's transport
+   (which buffers them) or, before the connection exists, to a pending list. Nothing here ever
+   pauses the client or the primary.
+2. Lag = bytes pending for this mirror plus its transport's write buffer, measured at each feed.
+   Above ``body_lag_budget`` (or when all mirrors together exceed ``max_buffered_bytes``) the
+   mirror is abandoned with ``body_lag``: its connection is aborted, its buffers are freed.
+3. Framing follows ``MirrorHead``: chunked bodies are re-chunked chunk by chunk (empty chunks are
+   never sent, they would end the body); a content-length body that disagrees with its length is
+   abandoned with ``body_mismatch``.
+4. ``abort`` before the body ended (the client vanished) abandons with ``primary_aborted``; after
+   the body ended the mirror is detached from the primary and completes on its own.
+5. The response deadline (``timeout``) is armed when the request body has ended: a mirror that
+   keeps up with a long upload is never cut by it.
+6. Only the owner (the dispatcher) decides outcomes; a Shadow reports through ``owner``.
+"""
+
+import asyncio
+from typing import TYPE_CHECKING, Protocol
+
+from mirrorgate.errors import UpstreamError
+from mirrorgate.ir.table import Endpoint
+from mirrorgate.mirror.config import DropReason
+from mirrorgate.mirror.head import MirrorHead
+from mirrorgate.mirror.metrics import MirrorSeries
+from mirrorgate.upstream.connection import ResponseHead, UpstreamConnection
+
+if TYPE_CHECKING:
+    from mirrorgate.mirror.backend import BackendState
+
+_LAST_CHUNK = b"0\r\n\r\n"
+
+
+class ShadowOwner(Protocol):
+    """What a Shadow needs from its dispatcher."""
+
+    def abandon(self, shadow: "Shadow", reason: DropReason) -> None: ...
+    def account(self, old: int, new: int) -> bool: ...  # update buffered bytes; False: over budget
+    def deadline(self) -> float: ...  # loop time at which a request ending now times out
+
+
+class Shadow:
+    __slots__ = (
+        "backend",
+        "body_done",
+        "body_seen",
+        "conn",
+        "deadline",
+        "endpoint",
+        "finished",
+        "head",
+        "is_probe",
+        "lag",
+        "owner",
+        "pending",
+        "pending_bytes",
+        "response",
+        "series",
+        "started",
+        "status",
+        "task",
+        "timeout_cm",
+    )
+
+    def __init__(
+        self,
+        owner: ShadowOwner,
+        head: MirrorHead,
+        endpoint: Endpoint,
+        backend: "BackendState",
+        series: MirrorSeries,
+        *,
+        started: float,
+        is_probe: bool,
+    ) -> None:
+        # fixed at submit
+        self.owner = owner
+        self.head = head
+        self.endpoint = endpoint
+        self.backend = backend
+        self.series = series
+        self.started = started
+        self.is_probe = is_probe
+        # the body, while it streams
+        self.body_done = not head.has_body
+        self.body_seen = 0
+        self.pending: list[bytes] = []  # framed bytes waiting for a connection
+        self.pending_bytes = 0
+        self.lag = 0  # last measured lag, as accounted with the owner
+        # the exchange with the mirror backend
+        self.task: asyncio.Task[None] | None = None
+        self.conn: UpstreamConnection | None = None
+        self.response: asyncio.Future[bool] | None = None
+        self.timeout_cm: asyncio.Timeout | None = None
+        self.deadline: float | None = owner.deadline() if self.body_done else None
+        self.status = 0
+        self.finished = False
+
+    def __repr__(self) -> str:
+        return f"<Shadow {self.series.mirror} -> {self.endpoint.address}:{self.endpoint.port} lag={self.lag}>"
+
+    # --- body, from the primary's tee (rule 1) --------------------------------------------------
+
+    def feed(self, chunk: bytes) -> None:
+        if self.finished or self.body_done or not chunk:
+            return
+        self.body_seen += len(chunk)
+        length = self.head.content_length
+        if length is not None and self.body_seen > length:
+            self.owner.abandon(self, DropReason.BODY_MISMATCH)
+        elif self.head.chunked:
+            size_line = b"%x\r\n" % len(chunk)
+            self._send([size_line, chunk, b"\r\n"], len(size_line) + len(chunk) + 2)
+        else:
+            self._send([chunk], len(chunk))
+
+    def end(self) -> None:
+        if self.finished or self.body_done:
+            return
+        self.body_done = True
+        length = self.head.content_length
+        if length is not None and self.body_seen != length:
+            self.owner.abandon(self, DropReason.BODY_MISMATCH)
+            return
+        if self.head.chunked:
+            self._send([_LAST_CHUNK], len(_LAST_CHUNK))
+            if self.finished:
+                return
+        self.deadline = self.owner.deadline()
+        if self.timeout_cm is not None:
+            self.timeout_cm.reschedule(self.deadline)
+
+    def abort(self) -> None:
+        if not self.finished and not self.body_done:
+            self.owner.abandon(self, DropReason.PRIMARY_ABORTED)
+
+    def _send(self, parts: list[bytes], size: int) -> None:
+        conn = self.conn
+        if conn is None:
+            self.pending += parts
+            self.pending_bytes += size
+            self._set_lag(self.pending_bytes)
+            return
+        transport = conn.transport
+        if conn.lost or transport is None or transport.is_closing():
+            return  # the connection reports its own failure
+        transport.writelines(parts)
+        self._set_lag(transport.get_write_buffer_size())
+
+    def _set_lag(self, lag: int) -> None:
+        old, self.lag = self.lag, lag
+        if not self.owner.account(old, lag):
+            self.owner.abandon(self, DropReason.BODY_LAG)
+
+    def release_buffers(self) -> None:
+        """Forget pending bytes and give this mirror's share of the buffer budget back."""
+        self.pending = []
+        self.pending_bytes = 0
+        old, self.lag = self.lag, 0
+        self.owner.account(old, 0)
+
+    # --- the connection, from the dispatcher's task -----------------------------------------------
+
+    def attach(self, conn: UpstreamConnection) -> "asyncio.Future[bool]":
+        """Send the head and everything pending on ``conn``; the future resolves to whether the
+        connection may be reused once the response has ended (or fails with ``UpstreamError``)."""
+        self.conn = conn
+        self.response = fut = asyncio.get_running_loop().create_future()
+        conn.begin(self, self.head.is_head)
+        transport = conn.transport
+        assert transport is not None
+        pending, self.pending, self.pending_bytes = self.pending, [], 0
+        transport.write(self.head.for_endpoint(self.endpoint))
+        if pending:
+            transport.writelines(pending)
+        self._set_lag(transport.get_write_buffer_size())
+        return fut
+
+    def detach(self) -> UpstreamConnection | None:
+        """Stop listening to the connection and hand it back (to be released by the caller)."""
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.detach()
+        fut = self.response
+        if fut is not None and fut.done() and not fut.cancelled():
+            fut.exception()  # retrieved: a failure after the task stopped waiting is not an error
+        return conn
+
+    def is_reusable(self, keep_alive: bool) -> bool:
+        """The connection may be reused: the response allowed it and all of our request was sent."""
+        conn = self.conn
+        transport = conn.transport if conn is not None else None
+        return keep_alive and self.body_done and transport is not None and transport.get_write_buffer_size() == 0
+
+    # --- ResponseSink: read to the end, discard ----------------------------------------------------
+
+    def on_response_head(self, head: ResponseHead) -> None:
+        self.status = head.status
+
+    def on_response_body(self, chunk: bytes) -> None:
+        pass
+
+    def on_response_complete(self, reusable: bool) -> None:
+        fut = self.response
+        if fut is not None and not fut.done():
+            fut.set_result(reusable)
+
+    def on_upstream_failed(self, exc: UpstreamError) -> None:
+        fut = self.response
+        if fut is not None and not fut.done():
+            fut.set_exception(exc)
+
+    def on_upstream_write_paused(self, paused: bool) -> None:
+        pass  # never propagated: the lag budget bounds what a slow mirror may hold (rule 2)
+
+    def flush(self) -> None:
+        pass  # nothing is relayed
+
+
+class Tee:
+    """The ``BodyTee`` the exchange feeds: fans each call out to the shadows of one request."""
+
+    __slots__ = ("shadows",)
+
+    def __init__(self, shadows: list[Shadow]) -> None:
+        self.shadows = shadows
+
+    def feed(self, chunk: bytes) -> None:
+        for shadow in self.shadows:
+            shadow.feed(chunk)
+
+    def end(self) -> None:
+        for shadow in self.shadows:
+            shadow.end()
+
+    def abort(self) -> None:
+        for shadow in self.shadows:
+            shadow.abort()

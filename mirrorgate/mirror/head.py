@@ -1,0 +1,86 @@
+"""The head of a mirrored request, built once per primary request and shared by its mirrors.
+
+Rules:
+1. Method and request-target are copied byte-exact (DESIGN §2.5); header lines keep their order
+   and duplicates. Names arrive lower-case from the data plane.
+2. Host: ``-shadow`` is inserted before the port (Envoy's rule, DESIGN §2.3) unless turned off.
+   A request without Host (HTTP/1.0) gets the endpoint's ``address:port``, treated the same way,
+   as the primary does for its endpoint.
+3. Framing is ours: any ``transfer-encoding`` line is dropped. A request with a body keeps its
+   ``content-length`` when it has one (the body is then checked against it), else it is sent
+   chunked. A request without a body is sent as is.
+4. Pure: no I/O, no state.
+"""
+
+from mirrorgate.dataplane.headers import shadow_host
+from mirrorgate.ir.table import Endpoint
+
+Header = tuple[bytes, bytes]
+
+
+class MirrorHead:
+    """``prefix`` (request line + header lines) and ``suffix`` (framing line + blank line)."""
+
+    __slots__ = ("chunked", "content_length", "has_body", "is_head", "prefix", "shadow_suffix", "suffix", "whole")
+
+    def __init__(
+        self,
+        prefix: bytes,
+        suffix: bytes,
+        *,
+        has_host: bool,
+        has_body: bool,
+        chunked: bool,
+        content_length: int | None,
+        shadow_suffix: bool,
+        is_head: bool = False,
+    ) -> None:
+        self.is_head = is_head  # a HEAD request: its response has no body whatever its headers say
+        self.prefix = prefix
+        self.suffix = suffix
+        self.whole = prefix + suffix if has_host else b""
+        self.has_body = has_body
+        self.chunked = chunked
+        self.content_length = content_length
+        self.shadow_suffix = shadow_suffix
+
+    def for_endpoint(self, endpoint: Endpoint) -> bytes:
+        """The complete head for a mirror sent to ``endpoint``."""
+        if self.whole:
+            return self.whole
+        addr = f"[{endpoint.address}]" if ":" in endpoint.address else endpoint.address
+        host = f"{addr}:{endpoint.port}".encode()
+        if self.shadow_suffix:
+            host = shadow_host(host)
+        return self.prefix + b"host: " + host + b"\r\n" + self.suffix
+
+
+def build_head(method: bytes, target: bytes, headers: list[Header], has_body: bool, shadow_suffix: bool) -> MirrorHead:
+    """The mirror head for one primary request (rules 1-3); raising anything is a bug."""
+    parts = [method, b" ", target, b" HTTP/1.1\r\n"]
+    has_host = False
+    content_length: int | None = None
+    for name, value in headers:
+        if name == b"transfer-encoding":
+            continue
+        if name == b"content-length":
+            if content_length is not None or not value.isdigit():
+                continue  # a duplicate or malformed length: frame it ourselves instead
+            content_length = int(value)
+        if name == b"host" and not has_host:
+            has_host = True
+            if shadow_suffix:
+                value = shadow_host(value)
+        parts += (name, b": ", value, b"\r\n")
+    chunked = has_body and content_length is None
+    suffix = b"transfer-encoding: chunked\r\n\r\n" if chunked else b"\r\n"
+    return MirrorHead(
+        b"".join(parts),
+        suffix,
+        has_host=has_host,
+        has_body=has_body,
+        chunked=chunked,
+        content_length=content_length if has_body else None,
+        shadow_suffix=shadow_suffix,
+        is_head=method == b"HEAD",
+    )

@@ -1,0 +1,151 @@
+"""Misbehaving mirror backends: submit always returns at once, the backend never sees more
+concurrent connections than the cap, every failure is dropped and counted with its reason, and
+the circuit breaker stops dialling a refusing or hanging backend, then probes it again."""
+
+import hashlib
+
+from mirrorgate.ir.table import Endpoint
+from mirrorgate.mirror import Dispatcher
+
+from .conftest import MakeDispatcher, Mode, StartBackend, make_mirror, refused_endpoint, request_headers, until
+
+
+def submit_many(d: Dispatcher, endpoint: Endpoint, n: int, *, body: bool = False) -> list[object]:
+    """Submit ``n`` mirrored requests back to back, never awaiting: each call must return."""
+    returned: list[object] = []
+    for i in range(n):
+        tee = d.submit((make_mirror(endpoint),), b"GET", b"/%d" % i, request_headers(), body)
+        returned.append(tee)
+    return returned
+
+
+async def test_blackholed_backend_cap_queue_and_timeouts(
+    start_backend: StartBackend, make_dispatcher: MakeDispatcher
+) -> None:
+    b = await start_backend(Mode.BLACKHOLE)
+    d = make_dispatcher(max_concurrent_per_backend=4, max_queue_per_backend=2, timeout=0.3, breaker_failures=0)
+    assert len(submit_many(d, b.endpoint, 50)) == 50
+    st = d.stats()  # before any await: nothing could have been sent yet, the rest already decided
+    assert st.dropped == {"over_capacity": 44}
+    assert st.inflight == {"service/default/shadow:80": 4}
+    assert st.queued == {"service/default/shadow:80": 2}
+    await until(lambda: b.accepted >= 4)
+    await until(lambda: not d.tasks, "every mirror timed out")
+    st = d.stats()
+    assert st.dropped["over_capacity"] == 44
+    assert st.dropped.get("timeout") == 6, st
+    assert st.completed == {}
+    assert b.max_open <= 4
+    assert repr(d.pool) == "<Pool in_use=0 idle=0 waiting=0>"  # timed-out connections are aborted, not kept
+    await until(lambda: b.open == 0, "the backend sees every timed-out connection closed")
+
+
+async def test_slow_backend_times_out_but_never_exceeds_the_cap(
+    start_backend: StartBackend, make_dispatcher: MakeDispatcher
+) -> None:
+    b = await start_backend(delay=30.0)
+    d = make_dispatcher(max_concurrent_per_backend=8, max_queue_per_backend=0, timeout=0.3, breaker_failures=0)
+    submit_many(d, b.endpoint, 30)
+    assert d.stats().dropped == {"over_capacity": 22}
+    await until(lambda: not d.tasks)
+    assert d.stats().dropped == {"over_capacity": 22, "timeout": 8}
+    assert len(b.requests) == 8  # they were sent; the answers never came in time
+    assert b.max_open <= 8
+
+
+async def test_slow_backend_within_timeout_completes(
+    start_backend: StartBackend, make_dispatcher: MakeDispatcher
+) -> None:
+    b = await start_backend(delay=0.2)
+    d = make_dispatcher(max_concurrent_per_backend=4, max_queue_per_backend=16)
+    submit_many(d, b.endpoint, 20)
+    await until(lambda: d.stats().completed.get("2xx") == 20)
+    assert b.max_open <= 4
+    assert d.stats().dropped == {}
+
+
+async def test_refusing_backend_opens_the_breaker_then_probes(
+    start_backend: StartBackend, make_dispatcher: MakeDispatcher
+) -> None:
+    d = make_dispatcher(breaker_failures=3, breaker_open_duration=0.2)
+    dead = refused_endpoint()
+    submit_many(d, dead, 3)
+    await until(lambda: d.stats().dropped.get("connect_error") == 3)
+    assert d.stats().breakers == {"service/default/shadow:80": "open"}
+    submit_many(d, dead, 40)
+    assert d.stats().dropped == {"connect_error": 3, "breaker_open": 40}  # not dialled at all
+    await until(lambda: d.stats().breakers["service/default/shadow:80"] == "half_open")
+    submit_many(d, dead, 10)  # one probe, the other nine still dropped
+    await until(lambda: not d.tasks)
+    assert d.stats().dropped == {"connect_error": 4, "breaker_open": 49}
+    # the backend comes back (new endpoints after a reload): the next probe closes the breaker
+    b = await start_backend()
+    await until(lambda: d.stats().breakers["service/default/shadow:80"] == "half_open")
+    submit_many(d, b.endpoint, 1)
+    await until(lambda: d.stats().completed.get("2xx") == 1)
+    assert d.stats().breakers["service/default/shadow:80"] == "closed"
+    submit_many(d, b.endpoint, 5)
+    await until(lambda: d.stats().completed.get("2xx") == 6)
+
+
+async def test_hanging_backend_opens_the_breaker_and_is_no_longer_dialled(
+    start_backend: StartBackend, make_dispatcher: MakeDispatcher
+) -> None:
+    b = await start_backend(Mode.BLACKHOLE)
+    d = make_dispatcher(breaker_failures=2, breaker_open_duration=60.0, timeout=0.2)
+    submit_many(d, b.endpoint, 2)
+    await until(lambda: d.stats().dropped.get("timeout") == 2)
+    submit_many(d, b.endpoint, 100)
+    assert d.stats().dropped == {"timeout": 2, "breaker_open": 100}
+    assert b.accepted == 2
+
+
+async def test_resetting_backend_counts_reset(start_backend: StartBackend, make_dispatcher: MakeDispatcher) -> None:
+    b = await start_backend(Mode.RESET)
+    d = make_dispatcher(breaker_failures=0)
+    submit_many(d, b.endpoint, 5)
+    await until(lambda: not d.tasks)
+    assert d.stats().dropped == {"reset": 5}
+    assert d.stats().sent == 5
+
+
+async def test_garbage_backend_counts_protocol_error(
+    start_backend: StartBackend, make_dispatcher: MakeDispatcher
+) -> None:
+    b = await start_backend(Mode.GARBAGE)
+    d = make_dispatcher()
+    submit_many(d, b.endpoint, 5)
+    await until(lambda: not d.tasks)
+    assert d.stats().dropped == {"protocol_error": 5}
+    await until(lambda: b.open == 0, "garbage connections are not reused")
+
+
+async def test_no_endpoints_is_dropped_without_a_task(make_dispatcher: MakeDispatcher) -> None:
+    d = make_dispatcher()
+    assert d.submit((make_mirror(),), b"POST", b"/", request_headers(), True) is None
+    assert d.stats().dropped == {"no_endpoints": 1}
+    assert not d.tasks
+
+
+async def test_one_bad_mirror_does_not_disturb_the_other(
+    start_backend: StartBackend, make_dispatcher: MakeDispatcher
+) -> None:
+    good, hole = await start_backend(), await start_backend(Mode.BLACKHOLE)
+    d = make_dispatcher(timeout=0.3)
+    mirrors = (
+        make_mirror(good.endpoint, k=0, backend="service/default/good:80"),
+        make_mirror(hole.endpoint, k=1, backend="service/default/hole:80"),
+    )
+    for i in range(10):
+        tee = d.submit(mirrors, b"POST", b"/%d" % i, request_headers(), True)
+        assert tee is not None
+        tee.feed(b"body %d" % i)
+        tee.end()
+    await until(lambda: len(good.requests) == 10)
+    assert sorted(r.body_sha256 for r in good.requests) == sorted(
+        hashlib.sha256(b"body %d" % i).hexdigest() for i in range(10)
+    )
+    await until(lambda: not d.tasks)
+    st = d.stats()
+    assert st.mirrors[mirrors[0].name].completed == {"2xx": 10}
+    assert st.mirrors[mirrors[1].name].dropped == {"timeout": 10}
