@@ -5,6 +5,7 @@ Each subcommand parses its options into one frozen struct and calls library code
 """
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -42,6 +43,25 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH|-|off",
         help="where access-log lines go: - (stdout, the default), a file path, or off",
     )
+    run.add_argument(
+        "--admin",
+        default="127.0.0.1:9901",
+        metavar="HOST:PORT|off",
+        help="admin server address (/healthz /readyz /metrics /config_dump /status); off disables it",
+    )
+    run.add_argument(
+        "--no-shadow-host-suffix",
+        action="store_true",
+        help="send mirrored requests with the primary's Host, without the -shadow suffix",
+    )
+    run.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N|auto",
+        help="worker processes sharing each listener (SO_REUSEPORT); auto = one per CPU (default 1)",
+    )
+    run.add_argument("--no-watch", action="store_true", help="do not reload when a -f path changes (SIGHUP still does)")
     run.set_defaults(handler=_run)
 
     validate = sub.add_parser("validate", help="check Gateway API YAML as an apiserver would; exit 1 if invalid")
@@ -54,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--bind", default="0.0.0.0", help="address listeners bind when a Gateway has none")
     status.add_argument("--routing-table", action="store_true", help="print the routing table (IR) instead")
     status.set_defaults(handler=_status)
+
+    demo = sub.add_parser("demo", help="the seed walkthroughs, locally: echo backends + gateway + traffic")
+    demo.add_argument("--port", type=int, default=8080, help="gateway port (a free one is used when taken)")
+    demo.add_argument("--requests", type=int, default=200, help="requests sent to the percent-mirrored route")
+    demo.add_argument("--no-serve", action="store_true", help="exit after the walkthrough instead of serving")
+    demo.set_defaults(handler=_demo)
 
     echo = sub.add_parser("echo", help="run an echo-basic compatible test backend")
     echo.add_argument("--port", type=int, required=True)
@@ -114,14 +140,34 @@ def _echo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from mirrorgate.demo import DemoConfig, main as demo_main
+
+    demo_main(DemoConfig(gateway_port=args.port, percent_requests=args.requests, serve=not args.no_serve))
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
-    import logging
+    from mirrorgate.mirror.config import MirrorConfig
+    from mirrorgate.runtime import RunConfig, StartupError, run, setup_logging
 
-    from mirrorgate.runtime import RunConfig, StartupError, run
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    _setup_access_log(args.access_log)
-    config = RunConfig(paths=tuple(args.paths), bind=args.bind, grace=args.grace, access_log_json=args.access_log_json)
+    setup_logging(args.access_log)
+    try:
+        admin = parse_host_port(args.admin) if args.admin != "off" else None
+    except ValueError as exc:
+        print(f"mirrorgate run: --admin: {exc}", file=sys.stderr)
+        return 2
+    config = RunConfig(
+        paths=tuple(args.paths),
+        bind=args.bind,
+        grace=args.grace,
+        access_log_json=args.access_log_json,
+        access_log=args.access_log,
+        admin=admin,
+        mirror=MirrorConfig(shadow_host_suffix=not args.no_shadow_host_suffix),
+        watch=not args.no_watch,
+        workers=args.workers,
+    )
     try:
         run(config)
     except StartupError as exc:
@@ -130,16 +176,18 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _setup_access_log(target: str) -> None:
-    """Access-log lines go to stdout, a file, or nowhere (``off``); other logs stay on stderr."""
-    import logging
+def _workers(text: str) -> int:
+    """``--workers``: a positive number or ``auto`` (one per CPU)."""
+    if text == "auto":
+        return os.cpu_count() or 1
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number or auto, got {text!r}")
+    return int(text)
 
-    access = logging.getLogger("mirrorgate.access")
-    access.propagate = False
-    if target == "off":
-        access.disabled = True
-        return
-    handler = logging.StreamHandler(sys.stdout) if target == "-" else logging.FileHandler(target, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-    access.addHandler(handler)
-    access.setLevel(logging.INFO)
+
+def parse_host_port(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[V6]:PORT`` -> (host, port); raises ValueError with the reason."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)

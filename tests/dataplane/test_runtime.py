@@ -173,6 +173,8 @@ async def test_cli_run_serves_and_exits_0_on_sigterm(tmp_path: Path, echo_ports:
         str(path),
         "--bind",
         "127.0.0.1",
+        "--admin",
+        "127.0.0.1:0",
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env=env,

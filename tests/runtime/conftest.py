@@ -1,0 +1,263 @@
+"""Fixtures for the runtime tests: echo backends, config files, and ``mirrorgate run`` as a real
+process whose log lines (stderr) and access log (stdout) are followed as they arrive.
+
+Every wait is bounded (``WAIT``) and waits for an event (a log line, a response), never a time.
+"""
+
+import asyncio
+import io
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from mirrorgate.echo import EchoConfig, EchoServer, start_echo
+from tests.dataplane.client import Conn, Response, encode_request
+
+WAIT = 20.0  # seconds any single wait may take before the test fails
+
+
+class EchoLog(io.StringIO):
+    """An echo server's log that can be searched while it grows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.grew = asyncio.Event()
+
+    def write(self, s: str) -> int:
+        self.grew.set()
+        return super().write(s)
+
+    async def wait_for(self, text: str) -> None:
+        async with asyncio.timeout(WAIT):
+            while text not in self.getvalue():
+                self.grew.clear()
+                await self.grew.wait()
+
+
+class Backend:
+    def __init__(self, server: EchoServer, log: EchoLog, pod: str) -> None:
+        self.server = server
+        self.log = log
+        self.pod = pod
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+
+@pytest.fixture
+async def backends() -> AsyncIterator[dict[str, Backend]]:
+    """Echo backends ``a``, ``b`` and ``m`` (for mirrors); pod names ``<x>-1-2``."""
+    out: dict[str, Backend] = {}
+    for name in ("a", "b", "m"):
+        log = EchoLog()
+        pod = f"{name}-1-2"
+        out[name] = Backend(await start_echo(EchoConfig(port=0, bind="127.0.0.1", name=pod), log=log), log, pod)
+    yield out
+    for backend in out.values():
+        await backend.server.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def service(name: str, port: int) -> str:
+    return f"""---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: default}}
+spec: {{ports: [{{port: 8080, targetPort: {port}}}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: {name}, namespace: default, labels: {{kubernetes.io/service-name: {name}}}}}
+addressType: IPv4
+endpoints: [{{addresses: [127.0.0.1]}}]
+ports: [{{port: {port}}}]
+"""
+
+
+def gateway_yaml(ports: list[int], backend: Backend, mirror: Backend | None = None, route_extra: str = "") -> str:
+    """One Gateway with a listener per port, one route sending everything to ``backend`` (and
+    mirroring all of it to ``mirror`` when given)."""
+    listeners = ", ".join(f"{{name: l{p}, port: {p}, protocol: HTTP}}" for p in ports)
+    filters = (
+        "    filters: [{type: RequestMirror, requestMirror: {backendRef: {name: mirror, port: 8080}}}]\n"
+        if mirror is not None
+        else ""
+    )
+    text = f"""apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: mirrorgate}}
+spec: {{controllerName: mirrorgate.dev/gateway-controller}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw, namespace: default}}
+spec:
+  gatewayClassName: mirrorgate
+  listeners: [{listeners}]
+{service("primary", backend.port)}{service("mirror", mirror.port) if mirror is not None else ""}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: route, namespace: default}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules:
+  - backendRefs: [{{name: primary, port: 8080{route_extra}}}]
+{filters}"""
+    return text
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` in one step (as editors and ConfigMaps do), so no reader sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class GatewayProcess:
+    """``python -m mirrorgate run`` with its stderr and stdout lines collected as they arrive."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[str] = []  # stderr: the log
+        self.access: list[str] = []  # stdout: the access log
+        self._changed = asyncio.Event()
+        assert proc.stderr is not None
+        assert proc.stdout is not None
+        self._readers = [
+            asyncio.create_task(self._collect(proc.stderr, self.lines)),
+            asyncio.create_task(self._collect(proc.stdout, self.access)),
+        ]
+
+    @classmethod
+    async def start(cls, path: Path | str, *extra: str, stdin_text: str | None = None) -> "GatewayProcess":
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "mirrorgate",
+            "run",
+            "-f",
+            str(path),
+            "--bind",
+            "127.0.0.1",
+            "--admin",
+            "127.0.0.1:0",
+            *extra,
+            stdin=subprocess.DEVNULL if stdin_text is None else subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        if stdin_text is not None:
+            assert proc.stdin is not None
+            proc.stdin.write(stdin_text.encode())
+            proc.stdin.close()
+        return cls(proc)
+
+    async def _collect(self, stream: asyncio.StreamReader, into: list[str]) -> None:
+        async for raw in stream:
+            into.append(raw.decode(errors="replace").rstrip("\n"))
+            self._changed.set()
+        self._changed.set()
+
+    async def wait_line(self, pattern: str, *, after: int = 0, where: list[str] | None = None) -> re.Match[str]:
+        """The first line (from index ``after``) matching ``pattern``; fails after ``WAIT``."""
+        lines = self.lines if where is None else where
+        regex = re.compile(pattern)
+        i = after
+        async with asyncio.timeout(WAIT):
+            while True:
+                while i < len(lines):
+                    m = regex.search(lines[i])
+                    if m is not None:
+                        return m
+                    i += 1
+                if self.proc.returncode is not None and all(r.done() for r in self._readers):
+                    raise AssertionError(f"process exited before {pattern!r}:\n" + "\n".join(self.lines))
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def count_lines(self, pattern: str, n: int, where: list[str] | None = None) -> None:
+        """Wait until ``n`` lines match ``pattern``."""
+        lines = self.lines if where is None else where
+        regex = re.compile(pattern)
+        async with asyncio.timeout(WAIT):
+            while sum(1 for line in lines if regex.search(line)) < n:
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def admin_port(self) -> int:
+        return int((await self.wait_line(r"admin server on 127\.0\.0\.1:(\d+)")).group(1))
+
+    async def stop(self, signum: signal.Signals = signal.SIGTERM) -> int:
+        """Send ``signum`` and wait for the exit code."""
+        self.proc.send_signal(signum)
+        return await self.exited()
+
+    async def exited(self) -> int:
+        """Wait for the process to exit (after a signal the test sent itself)."""
+        async with asyncio.timeout(WAIT):
+            code = await self.proc.wait()
+            await asyncio.gather(*self._readers)
+        return code
+
+    async def kill(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+        await asyncio.gather(*self._readers)
+
+
+Starter = Callable[..., Awaitable[GatewayProcess]]
+
+
+@pytest.fixture
+async def gateways() -> AsyncIterator[Starter]:
+    """``await gateways(path, *flags)`` starts a gateway process, killed at teardown if still up."""
+    started: list[GatewayProcess] = []
+
+    async def start(path: Path | str, *extra: str, stdin_text: str | None = None) -> GatewayProcess:
+        gw = await GatewayProcess.start(path, *extra, stdin_text=stdin_text)
+        started.append(gw)
+        return gw
+
+    yield start
+    for gw in started:
+        await gw.kill()
+
+
+async def get(port: int, path: str = "/", host: str = "example.com") -> Response:
+    """One request on a fresh connection."""
+    conn = await Conn.open(port)
+    try:
+        await conn.send(encode_request("GET", path, host))
+        return await conn.read_response()
+    finally:
+        await conn.close()
+
+
+async def admin_json(port: int, path: str) -> dict[str, object]:
+    r = await get(port, path, host="127.0.0.1")
+    assert r.status == 200, r
+    data = json.loads(r.body)
+    assert isinstance(data, dict)
+    return data
+
+
+def pod_of(r: Response) -> str:
+    pod = r.json()["pod"]
+    assert isinstance(pod, str)
+    return pod
