@@ -1,0 +1,128 @@
+"""`mirrorgate run` flags documented in the README and docs/behavior.md, through a real process."""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.runtime.conftest import Backend, Starter, free_port, gateway_yaml, get
+
+
+class HostRecorder:
+    """A mirror backend that records the Host header of every request and answers 200."""
+
+    def __init__(self) -> None:
+        self.hosts: list[str] = []
+        self.server: asyncio.Server | None = None
+        self.got = asyncio.Event()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                for line in head.decode("latin-1").split("\r\n"):
+                    if line.lower().startswith("host:"):
+                        self.hosts.append(line.split(":", 1)[1].strip())
+                        self.got.set()
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.sockets[0].getsockname()[1])
+
+
+@pytest.fixture
+async def recorder() -> AsyncIterator[HostRecorder]:
+    rec = HostRecorder()
+    rec.server = await asyncio.start_server(rec.handle, "127.0.0.1", 0)
+    yield rec
+    rec.server.close()
+
+
+async def wait_hosts(rec: HostRecorder, n: int) -> None:
+    async with asyncio.timeout(20):
+        while len(rec.hosts) < n:
+            rec.got.clear()
+            await rec.got.wait()
+
+
+@pytest.mark.parametrize(
+    ("flags", "want"), [((), "example.com-shadow:{port}"), (("--no-shadow-host-suffix",), "example.com:{port}")]
+)
+async def test_shadow_host_suffix_flag(
+    tmp_path: Path,
+    backends: dict[str, Backend],
+    recorder: HostRecorder,
+    gateways: Starter,
+    flags: tuple[str, ...],
+    want: str,
+) -> None:
+    port = free_port()
+    mirror = Backend(server=recorder, log=backends["m"].log, pod="rec")  # type: ignore[arg-type]  # has .port
+    path = tmp_path / "gw.yaml"
+    path.write_text(gateway_yaml([port], backends["a"], mirror))
+    gw = await gateways(path, "--no-watch", *flags)
+    await gw.wait_line(rf"listening on 127\.0\.0\.1:{port}")
+    r = await get(port, "/shadow?x=1", host=f"example.com:{port}")
+    assert r.status == 200
+    await wait_hosts(recorder, 1)
+    assert recorder.hosts == [want.format(port=port)]
+
+
+async def test_access_log_to_a_file_as_json_and_off(
+    tmp_path: Path, backends: dict[str, Backend], gateways: Starter
+) -> None:
+    port = free_port()
+    path = tmp_path / "gw.yaml"
+    path.write_text(gateway_yaml([port], backends["a"]))
+    log_file = tmp_path / "access.log"
+    gw = await gateways(path, "--no-watch", "--access-log", str(log_file), "--access-log-json")
+    await gw.wait_line(rf"listening on 127\.0\.0\.1:{port}")
+    assert (await get(port, "/logged?q=1")).status == 200
+    for _ in range(400):  # bounded: 20 s
+        if log_file.exists() and log_file.read_text().strip():
+            break
+        await asyncio.sleep(0.05)
+    record = json.loads(log_file.read_text().splitlines()[-1].split(" ", 2)[2])
+    assert (record["method"], record["target"], record["status"]) == ("GET", "/logged?q=1", 200)
+    assert gw.access == []  # nothing on stdout
+    assert await gw.stop() == 0
+
+    quiet = await gateways(path, "--no-watch", "--access-log", "off")
+    await quiet.wait_line(rf"listening on 127\.0\.0\.1:{port}")
+    assert (await get(port, "/quiet")).status == 200
+    assert await quiet.stop() == 0
+    assert quiet.access == []
+    assert not any("/quiet" in line for line in quiet.lines)
+
+
+async def test_admin_endpoints_of_a_running_gateway(
+    tmp_path: Path, backends: dict[str, Backend], gateways: Starter
+) -> None:
+    port = free_port()
+    path = tmp_path / "gw.yaml"
+    path.write_text(gateway_yaml([port], backends["a"], backends["m"]))
+    gw = await gateways(path, "--no-watch")
+    admin = await gw.admin_port()
+    await gw.wait_line(rf"listening on 127\.0\.0\.1:{port}")
+    assert (await get(admin, "/healthz", host="127.0.0.1")).status == 200
+    for _ in range(400):  # bounded: 20 s
+        if (await get(admin, "/readyz", host="127.0.0.1")).status == 200:
+            break
+        await asyncio.sleep(0.05)
+    assert (await get(admin, "/readyz", host="127.0.0.1")).status == 200
+    dump = json.loads((await get(admin, "/config_dump", host="127.0.0.1")).body)
+    assert dump["servers"][0]["port"] == port
+    status = json.loads((await get(admin, "/status", host="127.0.0.1")).body)
+    assert {i["kind"] for i in status["items"]} >= {"Gateway", "HTTPRoute"}
+    assert status["lastReloadError"] is None
+    assert (await get(port, "/m")).status == 200
+    await backends["m"].log.wait_for("Echoing back request made to /m ")
+    metrics = (await get(admin, "/metrics", host="127.0.0.1")).body.decode()
+    assert "mirrorgate_mirror_sent_total{" in metrics
