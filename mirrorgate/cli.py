@@ -50,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
         help="admin server address (/healthz /readyz /metrics /config_dump /status); off disables it",
     )
     run.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="process logs on stderr as text or one JSON object per line",
+    )
+    run.add_argument(
         "--no-shadow-host-suffix",
         action="store_true",
         help="send mirrored requests with the primary's Host, without the -shadow suffix",
@@ -151,7 +157,7 @@ def _run(args: argparse.Namespace) -> int:
     from mirrorgate.mirror.config import MirrorConfig
     from mirrorgate.runtime import RunConfig, StartupError, run, setup_logging
 
-    setup_logging(args.access_log)
+    setup_logging(args.access_log, log_format=args.log_format)
     try:
         admin = parse_host_port(args.admin) if args.admin != "off" else None
     except ValueError as exc:
@@ -163,6 +169,7 @@ def _run(args: argparse.Namespace) -> int:
         grace=args.grace,
         access_log_json=args.access_log_json,
         access_log=args.access_log,
+        log_format=args.log_format,
         admin=admin,
         mirror=MirrorConfig(shadow_host_suffix=not args.no_shadow_host_suffix),
         watch=not args.no_watch,

@@ -23,10 +23,12 @@ Rules:
 """
 
 import asyncio
+import json
 import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
@@ -73,6 +75,7 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
     grace: float = 10.0  # seconds in-flight exchanges get on shutdown
     access_log_json: bool = False
     access_log: str = "-"  # where access-log lines go: "-" stdout, a file path, or "off"
+    log_format: str = "text"  # "text" or "json" (one object per line) for the process logs
     admin: tuple[str, int] | None = ("127.0.0.1", 9901)  # None: no admin server
     mirror: MirrorConfig = msgspec.field(default_factory=MirrorConfig)
     watch: bool = True  # reload when a -f path changes on disk
@@ -355,12 +358,18 @@ def run(config: RunConfig) -> None:
     uvloop.run(_serve_until_signal(config))
 
 
-def setup_logging(access_log: str, worker: int | None = None) -> None:
-    """Logs to stderr; access-log lines to stdout, a file, or nowhere (``off``). In a worker
-    process every line says which worker wrote it (``[worker N]``; access lines end ``worker=N``,
-    JSON ones get a ``"worker"`` field)."""
+def setup_logging(access_log: str, worker: int | None = None, log_format: str = "text") -> None:
+    """Logs to stderr (text, or one JSON object per line with ``log_format="json"``); access-log
+    lines to stdout, a file, or nowhere (``off``). In a worker process every line says which worker
+    wrote it (``[worker N]`` / a ``"worker"`` field; access lines end ``worker=N``, JSON ones get a
+    ``"worker"`` field)."""
     tag = "" if worker is None else f"[worker {worker}] "
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {tag}%(message)s", stream=sys.stderr)
+    handler_err = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler_err.setFormatter(JsonFormatter(worker))
+    else:
+        handler_err.setFormatter(logging.Formatter(f"%(asctime)s {tag}%(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler_err])
     access = logging.getLogger("mirrorgate.access")
     access.propagate = False
     if access_log == "off":
@@ -372,6 +381,27 @@ def setup_logging(access_log: str, worker: int | None = None) -> None:
         handler.addFilter(_WorkerTag(worker))
     access.addHandler(handler)
     access.setLevel(logging.INFO)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log line: time (UTC, ISO 8601), level, logger, message (and worker)."""
+
+    def __init__(self, worker: int | None = None) -> None:
+        super().__init__()
+        self.worker = worker
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if self.worker is not None:
+            out["worker"] = self.worker
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out)
 
 
 class _WorkerTag(logging.Filter):

@@ -126,3 +126,17 @@ async def test_admin_endpoints_of_a_running_gateway(
     await backends["m"].log.wait_for("Echoing back request made to /m ")
     metrics = (await get(admin, "/metrics", host="127.0.0.1")).body.decode()
     assert "mirrorgate_mirror_sent_total{" in metrics
+
+
+async def test_log_format_json(tmp_path: Path, backends: dict[str, Backend], gateways: Starter) -> None:
+    port = free_port()
+    path = tmp_path / "gw.yaml"
+    path.write_text(gateway_yaml([port], backends["a"]))
+    gw = await gateways(path, "--no-watch", "--log-format", "json")
+    line = await gw.wait_line(rf'"message": "listening on 127\.0\.0\.1:{port}')
+    record = json.loads(line.string)
+    assert record["level"] == "info"
+    assert record["logger"] == "mirrorgate"
+    assert record["time"].endswith("Z")
+    assert await gw.stop() == 0
+    assert all(json.loads(x) for x in gw.lines if x.strip())
