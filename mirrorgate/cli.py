@@ -63,9 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--workers",
         type=_workers,
-        default=1,
+        default="auto",
         metavar="N|auto",
-        help="worker processes sharing each listener (SO_REUSEPORT); auto = one per CPU (default 1)",
+        help="worker processes sharing each listener (SO_REUSEPORT); auto = one per CPU (the default)",
     )
     run.add_argument("--no-watch", action="store_true", help="do not reload when a -f path changes (SIGHUP still does)")
     run.set_defaults(handler=_run)

@@ -144,6 +144,8 @@ class GatewayProcess:
 
     @classmethod
     async def start(cls, path: Path | str, *extra: str, stdin_text: str | None = None) -> "GatewayProcess":
+        if "--workers" not in extra:
+            extra = (*extra, "--workers", "1")  # one process unless the test is about workers
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

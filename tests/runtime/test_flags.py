@@ -124,7 +124,12 @@ async def test_admin_endpoints_of_a_running_gateway(
     assert status["lastReloadError"] is None
     assert (await get(port, "/m")).status == 200
     await backends["m"].log.wait_for("Echoing back request made to /m ")
-    metrics = (await get(admin, "/metrics", host="127.0.0.1")).body.decode()
+    metrics = ""
+    for _ in range(100):  # bounded: workers report their metrics to the supervisor every second
+        metrics = (await get(admin, "/metrics", host="127.0.0.1")).body.decode()
+        if "mirrorgate_mirror_sent_total{" in metrics:
+            break
+        await asyncio.sleep(0.1)
     assert "mirrorgate_mirror_sent_total{" in metrics
 
 
