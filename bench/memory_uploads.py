@@ -174,6 +174,8 @@ def main() -> int:
             "--access-log",
             "off",
             "--no-watch",
+            "--workers",
+            "1",
         ],
         stderr=logs["gateway"],
         stdout=subprocess.DEVNULL,

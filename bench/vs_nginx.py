@@ -231,6 +231,8 @@ def run_case(case: str, args: argparse.Namespace, tmp: Path) -> dict[str, list[t
                     "off",
                     "--admin",
                     "off",
+                    "--workers",
+                    "1",
                 ],
             ),
         )
