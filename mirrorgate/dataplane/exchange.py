@@ -13,9 +13,12 @@ Rules:
 2. An exchange is driven by callbacks, not by a task: ``begin`` runs from ``loop.call_soon``, a
    pooled connection is taken synchronously, and the response's head, body, end, failure and the
    timeout timer are callbacks; ``finish`` runs exactly once at the end. A tracked task exists
-   only while a new upstream connection is dialled (or waited for). Each upstream read is
-   relayed to the client with one ``writelines`` (``flush``). This keeps a keep-alive request to
-   a pooled backend at no task, no future and no coroutine.
+   only while a new upstream connection is dialled (or waited for). The upstream head and the
+   body buffered so far leave in one write (``_send_head``); each upstream read is relayed to
+   the client with one write (``flush``). This keeps a keep-alive request to a pooled backend at
+   no task, no future and no coroutine, and two sends. A ``Plan.plain`` rule (no request
+   filters, no mirrors) has its upstream head encoded in one pass over the request headers
+   (``headers.encode_forward``).
 3. Filters apply in the IR's order: rule RequestHeaderModifier, rule URLRewrite, **mirror hook**,
    backend choice, backendRef RequestHeaderModifier and URLRewrite; redirects (rule or
    backendRef) answer locally; response edits are the rule's then the backendRef's.
@@ -41,9 +44,12 @@ from typing import TYPE_CHECKING
 
 from mirrorgate.dataplane import flow
 from mirrorgate.dataplane.headers import (
+    HeaderEdit,
+    encode_forward,
     forward_headers,
     redirect_location,
     replace_header,
+    response_hop_by_hop,
     rewrite_path,
     strip_hop_by_hop,
 )
@@ -124,7 +130,6 @@ class Exchange:
         "bytes_sent",
         "conn",
         "discard_body",
-        "endpoint",
         "finished",
         "head",
         "keep_alive",
@@ -162,22 +167,21 @@ class Exchange:
         self.body_chunks: list[bytes] = []
         self.body_size = 0
         self.body_conn: UpstreamConnection | None = None
-        self.body_done = not head.has_body
+        self.body_done = not (head.chunked or head.content_length)  # not head.has_body
         self.body_error: ProtocolError | None = None
         self.discard_body = False
         self.request_sent = False
         self.tees: list[BodyTee] = []
         # routing (for the access log)
         self.route = ""
-        self.endpoint = ""
         self.request_id = b""
         # upstream
         self.conn: UpstreamConnection | None = None
         self.reused = False
         self.retried = False
-        self.key: tuple[str, int] = ("", 0)
+        self.key: tuple[str, int] = ("", 0)  # the endpoint, once chosen
         self.upstream_head = b""
-        self.response_edits: tuple[Target | Plan, ...] = ()
+        self.response_edits: tuple[HeaderEdit, ...] = ()
         # response
         self.status = 0
         self.bytes_sent = 0
@@ -222,7 +226,8 @@ class Exchange:
 
     def _write_body(self, conn: UpstreamConnection, chunk: bytes) -> None:
         if self.head.chunked:
-            conn.writelines([b"%x\r\n" % len(chunk), chunk, b"\r\n"])
+            if chunk:  # an empty chunk would end the body
+                conn.writelines([b"%x\r\n" % len(chunk), chunk, b"\r\n"])
         else:
             conn.write(chunk)
 
@@ -231,19 +236,36 @@ class Exchange:
             conn.write(b"0\r\n\r\n")
         self.request_sent = True
 
-    def _attach_body(self, conn: UpstreamConnection) -> None:
-        if self.head.expect_continue and not self.body_done and not self.body_chunks:
+    def _send_head(self, conn: UpstreamConnection) -> None:
+        """Write the upstream head and the body buffered so far in one write; later chunks are
+        written as they arrive (``feed_body``)."""
+        head = self.head
+        chunks = self.body_chunks
+        if head.expect_continue and not self.body_done and not chunks:
             self.proto.write(CONTINUE)
-        chunks, self.body_chunks, self.body_size = self.body_chunks, [], 0
-        for chunk in chunks:
-            self._write_body(conn, chunk)
-        self.proto.gate.resume(flow.BODY_BUFFER)
+        if not chunks and not (self.body_done and head.chunked):
+            conn.write(self.upstream_head)
+        else:
+            self.body_chunks, self.body_size = [], 0
+            out = [self.upstream_head]
+            if head.chunked:
+                for chunk in chunks:
+                    if chunk:
+                        out += (b"%x\r\n" % len(chunk), chunk, b"\r\n")
+                if self.body_done:
+                    out.append(b"0\r\n\r\n")
+            else:
+                out += chunks
+            conn.writelines(out)
+        gate = self.proto.gate
+        if gate.reasons & flow.BODY_BUFFER:
+            gate.resume(flow.BODY_BUFFER)
         self.body_conn = conn
         if self.body_done:
-            self._finish_body(conn)
+            self.request_sent = True
 
     # --- lifecycle -----------------------------------------------------------------------------
-    # begin() -> local reply | redirect | _dispatch() -> (pooled conn | _connect task) -> _send()
+    # begin() -> local reply | redirect | _forward() -> (pooled conn | _connect task) -> _send()
     # -> ResponseSink callbacks -> on_response_complete / on_upstream_failed / _on_timeout -> finish()
 
     def begin(self) -> None:
@@ -263,15 +285,43 @@ class Exchange:
         if self.body_error is not None:
             self._local(self.body_error.status)
             return self.finish()
-        d = self.state.matcher.select(self.proto.server_key, head.host, head.method, head.target, head.headers)
+        proto = self.proto
+        d = self.state.matcher.select(proto.server_key, head.host, head.method, head.target, head.headers)
         self.route = d.route
-        if d.status or d.plan is None:
+        plan = d.plan
+        if d.status or plan is None:
             self._local(d.status or 404)
             return self.finish()
-        plan = d.plan
         if plan.action.filters.redirect is not None:
             self._redirect(plan.action.filters.redirect, d)
             return self.finish()
+        encoded = None
+        if plan.plain:
+            encoded = encode_forward(head.method, head.target, head.headers, proto.client_ip, b"http")
+        if encoded is None:
+            return self._begin_filtered(plan, d)
+        # The hot path (``Plan.plain``): the head is encoded but for the lines that depend on the
+        # endpoint. The steps and their order are those of _begin_filtered.
+        parts, self.request_id, has_host = encoded
+        target = plan.pick(self.state.rng)
+        if target is None or target.backend.status:
+            self._local(target.backend.status if target is not None else 500)
+            return self.finish()
+        endpoint = target.balancer.choose()
+        if endpoint is None:
+            self._local(503)
+            return self.finish()
+        address, port = endpoint.address, endpoint.port
+        if not has_host:  # HTTP/1.0 clients may omit Host; HTTP/1.1 upstreams require one
+            parts += (b"host: ", _authority(address, port), b"\r\n")
+        if head.chunked:
+            parts.append(b"transfer-encoding: chunked\r\n")
+        parts.append(b"\r\n")
+        self._forward(plan, target, address, port, b"".join(parts))
+
+    def _begin_filtered(self, plan: Plan, d: Decision) -> None:
+        """``_begin`` for rules with request filters or mirrors, and requests with a Connection
+        header (filter order: rule 3)."""
         target_bytes, headers = self._rule_filters(plan)
         if plan.action.filters.mirrors and self.state.mirror is not None:
             self._submit_mirrors(plan, target_bytes, headers)
@@ -287,16 +337,23 @@ class Exchange:
         if endpoint is None:
             self._local(503)
             return self.finish()
-        self.endpoint = f"{endpoint.address}:{endpoint.port}"
         if target.request_edit is not None:
             headers = target.request_edit.apply(headers)
         target_bytes = _rewrite(backend.filters.url_rewrite, target_bytes, headers)
-        self.response_edits = (plan, target)
-        self.key = (endpoint.address, endpoint.port)
-        self.upstream_head = self._encode_head(target_bytes, headers, endpoint.address, endpoint.port)
+        upstream_head = self._encode_head(target_bytes, headers, endpoint.address, endpoint.port)
+        self._forward(plan, target, endpoint.address, endpoint.port, upstream_head)
+
+    def _forward(self, plan: Plan, target: Target, address: str, port: int, upstream_head: bytes) -> None:
+        self.response_edits = target.response_edits
+        self.key = (address, port)
+        self.upstream_head = upstream_head
         if plan.timeout is not None:
             self.timer = self.proto.loop.call_later(plan.timeout, self._on_timeout)
-        self._dispatch()
+        conn = self.state.pool.take_idle(self.key)  # _dispatch(), inlined
+        if conn is not None:
+            self._send(conn, True)
+        else:
+            self.task = self.state.track(self._connect())
 
     def _dispatch(self) -> None:
         conn = self.state.pool.take_idle(self.key)  # the common case: no coroutine, no task
@@ -330,8 +387,14 @@ class Exchange:
         if self.body_error is not None:  # the client's framing broke before we got here
             self._fail(self.body_error.status)
             return self.finish()
-        conn.write(self.upstream_head)
-        self._attach_body(conn)
+        head = self.head
+        if self.body_chunks or head.chunked or head.expect_continue:
+            self._send_head(conn)
+        else:  # nothing buffered, nothing to frame: just the head (BODY_BUFFER cannot be held)
+            conn.write(self.upstream_head)
+            self.body_conn = conn
+            if self.body_done:
+                self.request_sent = True
         if self.proto.write_paused:
             conn.pause_reading()
 
@@ -351,11 +414,20 @@ class Exchange:
         if self.finished:
             return
         self.finished = True
-        task, self.task = self.task, None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-        self._cleanup()
-        self._log()
+        task = self.task
+        if task is not None:
+            self.task = None
+            if task is not asyncio.current_task():
+                task.cancel()
+        if (
+            self.timer is not None
+            or self.conn is not None
+            or not self.body_done
+            or self.proto.gate.reasons & (flow.BODY_BUFFER | flow.UPSTREAM_WRITE)
+        ):
+            self._cleanup()
+        if not access_log.disabled and access_log.isEnabledFor(logging.INFO):
+            self._log()
         self.proto.exchange_done(self)
 
     def _rule_filters(self, plan: Plan) -> tuple[bytes, list[Header]]:
@@ -385,8 +457,7 @@ class Exchange:
             has_host = has_host or name == b"host"
             parts += (name, b": ", value, b"\r\n")
         if not has_host:  # HTTP/1.0 clients may omit Host; HTTP/1.1 upstreams require one
-            host = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-            parts += (b"host: ", host.encode(), b"\r\n")
+            parts += (b"host: ", _authority(address, port), b"\r\n")
         if self.head.chunked:
             parts.append(b"transfer-encoding: chunked\r\n")
         parts.append(b"\r\n")
@@ -396,15 +467,20 @@ class Exchange:
         conn, self.conn, self.body_conn = self.conn, None, None
         if conn is not None:
             conn.detach()
-            conn.resume_reading()  # it may have been paused for a slow client
+            if conn.read_paused:  # paused for a slow client
+                conn.resume_reading()
             self.state.pool.release(conn, reusable)
-        self.proto.gate.resume(flow.UPSTREAM_WRITE)
+        gate = self.proto.gate
+        if gate.reasons & flow.UPSTREAM_WRITE:
+            gate.resume(flow.UPSTREAM_WRITE)
 
     def _cleanup(self) -> None:
-        timer, self.timer = self.timer, None
+        timer = self.timer
         if timer is not None:
+            self.timer = None
             timer.cancel()
-        self._release(False)
+        if self.conn is not None:
+            self._release(False)
         if not self.body_done:
             self.keep_alive = False
             self.discard_body = True
@@ -412,7 +488,9 @@ class Exchange:
             for tee in self.tees:
                 tee.abort()
             self.tees = []
-        self.proto.gate.resume(flow.BODY_BUFFER | flow.UPSTREAM_WRITE)
+        gate = self.proto.gate
+        if gate.reasons & (flow.BODY_BUFFER | flow.UPSTREAM_WRITE):
+            gate.resume(flow.BODY_BUFFER | flow.UPSTREAM_WRITE)
 
     # --- local answers -----------------------------------------------------------------------------
 
@@ -452,31 +530,37 @@ class Exchange:
 
     def on_response_head(self, rh: ResponseHead) -> None:
         head = self.head
-        headers = strip_hop_by_hop(rh.headers, rh.lows)
-        for compiled in self.response_edits:
-            if compiled.response_edit is not None:
-                headers = compiled.response_edit.apply(headers)
         status = rh.status
+        lows = rh.lows
+        lines: list[bytes] = []  # "name: value", joined with CRLF below
+        if self.response_edits or lows is None:
+            headers = strip_hop_by_hop(rh.headers, lows)
+            for edit in self.response_edits:
+                headers = edit.apply(headers)
+            lines += map(b": ".join, headers)
+        else:  # strip_hop_by_hop and the encoding in one pass
+            drop = response_hop_by_hop(rh.headers, lows)
+            for low, line in zip(lows, rh.headers, strict=False):  # same length by construction
+                if low in drop or low.startswith(b"proxy-"):
+                    continue
+                lines.append(b": ".join(line))
         if head.method == b"HEAD" or status in _NO_BODY_STATUS:
             pass
         elif rh.content_length is None:
             if head.version == "1.1":
-                headers.append((b"transfer-encoding", b"chunked"))
+                lines.append(b"transfer-encoding: chunked")
                 self.response_chunked = True
             else:
                 self.keep_alive = False  # HTTP/1.0: the body ends when we close
         if not self.keep_alive or not self.body_done:
-            headers.append((b"connection", b"close"))
+            lines.append(b"connection: close")
             self.keep_alive = False
         elif head.version == "1.0":
-            headers.append((b"connection", b"keep-alive"))
-        parts = [status_line(status)]
-        for name, value in headers:
-            parts += (name, b": ", value, b"\r\n")
-        parts.append(b"\r\n")
+            lines.append(b"connection: keep-alive")
+        lines.append(b"\r\n")
         self.status = status
         self.response_started = True
-        self.out.append(b"".join(parts))
+        self.out.append(status_line(status) + b"\r\n".join(lines))
 
     def on_response_body(self, chunk: bytes) -> None:
         self.bytes_sent += len(chunk)
@@ -502,7 +586,12 @@ class Exchange:
         if self.response_chunked:
             self.out.append(b"0\r\n\r\n")
         self.flush()
-        self._release(reusable and self.request_sent)
+        conn = self.conn
+        if conn is not None:  # _release, minus what the connection already did (detached us)
+            self.conn = self.body_conn = None
+            if conn.read_paused:
+                conn.resume_reading()
+            self.state.pool.release(conn, reusable and self.request_sent)
         self.finish()
 
     def on_upstream_failed(self, exc: UpstreamError) -> None:
@@ -541,6 +630,10 @@ class Exchange:
 
     # --- access log ------------------------------------------------------------------------------
 
+    def _endpoint(self) -> str:
+        address, port = self.key
+        return f"{address}:{port}" if address else ""
+
     def _log(self) -> None:
         if not access_log.isEnabledFor(logging.INFO):
             return
@@ -559,7 +652,7 @@ class Exchange:
                         "bytes": self.bytes_sent,
                         "duration_ms": round(ms, 3),
                         "route": self.route,
-                        "endpoint": self.endpoint,
+                        "endpoint": self._endpoint(),
                         "request_id": self.request_id.decode("latin-1"),
                     }
                 ),
@@ -575,9 +668,14 @@ class Exchange:
                 self.bytes_sent,
                 ms,
                 self.route or "-",
-                self.endpoint or "-",
+                self._endpoint() or "-",
                 self.request_id.decode("latin-1") or "-",
             )
+
+
+def _authority(address: str, port: int) -> bytes:
+    """``address:port`` for a Host header (IPv6 addresses bracketed)."""
+    return (f"[{address}]:{port}" if ":" in address else f"{address}:{port}").encode()
 
 
 def _rewrite(rewrite: URLRewrite | None, target: bytes, headers: list[Header]) -> bytes:

@@ -118,22 +118,38 @@ class RoundRobin:
 
 
 class Target:
-    """One compiled backend: the IR backend, its balancer and its backendRef-level header edits."""
+    """One compiled backend of one plan: the IR backend, its balancer, its backendRef-level header
+    edits, and ``response_edits``: the response edits to apply in order (the rule's, then the
+    backendRef's), empty when there are none."""
 
-    __slots__ = ("backend", "balancer", "name", "request_edit", "response_edit")
+    __slots__ = ("backend", "balancer", "name", "request_edit", "response_edit", "response_edits")
 
-    def __init__(self, backend: Backend, balancer: RoundRobin) -> None:
+    def __init__(self, backend: Backend, balancer: RoundRobin, rule_response_edit: HeaderEdit | None = None) -> None:
         self.backend = backend
         self.name = backend.name
         self.balancer = balancer
         self.request_edit: HeaderEdit | None = compile_edit(backend.filters.request_headers, lower_names=True)
         self.response_edit: HeaderEdit | None = compile_edit(backend.filters.response_headers, lower_names=False)
+        self.response_edits: tuple[HeaderEdit, ...] = tuple(
+            e for e in (rule_response_edit, self.response_edit) if e is not None
+        )
+
+    @property
+    def plain(self) -> bool:
+        """Nothing to do to the request at this backendRef: no header edit, rewrite or redirect."""
+        f = self.backend.filters
+        return self.request_edit is None and f.url_rewrite is None and f.redirect is None
 
 
 class Plan:
-    """A compiled ``Action``: weighted targets, rule-level header edits and the timeout precomputed."""
+    """A compiled ``Action``: weighted targets, rule-level header edits and the timeout precomputed.
 
-    __slots__ = ("action", "cumulative", "request_edit", "response_edit", "targets", "timeout", "total")
+    ``plain``: the request is forwarded as received (hop-by-hop and ``X-Forwarded-*`` aside): no
+    request header edit, URL rewrite or mirror on the rule, nor header edit, rewrite or redirect on
+    any backendRef. The exchange then encodes the upstream head in one pass (``encode_forward``).
+    """
+
+    __slots__ = ("action", "cumulative", "plain", "request_edit", "response_edit", "targets", "timeout", "total")
 
     def __init__(self, action: Action, balancers: dict[tuple[str, tuple[Endpoint, ...]], RoundRobin]) -> None:
         self.action = action
@@ -154,11 +170,15 @@ class Plan:
             if rr is None:
                 rr = balancers[key] = RoundRobin(b.endpoints)
             total += b.weight
-            targets.append(Target(b, rr))
+            targets.append(Target(b, rr, self.response_edit))
             cumulative.append(total)
         self.targets = tuple(targets)
         self.cumulative = tuple(cumulative)
         self.total = total
+        f = action.filters
+        self.plain = (
+            self.request_edit is None and f.url_rewrite is None and not f.mirrors and all(t.plain for t in self.targets)
+        )
 
     def pick(self, rng: Random) -> Target | None:
         """Weighted choice; None when no backend has weight > 0."""
@@ -316,31 +336,54 @@ class _ListenerMatcher:
 
 
 class Matcher:
-    """The compiled table. Immutable after ``compile``; a reload builds a new one."""
+    """The compiled table. Immutable after ``compile``; a reload builds a new one.
 
-    __slots__ = ("servers", "table")
+    ``hosts`` memoises steps 1-3 per (server, raw Host value): clients send the same few Host
+    values over and over. It holds at most ``HOST_CACHE`` entries (then starts afresh), so random
+    Host headers cost a lookup each, as without it, and cannot grow it without bound.
+    """
+
+    __slots__ = ("hosts", "servers", "table")
+
+    HOST_CACHE = 1024
 
     def __init__(self, table: RoutingTable, servers: dict[ServerKey, HostIndex[_ListenerMatcher]]) -> None:
         self.table = table
         self.servers = servers
+        self.hosts: dict[tuple[ServerKey, bytes], tuple[_ListenerMatcher, RuleSet | None] | None] = {}
 
-    def select(self, server: ServerKey, host: bytes, method: bytes, target: bytes, headers: Headers) -> Decision:
-        """The decision for one request; ``headers`` have lower-case names."""
+    def _lookup(self, server: ServerKey, host: bytes) -> tuple[_ListenerMatcher, RuleSet | None] | None:
+        """Steps 1-3: the listener and the virtual host's rules; None -> 404."""
         listeners = self.servers.get(server)
         if listeners is None:
-            return NOT_FOUND
+            return None
         hostname = normalize_host(host)
         lm = listeners.lookup(hostname)
         if lm is None:
+            return None
+        return lm, lm.vhosts.lookup(hostname)
+
+    def select(self, server: ServerKey, host: bytes, method: bytes, target: bytes, headers: Headers) -> Decision:
+        """The decision for one request; ``headers`` have lower-case names."""
+        key = (server, host)
+        hosts = self.hosts
+        try:
+            found = hosts[key]
+        except KeyError:
+            found = self._lookup(server, host)
+            if len(hosts) >= self.HOST_CACHE:
+                hosts.clear()
+            hosts[key] = found
+        if found is None:
             return NOT_FOUND
-        ruleset = lm.vhosts.lookup(hostname)
+        lm, ruleset = found
         if ruleset is not None:
             path, _, query = target.partition(b"?")
             params: dict[bytes, bytes] | None = None
-            for rule in ruleset.candidates(path):
+            for rule in ruleset.candidates(path) if ruleset.index else ruleset.rules:
                 if rule.method is not None and rule.method != method:
                     continue
-                if not rule.path_matches(path):
+                if rule.kind != _ANY and not rule.path_matches(path):
                     continue
                 if rule.headers and not all(_value_ok(header_value(headers, n), e, r) for n, e, r in rule.headers):
                     continue

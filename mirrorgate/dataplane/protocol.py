@@ -185,13 +185,17 @@ class HttpProtocol(asyncio.Protocol):
         self._in_head = True
 
     def on_url(self, url: bytes) -> None:
-        self._count(len(url))
+        size = self._head_size = self._head_size + len(url)  # counted as the parser reports it
+        if size > MAX_HEAD:
+            raise ProtocolError("request head too large", 431)
         self._url.append(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if not self._in_head:
             return  # a trailer (rule 3)
-        self._count(len(name) + len(value) + 4)
+        size = self._head_size = self._head_size + len(name) + len(value) + 4  # counted as the parser reports it
+        if size > MAX_HEAD:
+            raise ProtocolError("request head too large", 431)
         low = name.lower()
         self._headers.append((low, value))
         if low in _SPECIAL:
@@ -200,10 +204,9 @@ class HttpProtocol(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._head_bytes = 0
-        head = self._build_head()
-        ex = Exchange(self, self.state, head)
+        ex = Exchange(self, self.state, self._build_head())
         self.parsing = ex
-        self._mark_busy()
+        self.idle_since = 0.0  # busy
         if self.running is None and not self.queue:
             self._start(ex)
         else:
@@ -217,47 +220,56 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         ex, self.parsing = self.parsing, None
-        if ex is not None:
+        if ex is not None and not ex.body_done:  # done from the start: no body, nothing to end
             ex.end_body()
 
     # --- helpers ---------------------------------------------------------------------------------
 
-    def _count(self, n: int) -> None:
-        self._head_size += n
-        if self._head_size > MAX_HEAD:
-            raise ProtocolError("request head too large", 431)
-
     def _build_head(self) -> RequestHead:
         parser = self.parser
         version = parser.get_http_version()
-        if version not in ("1.1", "1.0"):
+        if version != "1.1" and version != "1.0":
             raise ProtocolError(f"HTTP/{version} is not supported", 505)
         headers = self._headers
-        target = b"".join(self._url)
-        special = self._special  # only the headers named in _SPECIAL, recorded by on_header
-        hosts = [v for n, v in special if n == b"host"]
-        lengths = [v for n, v in special if n == b"content-length"]
-        chunked = any(n == b"transfer-encoding" for n, _ in special)
-        if len(hosts) > 1 or (version == "1.1" and not hosts):
+        url = self._url
+        target = url[0] if len(url) == 1 else b"".join(url)
+        host = b""
+        hosts = 0
+        length: bytes | None = None
+        lengths = 0
+        chunked = False
+        expect = False
+        for name, value in self._special:  # only the headers named in _SPECIAL, recorded by on_header
+            if name == b"host":
+                hosts += 1
+                if hosts == 1:
+                    host = value
+            elif name == b"content-length":
+                lengths += 1
+                if lengths == 1:
+                    length = value
+            elif name == b"transfer-encoding":
+                chunked = True
+            elif not expect:  # expect
+                expect = value.strip().lower() == b"100-continue"
+        if hosts > 1 or (not hosts and version == "1.1"):
             raise ProtocolError("exactly one Host header is required")
-        if len(lengths) > 1 or (lengths and chunked):
+        if lengths > 1 or (lengths and chunked):
             raise ProtocolError("conflicting message framing")
         if chunked and version == "1.0":
             raise ProtocolError("Transfer-Encoding on HTTP/1.0")
-        host = hosts[0] if hosts else b""
         if not target.startswith(b"/") and target != b"*":
             target, host = _origin_form(target)
             replace_header(headers, b"host", host)
-        expect = any(n == b"expect" and v.strip().lower() == b"100-continue" for n, v in special)
         return RequestHead(
             parser.get_method(),
             target,
             version,
             headers,
             host,
-            bool(parser.should_keep_alive()),
+            parser.should_keep_alive(),
             chunked,
-            int(lengths[0]) if lengths else None,
+            None if length is None else int(length),
             expect,
         )
 
@@ -310,9 +322,6 @@ class HttpProtocol(asyncio.Protocol):
         self.idle_since = self.loop.time()
         if self.idle_timer is None:
             self.idle_timer = self.loop.call_later(KEEPALIVE_TIMEOUT, self._on_idle_timer)
-
-    def _mark_busy(self) -> None:
-        self.idle_since = 0.0
 
     def _on_idle_timer(self) -> None:
         self.idle_timer = None

@@ -5,8 +5,10 @@ Owns: the socket to one endpoint, parsing of the responses it returns, and its e
 itself only records ``lost`` and tells the pool through ``on_lost``.
 
 Rules:
-1. One request at a time (no upstream pipelining). ``begin(sink, is_head)`` starts a response
-   with a fresh parser, so a HEAD response's ``content-length`` never desynchronises the next.
+1. One request at a time (no upstream pipelining). ``begin(sink, is_head)`` starts a response.
+   The parser is kept from one response to the next (llhttp resets itself after each complete
+   message) except around a HEAD: its response gets a fresh parser and so does the next one, so
+   that a HEAD response's ``content-length`` never desynchronises the stream.
 2. Everything the response parser reports goes to the ``ResponseSink`` synchronously: head,
    body chunks, completion, failure; ``flush`` ends each batch (one upstream read), so the sink
    can coalesce what it relays into one write. Nothing here awaits.
@@ -87,6 +89,7 @@ class UpstreamConnection(asyncio.Protocol):
         "key",
         "lost",
         "on_lost",
+        "read_paused",
         "released_at",
         "state",
         "transport",
@@ -99,6 +102,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.state = State.CONNECTING
         self.transport: asyncio.Transport | None = None
         self.write_paused = False
+        self.read_paused = False  # by pause_reading (the exchange, for a slow client)
         self.lost = False
         self.released_at = 0.0
         self._parser: httptools.HttpResponseParser | None = None
@@ -137,11 +141,11 @@ class UpstreamConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         parser = self._parser
-        if self._sink is None or parser is None:
+        sink = self._sink
+        if sink is None or parser is None:
             self.close()  # unsolicited bytes: the connection can no longer be trusted
             return
         self._received = True
-        sink = self._sink
         try:
             parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -167,8 +171,9 @@ class UpstreamConnection(asyncio.Protocol):
     def begin(self, sink: ResponseSink, is_head: bool) -> None:
         """Start one request/response on this connection."""
         self._sink = sink
+        if is_head or self._is_head or self._parser is None:  # rule 1
+            self._parser = httptools.HttpResponseParser(self)
         self._is_head = is_head
-        self._parser = httptools.HttpResponseParser(self)
         self._headers = []
         self._received = False
         self._informational = False
@@ -187,11 +192,13 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport.writelines(data)
 
     def pause_reading(self) -> None:
+        self.read_paused = True
         t = self.transport
         if t is not None and not t.is_closing():
             t.pause_reading()
 
     def resume_reading(self) -> None:
+        self.read_paused = False
         t = self.transport
         if t is not None and not t.is_closing():
             t.resume_reading()
@@ -221,28 +228,32 @@ class UpstreamConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         parser = self._parser
-        sink = self._sink
         assert parser is not None
         status = parser.get_status_code()
-        if 100 <= status < 200 and status != 101:
+        headers = self._headers
+        if status < 200 and status >= 100 and status != 101:
             self._informational = True
             self._headers = []
             return
         chunked = False
         length: int | None = None
-        lows = [name.lower() for name, _ in self._headers]
-        if b"content-length" in lows or b"transfer-encoding" in lows:
-            for low, (_, value) in zip(lows, self._headers, strict=True):
+        lows = [name.lower() for name, _ in headers]
+        if b"transfer-encoding" in lows:
+            for low, (_, value) in zip(lows, headers, strict=True):
                 if low == b"content-length":
                     length = int(value)
                 elif low == b"transfer-encoding":
                     chunked = value.lower().rstrip().endswith(b"chunked")
-        no_body = self._is_head or status in (204, 304)
-        self._close_delimited = not no_body and not chunked and length is None
-        self._response_keep_alive = bool(parser.should_keep_alive()) and not self._close_delimited
+        elif b"content-length" in lows:  # llhttp rejects a repeated Content-Length: there is one
+            length = int(headers[lows.index(b"content-length")][1])
+        is_head = self._is_head
+        close_delimited = not chunked and length is None and not is_head and status != 204 and status != 304
+        self._close_delimited = close_delimited
+        keep_alive = self._response_keep_alive = not close_delimited and parser.should_keep_alive()
+        sink = self._sink
         if sink is not None:
-            sink.on_response_head(ResponseHead(status, self._headers, self._response_keep_alive, chunked, length, lows))
-        if self._is_head:
+            sink.on_response_head(ResponseHead(status, headers, keep_alive, chunked, length, lows))
+        if is_head:
             self._complete()
 
     def on_body(self, body: bytes) -> None:

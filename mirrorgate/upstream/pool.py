@@ -9,8 +9,9 @@ Rules:
    ``<= limit_per_key`` per key. A connect in progress holds its slot (a reservation), so dials
    count against the limits. Idle connections are kept up to ``max_idle_per_key`` per key,
    newest reused first (LIFO keeps few connections warm and lets the rest expire).
-3. Counters change only in the state-transition helpers (``_to_active``, ``_to_idle``,
-   ``_on_lost``), never by scanning; ``__repr__`` prints them and tests assert on it.
+3. Counters change only where a connection changes state (``take_idle``, ``release``/``_to_idle``,
+   ``_connect``, ``_on_lost``, ``_sweep``), never by scanning; ``__repr__`` prints them and
+   tests assert on it.
 4. No ``await`` between taking a connection and returning it, so cancellation cannot leak one.
 5. When no slot is free, ``acquire`` waits in a per-key FIFO; a release wakes the oldest waiter
    of that key, else the oldest waiter of any key. ``pool_timeout`` bounds the wait
@@ -27,6 +28,7 @@ from mirrorgate.errors import ConnectError, ConnectTimeout, PoolTimeout
 from mirrorgate.upstream.connection import State, UpstreamConnection
 
 Key = tuple[str, int]
+_ACTIVE, _IDLE, _CLOSED = State.ACTIVE, State.IDLE, State.CLOSED  # enum attribute lookups are slow in 3.11
 
 
 class PoolConfig:
@@ -85,31 +87,43 @@ class Pool:
 
     def release(self, conn: UpstreamConnection, reusable: bool) -> None:
         """Give back an ACTIVE connection; it is kept idle only when ``reusable`` and still open."""
-        if conn.state != State.ACTIVE:  # released twice: a bug upstream of here, but harmless
+        if conn.state is not _ACTIVE:  # released twice: a bug upstream of here, but harmless
             return
         key = conn.key
-        self._in_use_delta(key, -1)
-        idle = self._idle.get(key)
-        keep = (
-            reusable
-            and not self._closed
-            and not conn.lost
-            and conn.transport is not None
-            and not conn.transport.is_closing()
-        )
-        if keep and (idle is None or len(idle) < self.config.max_idle_per_key):
-            self._to_idle(conn)
+        in_use = self._in_use
+        n = in_use[key] - 1  # _in_use_delta(key, -1), inlined
+        if n:
+            in_use[key] = n
         else:
-            conn.state = State.CLOSED
+            del in_use[key]
+        self._active -= 1
+        t = conn.transport
+        if reusable and not self._closed and not conn.lost and t is not None and not t.is_closing():
+            idle = self._idle.get(key)
+            if idle is None:
+                self._to_idle(conn)
+            elif len(idle) < self.config.max_idle_per_key:  # inline _to_idle: the hot path
+                conn.state = _IDLE
+                conn.released_at = time.monotonic()
+                idle.append(conn)
+                self._n_idle += 1
+                if self._sweeper is None:
+                    self._start_sweeper()
+            else:
+                conn.state = _CLOSED
+                conn.close()
+        else:
+            conn.state = _CLOSED
             conn.close()
-        self._wake(key)
+        if self._waiters:
+            self._wake(key)
 
     def close(self) -> None:
         """Close every idle connection; active ones close when released."""
         self._closed = True
         for idle in self._idle.values():
             for conn in idle:
-                conn.state = State.CLOSED
+                conn.state = _CLOSED
                 conn.close()
         self._idle.clear()
         self._n_idle = 0
@@ -125,29 +139,37 @@ class Pool:
     # --- transitions ------------------------------------------------------------------------
 
     def take_idle(self, key: Key) -> UpstreamConnection | None:
-        """An idle connection to ``key`` made ACTIVE, or None; synchronous (the hot path)."""
+        """An idle connection to ``key`` made ACTIVE, or None; synchronous (the hot path).
+
+        An emptied deque stays in ``_idle`` (the next release refills it); the sweep drops it."""
         idle = self._idle.get(key)
         while idle:
             conn = idle.pop()
             self._n_idle -= 1
-            if conn.is_usable():
-                conn.state = State.ACTIVE
-                self._in_use_delta(key, 1)
+            t = conn.transport
+            if not conn.lost and t is not None and not t.is_closing():  # is_usable(), inlined
+                conn.state = _ACTIVE
+                in_use = self._in_use
+                in_use[key] = in_use.get(key, 0) + 1
+                self._active += 1
                 return conn
-            conn.state = State.CLOSED
+            conn.state = _CLOSED
             conn.close()
-        if idle is not None and not idle:
-            del self._idle[key]
         return None
 
     def _to_idle(self, conn: UpstreamConnection) -> None:
-        conn.state = State.IDLE
+        conn.state = _IDLE
         conn.released_at = time.monotonic()
-        self._idle.setdefault(conn.key, deque()).append(conn)
+        idle = self._idle.get(conn.key)
+        if idle is None:
+            idle = self._idle[conn.key] = deque()
+        idle.append(conn)
         self._n_idle += 1
         if self._sweeper is None:
-            loop = asyncio.get_running_loop()
-            self._sweeper = loop.call_later(self.config.idle_timeout / 2, self._sweep)
+            self._start_sweeper()
+
+    def _start_sweeper(self) -> None:
+        self._sweeper = asyncio.get_running_loop().call_later(self.config.idle_timeout / 2, self._sweep)
 
     def _in_use_delta(self, key: Key, delta: int) -> None:
         n = self._in_use.get(key, 0) + delta
@@ -179,18 +201,18 @@ class Pool:
         if conn.lost:  # lost right after connecting
             self._connect_failed(conn, key)
             raise ConnectError(f"connection to {key[0]}:{key[1]} closed while connecting")
-        conn.state = State.ACTIVE
+        conn.state = _ACTIVE
         return conn
 
     def _connect_failed(self, conn: UpstreamConnection, key: Key) -> None:
-        conn.state = State.CLOSED
+        conn.state = _CLOSED
         conn.abort()
         self._in_use_delta(key, -1)
         self._wake(key)
 
     def _on_lost(self, conn: UpstreamConnection) -> None:
         """A connection was lost. IDLE: drop it now. ACTIVE/CONNECTING: its user releases it."""
-        if conn.state != State.IDLE:
+        if conn.state is not _IDLE:
             return
         idle = self._idle.get(conn.key)
         if idle is not None and conn in idle:
@@ -198,7 +220,7 @@ class Pool:
             self._n_idle -= 1
             if not idle:
                 del self._idle[conn.key]
-        conn.state = State.CLOSED
+        conn.state = _CLOSED
 
     async def _wait(self, key: Key) -> None:
         loop = asyncio.get_running_loop()
@@ -238,7 +260,7 @@ class Pool:
             while idle and idle[0].released_at <= deadline:
                 conn = idle.popleft()
                 self._n_idle -= 1
-                conn.state = State.CLOSED
+                conn.state = _CLOSED
                 conn.close()
             if not idle:
                 del self._idle[key]

@@ -6,10 +6,12 @@ import pytest
 
 from mirrorgate.dataplane.headers import (
     compile_edit,
+    encode_forward,
     forward_headers,
     new_request_id,
     redirect_location,
     replace_header,
+    response_hop_by_hop,
     rewrite_path,
     shadow_host,
     split_host_port,
@@ -243,3 +245,48 @@ def test_split_host_port() -> None:
     assert split_host_port(b"a:1") == (b"a", b"1")
     assert split_host_port(b"[::1]") == (b"[::1]", b"")
     assert split_host_port(b"[::1") == (b"[::1", b"")
+
+
+FORWARD_CASES = [
+    [(b"host", b"h")],
+    [(b"host", b"h"), (b"accept", b"a"), (b"accept", b"b"), (b"x-request-id", b"rid"), (b"x-request-id", b"r2")],
+    [(b"x-forwarded-for", b"1.1.1.1"), (b"x-forwarded-for", b""), (b"x-forwarded-proto", b"x"), (b"expect", b"e")],
+    [(b"proxy-authorization", b"p"), (b"te", b"trailers"), (b"keep-alive", b"1"), (b"upgrade", b"u"), (b"a", b"1")],
+    [(b"x-request-id", b""), (b"trailer", b"t"), (b"transfer-encoding", b"chunked"), (b"host", b"[::1]:80")],
+    [],
+]
+
+
+@pytest.mark.parametrize("headers", FORWARD_CASES)
+def test_encode_forward_matches_forward_headers(headers: list[tuple[bytes, bytes]]) -> None:
+    encoded = encode_forward(b"GET", b"/p?q", headers, b"10.0.0.9", b"http")
+    assert encoded is not None
+    parts, rid, has_host = encoded
+    out, rid2 = forward_headers(headers, b"10.0.0.9", b"http")
+    if rid2 != rid:  # both generated one: compare with ours
+        out = [(n, rid if n == b"x-request-id" and v == rid2 else v) for n, v in out]
+    want = b"GET /p?q HTTP/1.1\r\n" + b"".join(n + b": " + v + b"\r\n" for n, v in out)
+    assert b"".join(parts) == want
+    assert has_host == any(n == b"host" for n, _ in out)
+
+
+def test_encode_forward_declines_connection_headers() -> None:
+    assert encode_forward(b"GET", b"/", [(b"x-a", b"1"), (b"connection", b"x-a")], b"1.2.3.4", b"http") is None
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [(b"Server", b"s"), (b"Content-Length", b"1")],
+        [(b"Connection", b"keep-alive"), (b"Date", b"d")],
+        [(b"Connection", b"X-Secret, close"), (b"x-secret", b"1"), (b"Proxy-Foo", b"p"), (b"Keep-Alive", b"t")],
+        [(b"connection", b"a"), (b"A", b"1"), (b"Connection", b"B"), (b"b", b"2"), (b"c", b"3")],
+        [(b"x-proxy-id", b"1"), (b"TE", b"t"), (b"Upgrade", b"u"), (b"te", b"t2"), (b"Trailer", b"x")],
+        [],
+    ],
+)
+def test_response_hop_by_hop_matches_strip(headers: list[tuple[bytes, bytes]]) -> None:
+    lows = [n.lower() for n, _ in headers]
+    drop = response_hop_by_hop(headers, lows)
+    kept = [h for low, h in zip(lows, headers, strict=True) if low not in drop and not low.startswith(b"proxy-")]
+    assert kept == strip_hop_by_hop(headers)

@@ -309,3 +309,36 @@ async def _start(conn: UpstreamConnection) -> Sink:
     conn.begin(sink, False)
     conn.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     return sink
+
+
+async def test_parser_kept_across_responses_but_not_around_head() -> None:
+    """GET, GET, HEAD, GET, GET on one connection: the parser is reused between GETs and
+    replaced around the HEAD, whose Content-Length must not frame the next response."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                break
+            if head.startswith(b"HEAD"):
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+            else:
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    pool = Pool()
+    conn, _ = await pool.acquire(("127.0.0.1", int(server.sockets[0].getsockname()[1])))
+    for method in (b"GET", b"GET", b"HEAD", b"GET", b"GET"):
+        sink = await roundtrip(conn, method)
+        assert sink.done.result() is True
+        assert sink.head is not None
+        assert (sink.head.status, bytes(sink.body)) == (200, b"" if method == b"HEAD" else b"ok")
+    assert conn.is_usable() is False  # ACTIVE, not IDLE: still ours, and still open
+    assert not conn.lost
+    pool.release(conn, True)
+    assert repr(pool) == "<Pool in_use=0 idle=1 waiting=0>"
+    pool.close()
+    server.close()
+    await server.wait_closed()
