@@ -326,7 +326,10 @@ async def test_parser_kept_across_responses_but_not_around_head() -> None:
             else:
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
         writer.close()
+        await writer.wait_closed()
+        served.set()
 
+    served = asyncio.Event()
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     pool = Pool()
     conn, _ = await pool.acquire(("127.0.0.1", int(server.sockets[0].getsockname()[1])))
@@ -340,5 +343,6 @@ async def test_parser_kept_across_responses_but_not_around_head() -> None:
     pool.release(conn, True)
     assert repr(pool) == "<Pool in_use=0 idle=1 waiting=0>"
     pool.close()
+    await asyncio.wait_for(served.wait(), 10)  # the server side saw the close and closed its writer
     server.close()
     await server.wait_closed()
