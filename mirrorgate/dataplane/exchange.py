@@ -57,7 +57,7 @@ from mirrorgate.dataplane.matcher import Decision, Plan, Target
 from mirrorgate.dataplane.replies import CONTINUE, local_reply, redirect_reply, status_line, strip_body
 from mirrorgate.dataplane.state import BodyTee, GatewayState, access_log
 from mirrorgate.errors import ProtocolError, UpstreamError
-from mirrorgate.ir.table import Redirect, URLRewrite
+from mirrorgate.ir.table import Mirror, Redirect, URLRewrite
 from mirrorgate.upstream.connection import ResponseHead, StaleConnection, UpstreamConnection
 
 if TYPE_CHECKING:
@@ -324,7 +324,7 @@ class Exchange:
         header (filter order: rule 3)."""
         target_bytes, headers = self._rule_filters(plan)
         if plan.action.filters.mirrors and self.state.mirror is not None:
-            self._submit_mirrors(plan, target_bytes, headers)
+            self._submit_mirrors(plan.action.filters.mirrors, target_bytes, headers)
         target = plan.pick(self.state.rng)
         if target is None or target.backend.status:
             self._local(target.backend.status if target is not None else 500)
@@ -340,6 +340,9 @@ class Exchange:
         if target.request_edit is not None:
             headers = target.request_edit.apply(headers)
         target_bytes = _rewrite(backend.filters.url_rewrite, target_bytes, headers)
+        if backend.filters.mirrors and self.state.mirror is not None:
+            # backendRef-level RequestMirror: only when this backend was chosen, after its filters
+            self._submit_mirrors(backend.filters.mirrors, target_bytes, headers)
         upstream_head = self._encode_head(target_bytes, headers, endpoint.address, endpoint.port)
         self._forward(plan, target, endpoint.address, endpoint.port, upstream_head)
 
@@ -437,10 +440,10 @@ class Exchange:
             headers = plan.request_edit.apply(headers)
         return _rewrite(plan.action.filters.url_rewrite, head.target, headers), headers
 
-    def _submit_mirrors(self, plan: Plan, target: bytes, headers: list[Header]) -> None:
+    def _submit_mirrors(self, mirrors: tuple[Mirror, ...], target: bytes, headers: list[Header]) -> None:
         mirror = self.state.mirror
         assert mirror is not None
-        tee = mirror.submit(plan.action.filters.mirrors, self.head.method, target, list(headers), self.head.has_body)
+        tee = mirror.submit(mirrors, self.head.method, target, list(headers), self.head.has_body)
         if tee is None:
             return
         for chunk in self.body_chunks:

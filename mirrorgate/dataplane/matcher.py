@@ -136,9 +136,9 @@ class Target:
 
     @property
     def plain(self) -> bool:
-        """Nothing to do to the request at this backendRef: no header edit, rewrite or redirect."""
+        """Nothing to do to the request at this backendRef: no header edit, rewrite, redirect or mirror."""
         f = self.backend.filters
-        return self.request_edit is None and f.url_rewrite is None and f.redirect is None
+        return self.request_edit is None and f.url_rewrite is None and f.redirect is None and not f.mirrors
 
 
 class Plan:
