@@ -16,63 +16,13 @@ import hashlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-MIRRORGATE = str(ROOT / ".venv" / "bin" / "mirrorgate")
-
-CONFIG = """
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw}}
-spec:
-  gatewayClassName: mirrorgate
-  listeners: [{{name: http, port: {port}, protocol: HTTP}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: primary}}
-spec: {{ports: [{{name: http, port: 80}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: primary, labels: {{kubernetes.io/service-name: primary}}}}
-addressType: IPv4
-ports: [{{name: http, port: {primary}}}]
-endpoints: [{{addresses: [127.0.0.1]}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: shadow}}
-spec: {{ports: [{{name: http, port: 80}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: shadow, labels: {{kubernetes.io/service-name: shadow}}}}
-addressType: IPv4
-ports: [{{name: http, port: {shadow}}}]
-endpoints: [{{addresses: [127.0.0.1]}}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: upload}}
-spec:
-  parentRefs: [{{name: gw}}]
-  rules:
-  - backendRefs: [{{name: primary, port: 80}}]
-    filters: [{{type: RequestMirror, requestMirror: {{backendRef: {{name: shadow, port: 80}}}}}}]
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from common import MIRRORGATE, free_port, route_yaml
 
 
 def rss_peak_mb(pid: int) -> float:
@@ -151,7 +101,7 @@ def main() -> int:
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="mirrorgate-mem-"))
     primary, shadow, port = free_port(), free_port(), free_port()
-    (tmp / "gw.yaml").write_text(CONFIG.format(port=port, primary=primary, shadow=shadow))
+    (tmp / "gw.yaml").write_text(route_yaml(port, primary, shadow))
     logs = {name: (tmp / f"{name}.log").open("wb") for name in ("primary", "shadow", "gateway")}
     procs = [
         subprocess.Popen(

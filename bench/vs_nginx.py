@@ -33,8 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-MIRRORGATE = str(ROOT / ".venv" / "bin" / "mirrorgate")
+from common import MIRRORGATE, ROOT, free_port, route_yaml
+
 CASES = ("plain", "mirror", "slow", "blackhole", "refusing", "post16k")
 
 BACKEND_CONF = """
@@ -57,56 +57,8 @@ http {{ access_log off; client_max_body_size 1m; client_body_buffer_size 64k;
       proxy_set_header Connection ""; proxy_connect_timeout 1s; proxy_read_timeout 5s; proxy_send_timeout 5s; }} }} }}
 """
 
-ROUTE_YAML = """
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: bench}}
-spec:
-  gatewayClassName: mirrorgate
-  listeners: [{{name: http, port: {port}, protocol: HTTP}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: backend}}
-spec: {{ports: [{{name: http, port: 80}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: backend, labels: {{kubernetes.io/service-name: backend}}}}
-addressType: IPv4
-ports: [{{name: http, port: {backend}}}]
-endpoints: [{{addresses: [127.0.0.1]}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: shadow}}
-spec: {{ports: [{{name: http, port: 80}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: shadow, labels: {{kubernetes.io/service-name: shadow}}}}
-addressType: IPv4
-ports: [{{name: http, port: {shadow}}}]
-endpoints: [{{addresses: [127.0.0.1]}}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: bench}}
-spec:
-  parentRefs: [{{name: bench}}]
-  rules:
-  - backendRefs: [{{name: backend, port: 80}}]
-    filters: {filters}
-"""
 
-MIRROR_FILTER = "[{type: RequestMirror, requestMirror: {backendRef: {name: shadow, port: 80}}}]"
 POST_LUA = 'wrk.method = "POST"\nwrk.body = string.rep("a", 16384)\nwrk.headers["Content-Type"] = "text/plain"\n'
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, timeout: float = 15.0) -> None:
@@ -196,9 +148,7 @@ def run_case(case: str, args: argparse.Namespace, tmp: Path) -> dict[str, list[t
     (tmp / "proxy.conf").write_text(
         PROXY_CONF.format(tmp=tmp, port=nginx_port, backend=backend, shadow=shadow, mirror=mirror_directive)
     )
-    (tmp / "route.yaml").write_text(
-        ROUTE_YAML.format(port=mg_port, backend=backend, shadow=shadow, filters=MIRROR_FILTER if mirrored else "[]")
-    )
+    (tmp / "route.yaml").write_text(route_yaml(mg_port, backend, shadow if mirrored else None))
     script = None
     if case == "post16k":
         script = tmp / "post.lua"
