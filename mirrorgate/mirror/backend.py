@@ -1,15 +1,16 @@
 """Per-backend runtime state of mirror traffic: concurrency slots, the bounded queue, round-robin
 position and the circuit breaker.
 
-Rules: ``inflight`` counts mirror requests holding a slot (a task exists for each);
-``inflight <= cap`` always; ``queue`` holds at most ``max_queue`` requests that have no task yet.
+Rules: ``inflight`` counts mirror requests holding a slot (in the dispatcher's in-flight set);
+``inflight <= cap`` always; ``queue`` holds at most ``max_queue`` requests that have no slot yet;
+``rr`` is the round-robin position over the backend's endpoints, one endpoint per mirrored
+request (DESIGN §2.6).
 Only the dispatcher changes these fields.
 """
 
 from collections import deque
 from typing import TYPE_CHECKING
 
-from mirrorgate.ir.table import Endpoint
 from mirrorgate.mirror.breaker import Breaker
 
 if TYPE_CHECKING:
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 
 class BackendState:
-    __slots__ = ("breaker", "inflight", "last_log", "name", "queue", "rr")
+    __slots__ = ("breaker", "inflight", "last_log", "name", "pump_scheduled", "queue", "rr")
 
     def __init__(self, name: str, breaker: Breaker) -> None:
         self.name = name
@@ -26,12 +27,7 @@ class BackendState:
         self.queue: deque[Shadow] = deque()
         self.rr = 0  # round-robin position over the backend's endpoints
         self.last_log = 0.0  # loop time of the last debug log line (rate limit)
+        self.pump_scheduled = False  # a call to start queued mirrors is pending (dispatcher ``_end``)
 
     def __repr__(self) -> str:
         return f"<BackendState {self.name} inflight={self.inflight} queued={len(self.queue)} {self.breaker!r}>"
-
-    def next_endpoint(self, endpoints: tuple[Endpoint, ...]) -> Endpoint:
-        """Round-robin over ``endpoints`` (non-empty): one endpoint per mirrored request (DESIGN §2.6)."""
-        i = self.rr
-        self.rr = i + 1
-        return endpoints[i % len(endpoints)]

@@ -43,6 +43,9 @@ class ShadowOwner(Protocol):
     def abandon(self, shadow: "Shadow", reason: DropReason) -> None: ...
     def account(self, old: int, new: int) -> bool: ...  # update buffered bytes; False: over budget
     def deadline(self) -> float: ...  # loop time at which a request ending now times out
+    def arm(self, deadline: float) -> None: ...  # an in-flight mirror got its deadline (rule 5)
+    def response_complete(self, shadow: "Shadow", keep_alive: bool) -> None: ...
+    def response_failed(self, shadow: "Shadow", exc: UpstreamError) -> None: ...
 
 
 class Shadow:
@@ -60,12 +63,13 @@ class Shadow:
         "owner",
         "pending",
         "pending_bytes",
-        "response",
+        "retried",
+        "reused",
         "series",
+        "slot",
         "started",
         "status",
         "task",
-        "timeout_cm",
     )
 
     def __init__(
@@ -75,9 +79,9 @@ class Shadow:
         endpoint: Endpoint,
         backend: "BackendState",
         series: MirrorSeries,
-        *,
         started: float,
         is_probe: bool,
+        deadline: float | None,
     ) -> None:
         # fixed at submit
         self.owner = owner
@@ -88,17 +92,18 @@ class Shadow:
         self.started = started
         self.is_probe = is_probe
         # the body, while it streams
-        self.body_done = not head.has_body
+        self.body_done = deadline is not None  # ``deadline`` is given iff the request has no body
         self.body_seen = 0
-        self.pending: list[bytes] = []  # framed bytes waiting for a connection
+        self.pending: list[bytes] | None = None  # framed bytes waiting for a connection
         self.pending_bytes = 0
         self.lag = 0  # last measured lag, as accounted with the owner
-        # the exchange with the mirror backend
+        # the exchange with the mirror backend (driven by callbacks; ``task`` only while dialling)
+        self.slot = False  # holds one of its backend's concurrency slots (the dispatcher's flag)
         self.task: asyncio.Task[None] | None = None
         self.conn: UpstreamConnection | None = None
-        self.response: asyncio.Future[bool] | None = None
-        self.timeout_cm: asyncio.Timeout | None = None
-        self.deadline: float | None = owner.deadline() if self.body_done else None
+        self.reused = False
+        self.retried = False
+        self.deadline = deadline
         self.status = 0
         self.finished = False
 
@@ -132,9 +137,9 @@ class Shadow:
             self._send([_LAST_CHUNK], len(_LAST_CHUNK))
             if self.finished:
                 return
-        self.deadline = self.owner.deadline()
-        if self.timeout_cm is not None:
-            self.timeout_cm.reschedule(self.deadline)
+        self.deadline = deadline = self.owner.deadline()
+        if self.slot:
+            self.owner.arm(deadline)
 
     def abort(self) -> None:
         if not self.finished and not self.body_done:
@@ -143,7 +148,10 @@ class Shadow:
     def _send(self, parts: list[bytes], size: int) -> None:
         conn = self.conn
         if conn is None:
-            self.pending += parts
+            if self.pending is None:
+                self.pending = parts
+            else:
+                self.pending += parts
             self.pending_bytes += size
             self._set_lag(self.pending_bytes)
             return
@@ -160,43 +168,39 @@ class Shadow:
 
     def release_buffers(self) -> None:
         """Forget pending bytes and give this mirror's share of the buffer budget back."""
-        self.pending = []
+        self.pending = None
         self.pending_bytes = 0
-        old, self.lag = self.lag, 0
-        self.owner.account(old, 0)
+        old = self.lag
+        if old:
+            self.lag = 0
+            self.owner.account(old, 0)
 
-    # --- the connection, from the dispatcher's task -----------------------------------------------
+    # --- the connection, from the dispatcher ------------------------------------------------------
 
-    def attach(self, conn: UpstreamConnection) -> "asyncio.Future[bool]":
-        """Send the head and everything pending on ``conn``; the future resolves to whether the
-        connection may be reused once the response has ended (or fails with ``UpstreamError``)."""
+    def attach(self, conn: UpstreamConnection) -> None:
+        """Send the head and everything pending on ``conn``; the response is reported to the
+        owner (``response_complete``/``response_failed``) through this sink's callbacks."""
         self.conn = conn
-        self.response = fut = asyncio.get_running_loop().create_future()
         conn.begin(self, self.head.is_head)
         transport = conn.transport
         assert transport is not None
-        pending, self.pending, self.pending_bytes = self.pending, [], 0
-        transport.write(self.head.for_endpoint(self.endpoint))
-        if pending:
-            transport.writelines(pending)
-        self._set_lag(transport.get_write_buffer_size())
-        return fut
+        head = self.head.whole or self.head.for_endpoint(self.endpoint)
+        pending = self.pending
+        if pending is None:
+            transport.write(head)
+        else:
+            self.pending, self.pending_bytes = None, 0
+            transport.writelines([head, *pending])
+        buffered = transport.get_write_buffer_size()
+        if buffered or self.lag:
+            self._set_lag(buffered)
 
     def detach(self) -> UpstreamConnection | None:
         """Stop listening to the connection and hand it back (to be released by the caller)."""
         conn, self.conn = self.conn, None
         if conn is not None:
             conn.detach()
-        fut = self.response
-        if fut is not None and fut.done() and not fut.cancelled():
-            fut.exception()  # retrieved: a failure after the task stopped waiting is not an error
         return conn
-
-    def is_reusable(self, keep_alive: bool) -> bool:
-        """The connection may be reused: the response allowed it and all of our request was sent."""
-        conn = self.conn
-        transport = conn.transport if conn is not None else None
-        return keep_alive and self.body_done and transport is not None and transport.get_write_buffer_size() == 0
 
     # --- ResponseSink: read to the end, discard ----------------------------------------------------
 
@@ -207,14 +211,12 @@ class Shadow:
         pass
 
     def on_response_complete(self, reusable: bool) -> None:
-        fut = self.response
-        if fut is not None and not fut.done():
-            fut.set_result(reusable)
+        if self.conn is not None:
+            self.owner.response_complete(self, reusable)
 
     def on_upstream_failed(self, exc: UpstreamError) -> None:
-        fut = self.response
-        if fut is not None and not fut.done():
-            fut.set_exception(exc)
+        if self.conn is not None:
+            self.owner.response_failed(self, exc)
 
     def on_upstream_write_paused(self, paused: bool) -> None:
         pass  # never propagated: the lag budget bounds what a slow mirror may hold (rule 2)

@@ -9,17 +9,26 @@ Rules:
    ``u < ppm_k`` (DESIGN §2.1), so a 5% mirror's sample is a subset of a 10% mirror's.
 2. Admission of a fired mirror, in order: no endpoints -> drop ``no_endpoints``; breaker open ->
    drop ``breaker_open``; cap and queue full -> drop ``over_capacity``; else it takes a slot
-   (a task starts now, concurrently with the primary) or waits in the bounded queue.
-3. Every task is tracked in ``tasks`` and removed by its done-callback, which also frees the slot
-   and starts the next queued mirror. Every mirror ends exactly once: completed (counted by
-   status class) or dropped (counted by reason); ``_drop``/``_complete`` are the only places.
+   (it is sent now, concurrently with the primary) or waits in the bounded queue. A drop at
+   admission allocates nothing: the head is built, and the ``Shadow`` made, only once a mirror
+   is admitted.
+3. A mirror holding a slot is in ``tasks`` (the in-flight set) until ``_end`` frees its slot and
+   starts the next queued mirror. Like the primary exchange, it is driven by callbacks, not by a
+   task: a pooled connection is taken synchronously, the response's end or failure are
+   ``Shadow`` sink callbacks, and the deadline is a shared sweep timer (``_sweep``). A tracked
+   task exists only while a new connection is dialled (``_dial``). Every mirror ends exactly
+   once: completed (counted by status class) or dropped (counted by reason);
+   ``_drop``/``response_complete`` are the only places.
 4. Mirrors use their own ``Pool`` (own limits, own timeouts); a failed or abandoned connection is
    aborted (never closed gracefully: that would keep its unsent buffer alive), a complete
    response returns it to the pool when reusable.
 5. Only connect errors, connect timeouts and response timeouts feed the circuit breaker; only a
    complete response closes it (``breaker.py``).
-6. ``close()``/``shutdown()`` drop queued mirrors and cancel every task (the runtime calls it
-   before it cancels primaries); ``CancelledError`` always propagates.
+6. ``close()``/``shutdown()`` drop queued mirrors and stop every in-flight one (the runtime calls
+   it before it cancels primaries); ``CancelledError`` always propagates.
+7. Deadlines: one timer for the whole dispatcher, armed at the earliest deadline of the in-flight
+   mirrors. It scans the in-flight set (bounded by the per-backend caps), times out what is due
+   and re-arms itself at least ``_GRAIN`` later; a healthy backend costs one scan per ``timeout``.
 """
 
 import asyncio
@@ -38,7 +47,7 @@ from mirrorgate.mirror.breaker import Breaker, Verdict
 from mirrorgate.mirror.config import DropReason, MirrorConfig
 from mirrorgate.mirror.head import MirrorHead, build_head
 from mirrorgate.mirror.metrics import BackendGauges, MirrorCollector, MirrorSeries, MirrorStats, Stats
-from mirrorgate.upstream.connection import StaleConnection
+from mirrorgate.upstream.connection import StaleConnection, UpstreamConnection
 from mirrorgate.upstream.pool import Pool, PoolConfig
 
 log = logging.getLogger("mirrorgate.mirror")
@@ -46,6 +55,16 @@ log = logging.getLogger("mirrorgate.mirror")
 Header = tuple[bytes, bytes]
 _LOG_INTERVAL = 1.0  # seconds between debug lines about one backend's drops
 _UNLIMITED = 1 << 30  # the pool's limits: the per-backend caps bound mirror traffic, so ``acquire`` never waits
+_GRAIN = 0.01  # seconds: the deadline sweep runs at most this often (a timeout fires at most this late)
+_PPM_BITS = PPM.bit_length()
+_DENY, _PROBE = Verdict.DENY, Verdict.PROBE  # enum attribute lookups are slow in 3.11
+# Plain ``str`` values for the hot paths (``MirrorSeries.dropped`` is keyed by value).
+_NO_ENDPOINTS: str = DropReason.NO_ENDPOINTS.value
+_BREAKER_OPEN: str = DropReason.BREAKER_OPEN.value
+_OVER_CAPACITY: str = DropReason.OVER_CAPACITY.value
+_TIMEOUT: str = DropReason.TIMEOUT.value
+_SHUTDOWN: str = DropReason.SHUTDOWN.value
+_INTERNAL_ERROR: str = DropReason.INTERNAL_ERROR.value
 
 
 def _classify(exc: UpstreamError) -> tuple[DropReason, bool]:
@@ -68,13 +87,22 @@ class Dispatcher:
     __slots__ = (
         "_backends",
         "_buffered",
+        "_cap",
         "_closed",
+        "_dialing",
+        "_getrandbits",
+        "_inflight",
+        "_loop",
+        "_max_queue",
+        "_routes",
         "_series",
+        "_sweep_at",
+        "_sweeper",
+        "_timeout",
         "config",
         "pool",
         "registry",
         "rng",
-        "tasks",
     )
 
     def __init__(
@@ -85,7 +113,10 @@ class Dispatcher:
         rng: Random | None = None,
     ) -> None:
         self.config = cfg = config or MirrorConfig()
-        self.rng = rng or Random()
+        self.rng = rng = rng or Random()
+        # ``randrange(PPM)`` of a plain ``Random`` is this rejection loop over ``getrandbits``
+        # (``Random._randbelow``), with the same draws and state; done inline it is 4x cheaper.
+        self._getrandbits = rng.getrandbits if type(rng) is Random else None
         self.registry = registry if registry is not None else CollectorRegistry()
         self.pool = Pool(
             PoolConfig(
@@ -97,17 +128,30 @@ class Dispatcher:
                 pool_timeout=cfg.timeout,
             )
         )
-        self.tasks: set[asyncio.Task[None]] = set()
+        self._cap = cfg.max_concurrent_per_backend
+        self._max_queue = cfg.max_queue_per_backend
+        self._timeout = cfg.timeout
+        self._inflight: set[Shadow] = set()  # mirrors holding a slot (rule 3)
+        self._dialing: set[asyncio.Task[None]] = set()  # the tasks of mirrors dialling a connection
         self._backends: dict[str, BackendState] = {}
         self._series: dict[tuple[str, str], MirrorSeries] = {}
+        self._routes: dict[str, tuple[MirrorSeries, BackendState]] = {}  # mirror name -> its records
+        self._sweeper: asyncio.TimerHandle | None = None  # rule 7
+        self._sweep_at = 0.0
         self._buffered = 0  # bytes all mirrors are behind, as last measured (body.py rule 2)
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # the running loop, as of the last submit
         self.registry.register(MirrorCollector(self._series.values, self._gauges, lambda: self._buffered))
 
     def __repr__(self) -> str:
         inflight = sum(b.inflight for b in self._backends.values())
         queued = sum(len(b.queue) for b in self._backends.values())
         return f"<Dispatcher inflight={inflight} queued={queued} buffered={self._buffered} tasks={len(self.tasks)}>"
+
+    @property
+    def tasks(self) -> set[Shadow]:
+        """The in-flight mirrors (each holds a slot; a task exists only while one dials)."""
+        return self._inflight
 
     # --- the hook (rules 1-2) -----------------------------------------------------------------------
 
@@ -118,49 +162,74 @@ class Dispatcher:
         ``Tee`` receives the request body when ``has_body``; None when no mirror needs it."""
         if self._closed:
             return None
-        u = self.rng.randrange(PPM)
-        now = asyncio.get_running_loop().time()
+        bits = self._getrandbits
+        if bits is None:
+            u = self.rng.randrange(PPM)
+        else:
+            u = bits(_PPM_BITS)
+            while u >= PPM:
+                u = bits(_PPM_BITS)
+        self._loop = loop = asyncio.get_running_loop()
+        now = loop.time()
         head: MirrorHead | None = None
-        waiting: list[Shadow] = []
+        waiting: list[Shadow] | None = None
+        routes = self._routes
         for mirror in mirrors:
-            series = self._series_for(mirror)
+            route = routes.get(mirror.name)
+            if route is None or route[1].name != mirror.backend:
+                route = self._route(mirror)
+            series, backend = route
             if u >= mirror.ppm:
-                series.count_sampled_out()
+                series.sampled_out += 1
+                continue
+            endpoints = mirror.endpoints
+            if not endpoints:
+                self._refuse(backend, series, _NO_ENDPOINTS)
+                continue
+            breaker = backend.breaker
+            is_probe = False
+            if breaker.open_until:
+                verdict = breaker.check(now)
+                if verdict is _DENY:
+                    self._refuse(backend, series, _BREAKER_OPEN)
+                    continue
+                is_probe = verdict is _PROBE
+            has_slot = backend.inflight < self._cap
+            if not has_slot and len(backend.queue) >= self._max_queue:
+                if is_probe:
+                    breaker.probe_done()
+                self._refuse(backend, series, _OVER_CAPACITY)
                 continue
             if head is None:
                 head = build_head(method, target, headers, has_body, self.config.shadow_host_suffix)
-            shadow = self._admit(mirror, series, head, now)
-            if shadow is not None and not shadow.body_done:
-                waiting.append(shadow)
+            i = backend.rr
+            backend.rr = i + 1
+            shadow = Shadow(
+                self,
+                head,
+                endpoints[i % len(endpoints)],
+                backend,
+                series,
+                now,
+                is_probe,
+                None if has_body else now + self._timeout,
+            )
+            if has_slot:
+                self._start(shadow)
+            else:
+                backend.queue.append(shadow)
+            if has_body and not shadow.finished:
+                if waiting is None:
+                    waiting = [shadow]
+                else:
+                    waiting.append(shadow)
         return Tee(waiting) if waiting else None
 
-    def _admit(self, mirror: Mirror, series: MirrorSeries, head: MirrorHead, now: float) -> Shadow | None:
-        backend = self._backend(mirror.backend)
-        if not mirror.endpoints:
-            self._refuse(backend, series, DropReason.NO_ENDPOINTS)
-            return None
-        verdict = backend.breaker.check(now)
-        if verdict is Verdict.DENY:
-            self._refuse(backend, series, DropReason.BREAKER_OPEN)
-            return None
-        cfg = self.config
-        has_slot = backend.inflight < cfg.max_concurrent_per_backend
-        if not has_slot and len(backend.queue) >= cfg.max_queue_per_backend:
-            if verdict is Verdict.PROBE:
-                backend.breaker.probe_done()
-            self._refuse(backend, series, DropReason.OVER_CAPACITY)
-            return None
-        endpoint = backend.next_endpoint(mirror.endpoints)
-        shadow = Shadow(self, head, endpoint, backend, series, started=now, is_probe=verdict is Verdict.PROBE)
-        if has_slot:
-            self._start(shadow)
-        else:
-            backend.queue.append(shadow)
-        return shadow
-
-    def _refuse(self, backend: BackendState, series: MirrorSeries, reason: DropReason) -> None:
-        series.count_dropped(reason)
-        self._log_drop(backend, reason)
+    def _refuse(self, backend: BackendState, series: MirrorSeries, reason: str) -> None:
+        dropped = series.dropped  # series.count_dropped(reason), inlined: the over-capacity path
+        dropped[reason] = dropped.get(reason, 0) + 1
+        if log.isEnabledFor(logging.DEBUG):
+            self._log_drop(backend, reason)
 
     # --- ShadowOwner (body.py) ------------------------------------------------------------------------
 
@@ -169,88 +238,192 @@ class Dispatcher:
         if shadow.finished:
             return
         self._drop(shadow, reason)
-        task = shadow.task
-        if task is None:  # still queued
+        if not shadow.slot:  # still queued
             shadow.backend.queue.remove(shadow)
             return
-        conn = shadow.conn
-        if conn is not None:
-            conn.abort()
-        task.cancel()
+        self._stop(shadow)
 
     def account(self, old: int, new: int) -> bool:
         self._buffered += new - old
         return new <= self.config.body_lag_budget and self._buffered <= self.config.max_buffered_bytes
 
     def deadline(self) -> float:
-        return asyncio.get_running_loop().time() + self.config.timeout
+        return asyncio.get_running_loop().time() + self._timeout
 
-    # --- tasks (rule 3) -------------------------------------------------------------------------------
+    def arm(self, deadline: float) -> None:
+        """Make sure the sweep runs by ``deadline`` (rule 7)."""
+        sweeper = self._sweeper
+        if sweeper is not None:
+            if deadline >= self._sweep_at:
+                return
+            sweeper.cancel()
+        self._sweep_at = deadline
+        self._sweeper = asyncio.get_running_loop().call_at(deadline, self._sweep)
+
+    def response_complete(self, shadow: Shadow, keep_alive: bool) -> None:
+        """The mirror's response ended (a sink callback of its connection, which has already
+        forgotten its sink). ``_release`` and ``_complete``, inlined: the hot path."""
+        conn = shadow.conn
+        assert conn is not None
+        shadow.conn = None
+        transport = conn.transport
+        # reusable: the response allowed it and all of our request was sent
+        reusable = keep_alive and shadow.body_done and transport is not None and not transport.get_write_buffer_size()
+        if not reusable:
+            conn.abort()  # rule 4
+        self.pool.release(conn, reusable)
+        if not shadow.finished:
+            shadow.finished = True
+            if shadow.lag:
+                shadow.release_buffers()
+            loop = self._loop
+            assert loop is not None  # set by the submit that made the shadow
+            shadow.series.count_completed(shadow.status, loop.time() - shadow.started)
+            breaker = shadow.backend.breaker
+            if breaker.open_until or breaker.failures or breaker.probing:
+                breaker.record_success()
+        self._end(shadow)
+
+    def response_failed(self, shadow: Shadow, exc: UpstreamError) -> None:
+        """The mirror's connection failed. A request without a body whose reused connection
+        turns out stale is resent once on another connection."""
+        if (
+            isinstance(exc, StaleConnection)
+            and shadow.reused
+            and not shadow.retried
+            and not shadow.head.has_body
+            and not shadow.finished
+        ):
+            shadow.retried = True
+            self._release(shadow, False)
+            self._connect(shadow)
+            return
+        reason, breaker = _classify(exc)
+        self._failed(shadow, reason, breaker=breaker)
+        self._release(shadow, False)
+        self._end(shadow)
+
+    # --- in flight (rule 3) ---------------------------------------------------------------------------
 
     def _start(self, shadow: Shadow) -> None:
-        backend = shadow.backend
-        backend.inflight += 1
-        task = asyncio.get_running_loop().create_task(self._run(shadow))
+        shadow.slot = True
+        shadow.backend.inflight += 1
+        self._inflight.add(shadow)
+        deadline = shadow.deadline
+        if deadline is not None and (self._sweeper is None or deadline < self._sweep_at):
+            self.arm(deadline)
+        self._connect(shadow)
+
+    def _connect(self, shadow: Shadow) -> None:
+        """A pooled connection now (no task, no coroutine), else a task that dials one."""
+        endpoint = shadow.endpoint
+        conn = self.pool.take_idle((endpoint.address, endpoint.port))
+        if conn is not None:
+            self._attach(shadow, conn, True)
+            return
+        task = asyncio.get_running_loop().create_task(self._dial(shadow))
         shadow.task = task
-        self.tasks.add(task)
-        task.add_done_callback(partial(self._task_done, shadow))
+        self._dialing.add(task)
+        task.add_done_callback(partial(self._dial_done, shadow))
 
-    def _task_done(self, shadow: Shadow, task: "asyncio.Task[None]") -> None:
-        self.tasks.discard(task)
-        backend = shadow.backend
-        backend.inflight -= 1
-        if not task.cancelled() and task.exception() is not None:  # the one catch-all of the task: a bug
-            log.error("bug in mirror to %s", backend.name, exc_info=task.exception())
-            self._drop(shadow, DropReason.INTERNAL_ERROR)
-        self._drop(shadow, DropReason.SHUTDOWN)  # no-op unless it was cancelled before finishing
-        self._pump(backend)
-
-    def _pump(self, backend: BackendState) -> None:
-        """Start queued mirrors while the backend has free slots; expired ones are dropped."""
-        now = asyncio.get_running_loop().time()
-        while backend.queue and backend.inflight < self.config.max_concurrent_per_backend and not self._closed:
-            shadow = backend.queue.popleft()
-            if shadow.deadline is not None and shadow.deadline <= now:
-                self._drop(shadow, DropReason.TIMEOUT)
-            else:
-                self._start(shadow)
-
-    async def _run(self, shadow: Shadow) -> None:
+    async def _dial(self, shadow: Shadow) -> None:
+        endpoint = shadow.endpoint
         try:
-            async with asyncio.timeout_at(shadow.deadline) as timeout_cm:
-                shadow.timeout_cm = timeout_cm
-                await self._exchange(shadow)
-        except TimeoutError:
-            self._failed(shadow, DropReason.TIMEOUT, breaker=True)
+            conn, reused = await self.pool.acquire((endpoint.address, endpoint.port))
         except UpstreamError as exc:
             reason, breaker = _classify(exc)
             self._failed(shadow, reason, breaker=breaker)
-        finally:
-            shadow.timeout_cm = None
-            self._release(shadow, False)  # no-op when the exchange already released it
-
-    async def _exchange(self, shadow: Shadow) -> None:
-        """Send the mirror and read its response to the end. A request without a body whose
-        reused connection turns out stale is resent once on another connection."""
-        key = (shadow.endpoint.address, shadow.endpoint.port)
-        retried = False
-        while True:
-            conn, reused = await self.pool.acquire(key)
-            shadow.conn = conn  # owned from here on: ``_run`` releases it whatever happens next
-            response = shadow.attach(conn)
-            if not retried:
-                shadow.series.count_sent()
-            try:
-                keep_alive = await response
-            except StaleConnection:
-                if retried or not reused or shadow.head.has_body:
-                    raise
-                retried = True
-                self._release(shadow, False)
-                continue
-            self._release(shadow, shadow.is_reusable(keep_alive))
-            self._complete(shadow)
+            return  # _dial_done frees the slot
+        shadow.task = None  # handed over: the callbacks own the mirror from here on
+        if shadow.finished:  # cannot happen (every stop cancels us), but never leak a connection
+            conn.abort()
+            self.pool.release(conn, False)
+            self._end(shadow)
             return
+        self._attach(shadow, conn, reused)
+
+    def _dial_done(self, shadow: Shadow, task: "asyncio.Task[None]") -> None:
+        self._dialing.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # the one catch-all of the task: a bug
+            log.error("bug in mirror to %s", shadow.backend.name, exc_info=task.exception())
+            self._drop(shadow, _INTERNAL_ERROR)
+        if shadow.task is task:  # it ended without handing the mirror over: failed, cancelled or a bug
+            shadow.task = None
+            self._drop(shadow, _SHUTDOWN)  # no-op unless it was cancelled before finishing
+            self._release(shadow, False)
+            self._end(shadow)
+
+    def _attach(self, shadow: Shadow, conn: UpstreamConnection, reused: bool) -> None:
+        shadow.conn = conn  # owned from here on: released whatever happens next
+        shadow.reused = reused
+        try:
+            shadow.attach(conn)
+        except Exception:  # the one catch-all of a mirror: a bug
+            log.exception("bug in mirror to %s", shadow.backend.name)
+            self._drop(shadow, _INTERNAL_ERROR)
+            self._release(shadow, False)
+            self._end(shadow)
+            return
+        if not shadow.retried:
+            shadow.series.sent += 1
+
+    def _stop(self, shadow: Shadow) -> None:
+        """Stop an in-flight mirror that already has its outcome: cancel its dial or abort its
+        connection, and free its slot."""
+        task = shadow.task
+        if task is not None:
+            task.cancel()  # _dial_done frees the slot
+            return
+        self._release(shadow, False)
+        self._end(shadow)
+
+    def _end(self, shadow: Shadow) -> None:
+        """Free the slot of an in-flight mirror (once) and start queued mirrors."""
+        if not shadow.slot:
+            return
+        shadow.slot = False
+        self._inflight.discard(shadow)
+        backend = shadow.backend
+        backend.inflight -= 1
+        if backend.queue and not backend.pump_scheduled:
+            # Not now: we may be inside the parser callback of the connection just released, and
+            # the next mirror could take that very connection.
+            backend.pump_scheduled = True
+            loop = self._loop
+            assert loop is not None
+            loop.call_soon(self._pump, backend)
+
+    def _pump(self, backend: BackendState) -> None:
+        """Start queued mirrors while the backend has free slots; expired ones are dropped."""
+        backend.pump_scheduled = False
+        now = asyncio.get_running_loop().time()
+        while backend.queue and backend.inflight < self._cap and not self._closed:
+            shadow = backend.queue.popleft()
+            if shadow.deadline is not None and shadow.deadline <= now:
+                self._drop(shadow, _TIMEOUT)
+            else:
+                self._start(shadow)
+
+    def _sweep(self) -> None:
+        """Time out the in-flight mirrors whose deadline has passed; re-arm (rule 7)."""
+        self._sweeper = None
+        now = asyncio.get_running_loop().time()
+        expired = []
+        earliest = None
+        for shadow in self._inflight:
+            deadline = shadow.deadline
+            if deadline is None:
+                continue
+            if deadline <= now:
+                expired.append(shadow)
+            elif earliest is None or deadline < earliest:
+                earliest = deadline
+        for shadow in expired:
+            if shadow.slot:
+                self._failed(shadow, _TIMEOUT, breaker=True)
+                self._stop(shadow)
+        if earliest is not None:
+            self.arm(max(earliest, now + _GRAIN))
 
     def _release(self, shadow: Shadow, reusable: bool) -> None:
         conn = shadow.detach()
@@ -260,24 +433,16 @@ class Dispatcher:
             conn.abort()  # rule 4: drop unsent bytes with the socket
         self.pool.release(conn, reusable)
 
-    # --- outcomes: every mirror ends exactly once (rule 3) --------------------------------------------
+    # --- outcomes: every mirror ends exactly once (rule 3; completion is ``response_complete``) ------
 
-    def _complete(self, shadow: Shadow) -> None:
-        if shadow.finished:
-            return
-        shadow.finished = True
-        shadow.release_buffers()
-        shadow.series.count_completed(shadow.status, asyncio.get_running_loop().time() - shadow.started)
-        shadow.backend.breaker.record_success()
-
-    def _failed(self, shadow: Shadow, reason: DropReason, *, breaker: bool) -> None:
+    def _failed(self, shadow: Shadow, reason: DropReason | str, *, breaker: bool) -> None:
         if shadow.finished:
             return
         if breaker:
             shadow.backend.breaker.record_failure(asyncio.get_running_loop().time())
         self._drop(shadow, reason)
 
-    def _drop(self, shadow: Shadow, reason: DropReason) -> None:
+    def _drop(self, shadow: Shadow, reason: DropReason | str) -> None:
         if shadow.finished:
             return
         shadow.finished = True
@@ -285,17 +450,20 @@ class Dispatcher:
         shadow.series.count_dropped(reason)
         if shadow.is_probe:
             shadow.backend.breaker.probe_done()
-        self._log_drop(shadow.backend, reason)
+        if log.isEnabledFor(logging.DEBUG):
+            self._log_drop(shadow.backend, reason)
 
-    def _log_drop(self, backend: BackendState, reason: DropReason) -> None:
-        if not log.isEnabledFor(logging.DEBUG):
-            return
+    def _log_drop(self, backend: BackendState, reason: DropReason | str) -> None:
         now = time.monotonic()
         if now - backend.last_log >= _LOG_INTERVAL:
             backend.last_log = now
-            log.debug("mirror to %s dropped: %s (%r)", backend.name, reason.value, backend)
+            log.debug("mirror to %s dropped: %s (%r)", backend.name, str(reason), backend)
 
     # --- lookups ----------------------------------------------------------------------------------------
+
+    def _route(self, mirror: Mirror) -> tuple[MirrorSeries, BackendState]:
+        route = self._routes[mirror.name] = (self._series_for(mirror), self._backend(mirror.backend))
+        return route
 
     def _series_for(self, mirror: Mirror) -> MirrorSeries:
         key = (mirror.name, mirror.backend)
@@ -316,20 +484,24 @@ class Dispatcher:
     # --- shutdown (rule 6) and introspection ----------------------------------------------------------
 
     def close(self) -> None:
-        """Drop every queued mirror and cancel every in-flight one; later submits do nothing."""
+        """Drop every queued mirror and stop every in-flight one; later submits do nothing."""
         self._closed = True
         for backend in self._backends.values():
             while backend.queue:
                 shadow = backend.queue.popleft()
-                self._drop(shadow, DropReason.SHUTDOWN)
-        for task in list(self.tasks):
-            task.cancel()
+                self._drop(shadow, _SHUTDOWN)
+        for shadow in list(self._inflight):
+            self._drop(shadow, _SHUTDOWN)
+            self._stop(shadow)
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
 
     async def shutdown(self) -> None:
-        """``close()``, wait for the cancelled tasks to finish, close the mirror pool."""
+        """``close()``, wait for the cancelled dials to finish, close the mirror pool."""
         self.close()
-        while self.tasks:
-            await asyncio.wait(list(self.tasks))
+        while self._dialing:
+            await asyncio.wait(list(self._dialing))
         self.pool.close()
 
     def stats(self) -> Stats:

@@ -42,8 +42,11 @@ def route_of(mirror_name: str) -> str:
     return route if sep else mirror_name
 
 
+_CLASSES = ("1xx", "1xx", "2xx", "3xx", "4xx", "5xx")
+
+
 def status_class(status: int) -> str:
-    return f"{min(max(status // 100, 1), 5)}xx"
+    return _CLASSES[min(max(status // 100, 1), 5)]
 
 
 class MirrorSeries:
@@ -58,7 +61,7 @@ class MirrorSeries:
         self.sent = 0
         self.sampled_out = 0
         self.completed: dict[str, int] = {}
-        self.dropped: dict[str, int] = {}
+        self.dropped: dict[str, int] = {}  # by ``DropReason`` value
         self.buckets = [0] * (len(DURATION_BUCKETS) + 1)  # per bucket, not cumulative; last = +Inf
         self.duration_sum = 0.0
 
@@ -69,13 +72,18 @@ class MirrorSeries:
         self.sent += 1
 
     def count_completed(self, status: int, seconds: float) -> None:
-        outcome = status_class(status)
-        self.completed[outcome] = self.completed.get(outcome, 0) + 1
+        outcome = _CLASSES[status // 100] if 100 <= status < 600 else status_class(status)
+        completed = self.completed
+        completed[outcome] = completed.get(outcome, 0) + 1
         self.buckets[bisect_left(DURATION_BUCKETS, seconds)] += 1
         self.duration_sum += seconds
 
-    def count_dropped(self, reason: DropReason) -> None:
-        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+    def count_dropped(self, reason: DropReason | str) -> None:
+        """Keys are the plain ``str`` values: an Enum member hashes through a Python-level
+        ``__hash__`` (and not as its value), so members are never used as keys."""
+        key = reason.value if isinstance(reason, DropReason) else reason
+        dropped = self.dropped
+        dropped[key] = dropped.get(key, 0) + 1
 
 
 class BackendGauges(msgspec.Struct, frozen=True):

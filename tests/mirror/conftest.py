@@ -10,7 +10,9 @@ Backends (``Backend(mode)``), all counting accepted, open and peak-open connecti
 - ``garbage``: answers the first bytes with bytes that are not HTTP;
 - ``slow_reader``: reads the head, then stops reading (small receive buffer);
 - ``close``: answers 200 with ``connection: close``, then closes;
-- ``early``: answers 413 once the head is in, without waiting for the body.
+- ``early``: answers 413 once the head is in, without waiting for the body;
+- ``stale``: answers the first request of each connection; closes the connection, unanswered,
+  on any later one (a keep-alive connection the backend dropped just as it was reused).
 ``refused_endpoint()`` is a loopback port nothing listens on.
 
 Waits are bounded (``until``), generous, and never asserted on as timings.
@@ -47,6 +49,7 @@ class Mode(StrEnum):
     SLOW_READER = "slow_reader"
     CLOSE = "close"  # answers with ``connection: close`` and closes
     EARLY = "early"  # answers 413 as soon as the head is in, before the body
+    STALE = "stale"  # closes a connection, unanswered, on its second request
 
 
 class Recorded(NamedTuple):
@@ -106,6 +109,7 @@ class BackendProtocol(asyncio.Protocol):
         self.headers: list[Header] = []
         self.hasher = hashlib.sha256()
         self.length = 0
+        self.served = 0  # requests answered on this connection
         self.timers: list[asyncio.TimerHandle] = []
 
     # asyncio.Protocol
@@ -167,6 +171,11 @@ class BackendProtocol(asyncio.Protocol):
         self.length += len(body)
 
     def on_message_complete(self) -> None:
+        if self.backend.mode is Mode.STALE and self.served:
+            assert self.transport is not None
+            self.transport.close()
+            return
+        self.served += 1
         method = self.parser.get_method()
         self.backend.requests.append(Recorded(method, self.url, self.headers, self.hasher.hexdigest(), self.length))
         if self.backend.delay:
