@@ -13,3 +13,10 @@ test:
 golden:
 	$(PY) -m pytest tests/translate --update-golden -q
 .PHONY: install fmt check test golden
+fuzz:
+	MIRRORGATE_FUZZ_EXAMPLES=5000 $(PY) -m pytest tests/hardening/test_fuzz.py tests/dataplane/test_protocol.py -q
+bench:
+	$(PY) bench/vs_nginx.py && $(PY) bench/memory_uploads.py
+demo:
+	$(VENV)/bin/mirrorgate demo
+.PHONY: fuzz bench demo

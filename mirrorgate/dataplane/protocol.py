@@ -12,19 +12,23 @@ Rules:
 2. Strict framing (the backend must never see a desynchronised stream): Content-Length with
    Transfer-Encoding, duplicate or invalid Content-Length, a Transfer-Encoding whose last coding
    is not chunked, chunked on HTTP/1.0, bad chunk sizes, bare LF, obs-fold (llhttp's strict
-   mode, plus our checks) -> 400; missing or repeated Host on HTTP/1.1 -> 400; HTTP versions other
-   than 1.0/1.1 -> 505; a head over ``MAX_HEAD`` bytes -> 431. After a protocol error nothing
-   more is read: responses already owed are sent, then the error reply, then the connection
-   closes.
+   mode, plus our checks) -> 400; missing or repeated Host on HTTP/1.1, or a Host that is not
+   ``uri-host[:port]`` -> 400; a transfer coding other than ``chunked`` -> 501; a fragment in the
+   target, or asterisk-form with a method other than OPTIONS -> 400; HTTP versions other than
+   1.0/1.1 -> 505; a request-target over ``MAX_HEAD`` bytes -> 414, a head over it -> 431; a head
+   not complete within ``KEEPALIVE_TIMEOUT`` -> 408. After a protocol error nothing more is read:
+   responses already owed are sent, then the error reply, then the connection closes.
 3. Request header names are lower-cased here, once. Trailers of chunked requests are dropped.
 4. An absolute-form target (``http://host/path``) is reduced to origin-form; its authority
    replaces the Host header (RFC 9112 §3.2.2).
-5. ``Upgrade``/``CONNECT`` are not supported: the request is answered as a plain request (the
-   upgrade headers are hop-by-hop and stripped) and the connection closes after it.
+5. ``Upgrade`` is not supported: the request is answered as a plain request (the upgrade headers
+   are hop-by-hop and stripped) and the connection closes after it. ``CONNECT`` is answered 501
+   and never forwarded (a 2xx from a backend would turn a pooled connection into a tunnel).
 """
 
 import asyncio
 import logging
+import re
 from collections import deque
 from typing import cast
 
@@ -45,6 +49,12 @@ MAX_HEAD_BUFFER = 1024 * 1024  # raw bytes received while inside one head (bound
 KEEPALIVE_TIMEOUT = 75.0  # an idle connection (or one slow to send a head) is closed after this
 STOPPED = 16  # ReadGate reason: nothing more will be read from this connection
 _SPECIAL = frozenset({b"host", b"content-length", b"transfer-encoding", b"expect"})  # framing and routing
+# RFC 9112 §3.2: Host = uri-host [ ":" port ] (RFC 3986: IP-literal or reg-name); anything else -> 400
+_VALID_HOST = re.compile(
+    rb"(?:\[[0-9A-Za-z:._~%!$&'()*+,;=-]+\]"  # IP-literal
+    rb"|[A-Za-z0-9._~%!$&'()*+,;=-]*)"  # reg-name or IPv4address
+    rb"(?::[0-9]*)?"
+).fullmatch
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -186,8 +196,8 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         size = self._head_size = self._head_size + len(url)  # counted as the parser reports it
-        if size > MAX_HEAD:
-            raise ProtocolError("request head too large", 431)
+        if size > MAX_HEAD:  # the target comes first: all of the head so far is the target
+            raise ProtocolError("request-target too long", 414)
         self._url.append(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -238,6 +248,7 @@ class HttpProtocol(asyncio.Protocol):
         length: bytes | None = None
         lengths = 0
         chunked = False
+        codings: list[bytes] = []
         expect = False
         for name, value in self._special:  # only the headers named in _SPECIAL, recorded by on_header
             if name == b"host":
@@ -250,6 +261,7 @@ class HttpProtocol(asyncio.Protocol):
                     length = value
             elif name == b"transfer-encoding":
                 chunked = True
+                codings += [c.strip().lower() for c in value.split(b",")]
             elif not expect:  # expect
                 expect = value.strip().lower() == b"100-continue"
         if hosts > 1 or (not hosts and version == "1.1"):
@@ -258,11 +270,25 @@ class HttpProtocol(asyncio.Protocol):
             raise ProtocolError("conflicting message framing")
         if chunked and version == "1.0":
             raise ProtocolError("Transfer-Encoding on HTTP/1.0")
-        if not target.startswith(b"/") and target != b"*":
+        if chunked and codings != [b"chunked"]:  # RFC 9112 §6.3: chunked must be final, else 400
+            if codings[-1] != b"chunked" or b"chunked" in codings[:-1]:
+                raise ProtocolError("invalid Transfer-Encoding")
+            raise ProtocolError("unsupported transfer coding", 501)  # §6.1: a coding we cannot decode
+        method = parser.get_method()
+        if method == b"CONNECT":  # rule 5: never forwarded (a 2xx would make the upstream a tunnel)
+            raise ProtocolError("CONNECT is not supported", 501)
+        if target == b"*":
+            if method != b"OPTIONS":
+                raise ProtocolError("asterisk-form is for OPTIONS only")
+        elif not target.startswith(b"/"):
             target, host = _origin_form(target)
             replace_header(headers, b"host", host)
+        if b"#" in target:
+            raise ProtocolError("a fragment is not part of a request-target")
+        if host and not _VALID_HOST(host):
+            raise ProtocolError("invalid Host")
         return RequestHead(
-            parser.get_method(),
+            method,
             target,
             version,
             headers,
@@ -329,6 +355,9 @@ class HttpProtocol(asyncio.Protocol):
             return
         since = self.idle_since
         if since and self.loop.time() - since >= KEEPALIVE_TIMEOUT:
+            if self._in_head:  # a request head started but did not arrive in time
+                self._stop_reading()
+                self.write(local_reply(408, False))
             self.close()
             return
         delay = KEEPALIVE_TIMEOUT - (self.loop.time() - since) if since else KEEPALIVE_TIMEOUT
