@@ -21,6 +21,7 @@ from mirrorgate.errors import ConfigError, FieldError
 from mirrorgate.model.meta import ObjectKey, Resource
 from mirrorgate.model.snapshot import CLUSTER_SCOPED, KINDS, VERSIONS, Snapshot
 from mirrorgate.providers.admission import admit
+from mirrorgate.providers.wire import wire_problems
 
 
 class LoadResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -58,7 +59,7 @@ def load_paths(paths: Sequence[str], stdin_text: str | None = None) -> LoadResul
             )
             errors.append(ConfigError(doc.file, ident, err))
             continue
-        problems = admit(obj)
+        problems = admit(obj) or wire_problems(obj)
         if problems:
             errors.extend(ConfigError(doc.file, ident, p) for p in problems)
             continue

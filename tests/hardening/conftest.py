@@ -251,7 +251,12 @@ async def make_harness(tmp_path: Path) -> AsyncIterator[HarnessFactory]:
         await mirror.start()
         path = tmp_path / f"gw{len(made)}.yaml"
         path.write_text(gateway_yaml(primary.port, mirror.port, extra_rules, extra_docs))
-        table = load_table([str(path)], "127.0.0.1")
+        try:
+            table = load_table([str(path)], "127.0.0.1")
+        except Exception:  # a configuration the test expects to be refused: close what was started
+            await primary.close()
+            await mirror.close()
+            raise
         gw = Gateway(table, port_overrides={s.port: 0 for s in table.servers}, rng=Random(7), **gateway_kw)  # type: ignore[arg-type]
         await gw.start()
         h = Harness(gw, primary, mirror, handler)
