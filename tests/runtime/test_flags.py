@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -145,3 +146,25 @@ async def test_log_format_json(tmp_path: Path, backends: dict[str, Backend], gat
     assert record["time"].endswith("Z")
     assert await gw.stop() == 0
     assert all(json.loads(x) for x in gw.lines if x.strip())
+
+
+async def test_grace_bounds_how_long_shutdown_waits(
+    tmp_path: Path, backends: dict[str, Backend], gateways: Starter
+) -> None:
+    """--grace 0.2: a request still in flight when the grace period ends is aborted (no reply),
+    and the process still exits 0 — long before the backend would have answered (5 s)."""
+    from tests.dataplane.client import Conn, encode_request
+
+    port = free_port()
+    path = tmp_path / "gw.yaml"
+    path.write_text(gateway_yaml([port], backends["a"]))
+    gw = await gateways(path, "--no-watch", "--grace", "0.2")
+    await gw.wait_line(rf"listening on 127\.0\.0\.1:{port}")
+    conn = await Conn.open(port)
+    await conn.send(encode_request("GET", "/slow?delay=5s"))
+    await backends["a"].log.wait_for("Echoing back request made to /slow?delay=5s")
+    gw.proc.send_signal(signal.SIGTERM)
+    assert await gw.exited() == 0
+    assert await conn.closed_by_peer()
+    await conn.close()
+    assert any("grace period over" in line for line in gw.lines)
