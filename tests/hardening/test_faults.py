@@ -18,43 +18,10 @@ from pathlib import Path
 import pytest
 
 from mirrorgate.dataplane.protocol import HttpProtocol
+from tests.dataplane.conftest import Handler, RawBackend
 from tests.hardening.conftest import WAIT, Harness, HarnessFactory, RawClient
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-class Scripted:
-    """A loopback backend running ``handler(reader, writer)`` per connection."""
-
-    def __init__(self, handler: Handler) -> None:
-        self.handler = handler
-        self.server: asyncio.Server | None = None
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.connections = 0
-
-    async def start(self) -> int:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return int(self.server.sockets[0].getsockname()[1])
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        task = asyncio.current_task()
-        assert task is not None
-        self.tasks.add(task)
-        try:
-            await self.handler(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            self.tasks.discard(task)
-            writer.close()
-
-    async def close(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        for task in list(self.tasks):
-            task.cancel()
-        await self.server.wait_closed()
+Scripted = RawBackend  # the scripted loopback backend the data-plane tests use
 
 
 def fault_docs(port: int) -> str:
