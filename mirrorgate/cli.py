@@ -8,6 +8,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from mirrorgate import __version__
 from mirrorgate.ir.dump import table_to_builtins, to_json, to_yaml
@@ -68,6 +69,14 @@ def _parser() -> argparse.ArgumentParser:
         help="worker processes sharing each listener (SO_REUSEPORT); auto = one per CPU (the default)",
     )
     run.add_argument("--no-watch", action="store_true", help="do not reload when a -f path changes (SIGHUP still does)")
+    run.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a per-worker limit, e.g. max-headers=200, body-timeout=10, keepalive-timeout=30, "
+        "max-body-bytes=10485760 (repeatable; docs/threat-model.md lists them and their defaults)",
+    )
     run.set_defaults(handler=_run)
 
     validate = sub.add_parser("validate", help="check Gateway API YAML as an apiserver would; exit 1 if invalid")
@@ -154,6 +163,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from mirrorgate.dataplane.limits import Limits, parse_limit
     from mirrorgate.mirror.config import MirrorConfig
     from mirrorgate.runtime import RunConfig, StartupError, run, setup_logging
 
@@ -162,6 +172,13 @@ def _run(args: argparse.Namespace) -> int:
         admin = parse_host_port(args.admin) if args.admin != "off" else None
     except ValueError as exc:
         print(f"mirrorgate run: --admin: {exc}", file=sys.stderr)
+        return 2
+    overrides: dict[str, Any] = {}
+    try:
+        for text in args.limit:
+            parse_limit(text, overrides)
+    except ValueError as exc:
+        print(f"mirrorgate run: --limit: {exc}", file=sys.stderr)
         return 2
     config = RunConfig(
         paths=tuple(args.paths),
@@ -174,6 +191,7 @@ def _run(args: argparse.Namespace) -> int:
         mirror=MirrorConfig(shadow_host_suffix=not args.no_shadow_host_suffix),
         watch=not args.no_watch,
         workers=args.workers,
+        limits=Limits(**overrides),
     )
     try:
         run(config)

@@ -38,8 +38,11 @@ from typing import Any, NamedTuple
 import msgspec
 import uvloop
 from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from mirrorgate.admin.server import AdminApp, start_admin
+from mirrorgate.dataplane.limits import Limits
 from mirrorgate.dataplane.matcher import Matcher, ServerKey, compile
 from mirrorgate.dataplane.protocol import HttpProtocol
 from mirrorgate.dataplane.state import GatewayState
@@ -81,6 +84,7 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
     watch: bool = True  # reload when a -f path changes on disk
     workers: int = 1  # > 1: a supervisor and that many worker processes (supervisor.py)
     reuse_port: bool = False  # SO_REUSEPORT on listeners (set for workers)
+    limits: Limits = msgspec.field(default_factory=Limits)  # per worker (``--limit NAME=VALUE``)
 
 
 class Loaded(msgspec.Struct, frozen=True, kw_only=True):
@@ -120,15 +124,33 @@ class Gateway:
         mirror_config: MirrorConfig | None = None,
         registry: CollectorRegistry | None = None,
         reuse_port: bool = False,
+        limits: Limits | None = None,
     ) -> None:
         self.table = table
+        limits = limits or Limits()
+        if pool_config is None:
+            pool_config = PoolConfig(
+                max_response_head_bytes=limits.max_response_head_bytes,
+                max_response_headers=limits.max_response_headers,
+            )
         self.port_overrides = dict(port_overrides or {})
         self.reuse_port = reuse_port
         self.registry = registry if registry is not None else CollectorRegistry()
-        self.mirror = Dispatcher(mirror_config, registry=self.registry, rng=rng)
-        self.state = GatewayState(
-            compile(table), Pool(pool_config), rng=rng, access_log_json=access_log_json, mirror=self.mirror
+        self.mirror = Dispatcher(
+            mirror_config,
+            registry=self.registry,
+            rng=rng,
+            head_limits=(limits.max_response_head_bytes, limits.max_response_headers),
         )
+        self.state = GatewayState(
+            compile(table),
+            Pool(pool_config),
+            rng=rng,
+            access_log_json=access_log_json,
+            mirror=self.mirror,
+            limits=limits,
+        )
+        self.registry.register(_DataPlaneCollector(self.state))
         self.ready = False  # every listener bound
         self.listeners: dict[ServerKey, asyncio.Server] = {}  # IR server key -> its listening socket(s)
         self.bound: dict[ServerKey, int] = {}  # IR server key -> bound port
@@ -228,6 +250,24 @@ class Gateway:
             await srv.wait_closed()
 
 
+class _DataPlaneCollector(Collector):
+    """``mirrorgate_connections`` (open client connections), ``mirrorgate_connections_rejected``
+    (closed at accept because ``limits.max_connections`` were open) and ``mirrorgate_tasks``."""
+
+    def __init__(self, state: GatewayState) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[Metric]:
+        state = self.state
+        yield GaugeMetricFamily("mirrorgate_connections", "Open client connections", value=len(state.connections))
+        yield CounterMetricFamily(
+            "mirrorgate_connections_rejected",
+            "Client connections closed at accept because the worker's max-connections were open",
+            value=state.rejected_connections,
+        )
+        yield GaugeMetricFamily("mirrorgate_tasks", "Tasks the data plane is running", value=len(state.tasks))
+
+
 class Built(NamedTuple):
     """A candidate configuration, built off the loop: the loaded config and its compiled matcher."""
 
@@ -276,6 +316,7 @@ async def serve(
         mirror_config=config.mirror,
         registry=registry,
         reuse_port=config.reuse_port,
+        limits=config.limits,
     )
     reloader = gateway_reloader(gateway, config, loaded, stdin_text)
     admin = await _start_admin(config, gateway, reloader) if config.admin is not None else None

@@ -416,6 +416,7 @@ class _Worker:
             mirror_config=cfg.mirror,
             registry=self.registry,
             reuse_port=True,
+            limits=cfg.limits,
         )
         helpers: list[asyncio.Task[None]] = []
         try:

@@ -15,9 +15,17 @@ Rules:
    mode, plus our checks) -> 400; missing or repeated Host on HTTP/1.1, or a Host that is not
    ``uri-host[:port]`` -> 400; a transfer coding other than ``chunked`` -> 501; a fragment in the
    target, or asterisk-form with a method other than OPTIONS -> 400; HTTP versions other than
-   1.0/1.1 -> 505; a request-target over ``MAX_HEAD`` bytes -> 414, a head over it -> 431; a head
-   not complete within ``KEEPALIVE_TIMEOUT`` -> 408. After a protocol error nothing more is read:
-   responses already owed are sent, then the error reply, then the connection closes.
+   1.0/1.1 -> 505. After a protocol error nothing more is read: responses already owed are sent,
+   then the error reply, then the connection closes.
+6. Limits (``limits.Limits``, per worker): a request-target over ``max_target_bytes`` -> 414; a head
+   over ``max_head_bytes`` or ``max_headers`` lines -> 431; a body over ``max_body_bytes`` -> 413; a
+   head not complete ``header_timeout`` seconds after its first byte -> 408; a body that stalls
+   (no byte, or under ``min_body_rate`` B/s, over a ``body_timeout`` window while the gateway is
+   reading) -> 408 and close; idle keep-alive connections close after ``keepalive_timeout``; past
+   ``max_connections`` a new connection is closed at once. A read is parsed in slices of
+   ``SLICE`` bytes; once ``max_pipelined`` requests are queued behind the running one, what is
+   left stays unparsed (``backlog``, reading paused) until the queue drains: at most
+   ``max_pipelined`` + the requests of one slice (~75 minimal ones) are ever parsed and waiting.
 3. Request header names are lower-cased here, once. Trailers of chunked requests are dropped.
 4. An absolute-form target (``http://host/path``) is reduced to origin-form; its authority
    replaces the Host header (RFC 9112 §3.2.2).
@@ -37,6 +45,7 @@ import httptools
 from mirrorgate.dataplane import flow
 from mirrorgate.dataplane.exchange import Exchange, RequestHead
 from mirrorgate.dataplane.headers import replace_header
+from mirrorgate.dataplane.limits import Limits
 from mirrorgate.dataplane.matcher import ServerKey
 from mirrorgate.dataplane.replies import local_reply
 from mirrorgate.dataplane.state import GatewayState
@@ -44,9 +53,9 @@ from mirrorgate.errors import ProtocolError
 
 log = logging.getLogger("mirrorgate.dataplane")
 
-MAX_HEAD = 64 * 1024  # request line + headers, counted as the parser reports them -> 431
+MAX_HEAD = Limits().max_head_bytes  # the default head limit (tests size their heads from it)
 MAX_HEAD_BUFFER = 1024 * 1024  # raw bytes received while inside one head (bounds llhttp's own buffering)
-KEEPALIVE_TIMEOUT = 75.0  # an idle connection (or one slow to send a head) is closed after this
+SLICE = 2048  # a read longer than this is parsed in slices of it, outside a Content-Length body (rule 6)
 STOPPED = 16  # ReadGate reason: nothing more will be read from this connection
 _SPECIAL = frozenset({b"host", b"content-length", b"transfer-encoding", b"expect"})  # framing and routing
 # RFC 9112 §3.2: Host = uri-host [ ":" port ] (RFC 3986: IP-literal or reg-name); anything else -> 400
@@ -59,18 +68,24 @@ _VALID_HOST = re.compile(
 
 class HttpProtocol(asyncio.Protocol):
     __slots__ = (
+        "_body_bytes",
         "_head_bytes",
         "_head_size",
+        "_head_started",
         "_headers",
         "_in_head",
         "_special",
         "_url",
+        "_window_bytes",
+        "_window_start",
+        "backlog",
         "client",
         "client_ip",
         "closed",
         "gate",
         "idle_since",
         "idle_timer",
+        "limits",
         "loop",
         "parser",
         "parsing",
@@ -88,6 +103,7 @@ class HttpProtocol(asyncio.Protocol):
         # shared by every connection of the process / of this listening socket
         self.state = state
         self.server_key = server_key  # the IR (address, port) this socket serves
+        self.limits = state.limits
         self.loop = asyncio.get_running_loop()
         # per connection
         self.transport: asyncio.Transport | None = None
@@ -98,19 +114,25 @@ class HttpProtocol(asyncio.Protocol):
         self.closed = False
         self.write_paused = False
         self.shutting_down = False
-        self.idle_timer: asyncio.TimerHandle | None = None
+        self.idle_timer: asyncio.TimerHandle | None = None  # the connection's one timer (head, body, idle)
         self.idle_since = 0.0  # loop time the connection became idle; 0.0 while a request is in progress
         self.queue: deque[Exchange] = deque()  # parsed, waiting for ``running`` to finish (pipelining)
         self.running: Exchange | None = None  # the exchange whose response is being written
         self.parsing: Exchange | None = None  # the exchange whose body the parser is reading
         self.pending_error = 0  # status of a protocol error to send once the owed responses are out
+        self.backlog = b""  # bytes received but left unparsed while the pipeline queue is full (rule 6)
         # per request head being parsed
         self._url: list[bytes] = []
         self._headers: list[tuple[bytes, bytes]] = []
         self._special: list[tuple[bytes, bytes]] = []
         self._head_size = 0
         self._head_bytes = 0
+        self._head_started = 0.0
         self._in_head = False
+        # per request body being read
+        self._body_bytes = 0
+        self._window_start = 0.0
+        self._window_bytes = 0
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -122,6 +144,11 @@ class HttpProtocol(asyncio.Protocol):
         if isinstance(peer, tuple):
             self.client_ip = str(peer[0]).encode()
             self.client = f"{peer[0]}:{peer[1]}"
+        if len(self.state.connections) >= self.limits.max_connections:
+            self.state.rejected_connections += 1
+            self.closed = True
+            transport.close()
+            return
         self.state.connections.add(self)
         self.state.no_connections.clear()
         self._arm_idle_timer()
@@ -136,6 +163,7 @@ class HttpProtocol(asyncio.Protocol):
         if parsing is not None:
             parsing.fail_body(ProtocolError("client closed the connection mid-request"))
         self.queue.clear()
+        self.backlog = b""
         running, self.running = self.running, None
         if running is not None:
             running.cancel()
@@ -143,9 +171,36 @@ class HttpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.gate.reasons & STOPPED:
             return
+        if self.backlog:  # (reading is paused; a read already under way may still arrive)
+            self.backlog += data
+            return
+        if len(data) <= SLICE:
+            self._parse(data)
+        else:
+            self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        """Parse ``data`` in slices, stopping while ``max_pipelined`` requests are queued (rule 6)."""
+        end = len(data)
+        at = 0
+        limit = self.limits.max_pipelined
+        while at < end:
+            if self.gate.reasons & STOPPED:
+                return
+            if len(self.queue) >= limit:
+                self.backlog = data[at:]  # reading is paused (PIPELINE) while anything is queued
+                return
+            step = SLICE
+            ex = self.parsing
+            if ex is not None and not self._in_head and ex.head.content_length is not None:
+                step = max(step, ex.head.content_length - self._body_bytes)  # a body: no need to slice
+            self._parse(data[at : at + step] if at or step < end else data)
+            at += step
+
+    def _parse(self, data: bytes) -> None:
         if self._in_head:
             self._head_bytes += len(data)
-            if self._head_bytes > MAX_HEAD_BUFFER:
+            if self._head_bytes > MAX_HEAD_BUFFER and self._head_bytes > 2 * self.limits.max_head_bytes:
                 self._protocol_error(ProtocolError("request head too large", 431))
                 return
         try:
@@ -193,10 +248,11 @@ class HttpProtocol(asyncio.Protocol):
         self._special = []
         self._head_size = 0
         self._in_head = True
+        self._head_started = self.loop.time()
 
     def on_url(self, url: bytes) -> None:
         size = self._head_size = self._head_size + len(url)  # counted as the parser reports it
-        if size > MAX_HEAD:  # the target comes first: all of the head so far is the target
+        if size > self.limits.max_target_bytes:  # the target comes first: the head so far is the target
             raise ProtocolError("request-target too long", 414)
         self._url.append(url)
 
@@ -204,8 +260,11 @@ class HttpProtocol(asyncio.Protocol):
         if not self._in_head:
             return  # a trailer (rule 3)
         size = self._head_size = self._head_size + len(name) + len(value) + 4  # counted as the parser reports it
-        if size > MAX_HEAD:
+        limits = self.limits
+        if size > limits.max_head_bytes:
             raise ProtocolError("request head too large", 431)
+        if len(self._headers) >= limits.max_headers:
+            raise ProtocolError("too many request headers", 431)
         low = name.lower()
         self._headers.append((low, value))
         if low in _SPECIAL:
@@ -217,6 +276,9 @@ class HttpProtocol(asyncio.Protocol):
         ex = Exchange(self, self.state, self._build_head())
         self.parsing = ex
         self.idle_since = 0.0  # busy
+        if not ex.body_done:  # a body follows: its stall check starts now (rule 6)
+            self._body_bytes = self._window_bytes = 0
+            self._window_start = self.loop.time()
         if self.running is None and not self.queue:
             self._start(ex)
         else:
@@ -224,6 +286,10 @@ class HttpProtocol(asyncio.Protocol):
             self.gate.pause(flow.PIPELINE)
 
     def on_body(self, body: bytes) -> None:
+        size = self._body_bytes = self._body_bytes + len(body)
+        cap = self.limits.max_body_bytes
+        if cap and size > cap:
+            raise ProtocolError("request body too large", 413)
         ex = self.parsing
         if ex is not None:
             ex.feed_body(body)
@@ -268,6 +334,9 @@ class HttpProtocol(asyncio.Protocol):
             raise ProtocolError("exactly one Host header is required")
         if lengths > 1 or (lengths and chunked):
             raise ProtocolError("conflicting message framing")
+        cap = self.limits.max_body_bytes
+        if cap and length is not None and length.isdigit() and int(length) > cap:
+            raise ProtocolError("request body too large", 413)
         if chunked and version == "1.0":
             raise ProtocolError("Transfer-Encoding on HTTP/1.0")
         if chunked and codings != [b"chunked"]:  # RFC 9112 §6.3: chunked must be final, else 400
@@ -314,9 +383,12 @@ class HttpProtocol(asyncio.Protocol):
             return
         if self.queue:
             nxt = self.queue.popleft()
-            if not self.queue:
-                self.gate.resume(flow.PIPELINE)
             self._start(nxt)
+            if self.backlog:  # rule 6: the queue has room again
+                data, self.backlog = self.backlog, b""
+                self._feed(data)
+            if not self.queue and not self.backlog:
+                self.gate.resume(flow.PIPELINE)
         elif self.pending_error:
             self.write(local_reply(self.pending_error, False))
             self.close()
@@ -342,26 +414,65 @@ class HttpProtocol(asyncio.Protocol):
     def _stop_reading(self) -> None:
         self.gate.pause(STOPPED)
 
-    # One timer per connection, re-armed lazily: marking idle/busy per request only stores a time.
+    # One timer per connection, never re-armed per request: marking idle/busy only stores a time.
+    # When it fires it checks the deadline that applies now (head, body or idle) and sleeps until
+    # that deadline, but never longer than ``_tick`` so that a state that began since (a head
+    # starting on an idle connection) is checked in time: deadlines are exact, at the cost of one
+    # wake-up per ``_tick`` seconds per connection.
 
     def _arm_idle_timer(self) -> None:
         self.idle_since = self.loop.time()
         if self.idle_timer is None:
-            self.idle_timer = self.loop.call_later(KEEPALIVE_TIMEOUT, self._on_idle_timer)
+            self._rearm(self.limits.keepalive_timeout)
 
-    def _on_idle_timer(self) -> None:
+    def _rearm(self, delay: float) -> None:
+        limits = self.limits
+        tick = min(limits.header_timeout, limits.body_timeout) / 2
+        self.idle_timer = self.loop.call_later(min(delay, tick), self._on_timer)
+
+    def _on_timer(self) -> None:
         self.idle_timer = None
         if self.closed:
             return
-        since = self.idle_since
-        if since and self.loop.time() - since >= KEEPALIVE_TIMEOUT:
-            if self._in_head:  # a request head started but did not arrive in time
+        limits = self.limits
+        now = self.loop.time()
+        if self._in_head:  # a head is arriving
+            if self.gate.reasons:  # not being read (a pipelined backlog): its time starts over
+                self._head_started = now
+            left = self._head_started + limits.header_timeout - now
+            if left <= 0:
                 self._stop_reading()
                 self.write(local_reply(408, False))
-            self.close()
-            return
-        delay = KEEPALIVE_TIMEOUT - (self.loop.time() - since) if since else KEEPALIVE_TIMEOUT
-        self.idle_timer = self.loop.call_later(delay, self._on_idle_timer)
+                self.close()
+                return
+        elif self.idle_since:
+            left = self.idle_since + limits.keepalive_timeout - now
+            if left <= 0:
+                self.close()
+                return
+        elif (ex := self.parsing) is not None and not ex.body_done:
+            left = self._check_body(now)
+            if left <= 0:
+                return
+        else:  # waiting for a response: the route's timeouts apply
+            left = limits.keepalive_timeout
+        self._rearm(left)
+
+    def _check_body(self, now: float) -> float:
+        """The body stall check (rule 6); returns the seconds to the next one, 0 when it failed."""
+        limits = self.limits
+        if self.gate.reasons:  # the gateway is not reading (back-pressure): the window starts over
+            self._window_start, self._window_bytes = now, self._body_bytes
+            return limits.body_timeout
+        elapsed = now - self._window_start
+        if elapsed < limits.body_timeout:
+            return limits.body_timeout - elapsed
+        got = self._body_bytes - self._window_bytes
+        if got == 0 or got < limits.min_body_rate * elapsed:
+            self._protocol_error(ProtocolError("request body too slow", 408))
+            return 0.0
+        self._window_start, self._window_bytes = now, self._body_bytes
+        return limits.body_timeout
 
     def _cancel_idle_timer(self) -> None:
         if self.idle_timer is not None:

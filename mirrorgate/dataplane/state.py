@@ -14,6 +14,7 @@ from collections.abc import Coroutine
 from random import Random
 from typing import TYPE_CHECKING, Any, Protocol
 
+from mirrorgate.dataplane.limits import Limits
 from mirrorgate.dataplane.matcher import Matcher
 from mirrorgate.ir.table import Mirror
 from mirrorgate.upstream.pool import Pool
@@ -52,7 +53,18 @@ class MirrorDispatcher(Protocol):
 
 
 class GatewayState:
-    __slots__ = ("access_log_json", "connections", "matcher", "mirror", "no_connections", "pool", "rng", "tasks")
+    __slots__ = (
+        "access_log_json",
+        "connections",
+        "limits",
+        "matcher",
+        "mirror",
+        "no_connections",
+        "pool",
+        "rejected_connections",
+        "rng",
+        "tasks",
+    )
 
     def __init__(
         self,
@@ -62,8 +74,11 @@ class GatewayState:
         rng: Random | None = None,
         access_log_json: bool = False,
         mirror: MirrorDispatcher | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.matcher = matcher
+        self.limits = limits or Limits()
+        self.rejected_connections = 0  # closed at accept: ``limits.max_connections`` were open
         self.pool = pool
         self.rng = rng or Random()
         self.access_log_json = access_log_json

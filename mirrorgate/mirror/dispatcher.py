@@ -111,7 +111,9 @@ class Dispatcher:
         *,
         registry: CollectorRegistry | None = None,
         rng: Random | None = None,
+        head_limits: tuple[int, int] = (64 * 1024, 200),
     ) -> None:
+        """``head_limits``: (bytes, header lines) of a mirror response head; more is a drop (reset)."""
         self.config = cfg = config or MirrorConfig()
         self.rng = rng = rng or Random()
         # ``randrange(PPM)`` of a plain ``Random`` is this rejection loop over ``getrandbits``
@@ -126,6 +128,8 @@ class Dispatcher:
                 idle_timeout=cfg.idle_timeout,
                 connect_timeout=cfg.connect_timeout,
                 pool_timeout=cfg.timeout,
+                max_response_head_bytes=head_limits[0],
+                max_response_headers=head_limits[1],
             )
         )
         self._cap = cfg.max_concurrent_per_backend

@@ -13,6 +13,9 @@ Rules:
    body chunks, completion, failure; ``flush`` ends each batch (one upstream read), so the sink
    can coalesce what it relays into one write. Nothing here awaits.
 3. Interim 1xx responses (other than 101) are swallowed; the final response follows.
+3b. A response head over ``max_head_bytes`` (raw bytes received inside it, or name + value as
+   parsed) or ``max_headers`` lines, or a version other than HTTP/1.0 and 1.1, is an
+   ``UpstreamProtocolError`` (502; a mirror drop): nothing of it is relayed.
 4. A response without ``content-length`` or chunked framing ends when the upstream closes.
 5. A connection lost before any byte of the response arrived raises ``StaleConnection`` to the
    sink: the exchange may retry it once when that is safe (idempotent, no body).
@@ -30,6 +33,9 @@ import httptools
 from mirrorgate.errors import UpstreamClosed, UpstreamError, UpstreamProtocolError
 
 Header = tuple[bytes, bytes]
+
+
+_VERSIONS = frozenset({"1.1", "1.0"})
 
 
 class StaleConnection(UpstreamClosed):
@@ -79,7 +85,10 @@ class ResponseSink(Protocol):
 class UpstreamConnection(asyncio.Protocol):
     __slots__ = (
         "_close_delimited",
+        "_head_bytes",
+        "_head_size",
         "_headers",
+        "_in_head",
         "_informational",
         "_is_head",
         "_parser",
@@ -88,6 +97,8 @@ class UpstreamConnection(asyncio.Protocol):
         "_sink",
         "key",
         "lost",
+        "max_head_bytes",
+        "max_headers",
         "on_lost",
         "read_paused",
         "released_at",
@@ -96,9 +107,20 @@ class UpstreamConnection(asyncio.Protocol):
         "write_paused",
     )
 
-    def __init__(self, key: tuple[str, int], on_lost: Callable[["UpstreamConnection"], None]) -> None:
+    def __init__(
+        self,
+        key: tuple[str, int],
+        on_lost: Callable[["UpstreamConnection"], None],
+        max_head_bytes: int = 64 * 1024,
+        max_headers: int = 200,
+    ) -> None:
         self.key = key
         self.on_lost = on_lost
+        self.max_head_bytes = max_head_bytes
+        self.max_headers = max_headers
+        self._in_head = False
+        self._head_bytes = 0  # raw bytes received while inside a response head
+        self._head_size = 0  # name + value bytes parsed
         self.state = State.CONNECTING
         self.transport: asyncio.Transport | None = None
         self.write_paused = False
@@ -148,6 +170,10 @@ class UpstreamConnection(asyncio.Protocol):
         self._received = True
         try:
             parser.feed_data(data)
+            if self._in_head:  # all of ``data`` was head: bound what httptools buffers inside one
+                size = self._head_bytes = self._head_bytes + len(data)
+                if size > 2 * self.max_head_bytes:
+                    self._fail(UpstreamProtocolError(f"upstream response head over {self.max_head_bytes} bytes"))
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             self._fail(cause if isinstance(cause, UpstreamError) else UpstreamProtocolError(str(exc)))
@@ -178,6 +204,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._received = False
         self._informational = False
         self._close_delimited = False
+        self._in_head = True
+        self._head_bytes = self._head_size = 0
 
     def detach(self) -> None:
         """Stop reporting to the current sink (the exchange gave up on this response)."""
@@ -224,7 +252,13 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
+        headers = self._headers
+        size = self._head_size = self._head_size + len(name) + len(value) + 4
+        if size > self.max_head_bytes or len(headers) >= self.max_headers:
+            raise UpstreamProtocolError(
+                f"upstream response head over {self.max_head_bytes} bytes or {self.max_headers} lines"
+            )
+        headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         parser = self._parser
@@ -234,7 +268,11 @@ class UpstreamConnection(asyncio.Protocol):
         if status < 200 and status >= 100 and status != 101:
             self._informational = True
             self._headers = []
+            self._head_bytes = self._head_size = 0  # the final head gets the whole allowance
             return
+        self._in_head = False
+        if parser.get_http_version() not in _VERSIONS:
+            raise UpstreamProtocolError(f"upstream answered HTTP/{parser.get_http_version()}")
         chunked = False
         length: int | None = None
         lows = [name.lower() for name, _ in headers]

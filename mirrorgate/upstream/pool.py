@@ -32,7 +32,16 @@ _ACTIVE, _IDLE, _CLOSED = State.ACTIVE, State.IDLE, State.CLOSED  # enum attribu
 
 
 class PoolConfig:
-    __slots__ = ("connect_timeout", "idle_timeout", "limit", "limit_per_key", "max_idle_per_key", "pool_timeout")
+    __slots__ = (
+        "connect_timeout",
+        "idle_timeout",
+        "limit",
+        "limit_per_key",
+        "max_idle_per_key",
+        "max_response_head_bytes",
+        "max_response_headers",
+        "pool_timeout",
+    )
 
     def __init__(
         self,
@@ -43,6 +52,8 @@ class PoolConfig:
         idle_timeout: float = 60.0,
         connect_timeout: float = 5.0,
         pool_timeout: float = 10.0,
+        max_response_head_bytes: int = 64 * 1024,
+        max_response_headers: int = 200,
     ) -> None:
         self.limit = limit
         self.limit_per_key = limit_per_key
@@ -50,6 +61,8 @@ class PoolConfig:
         self.idle_timeout = idle_timeout
         self.connect_timeout = connect_timeout
         self.pool_timeout = pool_timeout
+        self.max_response_head_bytes = max_response_head_bytes  # -> 502 (UpstreamProtocolError)
+        self.max_response_headers = max_response_headers
 
 
 class Pool:
@@ -185,7 +198,8 @@ class Pool:
     async def _connect(self, key: Key) -> UpstreamConnection:
         self._in_use_delta(key, 1)  # the reservation
         loop = asyncio.get_running_loop()
-        conn = UpstreamConnection(key, self._on_lost)
+        cfg = self.config
+        conn = UpstreamConnection(key, self._on_lost, cfg.max_response_head_bytes, cfg.max_response_headers)
         try:
             async with asyncio.timeout(self.config.connect_timeout):
                 await loop.create_connection(lambda: conn, key[0], key[1])

@@ -13,6 +13,7 @@ import httptools
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from mirrorgate.dataplane.limits import Limits
 from mirrorgate.dataplane.matcher import compile
 from mirrorgate.dataplane.protocol import MAX_HEAD, HttpProtocol
 from mirrorgate.dataplane.state import GatewayState
@@ -343,9 +344,8 @@ def test_arbitrary_bytes_never_escape_or_hang(parts: list[bytes], step: int) -> 
     assert transport.closed or proto.running is None
 
 
-async def test_idle_keep_alive_connection_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("mirrorgate.dataplane.protocol.KEEPALIVE_TIMEOUT", 0.02)
-    state = GatewayState(compile(TABLE), Pool())
+async def test_idle_keep_alive_connection_is_closed() -> None:
+    state = GatewayState(compile(TABLE), Pool(), limits=Limits(keepalive_timeout=0.02))
     proto = HttpProtocol(state, KEY)
     t = MockTransport()
     proto.connection_made(t)  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 concurrent connections than the cap, every failure is dropped and counted with its reason, and
 the circuit breaker stops dialling a refusing or hanging backend, then probes it again."""
 
+import asyncio
 import hashlib
 
 from mirrorgate.ir.table import Endpoint
@@ -149,3 +150,33 @@ async def test_one_bad_mirror_does_not_disturb_the_other(
     st = d.stats()
     assert st.mirrors[mirrors[0].name].completed == {"2xx": 10}
     assert st.mirrors[mirrors[1].name].dropped == {"timeout": 10}
+
+
+async def test_header_flood_from_a_mirror_is_a_protocol_error(make_dispatcher: MakeDispatcher) -> None:
+    """A mirror backend answering with an endless head (4 MiB of header lines, more on demand) is
+    cut off at the response-head limit and counted as ``protocol_error``: nothing buffers it."""
+    line = b"x-flood: " + b"a" * 54 + b"\r\n"
+
+    async def flood(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\n")
+            for _ in range(64):
+                writer.write(line * 1024)
+                await writer.drain()
+            await reader.read()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(flood, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        d = make_dispatcher(breaker_failures=0)
+        submit_many(d, Endpoint(address="127.0.0.1", port=port), 3)
+        await until(lambda: not d.tasks)
+        assert d.stats().dropped == {"protocol_error": 3}
+        assert repr(d.pool) == "<Pool in_use=0 idle=0 waiting=0>"
+    finally:
+        server.close()

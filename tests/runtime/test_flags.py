@@ -3,11 +3,13 @@
 import asyncio
 import json
 import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from tests.hardening.conftest import WAIT, RawClient
 from tests.runtime.conftest import Backend, Starter, free_port, gateway_yaml, get
 
 
@@ -168,3 +170,52 @@ async def test_grace_bounds_how_long_shutdown_waits(
     assert await conn.closed_by_peer()
     await conn.close()
     assert any("grace period over" in line for line in gw.lines)
+
+
+async def test_limit_flag_through_a_real_process(
+    tmp_path: Path, backends: dict[str, Backend], gateways: Starter
+) -> None:
+    port = free_port()
+    path = tmp_path / "gw.yaml"
+    path.write_text(gateway_yaml([port], backends["a"]))
+    gw = await gateways(path, "--no-watch", "--limit", "keepalive-timeout=0.3", "--limit", "max-headers=5")
+    await gw.wait_line(rf"listening on 127\.0\.0\.1:{port}")
+    client = await RawClient.open(port)
+    try:
+        await client.send(b"GET /a HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        reply = await client.read_reply()
+        assert reply is not None
+        assert reply.status == 200
+        assert await client.closed_by_peer()  # keep-alive timeout 0.3 s
+    finally:
+        await client.close()
+    client = await RawClient.open(port)
+    try:
+        await client.send(b"GET /b HTTP/1.1\r\nHost: example.com\r\n" + b"X-N: v\r\n" * 5 + b"\r\n")
+        reply = await client.read_reply()
+        assert reply is not None
+        assert reply.status == 431
+    finally:
+        await client.close()
+
+
+async def test_bad_limit_flag_is_a_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "gw.yaml"
+    path.write_text("")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "mirrorgate",
+        "run",
+        "-f",
+        str(path),
+        "--limit",
+        "max-headers=lots",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(WAIT):
+        _out, err = await proc.communicate()
+    assert proc.returncode == 2
+    assert err.decode().strip() == "mirrorgate run: --limit: max-headers: expected a whole number, got 'lots'"
+    assert "Traceback" not in err.decode()
