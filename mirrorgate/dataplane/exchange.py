@@ -49,9 +49,9 @@ from mirrorgate.dataplane.headers import (
     forward_headers,
     redirect_location,
     replace_header,
-    response_hop_by_hop,
     rewrite_path,
     strip_hop_by_hop,
+    strip_hop_by_hop_raw,
 )
 from mirrorgate.dataplane.matcher import Decision, Plan, Target
 from mirrorgate.dataplane.replies import CONTINUE, local_reply, redirect_reply, status_line, strip_body
@@ -534,36 +534,27 @@ class Exchange:
     def on_response_head(self, rh: ResponseHead) -> None:
         head = self.head
         status = rh.status
-        lows = rh.lows
-        lines: list[bytes] = []  # "name: value", joined with CRLF below
-        if self.response_edits or lows is None:
-            headers = strip_hop_by_hop(rh.headers, lows)
+        block = None if self.response_edits else strip_hop_by_hop_raw(rh.raw, rh.low, rh.lines)
+        if block is None:
+            headers = strip_hop_by_hop(rh.headers)
             for edit in self.response_edits:
                 headers = edit.apply(headers)
-            lines += map(b": ".join, headers)
-        else:  # strip_hop_by_hop and the encoding in one pass
-            drop = response_hop_by_hop(rh.headers, lows)
-            for low, line in zip(lows, rh.headers, strict=False):  # same length by construction
-                if low in drop or low.startswith(b"proxy-"):
-                    continue
-                lines.append(b": ".join(line))
-        if head.method == b"HEAD" or status in _NO_BODY_STATUS:
-            pass
-        elif rh.content_length is None:
+            block = b"".join([b"%s: %s\r\n" % line for line in headers])
+        extra = b"\r\n"
+        if rh.content_length is None and head.method != b"HEAD" and status != 204 and status != 304:
             if head.version == "1.1":
-                lines.append(b"transfer-encoding: chunked")
+                extra = b"transfer-encoding: chunked\r\n\r\n"
                 self.response_chunked = True
             else:
                 self.keep_alive = False  # HTTP/1.0: the body ends when we close
         if not self.keep_alive or not self.body_done:
-            lines.append(b"connection: close")
+            extra = extra[:-2] + b"connection: close\r\n\r\n"
             self.keep_alive = False
         elif head.version == "1.0":
-            lines.append(b"connection: keep-alive")
-        lines.append(b"\r\n")
+            extra = extra[:-2] + b"connection: keep-alive\r\n\r\n"
         self.status = status
         self.response_started = True
-        self.out.append(status_line(status) + b"\r\n".join(lines))
+        self.out.append(status_line(status) + block + extra)
 
     def on_response_body(self, chunk: bytes) -> None:
         self.bytes_sent += len(chunk)
@@ -580,6 +571,8 @@ class Exchange:
             # ones are handed over as they are (no copy)
             if len(out) == 1:
                 self.proto.write(out[0])
+            elif len(out) == 2 and len(out[1]) <= 16384:  # a head and a small body: the common case
+                self.proto.write(out[0] + out[1])
             elif sum(map(len, out)) <= 16384:
                 self.proto.write(b"".join(out))
             else:

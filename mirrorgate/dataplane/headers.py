@@ -25,6 +25,7 @@ the API allows one action per name, so the order is only visible on misconfigura
 import itertools
 import os
 import random
+import re
 from collections.abc import Iterable
 
 from mirrorgate.ir.table import HeaderModifier, PathModifier, Redirect
@@ -122,31 +123,36 @@ def forward_headers(headers: list[Header], client_ip: bytes, proto: bytes) -> tu
     return out, request_id
 
 
-_drop_cache: dict[bytes, frozenset[bytes]] = {}
+# The start of a hop-by-hop line in a lower-cased raw head: the ``\n`` that ends the line before
+# (a literal first lets the regex engine jump from line to line).
+_HOP_LINE = re.compile(rb"\n(?:connection|keep-alive|te|trailer|transfer-encoding|upgrade|proxy-[^:\r]*):")
 
 
-def hop_by_hop_names(connection: bytes | None) -> frozenset[bytes]:
-    """The lower-case names ``strip_hop_by_hop`` drops (``proxy-*`` aside), given the value of the
-    Connection header(s) joined with ``,`` (None: no Connection header). Upstreams send the same
-    one or two values over and over, so the sets are cached (a bounded number of them)."""
-    if connection is None:
-        return HOP_BY_HOP
-    names = _drop_cache.get(connection)
-    if names is None:
-        names = HOP_BY_HOP | {t.strip().lower() for t in connection.split(b",")}
-        if len(_drop_cache) < 256:
-            _drop_cache[connection] = names
-    return names
-
-
-def response_hop_by_hop(headers: list[Header], lows: list[bytes]) -> frozenset[bytes]:
-    """``hop_by_hop_names`` for a response head, given its names lower-cased (``lows``)."""
-    if b"connection" not in lows:
-        return HOP_BY_HOP
-    i = lows.index(b"connection")
-    if b"connection" not in lows[i + 1 :]:
-        return hop_by_hop_names(headers[i][1])
-    return hop_by_hop_names(b",".join([v for low, (_, v) in zip(lows, headers, strict=True) if low == b"connection"]))
+def strip_hop_by_hop_raw(raw: bytes, low: bytes, lines: int) -> bytes | None:
+    """``strip_hop_by_hop`` over a raw head as received (validated by llhttp): its header lines,
+    from index ``lines`` to the empty line excluded, without the hop-by-hop ones, the others kept
+    byte for byte; ``low`` is ``raw`` lower-cased. The response relay's hot path. None when a
+    Connection header names a field that is not itself hop-by-hop (rare): use ``strip_hop_by_hop``."""
+    end = len(raw) - 2
+    search = _HOP_LINE.search
+    m = search(low, lines - 1)
+    if m is None:
+        return raw[lines:end]
+    pieces = []
+    at = lines
+    while m is not None:
+        start = m.start() + 1  # the line's first byte
+        cr = low.index(b"\r", start)
+        if low.startswith(b"connection:", start):
+            for token in low[start + 11 : cr].split(b","):
+                token = token.strip(b" \t")
+                if token and token not in HOP_BY_HOP:
+                    return None
+        pieces.append(raw[at:start])
+        at = cr + 2
+        m = search(low, cr + 1)
+    pieces.append(raw[at:end])
+    return b"".join(pieces)
 
 
 _DROP, _CONNECTION, _XFF, _REQUEST_ID, _HOST = range(5)

@@ -13,8 +13,14 @@ Rules:
    body chunks, completion, failure; ``flush`` ends each batch (one upstream read), so the sink
    can coalesce what it relays into one write. Nothing here awaits.
 3. Interim 1xx responses (other than 101) are swallowed; the final response follows.
-3b. A response head over ``max_head_bytes`` (raw bytes received inside it, or name + value as
-   parsed) or ``max_headers`` lines, or a version other than HTTP/1.0 and 1.1, is an
+3a. Heads are not reported header by header: llhttp validates the head (strict CRLF, tokens,
+   no obs-fold, one Content-Length, no CL with TE) without per-header callbacks, and
+   ``on_headers_complete`` takes the head's raw bytes from what was fed since the response
+   began (``_head_buf``; a response always starts at the first byte after the request, or
+   after an interim response). ``ResponseHead`` carries them; its ``headers`` list is built
+   only when someone asks (response edits, tests).
+3b. A response head over ``max_head_bytes`` (raw bytes, or twice that received while inside
+   it) or ``max_headers`` lines, or a version other than HTTP/1.0 and 1.1, is an
    ``UpstreamProtocolError`` (502; a mirror drop): nothing of it is relayed.
 4. A response without ``content-length`` or chunked framing ends when the upstream closes.
 5. A connection lost before any byte of the response arrived raises ``StaleConnection`` to the
@@ -35,9 +41,6 @@ from mirrorgate.errors import UpstreamClosed, UpstreamError, UpstreamProtocolErr
 Header = tuple[bytes, bytes]
 
 
-_VERSIONS = frozenset({"1.1", "1.0"})
-
-
 class StaleConnection(UpstreamClosed):
     """The upstream closed before answering at all (typically a pooled connection it had just closed)."""
 
@@ -50,25 +53,47 @@ class State(IntEnum):
 
 
 class ResponseHead:
-    """What the exchange needs to relay a response head."""
+    """What the exchange needs to relay a response head: the status, the framing, and the head
+    as received (``raw``: status line, header lines, empty line; validated by llhttp), with
+    ``low``, the same bytes lower-cased, and ``lines``, the index in both where the header lines
+    start."""
 
-    __slots__ = ("chunked", "content_length", "headers", "keep_alive", "lows", "status")
+    __slots__ = ("_headers", "chunked", "content_length", "keep_alive", "lines", "low", "raw", "status")
 
     def __init__(
         self,
         status: int,
-        headers: list[Header],
+        raw: bytes,
         keep_alive: bool,
         chunked: bool,
         content_length: int | None,
-        lows: list[bytes] | None = None,
+        low: bytes | None = None,
+        lines: int = -1,
     ) -> None:
         self.status = status
-        self.headers = headers
-        self.lows = lows  # the header names lower-cased, in order (computed once, here)
+        self.raw = raw
+        self.low = raw.lower() if low is None else low
+        self.lines = raw.index(b"\n") + 1 if lines < 0 else lines
         self.keep_alive = keep_alive
         self.chunked = chunked
         self.content_length = content_length
+        self._headers: list[Header] | None = None
+
+    @property
+    def block(self) -> bytes:
+        """The header lines, each with its CRLF, without the status line and the empty line."""
+        return self.raw[self.lines : -2]
+
+    @property
+    def headers(self) -> list[Header]:
+        """(name as sent, value without surrounding whitespace), in order; built on first use."""
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = []
+            for line in self.raw[self.lines : -4].split(b"\r\n") if self.lines < len(self.raw) - 2 else ():
+                name, _, value = line.partition(b":")
+                headers.append((name, value.strip(b" \t")))
+        return headers
 
 
 class ResponseSink(Protocol):
@@ -85,9 +110,8 @@ class ResponseSink(Protocol):
 class UpstreamConnection(asyncio.Protocol):
     __slots__ = (
         "_close_delimited",
-        "_head_bytes",
-        "_head_size",
-        "_headers",
+        "_head_buf",
+        "_head_pos",
         "_in_head",
         "_informational",
         "_is_head",
@@ -119,8 +143,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.max_head_bytes = max_head_bytes
         self.max_headers = max_headers
         self._in_head = False
-        self._head_bytes = 0  # raw bytes received while inside a response head
-        self._head_size = 0  # name + value bytes parsed
+        self._head_buf = b""  # what was fed since the response (or the interim one) began (rule 3a)
+        self._head_pos = 0  # where in it the head being parsed starts
         self.state = State.CONNECTING
         self.transport: asyncio.Transport | None = None
         self.write_paused = False
@@ -129,7 +153,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.released_at = 0.0
         self._parser: httptools.HttpResponseParser | None = None
         self._sink: ResponseSink | None = None
-        self._headers: list[Header] = []
         self._is_head = False
         self._received = False
         self._informational = False
@@ -168,19 +191,22 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()  # unsolicited bytes: the connection can no longer be trusted
             return
         self._received = True
+        if self._in_head:
+            buf = self._head_buf
+            buf = self._head_buf = buf + data if buf else data
+            if len(buf) - self._head_pos > 2 * self.max_head_bytes:  # bound what llhttp and we hold
+                self._fail(UpstreamProtocolError(f"upstream response head over {self.max_head_bytes} bytes"))
+                sink.flush()
+                return
         try:
             parser.feed_data(data)
-            if self._in_head:  # all of ``data`` was head: bound what httptools buffers inside one
-                size = self._head_bytes = self._head_bytes + len(data)
-                if size > 2 * self.max_head_bytes:
-                    self._fail(UpstreamProtocolError(f"upstream response head over {self.max_head_bytes} bytes"))
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             self._fail(cause if isinstance(cause, UpstreamError) else UpstreamProtocolError(str(exc)))
         except httptools.HttpParserError as exc:
             self._fail(UpstreamProtocolError(f"malformed upstream response: {exc}"))
-        finally:
-            sink.flush()  # one write to the client per upstream read (rule 2)
+        if self._sink is sink:  # still relaying: one write to the client per upstream read (rule 2)
+            sink.flush()  # (a sink the response completed or failed has written what it had)
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -200,12 +226,12 @@ class UpstreamConnection(asyncio.Protocol):
         if is_head or self._is_head or self._parser is None:  # rule 1
             self._parser = httptools.HttpResponseParser(self)
         self._is_head = is_head
-        self._headers = []
         self._received = False
         self._informational = False
         self._close_delimited = False
         self._in_head = True
-        self._head_bytes = self._head_size = 0
+        self._head_buf = b""
+        self._head_pos = 0
 
     def detach(self) -> None:
         """Stop reporting to the current sink (the exchange gave up on this response)."""
@@ -247,50 +273,55 @@ class UpstreamConnection(asyncio.Protocol):
 
     # --- httptools callbacks (record and forward only) ------------------------------------------
 
-    def on_message_begin(self) -> None:
-        if self._sink is None:  # a second response nobody asked for: the stream cannot be trusted
-            self.close()
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        headers = self._headers
-        size = self._head_size = self._head_size + len(name) + len(value) + 4
-        if size > self.max_head_bytes or len(headers) >= self.max_headers:
-            raise UpstreamProtocolError(
-                f"upstream response head over {self.max_head_bytes} bytes or {self.max_headers} lines"
-            )
-        headers.append((name, value))
-
     def on_headers_complete(self) -> None:
         parser = self._parser
         assert parser is not None
+        if self._sink is None:  # a second response nobody asked for: the stream cannot be trusted
+            raise UpstreamProtocolError("unsolicited response")
+        buf = self._head_buf
+        start = self._head_pos
+        if buf.startswith(b"\r\n", start):  # llhttp skips empty lines before a response
+            while buf.startswith(b"\r\n", start):
+                start += 2
+        end = buf.find(b"\r\n\r\n", start) + 4  # the first empty line ends the head (strict CRLF)
+        if end < 4:
+            raise UpstreamProtocolError("cannot locate the response head")
+        raw = buf[start:end] if start or end != len(buf) else buf
         status = parser.get_status_code()
-        headers = self._headers
         if status < 200 and status >= 100 and status != 101:
             self._informational = True
-            self._headers = []
-            self._head_bytes = self._head_size = 0  # the final head gets the whole allowance
+            self._head_buf = buf[end:]  # the final head gets the whole allowance
+            self._head_pos = 0
             return
         self._in_head = False
-        if parser.get_http_version() not in _VERSIONS:
-            raise UpstreamProtocolError(f"upstream answered HTTP/{parser.get_http_version()}")
+        self._head_buf = b""
+        version = raw[:9]
+        if version != b"HTTP/1.1 " and version != b"HTTP/1.0 ":
+            raise UpstreamProtocolError(f"upstream answered {version!r}")
+        lines = raw.index(b"\n") + 1
+        low = raw.lower()
+        if len(raw) > self.max_head_bytes or low.count(b"\n", lines) > self.max_headers + 1:
+            raise UpstreamProtocolError(
+                f"upstream response head over {self.max_head_bytes} bytes or {self.max_headers} lines"
+            )
+        # Framing. llhttp has rejected a second Content-Length and Content-Length with
+        # Transfer-Encoding; the last Transfer-Encoding line decides, as in llhttp.
         chunked = False
         length: int | None = None
-        lows = [name.lower() for name, _ in headers]
-        if b"transfer-encoding" in lows:
-            for low, (_, value) in zip(lows, headers, strict=True):
-                if low == b"content-length":
-                    length = int(value)
-                elif low == b"transfer-encoding":
-                    chunked = value.lower().rstrip().endswith(b"chunked")
-        elif b"content-length" in lows:  # llhttp rejects a repeated Content-Length: there is one
-            length = int(headers[lows.index(b"content-length")][1])
+        i = low.find(b"\ncontent-length:", lines - 1)
+        if i >= 0:
+            length = int(raw[i + 16 : raw.index(b"\r", i)])
+        else:
+            i = low.rfind(b"\ntransfer-encoding:", lines - 1)
+            if i >= 0:
+                chunked = low[i + 19 : low.index(b"\r", i)].rstrip(b" \t").endswith(b"chunked")
         is_head = self._is_head
         close_delimited = not chunked and length is None and not is_head and status != 204 and status != 304
         self._close_delimited = close_delimited
         keep_alive = self._response_keep_alive = not close_delimited and parser.should_keep_alive()
         sink = self._sink
         if sink is not None:
-            sink.on_response_head(ResponseHead(status, headers, keep_alive, chunked, length, lows))
+            sink.on_response_head(ResponseHead(status, raw, keep_alive, chunked, length, low, lines))
         if is_head:
             self._complete()
 

@@ -1,0 +1,199 @@
+"""Python cost of one proxied request, without sockets: the client protocol, the exchange, the
+pooled upstream connection and (optionally) the mirror dispatcher, driven with in-memory
+transports on a real uvloop loop. It measures the interpreter work the data plane adds per
+request, which is what separates mirrorgate from NGINX once the syscalls are equal (see
+PERFORMANCE.md); `vs_nginx.py` measures the whole.
+
+Usage:  .venv/bin/python bench/hot_path.py [--requests 200000] [--rounds 5] [--cases plain,mirror,dropped]
+
+Cases:
+  plain    GET with a Host header, a plain route, NGINX's five response headers
+  browser  the same with 12 request headers, as a browser sends
+  mirror   100% mirrored; the mirror's upstream answers at once
+  dropped  100% mirrored to a backend whose breaker is open (every mirror dropped at submit)
+
+Prints microseconds per request (median of the rounds) and the loop's own overhead.
+"""
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from pathlib import Path
+from random import Random
+from typing import Any
+
+import uvloop
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from common import route_yaml  # noqa: E402
+
+from mirrorgate.dataplane.matcher import compile  # noqa: E402
+from mirrorgate.dataplane.protocol import HttpProtocol  # noqa: E402
+from mirrorgate.dataplane.state import GatewayState  # noqa: E402
+from mirrorgate.mirror import Dispatcher, MirrorConfig  # noqa: E402
+from mirrorgate.runtime import load_table  # noqa: E402
+from mirrorgate.upstream.connection import UpstreamConnection  # noqa: E402
+from mirrorgate.upstream.pool import Pool  # noqa: E402
+
+REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
+BROWSER = (
+    b"GET /index.html?q=1 HTTP/1.1\r\nHost: www.example.com\r\n"
+    b"User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\r\n"
+    b"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n"
+    b"Accept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, deflate, br\r\n"
+    b"Referer: https://www.example.com/\r\nDNT: 1\r\nConnection: keep-alive\r\n"
+    b"Cookie: session=0123456789abcdef; theme=dark\r\nUpgrade-Insecure-Requests: 1\r\n"
+    b"Sec-Fetch-Dest: document\r\nSec-Fetch-Mode: navigate\r\n\r\n"
+)
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sun, 06 Dec 2026 20:00:00 GMT\r\n"
+    b"Content-Type: text/plain\r\nContent-Length: 23\r\nConnection: keep-alive\r\n\r\n"
+    b"hello from the backend\n"
+)
+
+
+class Transport:
+    """An in-memory transport: ``on_write`` is called with what the protocol writes."""
+
+    def __init__(self, on_write: Any = None) -> None:
+        self.on_write = on_write
+        self.closing = False
+        self.written = 0
+
+    def write(self, data: bytes) -> None:
+        self.written += 1
+        if self.on_write is not None:
+            self.on_write(data)
+
+    def writelines(self, data: list[bytes]) -> None:
+        self.write(b"".join(data))
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def abort(self) -> None:
+        self.closing = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("192.0.2.7", 5555) if name == "peername" else default
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+def upstream(pool: Pool, key: tuple[str, int]) -> UpstreamConnection:
+    """An idle pooled connection to ``key`` whose peer answers RESPONSE to every request at once
+    (on the next loop turn, as a real read would arrive)."""
+    loop = asyncio.get_running_loop()
+    conn = UpstreamConnection(key, lambda c: None)
+    conn.connection_made(Transport(lambda data: loop.call_soon(conn.data_received, RESPONSE)))  # type: ignore[arg-type]
+    pool._in_use_delta(key, 1)
+    from mirrorgate.upstream.connection import State
+
+    conn.state = State.ACTIVE
+    pool.release(conn, True)
+    return conn
+
+
+async def run_case(case: str, requests: int, tmp: Path) -> float:
+    mirrored = case in ("mirror", "dropped")
+    path = tmp / f"{case}.yaml"
+    path.write_text(route_yaml(8080, 9001, 9002 if mirrored else None))
+    table = load_table([str(path)], "127.0.0.1")
+    dispatcher = Dispatcher(MirrorConfig(), rng=Random(1)) if mirrored else None
+    pool = Pool()
+    state = GatewayState(compile(table), pool, rng=Random(1), mirror=dispatcher)
+    for _ in range(2):
+        upstream(pool, ("127.0.0.1", 9001))
+    if dispatcher is not None:
+        if case == "mirror":
+            for _ in range(2):
+                upstream(dispatcher.pool, ("127.0.0.1", 9002))
+        else:
+            breaker = dispatcher._backend("service/default/shadow:80").breaker  # open for ever
+            breaker.open_until = float("inf")
+    done = asyncio.Event()
+    count = 0
+    request = BROWSER if case == "browser" else REQUEST
+    proto: HttpProtocol
+
+    def on_client_write(data: bytes) -> None:
+        nonlocal count
+        count += 1
+        if count >= requests:
+            done.set()
+        else:
+            loop.call_soon(proto.data_received, request)
+
+    loop = asyncio.get_running_loop()
+    proto = HttpProtocol(state, (table.servers[0].address, table.servers[0].port))
+    proto.connection_made(Transport(on_client_write))  # type: ignore[arg-type]
+    start = time.perf_counter()
+    proto.data_received(request)
+    await done.wait()
+    elapsed = time.perf_counter() - start
+    proto.connection_lost(None)
+    if dispatcher is not None:
+        await dispatcher.shutdown()
+    return elapsed / requests * 1e6
+
+
+async def loop_overhead(requests: int) -> float:
+    """Two ``call_soon`` hops per request, as the harness itself costs."""
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    count = 0
+
+    def hop() -> None:
+        loop.call_soon(back)
+
+    def back() -> None:
+        nonlocal count
+        count += 1
+        if count >= requests:
+            done.set()
+        else:
+            loop.call_soon(hop)
+
+    start = time.perf_counter()
+    hop()
+    await done.wait()
+    return (time.perf_counter() - start) / requests * 1e6
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--requests", type=int, default=200_000)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--cases", default="plain,browser,mirror,dropped")
+    args = ap.parse_args()
+    import logging
+    import tempfile
+
+    logging.getLogger("mirrorgate.access").disabled = True
+    tmp = Path(tempfile.mkdtemp(prefix="mirrorgate-hot-"))
+    results: dict[str, list[float]] = {}
+    for _ in range(args.rounds):
+        results.setdefault("loop overhead", []).append(uvloop.run(loop_overhead(args.requests)))
+        for case in args.cases.split(","):
+            results.setdefault(case, []).append(uvloop.run(run_case(case, args.requests, tmp)))
+    for name, values in results.items():
+        print(f"{name:14s} {statistics.median(values):6.2f} us/request  (min {min(values):.2f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
