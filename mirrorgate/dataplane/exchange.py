@@ -58,6 +58,7 @@ from mirrorgate.dataplane.replies import CONTINUE, local_reply, redirect_reply, 
 from mirrorgate.dataplane.state import BodyTee, GatewayState, access_log
 from mirrorgate.errors import ProtocolError, UpstreamError
 from mirrorgate.ir.table import Mirror, Redirect, URLRewrite
+from mirrorgate.mirror.head import head_from_parts
 from mirrorgate.upstream.connection import ResponseHead, StaleConnection, UpstreamConnection
 
 if TYPE_CHECKING:
@@ -302,7 +303,21 @@ class Exchange:
             return self._begin_filtered(plan, d)
         # The hot path (``Plan.plain``): the head is encoded but for the lines that depend on the
         # endpoint. The steps and their order are those of _begin_filtered.
-        parts, self.request_id, has_host = encoded
+        parts, self.request_id, host_at = encoded
+        if plan.mirrors:
+            dispatcher = self.state.mirror
+            if dispatcher is not None:
+                admitted = dispatcher.admit(plan.mirrors)
+                if admitted is not None:  # build the mirrors' head only now: drops cost nothing
+                    mirror_head = head_from_parts(
+                        parts,
+                        host_at,
+                        has_body=head.has_body,
+                        content_length=head.content_length,
+                        shadow_suffix=dispatcher.shadow_host_suffix,
+                        is_head=head.method == b"HEAD",
+                    )
+                    self._tee(dispatcher.start(admitted, mirror_head))
         target = plan.pick(self.state.rng)
         if target is None or target.backend.status:
             self._local(target.backend.status if target is not None else 500)
@@ -312,7 +327,7 @@ class Exchange:
             self._local(503)
             return self.finish()
         address, port = endpoint.address, endpoint.port
-        if not has_host:  # HTTP/1.0 clients may omit Host; HTTP/1.1 upstreams require one
+        if host_at < 0:  # HTTP/1.0 clients may omit Host; HTTP/1.1 upstreams require one
             parts += (b"host: ", _authority(address, port), b"\r\n")
         if head.chunked:
             parts.append(b"transfer-encoding: chunked\r\n")
@@ -443,7 +458,10 @@ class Exchange:
     def _submit_mirrors(self, mirrors: tuple[Mirror, ...], target: bytes, headers: list[Header]) -> None:
         mirror = self.state.mirror
         assert mirror is not None
-        tee = mirror.submit(mirrors, self.head.method, target, list(headers), self.head.has_body)
+        self._tee(mirror.submit(mirrors, self.head.method, target, list(headers), self.head.has_body))
+
+    def _tee(self, tee: BodyTee | None) -> None:
+        """Hand the body to the mirrors' tee: what is buffered now, the rest as it streams."""
         if tee is None:
             return
         for chunk in self.body_chunks:

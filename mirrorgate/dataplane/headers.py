@@ -166,16 +166,17 @@ _FORWARD_KIND = {name: _DROP for name in _REQUEST_DROP} | {
 
 def encode_forward(
     method: bytes, target: bytes, headers: list[Header], client_ip: bytes, proto: bytes
-) -> tuple[list[bytes], bytes, bool] | None:
+) -> tuple[list[bytes], bytes, int] | None:
     """``forward_headers`` and the encoding of the request line and of the resulting header lines,
     in one pass and without the intermediate list (the hot path of a rule without request
-    filters). Returns the head's parts so far, the request id and whether a Host line was kept;
-    the caller adds its own lines and the final CRLF. None when the request has a Connection
-    header (its tokens may name earlier lines): use ``forward_headers`` then."""
+    filters). Returns the head's parts so far, the request id and the index in the parts of the
+    Host value (-1: no Host line); the caller adds its own lines and the final CRLF. None when
+    the request has a Connection header (its tokens may name earlier lines): use
+    ``forward_headers`` then."""
     parts = [method, b" ", target, b" HTTP/1.1\r\n"]
     xff: list[bytes] | None = None
     request_id = b""
-    has_host = False
+    host_at = -1
     kinds = _FORWARD_KIND
     for name, value in headers:
         kind = kinds.get(name)
@@ -183,7 +184,8 @@ def encode_forward(
             if name.startswith(b"proxy-"):
                 continue
         elif kind == _HOST:
-            has_host = True
+            if host_at < 0:
+                host_at = len(parts) + 2
         elif kind == _REQUEST_ID:
             if not request_id:
                 request_id = value
@@ -206,7 +208,7 @@ def encode_forward(
     if not request_id:
         request_id = new_request_id()
         parts += (b"x-request-id: ", request_id, b"\r\n")
-    return parts, request_id, has_host
+    return parts, request_id, host_at
 
 
 class HeaderEdit:

@@ -145,11 +145,22 @@ class Plan:
     """A compiled ``Action``: weighted targets, rule-level header edits and the timeout precomputed.
 
     ``plain``: the request is forwarded as received (hop-by-hop and ``X-Forwarded-*`` aside): no
-    request header edit, URL rewrite or mirror on the rule, nor header edit, rewrite or redirect on
-    any backendRef. The exchange then encodes the upstream head in one pass (``encode_forward``).
+    request header edit or URL rewrite on the rule, nor header edit, rewrite, redirect or mirror
+    on any backendRef. The exchange then encodes the upstream head in one pass
+    (``encode_forward``), and the rule's mirrors (``mirrors``) get that same head.
     """
 
-    __slots__ = ("action", "cumulative", "plain", "request_edit", "response_edit", "targets", "timeout", "total")
+    __slots__ = (
+        "action",
+        "cumulative",
+        "mirrors",
+        "plain",
+        "request_edit",
+        "response_edit",
+        "targets",
+        "timeout",
+        "total",
+    )
 
     def __init__(self, action: Action, balancers: dict[tuple[str, tuple[Endpoint, ...]], RoundRobin]) -> None:
         self.action = action
@@ -176,9 +187,8 @@ class Plan:
         self.cumulative = tuple(cumulative)
         self.total = total
         f = action.filters
-        self.plain = (
-            self.request_edit is None and f.url_rewrite is None and not f.mirrors and all(t.plain for t in self.targets)
-        )
+        self.mirrors = f.mirrors  # rule-level RequestMirror filters
+        self.plain = self.request_edit is None and f.url_rewrite is None and all(t.plain for t in self.targets)
 
     def pick(self, rng: Random) -> Target | None:
         """Weighted choice; None when no backend has weight > 0."""

@@ -21,6 +21,7 @@ from mirrorgate.upstream.pool import Pool
 
 if TYPE_CHECKING:
     from mirrorgate.dataplane.protocol import HttpProtocol
+    from mirrorgate.mirror.head import MirrorHead
 
 access_log = logging.getLogger("mirrorgate.access")
 
@@ -50,6 +51,13 @@ class MirrorDispatcher(Protocol):
         headers: list[tuple[bytes, bytes]],
         has_body: bool,
     ) -> BodyTee | None: ...
+
+    # ``submit`` in two steps, for the hot path: ``admit`` samples and drops (cheap, nothing
+    # allocated when nothing is admitted); only then does the caller build the head for ``start``.
+    @property
+    def shadow_host_suffix(self) -> bool: ...
+    def admit(self, mirrors: tuple[Mirror, ...]) -> list[Any] | None: ...
+    def start(self, admitted: list[Any], head: "MirrorHead") -> BodyTee | None: ...
 
 
 class GatewayState:

@@ -7,11 +7,11 @@ the primary does ever waits for a mirror.
 Rules:
 1. Sampling: ONE uniform draw per request, ``u = rng.randrange(1_000_000)``; mirror k fires iff
    ``u < ppm_k`` (DESIGN §2.1), so a 5% mirror's sample is a subset of a 10% mirror's.
-2. Admission of a fired mirror, in order: no endpoints -> drop ``no_endpoints``; breaker open ->
-   drop ``breaker_open``; cap and queue full -> drop ``over_capacity``; else it takes a slot
-   (it is sent now, concurrently with the primary) or waits in the bounded queue. A drop at
-   admission allocates nothing: the head is built, and the ``Shadow`` made, only once a mirror
-   is admitted.
+2. Admission of a fired mirror (``admit``), in order: no endpoints -> drop ``no_endpoints``;
+   breaker open -> drop ``breaker_open``; cap and queue full -> drop ``over_capacity``; else
+   ``start`` gives it a slot (it is sent now, concurrently with the primary) or a place in the
+   bounded queue. A drop at admission allocates nothing: the caller builds the head, and
+   ``start`` makes the ``Shadow``, only once a mirror is admitted.
 3. A mirror holding a slot is in ``tasks`` (the in-flight set) until ``_end`` frees its slot and
    starts the next queued mirror. Like the primary exchange, it is driven by callbacks, not by a
    task: a pooled connection is taken synchronously, the response's end or failure are
@@ -53,6 +53,7 @@ from mirrorgate.upstream.pool import Pool, PoolConfig
 log = logging.getLogger("mirrorgate.mirror")
 
 Header = tuple[bytes, bytes]
+Admitted = tuple[Mirror, MirrorSeries, BackendState, bool]  # a mirror ``admit`` let through: its records, is_probe
 _LOG_INTERVAL = 1.0  # seconds between debug lines about one backend's drops
 _UNLIMITED = 1 << 30  # the pool's limits: the per-backend caps bound mirror traffic, so ``acquire`` never waits
 _GRAIN = 0.01  # seconds: the deadline sweep runs at most this often (a timeout fires at most this late)
@@ -89,11 +90,13 @@ class Dispatcher:
         "_buffered",
         "_cap",
         "_closed",
+        "_debug",
         "_dialing",
         "_getrandbits",
         "_inflight",
         "_loop",
         "_max_queue",
+        "_refused",
         "_routes",
         "_series",
         "_sweep_at",
@@ -144,6 +147,8 @@ class Dispatcher:
         self._sweep_at = 0.0
         self._buffered = 0  # bytes all mirrors are behind, as last measured (body.py rule 2)
         self._closed = False
+        self._refused = 0  # mirrors dropped at admission (``_refuse``)
+        self._debug = log.isEnabledFor(logging.DEBUG)  # refreshed every 1024 refusals
         self._loop: asyncio.AbstractEventLoop | None = None  # the running loop, as of the last submit
         self.registry.register(MirrorCollector(self._series.values, self._gauges, lambda: self._buffered))
 
@@ -151,6 +156,10 @@ class Dispatcher:
         inflight = sum(b.inflight for b in self._backends.values())
         queued = sum(len(b.queue) for b in self._backends.values())
         return f"<Dispatcher inflight={inflight} queued={queued} buffered={self._buffered} tasks={len(self.tasks)}>"
+
+    @property
+    def shadow_host_suffix(self) -> bool:
+        return self.config.shadow_host_suffix
 
     @property
     def tasks(self) -> set[Shadow]:
@@ -163,7 +172,18 @@ class Dispatcher:
         self, mirrors: tuple[Mirror, ...], method: bytes, target: bytes, headers: list[Header], has_body: bool
     ) -> Tee | None:
         """Start (or queue, or drop) each sampled mirror of one request; returns at once. The
-        ``Tee`` receives the request body when ``has_body``; None when no mirror needs it."""
+        ``Tee`` receives the request body when ``has_body``; None when no mirror needs it.
+        ``admit`` then ``start`` with the head built from ``headers``."""
+        admitted = self.admit(mirrors)
+        if admitted is None:
+            return None
+        return self.start(admitted, build_head(method, target, headers, has_body, self.config.shadow_host_suffix))
+
+    def admit(self, mirrors: tuple[Mirror, ...]) -> list[Admitted] | None:
+        """Rules 1-2 for one request, up to the capacity check: one draw, then each mirror is
+        sampled out, dropped (and counted) or admitted. None when none is admitted, the common
+        case under overload: the caller then builds no head at all. What is admitted must be
+        passed to ``start`` at once (before anything else runs on the loop)."""
         if self._closed:
             return None
         bits = self._getrandbits
@@ -173,10 +193,7 @@ class Dispatcher:
             u = bits(_PPM_BITS)
             while u >= PPM:
                 u = bits(_PPM_BITS)
-        self._loop = loop = asyncio.get_running_loop()
-        now = loop.time()
-        head: MirrorHead | None = None
-        waiting: list[Shadow] | None = None
+        admitted: list[Admitted] | None = None
         routes = self._routes
         for mirror in mirrors:
             route = routes.get(mirror.name)
@@ -186,38 +203,49 @@ class Dispatcher:
             if u >= mirror.ppm:
                 series.sampled_out += 1
                 continue
-            endpoints = mirror.endpoints
-            if not endpoints:
+            if not mirror.endpoints:
                 self._refuse(backend, series, _NO_ENDPOINTS)
                 continue
             breaker = backend.breaker
             is_probe = False
             if breaker.open_until:
-                verdict = breaker.check(now)
+                verdict = breaker.check(self._now())
                 if verdict is _DENY:
                     self._refuse(backend, series, _BREAKER_OPEN)
                     continue
                 is_probe = verdict is _PROBE
-            has_slot = backend.inflight < self._cap
-            if not has_slot and len(backend.queue) >= self._max_queue:
+            if backend.inflight >= self._cap and len(backend.queue) >= self._max_queue:
                 if is_probe:
                     breaker.probe_done()
                 self._refuse(backend, series, _OVER_CAPACITY)
                 continue
-            if head is None:
-                head = build_head(method, target, headers, has_body, self.config.shadow_host_suffix)
+            if admitted is None:
+                admitted = [(mirror, series, backend, is_probe)]
+            else:
+                admitted.append((mirror, series, backend, is_probe))
+        return admitted
+
+    def start(self, admitted: list[Admitted], head: MirrorHead) -> Tee | None:
+        """Send now (or queue) each mirror ``admit`` let through, with ``head``; the ``Tee`` for the
+        body when the request has one. A mirror that a sibling of the same request left without
+        a place (same backend, last slot) is dropped as ``over_capacity``."""
+        self._loop = loop = asyncio.get_running_loop()
+        now = loop.time()
+        has_body = head.has_body
+        deadline = None if has_body else now + self._timeout
+        waiting: list[Shadow] | None = None
+        cap = self._cap
+        for mirror, series, backend, is_probe in admitted:
+            has_slot = backend.inflight < cap
+            if not has_slot and len(backend.queue) >= self._max_queue:
+                if is_probe:
+                    backend.breaker.probe_done()
+                self._refuse(backend, series, _OVER_CAPACITY)
+                continue
+            endpoints = mirror.endpoints
             i = backend.rr
             backend.rr = i + 1
-            shadow = Shadow(
-                self,
-                head,
-                endpoints[i % len(endpoints)],
-                backend,
-                series,
-                now,
-                is_probe,
-                None if has_body else now + self._timeout,
-            )
+            shadow = Shadow(self, head, endpoints[i % len(endpoints)], backend, series, now, is_probe, deadline)
             if has_slot:
                 self._start(shadow)
             else:
@@ -229,10 +257,19 @@ class Dispatcher:
                     waiting.append(shadow)
         return Tee(waiting) if waiting else None
 
+    def _now(self) -> float:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        return loop.time()
+
     def _refuse(self, backend: BackendState, series: MirrorSeries, reason: str) -> None:
         dropped = series.dropped  # series.count_dropped(reason), inlined: the over-capacity path
         dropped[reason] = dropped.get(reason, 0) + 1
-        if log.isEnabledFor(logging.DEBUG):
+        n = self._refused = self._refused + 1
+        if not n & 1023:  # the log level is looked up once per 1024 refusals, not per request
+            self._debug = log.isEnabledFor(logging.DEBUG)
+        if self._debug:
             self._log_drop(backend, reason)
 
     # --- ShadowOwner (body.py) ------------------------------------------------------------------------

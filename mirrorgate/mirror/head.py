@@ -84,3 +84,33 @@ def build_head(method: bytes, target: bytes, headers: list[Header], has_body: bo
         shadow_suffix=shadow_suffix,
         is_head=method == b"HEAD",
     )
+
+
+def head_from_parts(
+    parts: list[bytes],
+    host_at: int,
+    *,
+    has_body: bool,
+    content_length: int | None,
+    shadow_suffix: bool,
+    is_head: bool,
+) -> MirrorHead:
+    """The mirror head from the primary's own upstream head as ``encode_forward`` built it:
+    ``parts`` is the request line and the header lines (hop-by-hop and framing lines already
+    dropped, a valid ``content-length`` kept), before any endpoint-dependent line; ``parts[host_at]``
+    is the Host value (-1: none). The same bytes, the Host made the shadow Host (rules 1-3);
+    ``content_length`` is the request's, None when it has none (then a body is sent chunked)."""
+    if host_at >= 0 and shadow_suffix:
+        parts = parts.copy()
+        parts[host_at] = shadow_host(parts[host_at])
+    chunked = has_body and content_length is None
+    return MirrorHead(
+        b"".join(parts),
+        b"transfer-encoding: chunked\r\n\r\n" if chunked else b"\r\n",
+        has_host=host_at >= 0,
+        has_body=has_body,
+        chunked=chunked,
+        content_length=content_length if has_body else None,
+        shadow_suffix=shadow_suffix,
+        is_head=is_head,
+    )

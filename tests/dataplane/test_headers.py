@@ -263,13 +263,17 @@ FORWARD_CASES = [
 def test_encode_forward_matches_forward_headers(headers: list[tuple[bytes, bytes]]) -> None:
     encoded = encode_forward(b"GET", b"/p?q", headers, b"10.0.0.9", b"http")
     assert encoded is not None
-    parts, rid, has_host = encoded
+    parts, rid, host_at = encoded
     out, rid2 = forward_headers(headers, b"10.0.0.9", b"http")
     if rid2 != rid:  # both generated one: compare with ours
         out = [(n, rid if n == b"x-request-id" and v == rid2 else v) for n, v in out]
     want = b"GET /p?q HTTP/1.1\r\n" + b"".join(n + b": " + v + b"\r\n" for n, v in out)
     assert b"".join(parts) == want
-    assert has_host == any(n == b"host" for n, _ in out)
+    hosts = [v for n, v in out if n == b"host"]
+    if hosts:
+        assert parts[host_at - 2 : host_at + 2] == [b"host", b": ", hosts[0], b"\r\n"]
+    else:
+        assert host_at == -1
 
 
 def test_encode_forward_declines_connection_headers() -> None:

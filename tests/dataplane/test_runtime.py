@@ -9,11 +9,13 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mirrorgate.dataplane.state import BodyTee
 from mirrorgate.ir.table import Mirror
+from mirrorgate.mirror.head import MirrorHead
 from mirrorgate.runtime import Gateway, StartupError, load_table
 from tests.dataplane.client import Conn, encode_request, request
 from tests.dataplane.conftest import GatewayFactory
@@ -100,6 +102,7 @@ class RecordingDispatcher:
     def __init__(self) -> None:
         self.calls: list[tuple[tuple[Mirror, ...], bytes, bytes, list[tuple[bytes, bytes]]]] = []
         self.tee = RecordingTee()
+        self.heads: list[MirrorHead] = []
 
     def submit(
         self,
@@ -111,6 +114,15 @@ class RecordingDispatcher:
     ) -> BodyTee | None:
         self.calls.append((mirrors, method, target, headers))
         return self.tee if has_body else None
+
+    shadow_host_suffix = True
+
+    def admit(self, mirrors: tuple[Mirror, ...]) -> list[Any] | None:
+        return [mirrors]
+
+    def start(self, admitted: list[Any], head: MirrorHead) -> BodyTee | None:
+        self.heads.append(head)
+        return self.tee if head.has_body else None
 
 
 async def test_mirror_hook_gets_filtered_head_and_body(gateway_for: GatewayFactory) -> None:

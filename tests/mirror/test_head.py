@@ -2,8 +2,9 @@
 
 import pytest
 
+from mirrorgate.dataplane.headers import encode_forward, forward_headers
 from mirrorgate.ir.table import Endpoint
-from mirrorgate.mirror.head import build_head
+from mirrorgate.mirror.head import build_head, head_from_parts
 
 EP = Endpoint(address="10.0.0.9", port=8080)
 
@@ -78,3 +79,45 @@ def test_no_body_no_framing() -> None:
 def test_head_method_is_flagged() -> None:
     assert build_head(b"HEAD", b"/", [], False, True).is_head
     assert not build_head(b"GET", b"/", [], False, True).is_head
+
+
+@pytest.mark.parametrize(
+    ("headers", "has_body", "content_length"),
+    [
+        ([(b"host", b"a.com:8080"), (b"accept", b"*/*")], False, None),
+        ([(b"host", b"[::1]:80"), (b"x-request-id", b"rid"), (b"content-length", b"5")], True, 5),
+        ([(b"host", b"a"), (b"transfer-encoding", b"chunked"), (b"x-forwarded-for", b"1.2.3.4")], True, None),
+        ([(b"x-a", b"1"), (b"expect", b"100-continue"), (b"content-length", b"3")], True, 3),
+        ([(b"host", b"h"), (b"content-length", b"0"), (b"keep-alive", b"1"), (b"proxy-x", b"p")], False, None),
+        ([], False, None),
+    ],
+)
+@pytest.mark.parametrize("suffix", [True, False])
+@pytest.mark.parametrize("method", [b"GET", b"HEAD", b"POST"])
+def test_head_from_the_primarys_parts_equals_the_head_from_its_headers(
+    headers: list[tuple[bytes, bytes]], has_body: bool, content_length: int | None, suffix: bool, method: bytes
+) -> None:
+    """The hot path builds the mirror head from the primary's own encoded head; it must be the
+    head ``build_head`` makes from the same request's forwarded headers (same request id)."""
+    encoded = encode_forward(method, b"/p?q=1", headers, b"10.0.0.1", b"http")
+    assert encoded is not None
+    parts, request_id, host_at = encoded
+    forwarded, rid = forward_headers(headers, b"10.0.0.1", b"http")
+    forwarded = [(n, request_id if n == b"x-request-id" and v == rid else v) for n, v in forwarded]
+    fast = head_from_parts(
+        parts,
+        host_at,
+        has_body=has_body,
+        content_length=content_length,
+        shadow_suffix=suffix,
+        is_head=method == b"HEAD",
+    )
+    slow = build_head(method, b"/p?q=1", forwarded, has_body, suffix)
+    for ep in (EP, Endpoint(address="::1", port=80)):
+        assert fast.for_endpoint(ep) == slow.for_endpoint(ep)
+    assert (fast.chunked, fast.content_length, fast.has_body, fast.is_head) == (
+        slow.chunked,
+        slow.content_length,
+        slow.has_body,
+        slow.is_head,
+    )
