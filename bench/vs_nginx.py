@@ -13,11 +13,14 @@ Cases (the primary backend is always a healthy NGINX answering a small 200):
 
 NGINX uses `worker_processes 1`, upstream keepalive and the `mirror` directive (with
 `mirror_request_body on`); mirrorgate serves the equivalent HTTPRoute with a RequestMirror filter.
-Both proxies are pinned to CPU 1, wrk and the backends to CPU 0 (PERFORMANCE.md). Rounds alternate
-the order; the report gives medians, the mirrorgate/NGINX ratio, and for mirror cases mirrorgate's
-ratio to its own `plain` run (the "a mirror never hurts the primary" check). Bounded: every run
-lasts `duration` seconds; everything started is stopped at the end. Needs Debian's `nginx` and
-`wrk` (installed with apt-get when missing).
+Both proxies are pinned to CPU 1, wrk and the backends to CPU 0 (PERFORMANCE.md). For a mirror
+case a second mirrorgate serving the same route without its mirror runs beside them, and each
+round measures all three in turn (the order rotating from round to round), so that the "a mirror
+never hurts the primary" ratio compares runs minutes apart at most, not cases far apart on a
+machine whose speed drifts. The report gives medians, the mirrorgate/NGINX ratio, and for mirror
+cases the median over rounds of mirrorgate's ratio to its own mirror-less run of the same round.
+Bounded: every run lasts `duration` seconds; everything started is stopped at the end. Needs
+Debian's `nginx` and `wrk` (installed with apt-get when missing).
 """
 
 import argparse
@@ -137,9 +140,30 @@ def stub_requests(port: int) -> int:
     return int(m.group(1)) - 1 if m else -1  # minus this request
 
 
+def mirrorgate_argv(config: Path) -> list[str]:
+    return pinned(
+        1,
+        [
+            MIRRORGATE,
+            "run",
+            "-f",
+            str(config),
+            "--bind",
+            "127.0.0.1",
+            "--access-log",
+            "off",
+            "--admin",
+            "off",
+            "--workers",
+            "1",
+            "--no-watch",
+        ],
+    )
+
+
 def run_case(case: str, args: argparse.Namespace, tmp: Path) -> dict[str, list[tuple[float, float]]]:
     procs = Procs(tmp)
-    backend, shadow, nginx_port, mg_port = free_port(), free_port(), free_port(), free_port()
+    backend, shadow, nginx_port, mg_port, own_port = free_port(), free_port(), free_port(), free_port(), free_port()
     mirrored = case != "plain"
     shadow_kind = {"plain": "none", "slow": "slow", "blackhole": "blackhole", "refusing": "none"}.get(case, "nginx")
     (tmp / "backend.conf").write_text(BACKEND_CONF.format(tmp=tmp, name="backend", port=backend))
@@ -149,11 +173,12 @@ def run_case(case: str, args: argparse.Namespace, tmp: Path) -> dict[str, list[t
         PROXY_CONF.format(tmp=tmp, port=nginx_port, backend=backend, shadow=shadow, mirror=mirror_directive)
     )
     (tmp / "route.yaml").write_text(route_yaml(mg_port, backend, shadow if mirrored else None))
+    (tmp / "own.yaml").write_text(route_yaml(own_port, backend, None))
     script = None
     if case == "post16k":
         script = tmp / "post.lua"
         script.write_text(POST_LUA)
-    results: dict[str, list[tuple[float, float]]] = {"nginx": [], "mirrorgate": []}
+    results: dict[str, list[tuple[float, float]]] = {"nginx": [], "mirrorgate": [], "own": []}
     try:
         procs.start("backend", pinned(0, ["nginx", "-c", str(tmp / "backend.conf")]))
         if shadow_kind == "nginx":
@@ -166,36 +191,23 @@ def run_case(case: str, args: argparse.Namespace, tmp: Path) -> dict[str, list[t
                 ),
             )
         procs.start("proxy", pinned(1, ["nginx", "-c", str(tmp / "proxy.conf")]))
-        procs.start(
-            "mirrorgate",
-            pinned(
-                1,
-                [
-                    MIRRORGATE,
-                    "run",
-                    "-f",
-                    str(tmp / "route.yaml"),
-                    "--bind",
-                    "127.0.0.1",
-                    "--access-log",
-                    "off",
-                    "--admin",
-                    "off",
-                    "--workers",
-                    "1",
-                ],
-            ),
-        )
-        for port in (backend, nginx_port, mg_port) + ((shadow,) if shadow_kind != "none" else ()):
-            wait_port(port)
+        procs.start("mirrorgate", mirrorgate_argv(tmp / "route.yaml"))
+        ports = [backend, nginx_port, mg_port]
         order = [("nginx", nginx_port), ("mirrorgate", mg_port)]
+        if mirrored:
+            procs.start("own", mirrorgate_argv(tmp / "own.yaml"))
+            ports.append(own_port)
+            order.append(("own", own_port))
+        for port in ports + ([shadow] if shadow_kind != "none" else []):
+            wait_port(port)
         for _, port in order:
             wrk(port, 2, args.connections, script)  # warm-up
         for r in range(args.rounds):
-            for name, port in order if r % 2 == 0 else order[::-1]:
+            for name, port in order[r % len(order) :] + order[: r % len(order)]:
                 results[name].append(wrk(port, args.duration, args.connections, script))
                 rps, p99 = results[name][-1]
-                print(f"  {case:9s} round {r + 1} {name:10s} {rps:9.0f} req/s  p99 {p99:8.2f} ms", flush=True)
+                label = "mirrorgate (no mirror)" if name == "own" else name
+                print(f"  {case:9s} round {r + 1} {label:22s} {rps:9.0f} req/s  p99 {p99:8.2f} ms", flush=True)
         if shadow_kind == "nginx":
             print(
                 f"  {case:9s} the healthy mirror backend received {stub_requests(shadow)} requests in all", flush=True
@@ -224,19 +236,22 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="mirrorgate-bench-"))
     table = {}
     for case in cases:
-        table[case] = {k: median(v) for k, v in run_case(case, args, tmp).items()}
+        table[case] = run_case(case, args, tmp)
     print(
         f"\nwrk -t1 -c{args.connections} -d{args.duration}s, {args.rounds} alternating rounds, medians; "
         "proxies on CPU 1, wrk and backends on CPU 0"
     )
     print(
         f"{'case':10s} {'nginx req/s':>12s} {'p99 ms':>8s} {'mirrorgate':>11s} {'p99 ms':>8s} "
-        f"{'ratio':>6s} {'vs own plain (req/s, p99)':>26s}"
+        f"{'ratio':>6s} {'vs no mirror (req/s, p99)':>26s}"
     )
-    plain = table.get("plain", {}).get("mirrorgate")
-    for case, m in table.items():
-        (n_rps, n_p99), (g_rps, g_p99) = m["nginx"], m["mirrorgate"]
-        own = f"{g_rps / plain[0]:.2f}x, {g_p99 / plain[1]:.2f}x" if plain and case != "plain" else "-"
+    for case, runs in table.items():
+        (n_rps, n_p99), (g_rps, g_p99) = median(runs["nginx"]), median(runs["mirrorgate"])
+        own = "-"
+        if runs["own"]:  # per round: this mirror case over the same round's mirror-less run
+            rps_ratio = statistics.median(m[0] / o[0] for m, o in zip(runs["mirrorgate"], runs["own"], strict=True))
+            p99_ratio = statistics.median(m[1] / o[1] for m, o in zip(runs["mirrorgate"], runs["own"], strict=True))
+            own = f"{rps_ratio:.2f}x, {p99_ratio:.2f}x"
         print(f"{case:10s} {n_rps:12.0f} {n_p99:8.2f} {g_rps:11.0f} {g_p99:8.2f} {g_rps / n_rps:6.2f} {own:>26s}")
     return 0
 

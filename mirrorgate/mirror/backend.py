@@ -4,10 +4,11 @@ position and the circuit breaker.
 Rules: ``inflight`` counts mirror requests holding a slot (in the dispatcher's in-flight set);
 ``inflight <= cap`` always; ``queue`` holds at most ``max_queue`` requests that have no slot yet;
 ``rr`` is the round-robin position over the backend's endpoints, one endpoint per mirrored
-request (DESIGN §2.6).
+request (DESIGN §2.6); ``blocked`` is true exactly while the breaker denies every new mirror.
 Only the dispatcher changes these fields.
 """
 
+import asyncio
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 
 
 class BackendState:
-    __slots__ = ("breaker", "inflight", "last_log", "name", "pump_scheduled", "queue", "rr")
+    __slots__ = ("blocked", "breaker", "breaker_timer", "inflight", "last_log", "name", "pump_scheduled", "queue", "rr")
 
     def __init__(self, name: str, breaker: Breaker) -> None:
         self.name = name
@@ -28,6 +29,11 @@ class BackendState:
         self.rr = 0  # round-robin position over the backend's endpoints
         self.last_log = 0.0  # loop time of the last debug log line (rate limit)
         self.pump_scheduled = False  # a call to start queued mirrors is pending (dispatcher ``_end``)
+        # The breaker as admission sees it, kept up to date by the dispatcher on every breaker
+        # change and by a timer at the end of the open period, so that dropping a mirror to an
+        # open breaker reads one flag (no clock): open and not yet over, or a probe in flight.
+        self.blocked = False
+        self.breaker_timer: asyncio.TimerHandle | None = None
 
     def __repr__(self) -> str:
         return f"<BackendState {self.name} inflight={self.inflight} queued={len(self.queue)} {self.breaker!r}>"

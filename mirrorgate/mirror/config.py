@@ -42,7 +42,7 @@ class MirrorConfig(msgspec.Struct, frozen=True, kw_only=True):
     max_buffered_bytes: int = 64 << 20  # bytes all mirrors together may be behind (64 MiB)
     breaker_failures: int = 5  # consecutive connect failures / timeouts that open a backend's breaker; 0 = off
     breaker_open_duration: float = 5.0  # seconds the breaker stays open before one probe is let through
-    max_idle_per_endpoint: int = 64  # idle keep-alive connections kept per mirror endpoint
+    max_idle_per_endpoint: int = 256  # idle keep-alive connections kept per mirror endpoint
     idle_timeout: float = 30.0  # seconds an idle mirror connection is kept
     shadow_host_suffix: bool = True  # insert ``-shadow`` into the mirror's Host (DESIGN §2.3)
 

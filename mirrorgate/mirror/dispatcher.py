@@ -203,20 +203,28 @@ class Dispatcher:
             if u >= mirror.ppm:
                 series.sampled_out += 1
                 continue
+            if backend.blocked:  # the breaker is open (a flag: no clock read on this path)
+                self._refuse(backend, series, _BREAKER_OPEN)
+                continue
             if not mirror.endpoints:
                 self._refuse(backend, series, _NO_ENDPOINTS)
                 continue
-            breaker = backend.breaker
+            full = backend.inflight >= self._cap and len(backend.queue) >= self._max_queue
             is_probe = False
-            if breaker.open_until:
+            breaker = backend.breaker
+            if breaker.open_until:  # half-open: the open period is over and no probe is running
                 verdict = breaker.check(self._now())
-                if verdict is _DENY:
+                if verdict is _DENY:  # cannot happen while ``blocked`` is up to date
+                    self._breaker_changed(backend)
                     self._refuse(backend, series, _BREAKER_OPEN)
                     continue
-                is_probe = verdict is _PROBE
-            if backend.inflight >= self._cap and len(backend.queue) >= self._max_queue:
-                if is_probe:
-                    breaker.probe_done()
+                if verdict is _PROBE:
+                    if full:
+                        breaker.probe_done()
+                    else:
+                        is_probe = True
+                        self._breaker_changed(backend)  # probing: blocked until the probe's verdict
+            if full:
                 self._refuse(backend, series, _OVER_CAPACITY)
                 continue
             if admitted is None:
@@ -240,6 +248,7 @@ class Dispatcher:
             if not has_slot and len(backend.queue) >= self._max_queue:
                 if is_probe:
                     backend.breaker.probe_done()
+                    self._breaker_changed(backend)
                 self._refuse(backend, series, _OVER_CAPACITY)
                 continue
             endpoints = mirror.endpoints
@@ -256,6 +265,27 @@ class Dispatcher:
                 else:
                     waiting.append(shadow)
         return Tee(waiting) if waiting else None
+
+    def _breaker_changed(self, backend: BackendState) -> None:
+        """Bring ``backend.blocked`` up to date after any change of its breaker, and keep one timer
+        for the end of the open period (when it fires, mirrors may probe again)."""
+        breaker = backend.breaker
+        timer = backend.breaker_timer
+        if timer is not None:
+            timer.cancel()
+            backend.breaker_timer = None
+        if not breaker.open_until:
+            backend.blocked = False
+            return
+        if breaker.probing:
+            backend.blocked = True
+            return
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        backend.blocked = loop.time() < breaker.open_until
+        if backend.blocked and not self._closed:
+            backend.breaker_timer = loop.call_at(breaker.open_until, self._breaker_changed, backend)
 
     def _now(self) -> float:
         loop = self._loop
@@ -323,6 +353,7 @@ class Dispatcher:
             breaker = shadow.backend.breaker
             if breaker.open_until or breaker.failures or breaker.probing:
                 breaker.record_success()
+                self._breaker_changed(shadow.backend)
         self._end(shadow)
 
     def response_failed(self, shadow: Shadow, exc: UpstreamError) -> None:
@@ -481,6 +512,7 @@ class Dispatcher:
             return
         if breaker:
             shadow.backend.breaker.record_failure(asyncio.get_running_loop().time())
+            self._breaker_changed(shadow.backend)
         self._drop(shadow, reason)
 
     def _drop(self, shadow: Shadow, reason: DropReason | str) -> None:
@@ -491,6 +523,7 @@ class Dispatcher:
         shadow.series.count_dropped(reason)
         if shadow.is_probe:
             shadow.backend.breaker.probe_done()
+            self._breaker_changed(shadow.backend)
         if log.isEnabledFor(logging.DEBUG):
             self._log_drop(shadow.backend, reason)
 
@@ -537,6 +570,10 @@ class Dispatcher:
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
+        for backend in self._backends.values():
+            if backend.breaker_timer is not None:
+                backend.breaker_timer.cancel()
+                backend.breaker_timer = None
 
     async def shutdown(self) -> None:
         """``close()``, wait for the cancelled dials to finish, close the mirror pool."""
@@ -547,12 +584,11 @@ class Dispatcher:
 
     def stats(self) -> Stats:
         """A snapshot (copies) of every counter, for tests and the admin server."""
-        now = _now()
         out = Stats(buffered_bytes=self._buffered, tasks=len(self.tasks))
         for backend in self._backends.values():
             out.inflight[backend.name] = backend.inflight
             out.queued[backend.name] = len(backend.queue)
-            out.breakers[backend.name] = backend.breaker.state(now)
+            out.breakers[backend.name] = _breaker_state(backend)
         for (name, backend_name), series in sorted(self._series.items()):
             st = MirrorStats.of(series)
             out.mirrors[name if name not in out.mirrors else f"{name}@{backend_name}"] = st
@@ -565,16 +601,15 @@ class Dispatcher:
         return out
 
     def _gauges(self) -> list[BackendGauges]:
-        now = _now()
         return [
-            BackendGauges(b.name, b.inflight, len(b.queue), b.breaker.state(now) != "closed")
+            BackendGauges(b.name, b.inflight, len(b.queue), _breaker_state(b) != "closed")
             for b in tuple(self._backends.values())
         ]
 
 
-def _now() -> float:
-    """The loop's clock (the breaker's), also when called from outside the loop (a scrape thread)."""
-    try:
-        return asyncio.get_running_loop().time()
-    except RuntimeError:
-        return time.monotonic()
+def _breaker_state(backend: BackendState) -> str:
+    """``closed``, ``open`` or ``half_open`` as admission sees it (``blocked`` and the breaker)."""
+    breaker = backend.breaker
+    if not breaker.open_until:
+        return "closed"
+    return "open" if backend.blocked and not breaker.probing else "half_open"

@@ -48,7 +48,7 @@ class PoolConfig:
         *,
         limit: int = 1024,
         limit_per_key: int = 256,
-        max_idle_per_key: int = 64,
+        max_idle_per_key: int = 256,
         idle_timeout: float = 60.0,
         connect_timeout: float = 5.0,
         pool_timeout: float = 10.0,
