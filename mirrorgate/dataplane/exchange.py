@@ -72,49 +72,6 @@ IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"
 _NO_BODY_STATUS = frozenset({204, 304})
 
 
-class RequestHead:
-    """A parsed, validated request head. Header names are lower-case; ``target`` is origin-form
-    (or ``*``), ``host`` the authority the request is for (absolute-form target, else Host)."""
-
-    __slots__ = (
-        "chunked",
-        "content_length",
-        "expect_continue",
-        "headers",
-        "host",
-        "keep_alive",
-        "method",
-        "target",
-        "version",
-    )
-
-    def __init__(
-        self,
-        method: bytes,
-        target: bytes,
-        version: str,
-        headers: list[Header],
-        host: bytes,
-        keep_alive: bool,
-        chunked: bool,
-        content_length: int | None,
-        expect_continue: bool,
-    ) -> None:
-        self.method = method
-        self.target = target
-        self.version = version
-        self.headers = headers
-        self.host = host
-        self.keep_alive = keep_alive
-        self.chunked = chunked
-        self.content_length = content_length
-        self.expect_continue = expect_continue
-
-    @property
-    def has_body(self) -> bool:
-        return self.chunked or bool(self.content_length)
-
-
 class Exchange:
     """One request and its response; created by the protocol when a head is parsed.
 
@@ -129,12 +86,18 @@ class Exchange:
         "body_error",
         "body_size",
         "bytes_sent",
+        "chunked",
         "conn",
+        "content_length",
         "discard_body",
+        "expect_continue",
         "finished",
-        "head",
+        "has_body",
+        "headers",
+        "host",
         "keep_alive",
         "key",
+        "method",
         "out",
         "proto",
         "request_id",
@@ -148,17 +111,43 @@ class Exchange:
         "started",
         "state",
         "status",
+        "target",
         "task",
         "tees",
         "timer",
         "upstream_head",
+        "version",
     )
 
-    def __init__(self, proto: "HttpProtocol", state: GatewayState, head: RequestHead) -> None:
+    def __init__(
+        self,
+        proto: "HttpProtocol",
+        state: GatewayState,
+        method: bytes,
+        target: bytes,
+        version: str,
+        headers: list[Header],
+        host: bytes,
+        keep_alive: bool,
+        chunked: bool,
+        content_length: int | None,
+        expect_continue: bool,
+    ) -> None:
+        # the request head: parsed and validated by the protocol; header names lower-case,
+        # ``target`` origin-form (or ``*``), ``host`` the authority (absolute-form target, else Host)
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.host = host
+        self.keep_alive = keep_alive  # the client's wish; false once the connection must close
+        self.chunked = chunked
+        self.content_length = content_length
+        self.expect_continue = expect_continue
+        self.has_body = has_body = chunked or bool(content_length)
         # fixed at creation
         self.proto = proto
         self.state = state
-        self.head = head
         self.started = time.monotonic()
         # lifecycle
         self.task: asyncio.Task[None] | None = None  # only while dialling a new upstream connection
@@ -168,7 +157,7 @@ class Exchange:
         self.body_chunks: list[bytes] = []
         self.body_size = 0
         self.body_conn: UpstreamConnection | None = None
-        self.body_done = not (head.chunked or head.content_length)  # not head.has_body
+        self.body_done = not has_body
         self.body_error: ProtocolError | None = None
         self.discard_body = False
         self.request_sent = False
@@ -186,7 +175,6 @@ class Exchange:
         # response
         self.status = 0
         self.bytes_sent = 0
-        self.keep_alive = head.keep_alive
         self.response_chunked = False
         self.response_started = False
         self.out: list[bytes] = []  # response bytes relayed in the current upstream batch
@@ -226,30 +214,29 @@ class Exchange:
             self.finish()
 
     def _write_body(self, conn: UpstreamConnection, chunk: bytes) -> None:
-        if self.head.chunked:
+        if self.chunked:
             if chunk:  # an empty chunk would end the body
                 conn.writelines([b"%x\r\n" % len(chunk), chunk, b"\r\n"])
         else:
             conn.write(chunk)
 
     def _finish_body(self, conn: UpstreamConnection) -> None:
-        if self.head.chunked:
+        if self.chunked:
             conn.write(b"0\r\n\r\n")
         self.request_sent = True
 
     def _send_head(self, conn: UpstreamConnection) -> None:
         """Write the upstream head and the body buffered so far in one write; later chunks are
         written as they arrive (``feed_body``)."""
-        head = self.head
         chunks = self.body_chunks
-        if head.expect_continue and not self.body_done and not chunks:
+        if self.expect_continue and not self.body_done and not chunks:
             self.proto.write(CONTINUE)
-        if not chunks and not (self.body_done and head.chunked):
+        if not chunks and not (self.body_done and self.chunked):
             conn.write(self.upstream_head)
         else:
             self.body_chunks, self.body_size = [], 0
             out = [self.upstream_head]
-            if head.chunked:
+            if self.chunked:
                 for chunk in chunks:
                     if chunk:
                         out += (b"%x\r\n" % len(chunk), chunk, b"\r\n")
@@ -277,17 +264,16 @@ class Exchange:
         try:
             self._begin()
         except Exception:  # the one catch-all of an exchange (STYLE §3.7): a bug
-            log.exception("bug while handling %r %r", self.head.method, self.head.target)
+            log.exception("bug while handling %r %r", self.method, self.target)
             self._fail(500)
             self.finish()
 
     def _begin(self) -> None:
-        head = self.head
         if self.body_error is not None:
             self._local(self.body_error.status)
             return self.finish()
         proto = self.proto
-        d = self.state.matcher.select(proto.server_key, head.host, head.method, head.target, head.headers)
+        d = self.state.matcher.select(proto.server_key, self.host, self.method, self.target, self.headers)
         self.route = d.route
         plan = d.plan
         if d.status or plan is None:
@@ -298,7 +284,7 @@ class Exchange:
             return self.finish()
         encoded = None
         if plan.plain:
-            encoded = encode_forward(head.method, head.target, head.headers, proto.client_ip, b"http")
+            encoded = encode_forward(self.method, self.target, self.headers, proto.client_ip, b"http")
         if encoded is None:
             return self._begin_filtered(plan, d)
         # The hot path (``Plan.plain``): the head is encoded but for the lines that depend on the
@@ -312,10 +298,10 @@ class Exchange:
                     mirror_head = head_from_parts(
                         parts,
                         host_at,
-                        has_body=head.has_body,
-                        content_length=head.content_length,
+                        has_body=self.has_body,
+                        content_length=self.content_length,
                         shadow_suffix=dispatcher.shadow_host_suffix,
-                        is_head=head.method == b"HEAD",
+                        is_head=self.method == b"HEAD",
                     )
                     self._tee(dispatcher.start(admitted, mirror_head))
         target = plan.pick(self.state.rng)
@@ -329,7 +315,7 @@ class Exchange:
         address, port = endpoint.address, endpoint.port
         if host_at < 0:  # HTTP/1.0 clients may omit Host; HTTP/1.1 upstreams require one
             parts += (b"host: ", _authority(address, port), b"\r\n")
-        if head.chunked:
+        if self.chunked:
             parts.append(b"transfer-encoding: chunked\r\n")
         parts.append(b"\r\n")
         self._forward(plan, target, address, port, b"".join(parts))
@@ -389,7 +375,7 @@ class Exchange:
             return self.finish()
         except Exception:  # a bug: same policy as begin()
             self.task = None
-            log.exception("bug while connecting for %r %r", self.head.method, self.head.target)
+            log.exception("bug while connecting for %r %r", self.method, self.target)
             self._fail(500)
             return self.finish()
         self.task = None
@@ -401,12 +387,11 @@ class Exchange:
     def _send(self, conn: UpstreamConnection, reused: bool) -> None:
         self.conn = conn
         self.reused = reused
-        conn.begin(self, self.head.method == b"HEAD")
+        conn.begin(self, self.method == b"HEAD")
         if self.body_error is not None:  # the client's framing broke before we got here
             self._fail(self.body_error.status)
             return self.finish()
-        head = self.head
-        if self.body_chunks or head.chunked or head.expect_continue:
+        if self.body_chunks or self.chunked or self.expect_continue:
             self._send_head(conn)
         else:  # nothing buffered, nothing to frame: just the head (BODY_BUFFER cannot be held)
             conn.write(self.upstream_head)
@@ -449,16 +434,15 @@ class Exchange:
         self.proto.exchange_done(self)
 
     def _rule_filters(self, plan: Plan) -> tuple[bytes, list[Header]]:
-        head = self.head
-        headers, self.request_id = forward_headers(head.headers, self.proto.client_ip, b"http")
+        headers, self.request_id = forward_headers(self.headers, self.proto.client_ip, b"http")
         if plan.request_edit is not None:
             headers = plan.request_edit.apply(headers)
-        return _rewrite(plan.action.filters.url_rewrite, head.target, headers), headers
+        return _rewrite(plan.action.filters.url_rewrite, self.target, headers), headers
 
     def _submit_mirrors(self, mirrors: tuple[Mirror, ...], target: bytes, headers: list[Header]) -> None:
         mirror = self.state.mirror
         assert mirror is not None
-        self._tee(mirror.submit(mirrors, self.head.method, target, list(headers), self.head.has_body))
+        self._tee(mirror.submit(mirrors, self.method, target, list(headers), self.has_body))
 
     def _tee(self, tee: BodyTee | None) -> None:
         """Hand the body to the mirrors' tee: what is buffered now, the rest as it streams."""
@@ -472,14 +456,14 @@ class Exchange:
             self.tees.append(tee)
 
     def _encode_head(self, target: bytes, headers: list[Header], address: str, port: int) -> bytes:
-        parts = [self.head.method, b" ", target, b" HTTP/1.1\r\n"]
+        parts = [self.method, b" ", target, b" HTTP/1.1\r\n"]
         has_host = False
         for name, value in headers:
             has_host = has_host or name == b"host"
             parts += (name, b": ", value, b"\r\n")
         if not has_host:  # HTTP/1.0 clients may omit Host; HTTP/1.1 upstreams require one
             parts += (b"host: ", _authority(address, port), b"\r\n")
-        if self.head.chunked:
+        if self.chunked:
             parts.append(b"transfer-encoding: chunked\r\n")
         parts.append(b"\r\n")
         return b"".join(parts)
@@ -519,7 +503,7 @@ class Exchange:
         if not self.body_done:
             self.keep_alive = False
         reply = local_reply(status, self.keep_alive)
-        if self.head.method == b"HEAD":
+        if self.method == b"HEAD":
             reply = strip_body(reply)
         self._reply(status, reply)
 
@@ -527,11 +511,11 @@ class Exchange:
         if not self.body_done:
             self.keep_alive = False
         port = d.listener.port if d.listener is not None else self.proto.server_key[1]
-        location = redirect_location(redirect, "http", self.head.host, port, self.head.target)
+        location = redirect_location(redirect, "http", self.host, port, self.target)
         self._reply(redirect.status_code, redirect_reply(redirect.status_code, location, self.keep_alive))
 
     def _reply(self, status: int, data: bytes) -> None:
-        if self.keep_alive and self.head.version == "1.0":  # rare: HTTP/1.0 keep-alive must be confirmed
+        if self.keep_alive and self.version == "1.0":  # rare: HTTP/1.0 keep-alive must be confirmed
             data = data.replace(b"\r\n\r\n", b"\r\nconnection: keep-alive\r\n\r\n", 1)
         self.status = status
         self.response_started = True
@@ -550,7 +534,6 @@ class Exchange:
     # --- ResponseSink: driven by the upstream connection's parser callbacks ---------------------
 
     def on_response_head(self, rh: ResponseHead) -> None:
-        head = self.head
         status = rh.status
         block = None if self.response_edits else strip_hop_by_hop_raw(rh.raw, rh.low, rh.lines)
         if block is None:
@@ -559,8 +542,8 @@ class Exchange:
                 headers = edit.apply(headers)
             block = b"".join([b"%s: %s\r\n" % line for line in headers])
         extra = b"\r\n"
-        if rh.content_length is None and head.method != b"HEAD" and status != 204 and status != 304:
-            if head.version == "1.1":
+        if rh.content_length is None and self.method != b"HEAD" and status != 204 and status != 304:
+            if self.version == "1.1":
                 extra = b"transfer-encoding: chunked\r\n\r\n"
                 self.response_chunked = True
             else:
@@ -568,7 +551,7 @@ class Exchange:
         if not self.keep_alive or not self.body_done:
             extra = extra[:-2] + b"connection: close\r\n\r\n"
             self.keep_alive = False
-        elif head.version == "1.0":
+        elif self.version == "1.0":
             extra = extra[:-2] + b"connection: keep-alive\r\n\r\n"
         self.status = status
         self.response_started = True
@@ -611,7 +594,7 @@ class Exchange:
     def on_upstream_failed(self, exc: UpstreamError) -> None:
         if self.finished:
             return
-        retry_safe = self.head.method in IDEMPOTENT and not self.head.has_body
+        retry_safe = self.method in IDEMPOTENT and not self.has_body
         if (
             isinstance(exc, StaleConnection)
             and self.reused
@@ -651,7 +634,6 @@ class Exchange:
     def _log(self) -> None:
         if not access_log.isEnabledFor(logging.INFO):
             return
-        head = self.head
         ms = (time.monotonic() - self.started) * 1000
         if self.state.access_log_json:
             access_log.info(
@@ -660,8 +642,8 @@ class Exchange:
                     {
                         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                         "client": self.proto.client,
-                        "method": head.method.decode("latin-1"),
-                        "target": head.target.decode("latin-1"),
+                        "method": self.method.decode("latin-1"),
+                        "target": self.target.decode("latin-1"),
                         "status": self.status,
                         "bytes": self.bytes_sent,
                         "duration_ms": round(ms, 3),
@@ -675,9 +657,9 @@ class Exchange:
             access_log.info(
                 '%s "%s %s HTTP/%s" %d %d %.3fms route=%s endpoint=%s request_id=%s',
                 self.proto.client,
-                head.method.decode("latin-1"),
-                head.target.decode("latin-1"),
-                head.version,
+                self.method.decode("latin-1"),
+                self.target.decode("latin-1"),
+                self.version,
                 self.status,
                 self.bytes_sent,
                 ms,

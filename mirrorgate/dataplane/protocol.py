@@ -5,8 +5,9 @@ Owns: one client connection: parsing request heads strictly, handing each reques
 pausing (``flow.ReadGate``) and write-pause notifications, and closing on protocol errors.
 
 Rules:
-1. Parser callbacks only record data and never await (STYLE §3.8); each request's work is
-   started with ``loop.call_soon(exchange.begin)`` once the current read has been parsed. One
+1. Parser callbacks only record data and never await (STYLE §3.8); a request's work
+   (``exchange.begin``) starts once the current read has been parsed: right after it for a
+   request without a body on an idle connection, else with ``loop.call_soon``. One
    exchange runs at a time; pipelined ones queue behind it and reading pauses while any is
    queued. Responses therefore leave in request order.
 2. Strict framing (the backend must never see a desynchronised stream): Content-Length with
@@ -43,7 +44,7 @@ from typing import cast
 import httptools
 
 from mirrorgate.dataplane import flow
-from mirrorgate.dataplane.exchange import Exchange, RequestHead
+from mirrorgate.dataplane.exchange import Exchange
 from mirrorgate.dataplane.headers import replace_header
 from mirrorgate.dataplane.limits import Limits
 from mirrorgate.dataplane.matcher import ServerKey
@@ -75,6 +76,7 @@ class HttpProtocol(asyncio.Protocol):
         "_headers",
         "_in_head",
         "_special",
+        "_starting",
         "_url",
         "_window_bytes",
         "_window_start",
@@ -121,6 +123,7 @@ class HttpProtocol(asyncio.Protocol):
         self.parsing: Exchange | None = None  # the exchange whose body the parser is reading
         self.pending_error = 0  # status of a protocol error to send once the owed responses are out
         self.backlog = b""  # bytes received but left unparsed while the pipeline queue is full (rule 6)
+        self._starting: Exchange | None = None  # to begin once the read being parsed is done (rule 1)
         # per request head being parsed
         self._url: list[bytes] = []
         self._headers: list[tuple[bytes, bytes]] = []
@@ -174,10 +177,23 @@ class HttpProtocol(asyncio.Protocol):
         if self.backlog:  # (reading is paused; a read already under way may still arrive)
             self.backlog += data
             return
-        if len(data) <= SLICE:
-            self._parse(data)
-        else:
+        if len(data) > SLICE:
             self._feed(data)
+            return
+        # _parse(data), inlined: the common case
+        if self._in_head:
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BUFFER and self._head_bytes > 2 * self.limits.max_head_bytes:
+                self._protocol_error(ProtocolError("request head too large", 431))
+                return
+        try:
+            self.parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            self._parse_error(exc)
+        ex = self._starting
+        if ex is not None:
+            self._starting = None
+            ex.begin()
 
     def _feed(self, data: bytes) -> None:
         """Parse ``data`` in slices, stopping while ``max_pipelined`` requests are queued (rule 6)."""
@@ -192,8 +208,8 @@ class HttpProtocol(asyncio.Protocol):
                 return
             step = SLICE
             ex = self.parsing
-            if ex is not None and not self._in_head and ex.head.content_length is not None:
-                step = max(step, ex.head.content_length - self._body_bytes)  # a body: no need to slice
+            if ex is not None and not self._in_head and ex.content_length is not None:
+                step = max(step, ex.content_length - self._body_bytes)  # a body: no need to slice
             self._parse(data[at : at + step] if at or step < end else data)
             at += step
 
@@ -205,19 +221,28 @@ class HttpProtocol(asyncio.Protocol):
                 return
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserCallbackError as exc:
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            self._parse_error(exc)
+        ex = self._starting
+        if ex is not None:
+            self._starting = None
+            ex.begin()
+
+    def _parse_error(self, exc: Exception) -> None:
+        """What ``feed_data`` raised: a protocol error, a bug in a callback, or an upgrade."""
+        if isinstance(exc, httptools.HttpParserUpgrade):
+            self._stop_reading()  # rule 5: the request was handed over; nothing after it is read
+            parsing, self.parsing = self.parsing, None
+            if parsing is not None and not parsing.body_done:
+                parsing.fail_body(ProtocolError("protocol upgrades are not supported"))
+        elif isinstance(exc, httptools.HttpParserCallbackError):
             cause = exc.__context__
             if isinstance(cause, ProtocolError):
                 self._protocol_error(cause)
             else:  # a bug in a callback: log it once, answer 500 and close
                 log.error("bug in a parser callback", exc_info=cause)
                 self._protocol_error(ProtocolError("internal error", 500))
-        except httptools.HttpParserUpgrade:
-            self._stop_reading()  # rule 5: the request was handed over; nothing after it is read
-            parsing, self.parsing = self.parsing, None
-            if parsing is not None and not parsing.body_done:
-                parsing.fail_body(ProtocolError("protocol upgrades are not supported"))
-        except httptools.HttpParserError as exc:
+        else:
             self._protocol_error(ProtocolError(f"malformed request: {exc}", 400))
 
     def eof_received(self) -> bool:
@@ -273,14 +298,18 @@ class HttpProtocol(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._head_bytes = 0
-        ex = Exchange(self, self.state, self._build_head())
+        ex = self._build_exchange()
         self.parsing = ex
         self.idle_since = 0.0  # busy
         if not ex.body_done:  # a body follows: its stall check starts now (rule 6)
             self._body_bytes = self._window_bytes = 0
             self._window_start = self.loop.time()
         if self.running is None and not self.queue:
-            self._start(ex)
+            self.running = ex
+            if ex.body_done:
+                self._starting = ex  # begun as soon as this read is parsed (rule 1)
+            else:  # begun on the next loop turn: a body in the reads already received is in by then
+                self.loop.call_soon(ex.begin)
         else:
             self.queue.append(ex)
             self.gate.pause(flow.PIPELINE)
@@ -301,7 +330,7 @@ class HttpProtocol(asyncio.Protocol):
 
     # --- helpers ---------------------------------------------------------------------------------
 
-    def _build_head(self) -> RequestHead:
+    def _build_exchange(self) -> Exchange:
         parser = self.parser
         version = parser.get_http_version()
         if version != "1.1" and version != "1.0":
@@ -356,7 +385,9 @@ class HttpProtocol(asyncio.Protocol):
             raise ProtocolError("a fragment is not part of a request-target")
         if host and not _VALID_HOST(host):
             raise ProtocolError("invalid Host")
-        return RequestHead(
+        return Exchange(
+            self,
+            self.state,
             method,
             target,
             version,
