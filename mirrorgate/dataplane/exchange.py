@@ -54,7 +54,14 @@ from mirrorgate.dataplane.headers import (
     strip_hop_by_hop_raw,
 )
 from mirrorgate.dataplane.matcher import Decision, Plan, Target
-from mirrorgate.dataplane.replies import CONTINUE, local_reply, redirect_reply, status_line, strip_body
+from mirrorgate.dataplane.replies import (
+    CONTINUE,
+    STATUS_LINES as _STATUS_LINES,
+    local_reply,
+    redirect_reply,
+    status_line,
+    strip_body,
+)
 from mirrorgate.dataplane.state import BodyTee, GatewayState, access_log
 from mirrorgate.errors import ProtocolError, UpstreamError
 from mirrorgate.ir.table import Mirror, Redirect, URLRewrite
@@ -257,39 +264,39 @@ class Exchange:
     # -> ResponseSink callbacks -> on_response_complete / on_upstream_failed / _on_timeout -> finish()
 
     def begin(self) -> None:
-        """Route and start forwarding. Runs from ``loop.call_soon``, i.e. after the read that
-        completed the head has been parsed whole (so small bodies are usually complete)."""
+        """Route and start forwarding, once the read that completed the head has been parsed
+        (small bodies are then usually complete)."""
         if self.finished:  # the client went away before we got to it
             return
         try:
-            self._begin()
+            if self.body_error is not None:
+                self._local(self.body_error.status)
+                return self.finish()
+            proto = self.proto
+            d = self.state.matcher.select(proto.server_key, self.host, self.method, self.target, self.headers)
+            self.route = d.route
+            plan = d.plan
+            if d.status or plan is None:
+                self._local(d.status or 404)
+                return self.finish()
+            if plan.redirect is not None:
+                self._redirect(plan.redirect, d)
+                return self.finish()
+            encoded = None
+            if plan.plain:
+                encoded = encode_forward(self.method, self.target, self.headers, proto.client_ip, b"http")
+            if encoded is None:
+                return self._begin_filtered(plan, d)
+            self._begin_plain(plan, *encoded)
         except Exception:  # the one catch-all of an exchange (STYLE §3.7): a bug
             log.exception("bug while handling %r %r", self.method, self.target)
             self._fail(500)
             self.finish()
 
-    def _begin(self) -> None:
-        if self.body_error is not None:
-            self._local(self.body_error.status)
-            return self.finish()
-        proto = self.proto
-        d = self.state.matcher.select(proto.server_key, self.host, self.method, self.target, self.headers)
-        self.route = d.route
-        plan = d.plan
-        if d.status or plan is None:
-            self._local(d.status or 404)
-            return self.finish()
-        if plan.action.filters.redirect is not None:
-            self._redirect(plan.action.filters.redirect, d)
-            return self.finish()
-        encoded = None
-        if plan.plain:
-            encoded = encode_forward(self.method, self.target, self.headers, proto.client_ip, b"http")
-        if encoded is None:
-            return self._begin_filtered(plan, d)
-        # The hot path (``Plan.plain``): the head is encoded but for the lines that depend on the
-        # endpoint. The steps and their order are those of _begin_filtered.
-        parts, self.request_id, host_at = encoded
+    def _begin_plain(self, plan: Plan, parts: list[bytes], request_id: bytes, host_at: int) -> None:
+        """The hot path (``Plan.plain``): the head is encoded but for the lines that depend on
+        the endpoint. The steps and their order are those of _begin_filtered."""
+        self.request_id = request_id
         if plan.mirrors:
             dispatcher = self.state.mirror
             if dispatcher is not None:
@@ -304,21 +311,37 @@ class Exchange:
                         is_head=self.method == b"HEAD",
                     )
                     self._tee(dispatcher.start(admitted, mirror_head))
-        target = plan.pick(self.state.rng)
-        if target is None or target.backend.status:
-            self._local(target.backend.status if target is not None else 500)
+        target = plan.single or plan.pick(self.state.rng)
+        if target is None or target.status:
+            self._local(target.status if target is not None else 500)
             return self.finish()
-        endpoint = target.balancer.choose()
-        if endpoint is None:
+        key = target.balancer.choose_key()
+        if key is None:
             self._local(503)
             return self.finish()
-        address, port = endpoint.address, endpoint.port
         if host_at < 0:  # HTTP/1.0 clients may omit Host; HTTP/1.1 upstreams require one
-            parts += (b"host: ", _authority(address, port), b"\r\n")
+            parts += (b"host: ", _authority(*key), b"\r\n")
         if self.chunked:
             parts.append(b"transfer-encoding: chunked\r\n")
         parts.append(b"\r\n")
-        self._forward(plan, target, address, port, b"".join(parts))
+        self.response_edits = target.response_edits
+        self.key = key
+        self.upstream_head = b"".join(parts)
+        if plan.timeout is not None:
+            self.timer = self.proto.loop.call_later(plan.timeout, self._on_timeout)
+        conn = self.state.pool.take_idle(key)
+        if conn is None:
+            self.task = self.state.track(self._connect())
+        elif not self.has_body:  # _send, for the common case: nothing but the head to send
+            self.conn = self.body_conn = conn
+            self.reused = True
+            conn.begin(self, self.method == b"HEAD")
+            conn.write(self.upstream_head)
+            self.request_sent = True
+            if self.proto.write_paused:
+                conn.pause_reading()
+        else:
+            self._send(conn, True)
 
     def _begin_filtered(self, plan: Plan, d: Decision) -> None:
         """``_begin`` for rules with request filters or mirrors, and requests with a Connection
@@ -327,8 +350,8 @@ class Exchange:
         if plan.action.filters.mirrors and self.state.mirror is not None:
             self._submit_mirrors(plan.action.filters.mirrors, target_bytes, headers)
         target = plan.pick(self.state.rng)
-        if target is None or target.backend.status:
-            self._local(target.backend.status if target is not None else 500)
+        if target is None or target.status:
+            self._local(target.status if target is not None else 500)
             return self.finish()
         backend = target.backend
         if backend.filters.redirect is not None:
@@ -534,13 +557,18 @@ class Exchange:
     # --- ResponseSink: driven by the upstream connection's parser callbacks ---------------------
 
     def on_response_head(self, rh: ResponseHead) -> None:
-        status = rh.status
+        status = self.status = rh.status
+        self.response_started = True
         block = None if self.response_edits else strip_hop_by_hop_raw(rh.raw, rh.low, rh.lines)
         if block is None:
             headers = strip_hop_by_hop(rh.headers)
             for edit in self.response_edits:
                 headers = edit.apply(headers)
             block = b"".join([b"%s: %s\r\n" % line for line in headers])
+        line = _STATUS_LINES.get(status) or status_line(status)
+        if rh.content_length is not None and self.keep_alive and self.body_done and self.version == "1.1":
+            self.out.append(line + block + b"\r\n")  # the common case: nothing to add
+            return
         extra = b"\r\n"
         if rh.content_length is None and self.method != b"HEAD" and status != 204 and status != 304:
             if self.version == "1.1":
@@ -553,9 +581,7 @@ class Exchange:
             self.keep_alive = False
         elif self.version == "1.0":
             extra = extra[:-2] + b"connection: keep-alive\r\n\r\n"
-        self.status = status
-        self.response_started = True
-        self.out.append(status_line(status) + block + extra)
+        self.out.append(line + block + extra)
 
     def on_response_body(self, chunk: bytes) -> None:
         self.bytes_sent += len(chunk)
@@ -568,21 +594,27 @@ class Exchange:
         out = self.out
         if out:
             self.out = []
-            # one send per upstream read: small parts are joined (cheaper than writelines), large
-            # ones are handed over as they are (no copy)
-            if len(out) == 1:
-                self.proto.write(out[0])
-            elif len(out) == 2 and len(out[1]) <= 16384:  # a head and a small body: the common case
-                self.proto.write(out[0] + out[1])
-            elif sum(map(len, out)) <= 16384:
-                self.proto.write(b"".join(out))
-            else:
-                self.proto.writelines(out)
+            self._write_out(out)
+
+    def _write_out(self, out: list[bytes]) -> None:
+        # one send per upstream read: small parts are joined (cheaper than writelines), large
+        # ones are handed over as they are (no copy)
+        if len(out) == 1:
+            self.proto.write(out[0])
+        elif len(out) == 2 and len(out[1]) <= 16384:  # a head and a small body: the common case
+            self.proto.write(out[0] + out[1])
+        elif sum(map(len, out)) <= 16384:
+            self.proto.write(b"".join(out))
+        else:
+            self.proto.writelines(out)
 
     def on_response_complete(self, reusable: bool) -> None:
+        out = self.out
         if self.response_chunked:
-            self.out.append(b"0\r\n\r\n")
-        self.flush()
+            out.append(b"0\r\n\r\n")
+        if out:  # flush(), inlined
+            self.out = []
+            self._write_out(out)
         conn = self.conn
         if conn is not None:  # _release, minus what the connection already did (detached us)
             self.conn = self.body_conn = None

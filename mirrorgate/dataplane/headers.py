@@ -124,8 +124,8 @@ def forward_headers(headers: list[Header], client_ip: bytes, proto: bytes) -> tu
 
 
 # The start of a hop-by-hop line in a lower-cased raw head: the ``\n`` that ends the line before
-# (a literal first lets the regex engine jump from line to line).
-_HOP_LINE = re.compile(rb"\n(?:connection|keep-alive|te|trailer|transfer-encoding|upgrade|proxy-[^:\r]*):")
+# (a literal first lets the regex engine jump from line to line). Group 1: a Connection line.
+_HOP_LINE = re.compile(rb"\n(?:(connection)|keep-alive|te|trailer|transfer-encoding|upgrade|proxy-[^:\r]*):")
 
 
 def strip_hop_by_hop_raw(raw: bytes, low: bytes, lines: int) -> bytes | None:
@@ -133,25 +133,26 @@ def strip_hop_by_hop_raw(raw: bytes, low: bytes, lines: int) -> bytes | None:
     from index ``lines`` to the empty line excluded, without the hop-by-hop ones, the others kept
     byte for byte; ``low`` is ``raw`` lower-cased. The response relay's hot path. None when a
     Connection header names a field that is not itself hop-by-hop (rare): use ``strip_hop_by_hop``."""
-    end = len(raw) - 2
     search = _HOP_LINE.search
     m = search(low, lines - 1)
     if m is None:
-        return raw[lines:end]
+        return raw[lines:-2]
     pieces = []
     at = lines
     while m is not None:
         start = m.start() + 1  # the line's first byte
         cr = low.index(b"\r", start)
-        if low.startswith(b"connection:", start):
-            for token in low[start + 11 : cr].split(b","):
-                token = token.strip(b" \t")
-                if token and token not in HOP_BY_HOP:
-                    return None
+        if m.lastindex:  # Connection: every field it names must itself be hop-by-hop
+            value = low[start + 11 : cr].strip(b" \t")
+            if value != b"keep-alive":
+                for token in value.split(b","):
+                    token = token.strip(b" \t")
+                    if token and token not in HOP_BY_HOP and (token != b"close" or b"\nclose:" in low):
+                        return None
         pieces.append(raw[at:start])
         at = cr + 2
         m = search(low, cr + 1)
-    pieces.append(raw[at:end])
+    pieces.append(raw[at:-2])
     return b"".join(pieces)
 
 

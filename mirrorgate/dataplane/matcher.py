@@ -102,10 +102,11 @@ def normalize_host(host: bytes) -> bytes:
 class RoundRobin:
     """Endpoint balancer of one backend."""
 
-    __slots__ = ("endpoints", "next")
+    __slots__ = ("endpoints", "keys", "next")
 
     def __init__(self, endpoints: tuple[Endpoint, ...]) -> None:
         self.endpoints = endpoints
+        self.keys = tuple((e.address, e.port) for e in endpoints)  # the pool's keys, made once
         self.next = 0
 
     def choose(self) -> Endpoint | None:
@@ -116,17 +117,30 @@ class RoundRobin:
         self.next = (i + 1) % len(eps)
         return eps[i]
 
+    def choose_key(self) -> tuple[str, int] | None:
+        """``choose`` as the pool's key ``(address, port)``."""
+        keys = self.keys
+        n = len(keys)
+        if n == 1:
+            return keys[0]
+        if not n:
+            return None
+        i = self.next
+        self.next = (i + 1) % n
+        return keys[i]
+
 
 class Target:
     """One compiled backend of one plan: the IR backend, its balancer, its backendRef-level header
     edits, and ``response_edits``: the response edits to apply in order (the rule's, then the
     backendRef's), empty when there are none."""
 
-    __slots__ = ("backend", "balancer", "name", "request_edit", "response_edit", "response_edits")
+    __slots__ = ("backend", "balancer", "name", "request_edit", "response_edit", "response_edits", "status")
 
     def __init__(self, backend: Backend, balancer: RoundRobin, rule_response_edit: HeaderEdit | None = None) -> None:
         self.backend = backend
         self.name = backend.name
+        self.status = backend.status  # non-zero: answer locally with it (an invalid backendRef)
         self.balancer = balancer
         self.request_edit: HeaderEdit | None = compile_edit(backend.filters.request_headers, lower_names=True)
         self.response_edit: HeaderEdit | None = compile_edit(backend.filters.response_headers, lower_names=False)
@@ -155,8 +169,10 @@ class Plan:
         "cumulative",
         "mirrors",
         "plain",
+        "redirect",
         "request_edit",
         "response_edit",
+        "single",
         "targets",
         "timeout",
         "total",
@@ -187,6 +203,8 @@ class Plan:
         self.cumulative = tuple(cumulative)
         self.total = total
         f = action.filters
+        self.redirect = f.redirect  # rule-level RequestRedirect
+        self.single = self.targets[0] if len(self.targets) == 1 else None  # the pick when there is no choice
         self.mirrors = f.mirrors  # rule-level RequestMirror filters
         self.plain = self.request_edit is None and f.url_rewrite is None and all(t.plain for t in self.targets)
 

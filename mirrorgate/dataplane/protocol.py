@@ -60,6 +60,7 @@ SLICE = 2048  # a read longer than this is parsed in slices of it, outside a Con
 STOPPED = 16  # ReadGate reason: nothing more will be read from this connection
 _SPECIAL = frozenset({b"host", b"content-length", b"transfer-encoding", b"expect"})  # framing and routing
 # RFC 9112 §3.2: Host = uri-host [ ":" port ] (RFC 3986: IP-literal or reg-name); anything else -> 400
+_valid_hosts: set[bytes] = set()  # Host values that passed _VALID_HOST (bounded; see _build_exchange)
 _VALID_HOST = re.compile(
     rb"(?:\[[0-9A-Za-z:._~%!$&'()*+,;=-]+\]"  # IP-literal
     rb"|[A-Za-z0-9._~%!$&'()*+,;=-]*)"  # reg-name or IPv4address
@@ -74,10 +75,16 @@ class HttpProtocol(asyncio.Protocol):
         "_head_size",
         "_head_started",
         "_headers",
+        "_host",
+        "_hosts",
         "_in_head",
+        "_max_head",
+        "_max_headers",
+        "_max_target",
         "_special",
         "_starting",
         "_url",
+        "_url_parts",
         "_window_bytes",
         "_window_start",
         "backlog",
@@ -125,9 +132,16 @@ class HttpProtocol(asyncio.Protocol):
         self.backlog = b""  # bytes received but left unparsed while the pipeline queue is full (rule 6)
         self._starting: Exchange | None = None  # to begin once the read being parsed is done (rule 1)
         # per request head being parsed
-        self._url: list[bytes] = []
+        self._url = b""  # the request-target, when it came in one piece
+        self._url_parts: list[bytes] | None = None  # its pieces otherwise
         self._headers: list[tuple[bytes, bytes]] = []
-        self._special: list[tuple[bytes, bytes]] = []
+        self._host = b""  # the first Host value
+        self._hosts = 0  # Host lines
+        self._special: list[tuple[bytes, bytes]] | None = None  # Content-Length, Transfer-Encoding, Expect
+        limits = state.limits
+        self._max_target = limits.max_target_bytes
+        self._max_head = limits.max_head_bytes
+        self._max_headers = limits.max_headers
         self._head_size = 0
         self._head_bytes = 0
         self._head_started = 0.0
@@ -190,6 +204,8 @@ class HttpProtocol(asyncio.Protocol):
             self.parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
             self._parse_error(exc)
+        if self._in_head and not self._head_started:  # a head began in this read and is not complete
+            self._head_started = self.loop.time()
         ex = self._starting
         if ex is not None:
             self._starting = None
@@ -223,6 +239,8 @@ class HttpProtocol(asyncio.Protocol):
             self.parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
             self._parse_error(exc)
+        if self._in_head and not self._head_started:  # a head began in this read and is not complete
+            self._head_started = self.loop.time()
         ex = self._starting
         if ex is not None:
             self._starting = None
@@ -268,32 +286,48 @@ class HttpProtocol(asyncio.Protocol):
     # --- httptools callbacks ----------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        self._url = []
+        self._url = b""
+        self._url_parts = None
         self._headers = []
-        self._special = []
+        self._host = b""
+        self._hosts = 0
+        self._special = None
         self._head_size = 0
         self._in_head = True
-        self._head_started = self.loop.time()
+        self._head_started = 0.0  # set once a read ends inside this head (``data_received``)
 
     def on_url(self, url: bytes) -> None:
         size = self._head_size = self._head_size + len(url)  # counted as the parser reports it
-        if size > self.limits.max_target_bytes:  # the target comes first: the head so far is the target
+        if size > self._max_target:  # the target comes first: the head so far is the target
             raise ProtocolError("request-target too long", 414)
-        self._url.append(url)
+        if self._url:  # a target split across reads: pieces kept in a list, joined once
+            parts = self._url_parts
+            if parts is None:
+                parts = self._url_parts = [self._url]
+            parts.append(url)
+        else:
+            self._url = url
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if not self._in_head:
             return  # a trailer (rule 3)
         size = self._head_size = self._head_size + len(name) + len(value) + 4  # counted as the parser reports it
-        limits = self.limits
-        if size > limits.max_head_bytes:
+        headers = self._headers
+        if size > self._max_head:
             raise ProtocolError("request head too large", 431)
-        if len(self._headers) >= limits.max_headers:
+        if len(headers) >= self._max_headers:
             raise ProtocolError("too many request headers", 431)
         low = name.lower()
-        self._headers.append((low, value))
+        headers.append((low, value))
         if low in _SPECIAL:
-            self._special.append((low, value))
+            if low == b"host":
+                self._hosts += 1
+                if not self._host:
+                    self._host = value
+            elif self._special is None:
+                self._special = [(low, value)]
+            else:
+                self._special.append((low, value))
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -335,22 +369,57 @@ class HttpProtocol(asyncio.Protocol):
         version = parser.get_http_version()
         if version != "1.1" and version != "1.0":
             raise ProtocolError(f"HTTP/{version} is not supported", 505)
-        headers = self._headers
-        url = self._url
-        target = url[0] if len(url) == 1 else b"".join(url)
-        host = b""
-        hosts = 0
+        target = self._url if self._url_parts is None else b"".join(self._url_parts)
+        host = self._host
+        hosts = self._hosts
+        if hosts != 1 and (hosts or version == "1.1"):
+            raise ProtocolError("exactly one Host header is required")
+        length = None
+        chunked = expect = False
+        if self._special is not None:
+            length, chunked, expect = self._framing(self._special, version)
+        method = parser.get_method()
+        if method == b"CONNECT":  # rule 5: never forwarded (a 2xx would make the upstream a tunnel)
+            raise ProtocolError("CONNECT is not supported", 501)
+        if not target.startswith(b"/"):
+            if target == b"*":
+                if method != b"OPTIONS":
+                    raise ProtocolError("asterisk-form is for OPTIONS only")
+            else:
+                target, host = _origin_form(target)
+                replace_header(self._headers, b"host", host)
+        if b"#" in target:
+            raise ProtocolError("a fragment is not part of a request-target")
+        if host and host not in _valid_hosts:
+            if not _VALID_HOST(host):
+                raise ProtocolError("invalid Host")
+            if len(_valid_hosts) >= 1024:  # clients send a few Host values over and over
+                _valid_hosts.clear()
+            _valid_hosts.add(host)
+        return Exchange(
+            self,
+            self.state,
+            method,
+            target,
+            version,
+            self._headers,
+            host,
+            parser.should_keep_alive(),
+            chunked,
+            length,
+            expect,
+        )
+
+    def _framing(self, special: list[tuple[bytes, bytes]], version: str) -> tuple[int | None, bool, bool]:
+        """(content length, chunked, expect 100-continue) from the Content-Length,
+        Transfer-Encoding and Expect lines, in order; raises on conflicting framing (rule 2)."""
         length: bytes | None = None
         lengths = 0
         chunked = False
         codings: list[bytes] = []
         expect = False
-        for name, value in self._special:  # only the headers named in _SPECIAL, recorded by on_header
-            if name == b"host":
-                hosts += 1
-                if hosts == 1:
-                    host = value
-            elif name == b"content-length":
+        for name, value in special:
+            if name == b"content-length":
                 lengths += 1
                 if lengths == 1:
                     length = value
@@ -359,8 +428,6 @@ class HttpProtocol(asyncio.Protocol):
                 codings += [c.strip().lower() for c in value.split(b",")]
             elif not expect:  # expect
                 expect = value.strip().lower() == b"100-continue"
-        if hosts > 1 or (not hosts and version == "1.1"):
-            raise ProtocolError("exactly one Host header is required")
         if lengths > 1 or (lengths and chunked):
             raise ProtocolError("conflicting message framing")
         cap = self.limits.max_body_bytes
@@ -372,32 +439,7 @@ class HttpProtocol(asyncio.Protocol):
             if codings[-1] != b"chunked" or b"chunked" in codings[:-1]:
                 raise ProtocolError("invalid Transfer-Encoding")
             raise ProtocolError("unsupported transfer coding", 501)  # §6.1: a coding we cannot decode
-        method = parser.get_method()
-        if method == b"CONNECT":  # rule 5: never forwarded (a 2xx would make the upstream a tunnel)
-            raise ProtocolError("CONNECT is not supported", 501)
-        if target == b"*":
-            if method != b"OPTIONS":
-                raise ProtocolError("asterisk-form is for OPTIONS only")
-        elif not target.startswith(b"/"):
-            target, host = _origin_form(target)
-            replace_header(headers, b"host", host)
-        if b"#" in target:
-            raise ProtocolError("a fragment is not part of a request-target")
-        if host and not _VALID_HOST(host):
-            raise ProtocolError("invalid Host")
-        return Exchange(
-            self,
-            self.state,
-            method,
-            target,
-            version,
-            headers,
-            host,
-            parser.should_keep_alive(),
-            chunked,
-            None if length is None else int(length),
-            expect,
-        )
+        return (None if length is None else int(length)), chunked, expect
 
     def _start(self, ex: Exchange) -> None:
         self.running = ex

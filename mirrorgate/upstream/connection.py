@@ -32,7 +32,7 @@ Rules:
 import asyncio
 from collections.abc import Callable
 from enum import IntEnum
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import httptools
 
@@ -52,48 +52,29 @@ class State(IntEnum):
     CLOSED = 3
 
 
-class ResponseHead:
+class ResponseHead(Protocol):
     """What the exchange needs to relay a response head: the status, the framing, and the head
     as received (``raw``: status line, header lines, empty line; validated by llhttp), with
     ``low``, the same bytes lower-cased, and ``lines``, the index in both where the header lines
-    start."""
-
-    __slots__ = ("_headers", "chunked", "content_length", "keep_alive", "lines", "low", "raw", "status")
-
-    def __init__(
-        self,
-        status: int,
-        raw: bytes,
-        keep_alive: bool,
-        chunked: bool,
-        content_length: int | None,
-        low: bytes | None = None,
-        lines: int = -1,
-    ) -> None:
-        self.status = status
-        self.raw = raw
-        self.low = raw.lower() if low is None else low
-        self.lines = raw.index(b"\n") + 1 if lines < 0 else lines
-        self.keep_alive = keep_alive
-        self.chunked = chunked
-        self.content_length = content_length
-        self._headers: list[Header] | None = None
+    start. The connection is its own ``ResponseHead``: these describe the response it is
+    receiving (no object per response)."""
 
     @property
-    def block(self) -> bytes:
-        """The header lines, each with its CRLF, without the status line and the empty line."""
-        return self.raw[self.lines : -2]
-
+    def status(self) -> int: ...
     @property
-    def headers(self) -> list[Header]:
-        """(name as sent, value without surrounding whitespace), in order; built on first use."""
-        headers = self._headers
-        if headers is None:
-            headers = self._headers = []
-            for line in self.raw[self.lines : -4].split(b"\r\n") if self.lines < len(self.raw) - 2 else ():
-                name, _, value = line.partition(b":")
-                headers.append((name, value.strip(b" \t")))
-        return headers
+    def raw(self) -> bytes: ...
+    @property
+    def low(self) -> bytes: ...
+    @property
+    def lines(self) -> int: ...
+    @property
+    def content_length(self) -> int | None: ...
+    @property
+    def chunked(self) -> bool: ...
+    @property
+    def keep_alive(self) -> bool: ...
+    @property
+    def headers(self) -> list[Header]: ...
 
 
 class ResponseSink(Protocol):
@@ -110,23 +91,32 @@ class ResponseSink(Protocol):
 class UpstreamConnection(asyncio.Protocol):
     __slots__ = (
         "_close_delimited",
+        "_count_from",
         "_head_buf",
+        "_head_limit",
         "_head_pos",
         "_in_head",
         "_informational",
         "_is_head",
         "_parser",
         "_received",
-        "_response_keep_alive",
         "_sink",
+        "chunked",
+        "content_length",
+        "keep_alive",
         "key",
+        "lines",
         "lost",
+        "low",
         "max_head_bytes",
         "max_headers",
         "on_lost",
+        "pool_key",
+        "raw",
         "read_paused",
         "released_at",
         "state",
+        "status",
         "transport",
         "write_paused",
     )
@@ -151,13 +141,40 @@ class UpstreamConnection(asyncio.Protocol):
         self.read_paused = False  # by pause_reading (the exchange, for a slow client)
         self.lost = False
         self.released_at = 0.0
-        self._parser: httptools.HttpResponseParser | None = None
+        self.pool_key: Any = None  # the pool's record of this connection's key (pool.py rule 3)
+        self._parser = httptools.HttpResponseParser(self)  # replaced around HEAD requests (rule 1)
+        self._head_limit = max_head_bytes  # heads at most this long
+        self._count_from = 4 * max_headers  # heads shorter than this cannot have too many lines (>= 4 B each)
         self._sink: ResponseSink | None = None
         self._is_head = False
         self._received = False
         self._informational = False
         self._close_delimited = False
-        self._response_keep_alive = False
+        # the head of the response being received (``ResponseHead``), set by on_headers_complete
+        self.status = 0
+        self.raw = b""
+        self.low = b""
+        self.lines = 0
+        self.content_length: int | None = None
+        self.chunked = False
+        self.keep_alive = False
+
+    @property
+    def block(self) -> bytes:
+        """The header lines of the response head, each with its CRLF (no status or empty line)."""
+        return self.raw[self.lines : -2]
+
+    @property
+    def headers(self) -> list[Header]:
+        """(name as sent, value without surrounding whitespace), in order; built on each use."""
+        raw = self.raw
+        if self.lines >= len(raw) - 2:
+            return []
+        headers = []
+        for line in raw[self.lines : -4].split(b"\r\n"):
+            name, _, value = line.partition(b":")
+            headers.append((name, value.strip(b" \t")))
+        return headers
 
     def __repr__(self) -> str:
         return f"<UpstreamConnection {self.key[0]}:{self.key[1]} {self.state.name}>"
@@ -187,7 +204,7 @@ class UpstreamConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         parser = self._parser
         sink = self._sink
-        if sink is None or parser is None:
+        if sink is None:
             self.close()  # unsolicited bytes: the connection can no longer be trusted
             return
         self._received = True
@@ -223,7 +240,7 @@ class UpstreamConnection(asyncio.Protocol):
     def begin(self, sink: ResponseSink, is_head: bool) -> None:
         """Start one request/response on this connection."""
         self._sink = sink
-        if is_head or self._is_head or self._parser is None:  # rule 1
+        if is_head or self._is_head:  # rule 1
             self._parser = httptools.HttpResponseParser(self)
         self._is_head = is_head
         self._received = False
@@ -274,20 +291,22 @@ class UpstreamConnection(asyncio.Protocol):
     # --- httptools callbacks (record and forward only) ------------------------------------------
 
     def on_headers_complete(self) -> None:
-        parser = self._parser
-        assert parser is not None
-        if self._sink is None:  # a second response nobody asked for: the stream cannot be trusted
+        sink = self._sink
+        if sink is None:  # a second response nobody asked for: the stream cannot be trusted
             raise UpstreamProtocolError("unsolicited response")
         buf = self._head_buf
         start = self._head_pos
-        if buf.startswith(b"\r\n", start):  # llhttp skips empty lines before a response
-            while buf.startswith(b"\r\n", start):
+        if start or not buf.startswith(b"HTTP/1.1 "):  # after an interim response; HTTP/1.0; leading CRLFs
+            while buf.startswith(b"\r\n", start):  # llhttp skips empty lines before a response
                 start += 2
+            version = buf[start : start + 9]
+            if version != b"HTTP/1.1 " and version != b"HTTP/1.0 ":
+                raise UpstreamProtocolError(f"upstream answered {version!r}")
         end = buf.find(b"\r\n\r\n", start) + 4  # the first empty line ends the head (strict CRLF)
         if end < 4:
             raise UpstreamProtocolError("cannot locate the response head")
         raw = buf[start:end] if start or end != len(buf) else buf
-        status = parser.get_status_code()
+        status = self._parser.get_status_code()
         if status < 200 and status >= 100 and status != 101:
             self._informational = True
             self._head_buf = buf[end:]  # the final head gets the whole allowance
@@ -295,34 +314,35 @@ class UpstreamConnection(asyncio.Protocol):
             return
         self._in_head = False
         self._head_buf = b""
-        version = raw[:9]
-        if version != b"HTTP/1.1 " and version != b"HTTP/1.0 ":
-            raise UpstreamProtocolError(f"upstream answered {version!r}")
         lines = raw.index(b"\n") + 1
         low = raw.lower()
-        if len(raw) > self.max_head_bytes or low.count(b"\n", lines) > self.max_headers + 1:
+        if len(raw) > self._count_from and (
+            len(raw) > self._head_limit or low.count(b"\n", lines) > self.max_headers + 1
+        ):
             raise UpstreamProtocolError(
                 f"upstream response head over {self.max_head_bytes} bytes or {self.max_headers} lines"
             )
+        self.status = status
+        self.raw = raw
+        self.low = low
+        self.lines = lines
         # Framing. llhttp has rejected a second Content-Length and Content-Length with
         # Transfer-Encoding; the last Transfer-Encoding line decides, as in llhttp.
-        chunked = False
-        length: int | None = None
         i = low.find(b"\ncontent-length:", lines - 1)
         if i >= 0:
-            length = int(raw[i + 16 : raw.index(b"\r", i)])
+            self.content_length = int(raw[i + 16 : raw.index(b"\r", i)])
+            self.chunked = self._close_delimited = False
+            self.keep_alive = self._parser.should_keep_alive()
         else:
+            self.content_length = None
             i = low.rfind(b"\ntransfer-encoding:", lines - 1)
-            if i >= 0:
-                chunked = low[i + 19 : low.index(b"\r", i)].rstrip(b" \t").endswith(b"chunked")
-        is_head = self._is_head
-        close_delimited = not chunked and length is None and not is_head and status != 204 and status != 304
-        self._close_delimited = close_delimited
-        keep_alive = self._response_keep_alive = not close_delimited and parser.should_keep_alive()
-        sink = self._sink
-        if sink is not None:
-            sink.on_response_head(ResponseHead(status, raw, keep_alive, chunked, length, low, lines))
-        if is_head:
+            chunked = self.chunked = i >= 0 and low[i + 19 : low.index(b"\r", i)].rstrip(b" \t").endswith(b"chunked")
+            close_delimited = self._close_delimited = (
+                not chunked and not self._is_head and status != 204 and status != 304
+            )
+            self.keep_alive = not close_delimited and self._parser.should_keep_alive()
+        sink.on_response_head(self)
+        if self._is_head:
             self._complete()
 
     def on_body(self, body: bytes) -> None:
@@ -334,13 +354,17 @@ class UpstreamConnection(asyncio.Protocol):
         if self._informational:
             self._informational = False
             return
-        self._complete()
+        sink = self._sink  # _complete(), inlined
+        self._sink = None
+        self._close_delimited = False
+        if sink is not None:
+            sink.on_response_complete(self.keep_alive)
 
     def _complete(self) -> None:
         sink, self._sink = self._sink, None
         self._close_delimited = False
         if sink is not None:
-            sink.on_response_complete(self._response_keep_alive)
+            sink.on_response_complete(self.keep_alive)
 
     def _fail(self, exc: UpstreamError) -> None:
         sink, self._sink = self._sink, None

@@ -9,9 +9,10 @@ Rules:
    ``<= limit_per_key`` per key. A connect in progress holds its slot (a reservation), so dials
    count against the limits. Idle connections are kept up to ``max_idle_per_key`` per key,
    newest reused first (LIFO keeps few connections warm and lets the rest expire).
-3. Counters change only where a connection changes state (``take_idle``, ``release``/``_to_idle``,
+3. Counters change only where a connection changes state (``take_idle``, ``release``,
    ``_connect``, ``_on_lost``, ``_sweep``), never by scanning; ``__repr__`` prints them and
-   tests assert on it.
+   tests assert on it. Each key's counters and idle connections live in one ``_KeyState``,
+   which its connections point to (``UpstreamConnection.pool_key``): releasing one does no lookup.
 4. No ``await`` between taking a connection and returning it, so cancellation cannot leak one.
 5. When no slot is free, ``acquire`` waits in a per-key FIFO; a release wakes the oldest waiter
    of that key, else the oldest waiter of any key. ``pool_timeout`` bounds the wait
@@ -29,6 +30,7 @@ from mirrorgate.upstream.connection import State, UpstreamConnection
 
 Key = tuple[str, int]
 _ACTIVE, _IDLE, _CLOSED = State.ACTIVE, State.IDLE, State.CLOSED  # enum attribute lookups are slow in 3.11
+_monotonic = time.monotonic
 
 
 class PoolConfig:
@@ -65,13 +67,23 @@ class PoolConfig:
         self.max_response_headers = max_response_headers
 
 
+class _KeyState:
+    """One key's connections: how many are in use (active + connecting) and the idle ones."""
+
+    __slots__ = ("idle", "in_use")
+
+    def __init__(self) -> None:
+        self.in_use = 0
+        self.idle: deque[UpstreamConnection] = deque()
+
+
 class Pool:
-    __slots__ = ("_active", "_closed", "_idle", "_in_use", "_n_idle", "_sweeper", "_waiters", "config")
+    __slots__ = ("_active", "_closed", "_keys", "_max_idle", "_n_idle", "_sweeper", "_waiters", "config")
 
     def __init__(self, config: PoolConfig | None = None) -> None:
         self.config = config or PoolConfig()
-        self._idle: dict[Key, deque[UpstreamConnection]] = {}
-        self._in_use: dict[Key, int] = {}  # active + connecting, per key
+        self._max_idle = self.config.max_idle_per_key
+        self._keys: dict[Key, _KeyState] = {}
         self._active = 0  # active + connecting, total
         self._n_idle = 0
         self._waiters: OrderedDict[Key, deque[asyncio.Future[None]]] = OrderedDict()
@@ -102,43 +114,35 @@ class Pool:
         """Give back an ACTIVE connection; it is kept idle only when ``reusable`` and still open."""
         if conn.state is not _ACTIVE:  # released twice: a bug upstream of here, but harmless
             return
-        key = conn.key
-        in_use = self._in_use
-        n = in_use[key] - 1  # _in_use_delta(key, -1), inlined
-        if n:
-            in_use[key] = n
-        else:
-            del in_use[key]
+        ks = conn.pool_key
+        ks.in_use -= 1
         self._active -= 1
         t = conn.transport
         if reusable and not self._closed and not conn.lost and t is not None and not t.is_closing():
-            idle = self._idle.get(key)
-            if idle is None:
-                self._to_idle(conn)
-            elif len(idle) < self.config.max_idle_per_key:  # inline _to_idle: the hot path
+            idle = ks.idle
+            if len(idle) < self._max_idle:
                 conn.state = _IDLE
-                conn.released_at = time.monotonic()
+                conn.released_at = _monotonic()
                 idle.append(conn)
                 self._n_idle += 1
                 if self._sweeper is None:
                     self._start_sweeper()
-            else:
-                conn.state = _CLOSED
-                conn.close()
-        else:
-            conn.state = _CLOSED
-            conn.close()
+                if self._waiters:
+                    self._wake(conn.key)
+                return
+        conn.state = _CLOSED
+        conn.close()
         if self._waiters:
-            self._wake(key)
+            self._wake(conn.key)
 
     def close(self) -> None:
         """Close every idle connection; active ones close when released."""
         self._closed = True
-        for idle in self._idle.values():
-            for conn in idle:
+        for ks in self._keys.values():
+            for conn in ks.idle:
                 conn.state = _CLOSED
                 conn.close()
-        self._idle.clear()
+            ks.idle.clear()
         self._n_idle = 0
         if self._sweeper is not None:
             self._sweeper.cancel()
@@ -152,93 +156,84 @@ class Pool:
     # --- transitions ------------------------------------------------------------------------
 
     def take_idle(self, key: Key) -> UpstreamConnection | None:
-        """An idle connection to ``key`` made ACTIVE, or None; synchronous (the hot path).
-
-        An emptied deque stays in ``_idle`` (the next release refills it); the sweep drops it."""
-        idle = self._idle.get(key)
+        """An idle connection to ``key`` made ACTIVE, or None; synchronous (the hot path)."""
+        ks = self._keys.get(key)
+        if ks is None:
+            return None
+        idle = ks.idle
         while idle:
             conn = idle.pop()
             self._n_idle -= 1
             t = conn.transport
             if not conn.lost and t is not None and not t.is_closing():  # is_usable(), inlined
                 conn.state = _ACTIVE
-                in_use = self._in_use
-                in_use[key] = in_use.get(key, 0) + 1
+                ks.in_use += 1
                 self._active += 1
                 return conn
             conn.state = _CLOSED
             conn.close()
         return None
 
-    def _to_idle(self, conn: UpstreamConnection) -> None:
-        conn.state = _IDLE
-        conn.released_at = time.monotonic()
-        idle = self._idle.get(conn.key)
-        if idle is None:
-            idle = self._idle[conn.key] = deque()
-        idle.append(conn)
-        self._n_idle += 1
-        if self._sweeper is None:
-            self._start_sweeper()
+    def _key(self, key: Key) -> _KeyState:
+        ks = self._keys.get(key)
+        if ks is None:
+            ks = self._keys[key] = _KeyState()
+        return ks
 
     def _start_sweeper(self) -> None:
         self._sweeper = asyncio.get_running_loop().call_later(self.config.idle_timeout / 2, self._sweep)
 
-    def _in_use_delta(self, key: Key, delta: int) -> None:
-        n = self._in_use.get(key, 0) + delta
-        if n:
-            self._in_use[key] = n
-        else:
-            self._in_use.pop(key, None)
-        self._active += delta
-
     def _has_slot(self, key: Key) -> bool:
-        return self._active < self.config.limit and self._in_use.get(key, 0) < self.config.limit_per_key
+        ks = self._keys.get(key)
+        in_use = ks.in_use if ks is not None else 0
+        return self._active < self.config.limit and in_use < self.config.limit_per_key
 
     async def _connect(self, key: Key) -> UpstreamConnection:
-        self._in_use_delta(key, 1)  # the reservation
+        ks = self._key(key)
+        ks.in_use += 1  # the reservation
+        self._active += 1
         loop = asyncio.get_running_loop()
         cfg = self.config
         conn = UpstreamConnection(key, self._on_lost, cfg.max_response_head_bytes, cfg.max_response_headers)
+        conn.pool_key = ks
         try:
             async with asyncio.timeout(self.config.connect_timeout):
                 await loop.create_connection(lambda: conn, key[0], key[1])
         except TimeoutError:
-            self._connect_failed(conn, key)
+            self._connect_failed(conn)
             raise ConnectTimeout(f"connect to {key[0]}:{key[1]} timed out") from None
         except OSError as exc:
-            self._connect_failed(conn, key)
+            self._connect_failed(conn)
             raise ConnectError(f"connect to {key[0]}:{key[1]} failed: {exc.strerror or exc}") from None
         except BaseException:
-            self._connect_failed(conn, key)
+            self._connect_failed(conn)
             raise
         if conn.lost:  # lost right after connecting
-            self._connect_failed(conn, key)
+            self._connect_failed(conn)
             raise ConnectError(f"connection to {key[0]}:{key[1]} closed while connecting")
         conn.state = _ACTIVE
         return conn
 
-    def _connect_failed(self, conn: UpstreamConnection, key: Key) -> None:
+    def _connect_failed(self, conn: UpstreamConnection) -> None:
         conn.state = _CLOSED
         conn.abort()
-        self._in_use_delta(key, -1)
-        self._wake(key)
+        conn.pool_key.in_use -= 1
+        self._active -= 1
+        self._wake(conn.key)
 
     def _on_lost(self, conn: UpstreamConnection) -> None:
         """A connection was lost. IDLE: drop it now. ACTIVE/CONNECTING: its user releases it."""
         if conn.state is not _IDLE:
             return
-        idle = self._idle.get(conn.key)
-        if idle is not None and conn in idle:
+        idle = conn.pool_key.idle
+        if conn in idle:
             idle.remove(conn)
             self._n_idle -= 1
-            if not idle:
-                del self._idle[conn.key]
         conn.state = _CLOSED
 
     async def _wait(self, key: Key) -> None:
         loop = asyncio.get_running_loop()
-        while not self._has_slot(key) and not self._idle.get(key):
+        while not self._has_slot(key) and not self._key(key).idle:
             fut: asyncio.Future[None] = loop.create_future()
             self._waiters.setdefault(key, deque()).append(fut)
             try:
@@ -267,16 +262,17 @@ class Pool:
             fut.set_result(None)
 
     def _sweep(self) -> None:
+        """Close idle connections older than ``idle_timeout``; forget keys with nothing left."""
         self._sweeper = None
-        deadline = time.monotonic() - self.config.idle_timeout
-        for key in list(self._idle):
-            idle = self._idle[key]
+        deadline = _monotonic() - self.config.idle_timeout
+        for key, ks in list(self._keys.items()):
+            idle = ks.idle
             while idle and idle[0].released_at <= deadline:
                 conn = idle.popleft()
                 self._n_idle -= 1
                 conn.state = _CLOSED
                 conn.close()
-            if not idle:
-                del self._idle[key]
+            if not idle and not ks.in_use:
+                del self._keys[key]
         if self._n_idle:
             self._sweeper = asyncio.get_running_loop().call_later(self.config.idle_timeout / 2, self._sweep)
