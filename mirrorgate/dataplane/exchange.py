@@ -40,7 +40,7 @@ import asyncio
 import json
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mirrorgate.dataplane import flow
 from mirrorgate.dataplane.headers import (
@@ -51,7 +51,6 @@ from mirrorgate.dataplane.headers import (
     replace_header,
     rewrite_path,
     strip_hop_by_hop,
-    strip_hop_by_hop_raw,
 )
 from mirrorgate.dataplane.matcher import Decision, Plan, Target
 from mirrorgate.dataplane.replies import (
@@ -75,6 +74,7 @@ log = logging.getLogger("mirrorgate.dataplane")
 
 Header = tuple[bytes, bytes]
 
+_NONE: Any = ()  # ``body_chunks`` and ``tees`` until their first item (a tuple: nobody can append to it)
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 _NO_BODY_STATUS = frozenset({204, 304})
 
@@ -161,14 +161,14 @@ class Exchange:
         self.timer: asyncio.TimerHandle | None = None  # request/backendRequest timeout
         self.finished = False
         # request body
-        self.body_chunks: list[bytes] = []
+        self.body_chunks: list[bytes] = _NONE  # (a list once the first chunk is buffered)
         self.body_size = 0
         self.body_conn: UpstreamConnection | None = None
         self.body_done = not has_body
         self.body_error: ProtocolError | None = None
         self.discard_body = False
         self.request_sent = False
-        self.tees: list[BodyTee] = []
+        self.tees: list[BodyTee] = _NONE  # (a list once a mirror needs the body)
         # routing (for the access log)
         self.route = ""
         self.request_id = b""
@@ -195,7 +195,10 @@ class Exchange:
         if conn is not None:
             self._write_body(conn, chunk)
         elif not self.discard_body:
-            self.body_chunks.append(chunk)
+            if self.body_chunks:
+                self.body_chunks.append(chunk)
+            else:
+                self.body_chunks = [chunk]
             self.body_size += len(chunk)
             if self.body_size > flow.HIGH_WATER:
                 self.proto.gate.pause(flow.BODY_BUFFER)
@@ -215,7 +218,7 @@ class Exchange:
         self.keep_alive = False
         for tee in self.tees:
             tee.abort()
-        self.tees = []
+        self.tees = _NONE
         if self.conn is not None and not self.finished:  # forwarding: the upstream saw a partial body
             self._fail(err.status)
             self.finish()
@@ -241,7 +244,7 @@ class Exchange:
         if not chunks and not (self.body_done and self.chunked):
             conn.write(self.upstream_head)
         else:
-            self.body_chunks, self.body_size = [], 0
+            self.body_chunks, self.body_size = _NONE, 0
             out = [self.upstream_head]
             if self.chunked:
                 for chunk in chunks:
@@ -476,7 +479,10 @@ class Exchange:
         if self.body_done:
             tee.end()
         else:
-            self.tees.append(tee)
+            if self.tees:
+                self.tees.append(tee)
+            else:
+                self.tees = [tee]
 
     def _encode_head(self, target: bytes, headers: list[Header], address: str, port: int) -> bytes:
         parts = [self.method, b" ", target, b" HTTP/1.1\r\n"]
@@ -512,10 +518,10 @@ class Exchange:
         if not self.body_done:
             self.keep_alive = False
             self.discard_body = True
-            self.body_chunks = []
+            self.body_chunks = _NONE
             for tee in self.tees:
                 tee.abort()
-            self.tees = []
+            self.tees = _NONE
         gate = self.proto.gate
         if gate.reasons & (flow.BODY_BUFFER | flow.UPSTREAM_WRITE):
             gate.resume(flow.BODY_BUFFER | flow.UPSTREAM_WRITE)
@@ -559,7 +565,7 @@ class Exchange:
     def on_response_head(self, rh: ResponseHead) -> None:
         status = self.status = rh.status
         self.response_started = True
-        block = None if self.response_edits else strip_hop_by_hop_raw(rh.raw, rh.low, rh.lines)
+        block = None if self.response_edits else rh.relay_block()
         if block is None:
             headers = strip_hop_by_hop(rh.headers)
             for edit in self.response_edits:

@@ -317,12 +317,20 @@ class RuleSet:
     The cost then grows with the path's depth and the candidates, not with the table's size.
     """
 
-    __slots__ = ("exact", "index", "other", "prefix", "rules")
+    __slots__ = ("exact", "first", "index", "other", "prefix", "rules")
 
     INDEX_THRESHOLD = 8
 
     def __init__(self, rules: tuple[_Rule, ...], index_threshold: int = INDEX_THRESHOLD) -> None:
         self.rules = rules
+        # the decision of the first rule when it matches every request (path ``/`` prefix, no
+        # method, header or query condition): then nothing else needs to be looked at
+        head = rules[0] if rules else None
+        self.first = (
+            head.decision
+            if head is not None and head.kind == _ANY and head.method is None and not head.headers and not head.query
+            else None
+        )
         self.index = len(rules) > index_threshold
         self.exact: dict[bytes, list[int]] = {}
         self.prefix: dict[bytes, list[int]] = {}
@@ -406,6 +414,8 @@ class Matcher:
             return NOT_FOUND
         lm, ruleset = found
         if ruleset is not None:
+            if ruleset.first is not None:
+                return ruleset.first
             path, _, query = target.partition(b"?")
             params: dict[bytes, bytes] | None = None
             for rule in ruleset.candidates(path) if ruleset.index else ruleset.rules:

@@ -37,6 +37,7 @@ from typing import Any, Protocol, cast
 import httptools
 
 from mirrorgate.errors import UpstreamClosed, UpstreamError, UpstreamProtocolError
+from mirrorgate.httpcore.hop import strip_hop_by_hop_raw
 
 Header = tuple[bytes, bytes]
 
@@ -75,6 +76,7 @@ class ResponseHead(Protocol):
     def keep_alive(self) -> bool: ...
     @property
     def headers(self) -> list[Header]: ...
+    def relay_block(self) -> bytes | None: ...
 
 
 class ResponseSink(Protocol):
@@ -98,6 +100,7 @@ class UpstreamConnection(asyncio.Protocol):
         "_in_head",
         "_informational",
         "_is_head",
+        "_memo",
         "_parser",
         "_received",
         "_sink",
@@ -158,6 +161,19 @@ class UpstreamConnection(asyncio.Protocol):
         self.content_length: int | None = None
         self.chunked = False
         self.keep_alive = False
+        # The last distinct head and what was derived from it (``_derive``): a backend sends the
+        # same head over and over (until its Date changes), so most heads are compared, not parsed.
+        self._memo: tuple[bytes, bytes, int, int | None, bool, bytes | bool | None] = (b"", b"", 0, None, False, False)
+
+    def relay_block(self) -> bytes | None:
+        """The header lines without the hop-by-hop ones (``headers.strip_hop_by_hop_raw``),
+        computed once per distinct head; None when the slow path is needed."""
+        memo = self._memo
+        block = memo[5]
+        if block is False:
+            block = strip_hop_by_hop_raw(self.raw, self.low, self.lines)
+            self._memo = (*memo[:5], block)
+        return block  # type: ignore[return-value]
 
     @property
     def block(self) -> bytes:
@@ -314,6 +330,31 @@ class UpstreamConnection(asyncio.Protocol):
             return
         self._in_head = False
         self._head_buf = b""
+        memo = self._memo
+        if raw != memo[0]:
+            memo = self._memo = self._derive(raw)
+        _, low, lines, length, chunked, _ = memo
+        self.status = status
+        self.raw = raw
+        self.low = low
+        self.lines = lines
+        self.content_length = length
+        self.chunked = chunked
+        if length is not None:
+            self._close_delimited = False
+            self.keep_alive = self._parser.should_keep_alive()
+        else:
+            close_delimited = self._close_delimited = (
+                not chunked and not self._is_head and status != 204 and status != 304
+            )
+            self.keep_alive = not close_delimited and self._parser.should_keep_alive()
+        sink.on_response_head(self)
+        if self._is_head:
+            self._complete()
+
+    def _derive(self, raw: bytes) -> tuple[bytes, bytes, int, int | None, bool, bytes | bool | None]:
+        """(raw, lower-cased, index of the header lines, content length, chunked, False: the relay
+        block, computed on first use) of a head; raises when it is over the limits."""
         lines = raw.index(b"\n") + 1
         low = raw.lower()
         if len(raw) > self._count_from and (
@@ -322,28 +363,14 @@ class UpstreamConnection(asyncio.Protocol):
             raise UpstreamProtocolError(
                 f"upstream response head over {self.max_head_bytes} bytes or {self.max_headers} lines"
             )
-        self.status = status
-        self.raw = raw
-        self.low = low
-        self.lines = lines
         # Framing. llhttp has rejected a second Content-Length and Content-Length with
         # Transfer-Encoding; the last Transfer-Encoding line decides, as in llhttp.
         i = low.find(b"\ncontent-length:", lines - 1)
         if i >= 0:
-            self.content_length = int(raw[i + 16 : raw.index(b"\r", i)])
-            self.chunked = self._close_delimited = False
-            self.keep_alive = self._parser.should_keep_alive()
-        else:
-            self.content_length = None
-            i = low.rfind(b"\ntransfer-encoding:", lines - 1)
-            chunked = self.chunked = i >= 0 and low[i + 19 : low.index(b"\r", i)].rstrip(b" \t").endswith(b"chunked")
-            close_delimited = self._close_delimited = (
-                not chunked and not self._is_head and status != 204 and status != 304
-            )
-            self.keep_alive = not close_delimited and self._parser.should_keep_alive()
-        sink.on_response_head(self)
-        if self._is_head:
-            self._complete()
+            return raw, low, lines, int(raw[i + 16 : raw.index(b"\r", i)]), False, False
+        i = low.rfind(b"\ntransfer-encoding:", lines - 1)
+        chunked = i >= 0 and low[i + 19 : low.index(b"\r", i)].rstrip(b" \t").endswith(b"chunked")
+        return raw, low, lines, None, chunked, False
 
     def on_body(self, body: bytes) -> None:
         sink = self._sink
