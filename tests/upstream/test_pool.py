@@ -346,3 +346,47 @@ async def test_parser_kept_across_responses_but_not_around_head() -> None:
     await asyncio.wait_for(served.wait(), 10)  # the server side saw the close and closed its writer
     server.close()
     await server.wait_closed()
+
+
+async def test_each_response_head_is_read_on_its_own_even_when_one_repeats(
+    server: tuple[Server, tuple[str, int]],
+) -> None:
+    """A connection derives framing and the relayed lines once per distinct head (a backend
+    repeats its head until the Date changes): a different head on the same connection, or a
+    repeated one after a different one, must still be read exactly as it is."""
+    srv, key = server
+    pool = Pool()
+    conn, _ = await pool.acquire(key)
+    heads = [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok", 2, False, b"ok"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nhi", 2, False, b"hi"),
+        (
+            b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+            None,
+            True,
+            b"abc",
+        ),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok", 2, False, b"ok"),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\n\r\nabc",
+            3,
+            False,
+            b"abc",
+        ),
+    ]
+    relayed = []
+    for reply, length, chunked, body in heads:
+        srv.reply = reply
+        sink = await roundtrip(conn)
+        assert sink.head is conn
+        assert (conn.content_length, conn.chunked, bytes(sink.body)) == (length, chunked, body)
+        relayed.append(conn.relay_block())
+    assert relayed == [
+        b"Content-Length: 2\r\n",
+        b"Content-Length: 2\r\n",
+        b"X-A: 1\r\n",
+        b"Content-Length: 2\r\n",
+        None,
+    ]
+    pool.release(conn, False)
+    pool.close()
