@@ -111,6 +111,19 @@ _FORWARD_KIND = {name: _DROP for name in _REQUEST_DROP} | {
 }
 
 
+_PLAIN_CONNECTION = frozenset({b"keep-alive", b"Keep-Alive"})  # as browsers send it
+
+
+def _names_only_hop_fields(value: bytes, headers: list[Header]) -> bool:
+    """Whether the tokens of a Connection value name only fields that are dropped anyway (the
+    hop-by-hop ones, and ``close`` when no field is called that)."""
+    for token in value.split(b","):
+        token = token.strip(b" \t").lower()
+        if token and token not in _REQUEST_DROP and (token != b"close" or any(n == b"close" for n, _ in headers)):
+            return False
+    return True
+
+
 def encode_forward(
     method: bytes, target: bytes, headers: list[Header], client_ip: bytes, proto: bytes
 ) -> tuple[list[bytes], bytes, int] | None:
@@ -118,8 +131,8 @@ def encode_forward(
     in one pass and without the intermediate list (the hot path of a rule without request
     filters). Returns the head's parts so far, the request id and the index in the parts of the
     Host value (-1: no Host line); the caller adds its own lines and the final CRLF. None when
-    the request has a Connection header (its tokens may name earlier lines): use
-    ``forward_headers`` then."""
+    a Connection header names a field that is not itself dropped (it may name an earlier line):
+    use ``forward_headers`` then."""
     parts = [method, b" ", target, b" HTTP/1.1\r\n"]
     xff: list[bytes] | None = None
     request_id = b""
@@ -144,8 +157,10 @@ def encode_forward(
             continue
         elif kind == _DROP:
             continue
-        else:  # _CONNECTION
-            return None
+        else:  # _CONNECTION: fine when it names only fields dropped anyway (keep-alive, close)
+            if value not in _PLAIN_CONNECTION and not _names_only_hop_fields(value, headers):
+                return None
+            continue
         parts += (name, b": ", value, b"\r\n")
     if xff is None:
         parts += (b"x-forwarded-for: ", client_ip, b"\r\nx-forwarded-proto: ", proto, b"\r\n")

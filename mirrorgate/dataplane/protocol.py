@@ -313,10 +313,8 @@ class HttpProtocol(asyncio.Protocol):
             return  # a trailer (rule 3)
         size = self._head_size = self._head_size + len(name) + len(value) + 4  # counted as the parser reports it
         headers = self._headers
-        if size > self._max_head:
-            raise ProtocolError("request head too large", 431)
-        if len(headers) >= self._max_headers:
-            raise ProtocolError("too many request headers", 431)
+        if size > self._max_head or len(headers) >= self._max_headers:
+            raise ProtocolError("request head too large" if size > self._max_head else "too many request headers", 431)
         low = name.lower()
         headers.append((low, value))
         if low in _SPECIAL:

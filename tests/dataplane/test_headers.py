@@ -276,8 +276,29 @@ def test_encode_forward_matches_forward_headers(headers: list[tuple[bytes, bytes
         assert host_at == -1
 
 
-def test_encode_forward_declines_connection_headers() -> None:
+def test_encode_forward_declines_connection_headers_naming_other_fields() -> None:
     assert encode_forward(b"GET", b"/", [(b"x-a", b"1"), (b"connection", b"x-a")], b"1.2.3.4", b"http") is None
+    assert encode_forward(b"GET", b"/", [(b"connection", b"close"), (b"close", b"1")], b"1.2.3.4", b"http") is None
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [(b"host", b"h"), (b"connection", b"keep-alive"), (b"keep-alive", b"timeout=5"), (b"a", b"1")],
+        [(b"connection", b"Keep-Alive, TE"), (b"te", b"trailers"), (b"host", b"h")],
+        [(b"connection", b"close"), (b"host", b"h"), (b"x-forwarded-proto", b"https")],
+        [(b"connection", b" upgrade , keep-alive"), (b"upgrade", b"h2c"), (b"host", b"h")],
+    ],
+)
+def test_encode_forward_takes_connection_headers_naming_only_dropped_fields(headers: list[tuple[bytes, bytes]]) -> None:
+    """Browsers send ``Connection: keep-alive``: that must not cost the slow path. The result is
+    the same as ``forward_headers``'."""
+    encoded = encode_forward(b"GET", b"/", headers, b"1.2.3.4", b"http")
+    assert encoded is not None
+    parts, rid, _ = encoded
+    out, rid2 = forward_headers(headers, b"1.2.3.4", b"http")
+    out = [(n, rid if n == b"x-request-id" and v == rid2 else v) for n, v in out]
+    assert b"".join(parts) == b"GET / HTTP/1.1\r\n" + b"".join(n + b": " + v + b"\r\n" for n, v in out)
 
 
 RESPONSE_HEADERS = [
