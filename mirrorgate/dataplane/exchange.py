@@ -618,7 +618,10 @@ class Exchange:
         out = self.out
         if self.response_chunked:
             out.append(b"0\r\n\r\n")
-        if out:  # flush(), inlined
+        if len(out) == 2 and len(out[1]) <= 16384:  # a head and a small body: the common case
+            self.out = []
+            self.proto.write(out[0] + out[1])
+        elif out:  # flush(), inlined
             self.out = []
             self._write_out(out)
         conn = self.conn

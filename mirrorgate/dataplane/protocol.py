@@ -465,8 +465,10 @@ class HttpProtocol(asyncio.Protocol):
             self.close()
         elif self.gate.reasons & STOPPED and self.parsing is None:
             self.close()
-        else:
-            self._arm_idle_timer()
+        else:  # _arm_idle_timer(), inlined
+            self.idle_since = self.loop.time()
+            if self.idle_timer is None:
+                self._rearm(self.limits.keepalive_timeout)
 
     def _protocol_error(self, err: ProtocolError) -> None:
         self._stop_reading()
