@@ -300,5 +300,14 @@ def shadow_host(host: bytes) -> bytes:
     ``a.com`` -> ``a.com-shadow``; ``httpbin:8000`` -> ``httpbin-shadow:8000``;
     ``[::1]:80`` -> ``[::1]-shadow:80``.
     """
-    name, port = split_host_port(host)
-    return name + b"-shadow" + (b":" + port if port else b"")
+    shadow = _shadow_hosts.get(host)
+    if shadow is None:
+        name, port = split_host_port(host)
+        shadow = name + b"-shadow" + (b":" + port if port else b"")
+        if len(_shadow_hosts) >= 1024:  # clients send a few Host values over and over
+            _shadow_hosts.clear()
+        _shadow_hosts[host] = shadow
+    return shadow
+
+
+_shadow_hosts: dict[bytes, bytes] = {}  # Host -> its shadow Host (bounded)
