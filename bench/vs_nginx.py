@@ -140,6 +140,20 @@ def stub_requests(port: int) -> int:
     return int(m.group(1)) - 1 if m else -1  # minus this request
 
 
+def shadow_argv(tmp: Path, kind: str, port: int) -> list[str]:
+    """The misbehaving shadow backend (200 ms slow, or black hole): the C one, built here with the
+    system's compiler, as it shares wrk's CPU and must cost it next to nothing; else the Python one."""
+    binary = tmp / "shadow_backend"
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not binary.exists() and cc:
+        subprocess.run(
+            [cc, "-O2", "-o", str(binary), str(ROOT / "bench" / "shadow_backend.c")], check=False, capture_output=True
+        )
+    if binary.exists():
+        return [str(binary), kind, str(port), "200"]
+    return [sys.executable, str(ROOT / "bench" / "shadow_backends.py"), kind, str(port), "0.2"]
+
+
 def mirrorgate_argv(config: Path) -> list[str]:
     return pinned(
         1,
@@ -184,12 +198,7 @@ def run_case(case: str, args: argparse.Namespace, tmp: Path) -> dict[str, list[t
         if shadow_kind == "nginx":
             procs.start("shadow", pinned(0, ["nginx", "-c", str(tmp / "shadow.conf")]))
         elif shadow_kind in ("slow", "blackhole"):
-            procs.start(
-                "shadow",
-                pinned(
-                    0, [sys.executable, str(ROOT / "bench" / "shadow_backends.py"), shadow_kind, str(shadow), "0.2"]
-                ),
-            )
+            procs.start("shadow", pinned(0, shadow_argv(tmp, shadow_kind, shadow)))
         procs.start("proxy", pinned(1, ["nginx", "-c", str(tmp / "proxy.conf")]))
         procs.start("mirrorgate", mirrorgate_argv(tmp / "route.yaml"))
         ports = [backend, nginx_port, mg_port]
