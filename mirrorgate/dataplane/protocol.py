@@ -194,22 +194,7 @@ class HttpProtocol(asyncio.Protocol):
         if len(data) > SLICE:
             self._feed(data)
             return
-        # _parse(data), inlined: the common case
-        if self._in_head:
-            self._head_bytes += len(data)
-            if self._head_bytes > MAX_HEAD_BUFFER and self._head_bytes > 2 * self.limits.max_head_bytes:
-                self._protocol_error(ProtocolError("request head too large", 431))
-                return
-        try:
-            self.parser.feed_data(data)
-        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
-            self._parse_error(exc)
-        if self._in_head and not self._head_started:  # a head began in this read and is not complete
-            self._head_started = self.loop.time()
-        ex = self._starting
-        if ex is not None:
-            self._starting = None
-            ex.begin()
+        self._parse(data)
 
     def _feed(self, data: bytes) -> None:
         """Parse ``data`` in slices, stopping while ``max_pipelined`` requests are queued (rule 6)."""

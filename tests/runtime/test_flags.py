@@ -3,13 +3,13 @@
 import asyncio
 import json
 import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests.hardening.conftest import WAIT, RawClient
+from mirrorgate.cli import main
+from tests.hardening.conftest import RawClient
 from tests.runtime.conftest import Backend, Starter, free_port, gateway_yaml, get
 
 
@@ -199,23 +199,10 @@ async def test_limit_flag_through_a_real_process(
         await client.close()
 
 
-async def test_bad_limit_flag_is_a_usage_error(tmp_path: Path) -> None:
+def test_bad_limit_flag_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "gw.yaml"
     path.write_text("")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "mirrorgate",
-        "run",
-        "-f",
-        str(path),
-        "--limit",
-        "max-headers=lots",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(WAIT):
-        _out, err = await proc.communicate()
-    assert proc.returncode == 2
-    assert err.decode().strip() == "mirrorgate run: --limit: max-headers: expected a whole number, got 'lots'"
-    assert "Traceback" not in err.decode()
+    assert main(["run", "-f", str(path), "--limit", "max-headers=lots"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "mirrorgate run: --limit: max-headers: expected a whole number, got 'lots'"
+    assert "Traceback" not in err
