@@ -1,6 +1,6 @@
 """Memory under mirrored uploads: N concurrent uploads of SIZE bytes, 100% mirrored.
 
-Usage:  .venv/bin/python bench/memory_uploads.py [--uploads 64] [--size-mib 8]
+Usage:  .venv/bin/python bench/memory_uploads.py [--uploads 64] [--size-mib 8] [--rate MIB_PER_S]
 
 Starts two `mirrorgate echo` processes (primary and mirror; both hash every body they receive) and
 `mirrorgate run` with one route mirroring everything, then sends the uploads at once over loopback
@@ -47,14 +47,20 @@ async def wait_port(port: int) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
-async def upload(port: int, i: int, size: int) -> tuple[str, str]:
-    """(sha256 sent, sha256 the primary reported)."""
+async def upload(port: int, i: int, size: int, rate: float) -> tuple[str, str]:
+    """(sha256 sent, sha256 the primary reported); ``rate``: MiB/s of this upload, 0 = as fast as
+    the gateway reads."""
     seed = os.urandom(64 * 1024)
     digest = hashlib.sha256()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(f"POST /upload/{i} HTTP/1.1\r\nHost: up.example\r\nContent-Length: {size}\r\n\r\n".encode())
     sent = 0
+    start = time.monotonic()
     while sent < size:
+        if rate:  # a paced client: never ahead of ``rate``
+            ahead = sent / (rate * 1024 * 1024) - (time.monotonic() - start)
+            if ahead > 0:
+                await asyncio.sleep(ahead)
         chunk = seed[: min(len(seed), size - sent)]
         chunk = bytes([sent // len(seed) % 256]) + chunk[1:]  # every block differs
         digest.update(chunk)
@@ -76,7 +82,7 @@ async def traffic(args: argparse.Namespace, gw_pid: int, ports: tuple[int, ...],
         await wait_port(p)
     idle = rss_now_mb(gw_pid)
     started = time.monotonic()
-    results = await asyncio.gather(*(upload(ports[-1], i, size) for i in range(args.uploads)))
+    results = await asyncio.gather(*(upload(ports[-1], i, size, args.rate) for i in range(args.uploads)))
     elapsed = time.monotonic() - started
     peak = rss_peak_mb(gw_pid)
     sent = {h for h, _ in results}
@@ -87,7 +93,8 @@ async def traffic(args: argparse.Namespace, gw_pid: int, ports: tuple[int, ...],
         if sent <= mirrored:
             break
         await asyncio.sleep(0.1)
-    print(f"{args.uploads} concurrent uploads of {args.size_mib} MiB, 100% mirrored, in {elapsed:.1f} s")
+    pace = f", each paced at {args.rate:g} MiB/s" if args.rate else ""
+    print(f"{args.uploads} concurrent uploads of {args.size_mib} MiB{pace}, 100% mirrored, in {elapsed:.1f} s")
     print(f"gateway RSS: {idle:.0f} MB idle, peak {peak:.0f} MB (target <= 256 MB)")
     n = args.uploads
     print(f"intact at the primary: {primary_ok}/{n}; intact at the mirror: {len(sent & mirrored)}/{n}")
@@ -98,6 +105,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--uploads", type=int, default=64)
     ap.add_argument("--size-mib", type=int, default=8)
+    ap.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="MiB/s per upload (0: as fast as the gateway takes it; the mirror then keeps up only if "
+        "it is faster than the primary)",
+    )
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="mirrorgate-mem-"))
     primary, shadow, port = free_port(), free_port(), free_port()
