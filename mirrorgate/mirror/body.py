@@ -65,6 +65,7 @@ class Shadow:
         "pending_bytes",
         "retried",
         "reused",
+        "sent",
         "series",
         "slot",
         "started",
@@ -89,7 +90,8 @@ class Shadow:
         self.endpoint = endpoint
         self.backend = backend
         self.series = series
-        self.started = started
+        self.started = started  # submitted (the duration metric counts from here)
+        self.sent = started  # started for real, after any wait in the queue (the pace counts from here)
         self.is_probe = is_probe
         # the body, while it streams
         self.body_done = deadline is not None  # ``deadline`` is given iff the request has no body

@@ -31,7 +31,9 @@ async def test_blackholed_backend_cap_queue_and_timeouts(
     assert st.inflight == {"service/default/shadow:80": 4}
     assert st.queued == {"service/default/shadow:80": 2}
     await until(lambda: b.accepted >= 4)
-    await until(lambda: not d.tasks, "every mirror timed out")
+    # the in-flight ones time out; their freed slots then pump the queued ones (a loop turn later),
+    # whose deadlines have passed by then
+    await until(lambda: not d.tasks and not any(d.stats().queued.values()), "every mirror timed out")
     st = d.stats()
     assert st.dropped["over_capacity"] == 44
     assert st.dropped.get("timeout") == 6, st
@@ -180,3 +182,23 @@ async def test_header_flood_from_a_mirror_is_a_protocol_error(make_dispatcher: M
         assert repr(d.pool) == "<Pool in_use=0 idle=0 waiting=0>"
     finally:
         server.close()
+
+
+async def test_past_half_its_cap_a_backend_starts_mirrors_at_its_own_pace(make_dispatcher: MakeDispatcher) -> None:
+    """Rule 8, the token bucket: refilled at cap / latency (here 256 / 0.2 s = 1280 a second),
+    holding 8 tokens at most, so that a slow backend's freed slots are refilled spread out."""
+    d = make_dispatcher(max_concurrent_per_backend=256)
+    backend = d._backend("service/default/shadow:80")
+    now = d._now()
+    backend.latency = 0.2
+    backend.tokens, backend.tokens_at = 0.0, now
+    assert not d._paced(backend)  # no time has passed: no token
+    backend.tokens, backend.tokens_at = 0.0, now - 0.002  # 2 ms: 2.56 tokens
+    assert d._paced(backend)
+    assert d._paced(backend)
+    assert not d._paced(backend)
+    backend.tokens, backend.tokens_at = 0.0, now - 10.0  # a long pause saves up 8 tokens, no more
+    assert [d._paced(backend) for _ in range(10)].count(True) == 8
+    backend.latency = 0.0005  # a fast backend: its pace is far above anything the cap lets through
+    backend.tokens, backend.tokens_at = 0.0, d._now() - 0.001
+    assert all(d._paced(backend) for _ in range(8))
