@@ -14,7 +14,8 @@ picks up by watching it.
 
 Figures printed at the end: requests and rate, status counts, unexpected 5xx, client errors,
 reloads seen in the log, the gateway's RSS after warm-up (10% of the run, at least 5 s), at the
-end and its peak (VmHWM), the growth in percent, and the mirror counters from /metrics. The
+end and its peak (VmHWM), the growth in percent, the client connections and data-plane tasks left
+once the clients are gone, and the mirror counters, both from /metrics. The
 issue's bar: RSS at the end within 10% of the warm-up figure, zero unexpected 5xx.
 Bounded: everything started is stopped (SIGTERM, then SIGKILL after 15 s).
 """
@@ -321,6 +322,12 @@ def write_config(path: Path, port: int, services: str, generation: int) -> None:
     os.replace(tmp, path)
 
 
+def gauge(metrics_text: str, name: str) -> float:
+    """The value of an unlabelled sample in Prometheus text (NaN when absent)."""
+    m = re.search(rf"^{name} ([0-9.e+-]+)$", metrics_text, re.MULTILINE)
+    return float(m.group(1)) if m else float("nan")
+
+
 async def metrics(admin_port: int) -> str:
     reader, writer = await asyncio.open_connection("127.0.0.1", admin_port)
     writer.write(b"GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
@@ -377,6 +384,12 @@ async def main() -> None:
         rss_end = rss_kib(gw.proc.pid)
         hwm = rss_kib(gw.proc.pid, "VmHWM")
         text = await metrics(admin_port)
+        for _ in range(50):  # bounded (5 s): the gateway notices the clients' closes
+            left = gauge(text, "mirrorgate_connections"), gauge(text, "mirrorgate_tasks")
+            if left == (0.0, 0.0):
+                break
+            await asyncio.sleep(0.1)
+            text = await metrics(admin_port)
         elapsed = time.monotonic() - start
     finally:
         gw.stop()
@@ -398,6 +411,8 @@ async def main() -> None:
     rss = f"warm-up {rss_warm / 1024:.1f} MiB, end {rss_end / 1024:.1f} MiB ({growth:+.1f}%), peak {hwm / 1024:.1f} MiB"
     print(f"gateway RSS         {rss}")
     print(f"errors in log       {sum(1 for ln in log.splitlines() if 'ERROR' in ln or 'Traceback' in ln)}")
+    conns, tasks = gauge(text, "mirrorgate_connections"), gauge(text, "mirrorgate_tasks")
+    print(f"left at the end     {conns:.0f} client connections, {tasks:.0f} data-plane tasks (admin /metrics)")
     for line in mirror_lines:
         if not line.rstrip().endswith(" 0.0"):
             print(f"  {line}")
