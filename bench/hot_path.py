@@ -16,6 +16,7 @@ Cases:
   browser  the same with 12 request headers, as a browser sends
   mirror   100% mirrored; the mirror's upstream answers at once
   dropped  100% mirrored to a backend whose breaker is open (every mirror dropped at submit)
+  slow     100% mirrored to a backend answering after 50 ms (at its cap: most mirrors dropped)
 
 Prints microseconds per request (median of the rounds) and the loop's own overhead.
 """
@@ -99,12 +100,16 @@ class Transport:
         return 0
 
 
-def upstream(pool: Pool, key: tuple[str, int]) -> UpstreamConnection:
+def upstream(pool: Pool, key: tuple[str, int], delay: float = 0.0) -> UpstreamConnection:
     """An idle pooled connection to ``key`` whose peer answers RESPONSE to every request at once
-    (on the next loop turn, as a real read would arrive)."""
+    (on the next loop turn, as a real read would arrive), or after ``delay`` seconds."""
     loop = asyncio.get_running_loop()
     conn = UpstreamConnection(key, lambda c: None)
-    conn.connection_made(Transport(lambda data: loop.call_soon(conn.data_received, RESPONSE)))  # type: ignore[arg-type]
+    if delay:
+        answer = lambda data: loop.call_later(delay, conn.data_received, RESPONSE)  # noqa: E731
+    else:
+        answer = lambda data: loop.call_soon(conn.data_received, RESPONSE)  # noqa: E731
+    conn.connection_made(Transport(answer))  # type: ignore[arg-type]
     from mirrorgate.upstream.connection import State
 
     ks = pool._key(key)  # as _connect leaves it
@@ -117,7 +122,7 @@ def upstream(pool: Pool, key: tuple[str, int]) -> UpstreamConnection:
 
 
 async def run_case(case: str, requests: int, tmp: Path) -> float:
-    mirrored = case in ("mirror", "dropped")
+    mirrored = case in ("mirror", "dropped", "slow")
     path = tmp / f"{case}.yaml"
     path.write_text(route_yaml(8080, 9001, 9002 if mirrored else None))
     table = load_table([str(path)], "127.0.0.1")
@@ -130,6 +135,9 @@ async def run_case(case: str, requests: int, tmp: Path) -> float:
         if case == "mirror":
             for _ in range(2):
                 upstream(dispatcher.pool, ("127.0.0.1", 9002))
+        elif case == "slow":  # a mirror answering after 50 ms: held at its cap, paced, queued, dropped
+            for _ in range(MirrorConfig().max_concurrent_per_backend):
+                upstream(dispatcher.pool, ("127.0.0.1", 9002), delay=0.05)
         else:
             breaker = dispatcher._backend("service/default/shadow:80").breaker  # open for ever
             breaker.open_until = float("inf")

@@ -109,7 +109,6 @@ class Dispatcher:
         "_loop",
         "_max_queue",
         "_pace_from",
-        "_refused",
         "_routes",
         "_series",
         "_sweep_at",
@@ -161,8 +160,7 @@ class Dispatcher:
         self._sweep_at = 0.0
         self._buffered = 0  # bytes all mirrors are behind, as last measured (body.py rule 2)
         self._closed = False
-        self._refused = 0  # mirrors dropped at admission (``_refuse``)
-        self._debug = log.isEnabledFor(logging.DEBUG)  # refreshed every 1024 refusals
+        self._debug = log.isEnabledFor(logging.DEBUG)  # refreshed on every scrape and sweep
         self._loop: asyncio.AbstractEventLoop | None = None  # the running loop, as of the last submit
         self.registry.register(MirrorCollector(self._series.values, self._gauges, lambda: self._buffered))
 
@@ -197,16 +195,12 @@ class Dispatcher:
         """Rules 1-2 for one request, up to the capacity check: one draw, then each mirror is
         sampled out, dropped (and counted) or admitted. None when none is admitted, the common
         case under overload: the caller then builds no head at all. What is admitted must be
-        passed to ``start`` at once (before anything else runs on the loop)."""
+        passed to ``start`` at once (before anything else runs on the loop). The draw is made
+        when the first mirror below 100% is looked at: all of the request's mirrors share it,
+        and a request whose mirrors all take everything needs none."""
         if self._closed:
             return None
-        bits = self._getrandbits
-        if bits is None:
-            u = self.rng.randrange(PPM)
-        else:
-            u = bits(_PPM_BITS)
-            while u >= PPM:
-                u = bits(_PPM_BITS)
+        u = -1
         admitted: list[Admitted] | None = None
         routes = self._routes
         for mirror in mirrors:
@@ -214,44 +208,56 @@ class Dispatcher:
             if route is None or route[1].name != mirror.backend:
                 route = self._route(mirror)
             series, backend = route
-            if u >= mirror.ppm:
-                series.sampled_out += 1
-                continue
-            if backend.blocked:  # the breaker is open (a flag: no clock read on this path)
-                self._refuse(backend, series, _BREAKER_OPEN)
-                continue
-            if not mirror.endpoints:
-                self._refuse(backend, series, _NO_ENDPOINTS)
-                continue
-            # no place: the queue is full and the mirror cannot start now either (at the cap, or
-            # past half of it with others waiting first or no token left, rule 8)
-            inflight = backend.inflight
-            full = len(backend.queue) >= self._max_queue and (
-                inflight >= self._cap
-                or (inflight >= self._pace_from and (bool(backend.queue) or self._tokens(backend) < 1.0))
-            )
-            is_probe = False
-            breaker = backend.breaker
-            if breaker.open_until:  # half-open: the open period is over and no probe is running
-                verdict = breaker.check(self._now())
-                if verdict is _DENY:  # cannot happen while ``blocked`` is up to date
-                    self._breaker_changed(backend)
-                    self._refuse(backend, series, _BREAKER_OPEN)
+            ppm = mirror.ppm
+            if ppm < PPM:
+                if u < 0:
+                    u = self._draw()
+                if u >= ppm:
+                    series.sampled_out += 1
                     continue
-                if verdict is _PROBE:
-                    if full:
-                        breaker.probe_done()
-                    else:
-                        is_probe = True
-                        self._breaker_changed(backend)  # probing: blocked until the probe's verdict
-            if full:
-                self._refuse(backend, series, _OVER_CAPACITY)
-                continue
-            if admitted is None:
-                admitted = [(mirror, series, backend, is_probe)]
+            if backend.blocked:  # the breaker is open (a flag: no clock read on this path)
+                reason = _BREAKER_OPEN
+            elif not mirror.endpoints:
+                reason = _NO_ENDPOINTS
+            elif len(backend.queue) >= self._max_queue and (
+                # no place: the queue is full and the mirror cannot start now either (at the cap,
+                # or past half of it with others waiting first or no token left, rule 8)
+                backend.inflight >= self._cap
+                or (backend.inflight >= self._pace_from and (bool(backend.queue) or self._tokens(backend) < 1.0))
+            ):
+                reason = _OVER_CAPACITY  # (half-open: the probe waits for a mirror that has a place)
             else:
-                admitted.append((mirror, series, backend, is_probe))
+                is_probe = False
+                breaker = backend.breaker
+                if breaker.open_until:  # half-open: the open period is over and no probe is running
+                    verdict = breaker.check(self._now())
+                    if verdict is _DENY:  # cannot happen while ``blocked`` is up to date
+                        self._breaker_changed(backend)
+                        self._refuse(backend, series, _BREAKER_OPEN)
+                        continue
+                    is_probe = verdict is _PROBE
+                    if is_probe:
+                        self._breaker_changed(backend)  # probing: blocked until the probe's verdict
+                if admitted is None:
+                    admitted = [(mirror, series, backend, is_probe)]
+                else:
+                    admitted.append((mirror, series, backend, is_probe))
+                continue
+            dropped = series.dropped  # _refuse(), inlined: the path of every mirror under overload
+            dropped[reason] = dropped.get(reason, 0) + 1
+            if self._debug:
+                self._log_drop(backend, reason)
         return admitted
+
+    def _draw(self) -> int:
+        """The request's uniform draw in [0, PPM) (rule 1)."""
+        bits = self._getrandbits
+        if bits is None:
+            return self.rng.randrange(PPM)
+        u = bits(_PPM_BITS)
+        while u >= PPM:
+            u = bits(_PPM_BITS)
+        return u
 
     def start(self, admitted: list[Admitted], head: MirrorHead) -> Tee | None:
         """Send now (or queue) each mirror ``admit`` let through, with ``head``; the ``Tee`` for the
@@ -282,7 +288,7 @@ class Dispatcher:
                 backend.queue.append(shadow)
                 if backend.inflight < cap and not backend.pump_scheduled:  # paced out (rule 8)
                     backend.pump_scheduled = True
-                    loop.call_later(max(backend.latency, 0.001) / cap, self._pump, backend)
+                    loop.call_later(self._refill_delay(backend), self._pump, backend)
             if has_body and not shadow.finished:
                 if waiting is None:
                     waiting = [shadow]
@@ -323,6 +329,11 @@ class Dispatcher:
         backend.tokens = tokens
         return False
 
+    def _refill_delay(self, backend: BackendState) -> float:
+        """Seconds until the backend's bucket is full again (rule 8): the paced pump wakes up then
+        and starts a few at once, rather than one per wake-up."""
+        return _PACE_BURST * max(backend.latency, 0.001) / self._cap
+
     def _tokens(self, backend: BackendState) -> float:
         """The backend's tokens now (rule 8), without taking one."""
         rate = self._cap / (backend.latency if backend.latency > 0.001 else 0.001)
@@ -343,11 +354,8 @@ class Dispatcher:
         return loop.time()
 
     def _refuse(self, backend: BackendState, series: MirrorSeries, reason: str) -> None:
-        dropped = series.dropped  # series.count_dropped(reason), inlined: the over-capacity path
+        dropped = series.dropped  # series.count_dropped(reason), inlined
         dropped[reason] = dropped.get(reason, 0) + 1
-        n = self._refused = self._refused + 1
-        if not n & 1023:  # the log level is looked up once per 1024 refusals, not per request
-            self._debug = log.isEnabledFor(logging.DEBUG)
         if self._debug:
             self._log_drop(backend, reason)
 
@@ -532,8 +540,8 @@ class Dispatcher:
                 loop.call_soon(self._pump, backend)
                 return
             if backend.inflight >= self._pace_from and not self._paced(backend):
-                backend.pump_scheduled = True  # the next token is due in 1 / pace seconds
-                loop.call_later(max(backend.latency, 0.001) / self._cap, self._pump, backend)
+                backend.pump_scheduled = True
+                loop.call_later(self._refill_delay(backend), self._pump, backend)
                 return
             shadow = backend.queue.popleft()
             if shadow.deadline is not None and shadow.deadline <= now:
@@ -545,6 +553,7 @@ class Dispatcher:
     def _sweep(self) -> None:
         """Time out the in-flight mirrors whose deadline has passed; re-arm (rule 7)."""
         self._sweeper = None
+        self._debug = log.isEnabledFor(logging.DEBUG)
         now = (self._loop or self._get_loop()).time()
         expired = []
         earliest = None
@@ -667,6 +676,7 @@ class Dispatcher:
         return out
 
     def _gauges(self) -> list[BackendGauges]:
+        self._debug = log.isEnabledFor(logging.DEBUG)  # (drops log at debug: the level, now)
         return [
             BackendGauges(b.name, b.inflight, len(b.queue), _breaker_state(b) != "closed")
             for b in tuple(self._backends.values())
