@@ -551,20 +551,22 @@ class Exchange:
         self.proto.write(data)
 
     def _fail(self, status: int) -> None:
-        """An error after routing: a local reply if nothing was relayed yet, else abort the client."""
+        """An error after routing: a local reply if nothing was written to the client yet (a head
+        parsed in the same upstream read as the error is discarded with what followed it), else
+        abort the client."""
         self._release(False)
+        self.out = []
         if not self.response_started:
+            self.bytes_sent = 0
             self._local(status)
         else:
             self.keep_alive = False
-            self.out = []
             self.proto.abort()
 
     # --- ResponseSink: driven by the upstream connection's parser callbacks ---------------------
 
     def on_response_head(self, rh: ResponseHead) -> None:
         status = self.status = rh.status
-        self.response_started = True
         block = None if self.response_edits else rh.relay_block()
         if block is None:
             headers = strip_hop_by_hop(rh.headers)
@@ -605,6 +607,7 @@ class Exchange:
     def _write_out(self, out: list[bytes]) -> None:
         # one send per upstream read: small parts are joined (cheaper than writelines), large
         # ones are handed over as they are (no copy)
+        self.response_started = True
         if len(out) == 1:
             self.proto.write(out[0])
         elif len(out) == 2 and len(out[1]) <= 16384:  # a head and a small body: the common case
@@ -620,6 +623,7 @@ class Exchange:
             out.append(b"0\r\n\r\n")
         if len(out) == 2 and len(out[1]) <= 16384:  # a head and a small body: the common case
             self.out = []
+            self.response_started = True
             self.proto.write(out[0] + out[1])
         elif out:  # flush(), inlined
             self.out = []
