@@ -32,7 +32,8 @@ Rules:
    and re-arms itself at least ``_GRAIN`` later; a healthy backend costs one scan per ``timeout``.
 8. Pacing: past half its cap, a backend starts new mirrors at its own pace (cap / its moving
    average latency, a few in a burst); the others wait in its queue, which ``_pump`` drains at
-   that pace, or are dropped as ``over_capacity`` when it is full. A slow backend
+   that pace a bucketful at a time (``_end`` then arms the refill timer, not an immediate pump),
+   or are dropped as ``over_capacity`` when it is full. A slow backend
    answers the mirrors it was sent together all together; refilling the freed slots at once
    would send the next ones together again, and the primary would meet a burst of mirror work
    every round trip (measured with a 200 ms backend: 5% of the time held 40% of the mirror
@@ -521,11 +522,16 @@ class Dispatcher:
         backend.inflight -= 1
         if backend.queue and not backend.pump_scheduled:
             # Not now: we may be inside the parser callback of the connection just released, and
-            # the next mirror could take that very connection.
+            # the next mirror could take that very connection. Paced (rule 8), not before the
+            # bucket is full again: the pump then starts a bucketful back to back, which wakes
+            # the backend's host once for all of them instead of once per mirror.
             backend.pump_scheduled = True
             loop = self._loop
             assert loop is not None
-            loop.call_soon(self._pump, backend)
+            if backend.inflight >= self._pace_from:
+                loop.call_later(self._refill_delay(backend), self._pump, backend)
+            else:
+                loop.call_soon(self._pump, backend)
 
     def _pump(self, backend: BackendState) -> None:
         """Start queued mirrors while the backend has free slots, at its pace past half its cap
