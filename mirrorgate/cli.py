@@ -77,6 +77,14 @@ def _parser() -> argparse.ArgumentParser:
         help="override a per-worker limit, e.g. max-headers=200, body-timeout=10, keepalive-timeout=30, "
         "max-body-bytes=10485760 (repeatable; docs/threat-model.md lists them and their defaults)",
     )
+    run.add_argument(
+        "--mirror-limit",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a mirror setting, e.g. max-concurrent-per-backend=64, max-queue-per-backend=0, "
+        "timeout=2, breaker-failures=0 (repeatable; docs/mirroring.md lists them, their defaults and why)",
+    )
     run.set_defaults(handler=_run)
 
     validate = sub.add_parser("validate", help="check Gateway API YAML as an apiserver would; exit 1 if invalid")
@@ -164,7 +172,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from mirrorgate.dataplane.limits import Limits, parse_limit
-    from mirrorgate.mirror.config import MirrorConfig
+    from mirrorgate.mirror.config import MirrorConfig, parse_mirror_limit
     from mirrorgate.runtime import RunConfig, StartupError, run, setup_logging
 
     setup_logging(args.access_log, log_format=args.log_format)
@@ -180,6 +188,13 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"mirrorgate run: --limit: {exc}", file=sys.stderr)
         return 2
+    mirror_overrides: dict[str, Any] = {}
+    try:
+        for text in args.mirror_limit:
+            parse_mirror_limit(text, mirror_overrides)
+    except ValueError as exc:
+        print(f"mirrorgate run: --mirror-limit: {exc}", file=sys.stderr)
+        return 2
     config = RunConfig(
         paths=tuple(args.paths),
         bind=args.bind,
@@ -188,7 +203,7 @@ def _run(args: argparse.Namespace) -> int:
         access_log=args.access_log,
         log_format=args.log_format,
         admin=admin,
-        mirror=MirrorConfig(shadow_host_suffix=not args.no_shadow_host_suffix),
+        mirror=MirrorConfig(shadow_host_suffix=not args.no_shadow_host_suffix, **mirror_overrides),
         watch=not args.no_watch,
         workers=args.workers,
         limits=Limits(**overrides),

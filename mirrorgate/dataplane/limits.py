@@ -8,6 +8,7 @@ Rules: every limit is checked where the data is first seen (a parser callback or
 connection's one timer), never by a scan; a value of 0 means "off" only where the field says so.
 """
 
+import math
 from typing import Any
 
 import msgspec
@@ -64,6 +65,8 @@ def parse_limit(text: str, into: dict[str, Any]) -> None:
         number = kind(value)
     except ValueError:
         raise ValueError(f"{name}: expected a {'whole ' if kind is int else ''}number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name}: expected a finite number, got {value!r}")
     if number < 0 or (number == 0 and key not in _ZERO_OFF):
         raise ValueError(f"{name}: must be {'>= 0 (0 = off)' if key in _ZERO_OFF else '> 0'}, got {value!r}")
     into[key] = number

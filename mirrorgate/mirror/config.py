@@ -9,7 +9,9 @@ Rules:
 3. ``DropReason`` values are metric label values: a small closed enum, never request data.
 """
 
+import math
 from enum import StrEnum
+from typing import Any
 
 import msgspec
 
@@ -47,22 +49,54 @@ class MirrorConfig(msgspec.Struct, frozen=True, kw_only=True):
     shadow_host_suffix: bool = True  # insert ``-shadow`` into the mirror's Host (DESIGN §2.3)
 
     def __post_init__(self) -> None:
-        positive = {
-            "max_concurrent_per_backend": self.max_concurrent_per_backend,
-            "timeout": self.timeout,
-            "connect_timeout": self.connect_timeout,
-            "body_lag_budget": self.body_lag_budget,
-            "max_buffered_bytes": self.max_buffered_bytes,
-            "breaker_open_duration": self.breaker_open_duration,
-            "idle_timeout": self.idle_timeout,
-        }
-        for name, value in positive.items():
+        for name in _POSITIVE:
+            value = getattr(self, name)
             if value <= 0:
                 raise ValueError(f"MirrorConfig.{name} must be positive, got {value!r}")
-        for name, count in (
-            ("max_queue_per_backend", self.max_queue_per_backend),
-            ("breaker_failures", self.breaker_failures),
-            ("max_idle_per_endpoint", self.max_idle_per_endpoint),
-        ):
+        for name in _NON_NEGATIVE:
+            count = getattr(self, name)
             if count < 0:
                 raise ValueError(f"MirrorConfig.{name} must not be negative, got {count!r}")
+
+
+_POSITIVE = (
+    "max_concurrent_per_backend",
+    "timeout",
+    "connect_timeout",
+    "body_lag_budget",
+    "max_buffered_bytes",
+    "breaker_open_duration",
+    "idle_timeout",
+)
+_NON_NEGATIVE = ("max_queue_per_backend", "breaker_failures", "max_idle_per_endpoint")
+# What ``run --mirror-limit NAME=VALUE`` may set (the Host suffix has its own flag).
+FIELDS: dict[str, type] = {name: type(getattr(MirrorConfig(), name)) for name in (*_POSITIVE, *_NON_NEGATIVE)}
+
+
+def parse_mirror_limit(text: str, into: dict[str, Any]) -> None:
+    """One ``NAME=VALUE`` (``max-concurrent-per-backend=64``, ``timeout=2``) into ``into``; raises
+    ValueError naming the setting and the problem."""
+    name, sep, value = text.partition("=")
+    key = name.strip().replace("-", "_")
+    if not sep or key not in FIELDS:
+        names = ", ".join(k.replace("_", "-") for k in FIELDS)
+        raise ValueError(f"expected NAME=VALUE with NAME one of {names}; got {text!r}")
+    kind = FIELDS[key]
+    try:
+        number = kind(value)
+    except ValueError:
+        raise ValueError(f"{name}: expected a {'whole ' if kind is int else ''}number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name}: expected a finite number, got {value!r}")
+    if key in _POSITIVE and not number > 0:
+        raise ValueError(f"{name}: must be > 0, got {value!r}")
+    if key in _NON_NEGATIVE and number < 0:
+        raise ValueError(f"{name}: must be >= 0 (0 = {_ZERO_MEANS[key]}), got {value!r}")
+    into[key] = number
+
+
+_ZERO_MEANS = {
+    "max_queue_per_backend": "no queue",
+    "breaker_failures": "no breaker",
+    "max_idle_per_endpoint": "no idle connections kept",
+}

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import re
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -205,4 +206,70 @@ def test_bad_limit_flag_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureF
     assert main(["run", "-f", str(path), "--limit", "max-headers=lots"]) == 2
     err = capsys.readouterr().err
     assert err.strip() == "mirrorgate run: --limit: max-headers: expected a whole number, got 'lots'"
+    assert "Traceback" not in err
+
+
+class Listening:
+    """An asyncio server seen as a backend: what ``gateway_yaml`` needs is its port."""
+
+    def __init__(self, server: asyncio.Server) -> None:
+        self.port = int(server.sockets[0].getsockname()[1])
+
+
+async def test_mirror_limit_flag_through_a_real_process(
+    tmp_path: Path, backends: dict[str, Backend], gateways: Starter
+) -> None:
+    """A black-holed mirror with a cap of one and no queue: the first mirror holds the slot, the
+    next two are dropped as over capacity, and the primary answers all three."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def black_hole(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # accepts, reads, never answers
+        await reader.read()
+
+    hole = await asyncio.start_server(black_hole, "127.0.0.1", 0)
+    try:
+        port = free_port()
+        mirror = Backend(server=Listening(hole), log=backends["m"].log, pod="hole")  # type: ignore[arg-type]  # has .port
+        path = tmp_path / "gw.yaml"
+        path.write_text(gateway_yaml([port], backends["a"], mirror))
+        gw = await gateways(
+            path,
+            "--no-watch",
+            "--workers",
+            "1",
+            "--mirror-limit",
+            "max-concurrent-per-backend=1",
+            "--mirror-limit",
+            "max-queue-per-backend=0",
+            "--mirror-limit",
+            "timeout=60",
+        )
+        admin = await gw.admin_port()
+        await gw.wait_line(rf"listening on 127\.0\.0\.1:{port}")
+        for i in range(3):
+            assert (await get(port, f"/r{i}")).status == 200
+        counts: dict[str, float] = {}
+        for _ in range(100):  # bounded: workers report their metrics to the supervisor every second
+            metrics = (await get(admin, "/metrics", host="127.0.0.1")).body.decode()
+            counts = {}
+            for m in re.finditer(r"^mirrorgate_mirror_(sent|dropped)_total\{([^}]*)\} (\S+)$", metrics, re.M):
+                reason = re.search(r'reason="([^"]+)"', m.group(2))
+                counts[m.group(1) + (f"/{reason.group(1)}" if reason else "")] = float(m.group(3))
+            if counts.get("dropped/over_capacity") == 2:
+                break
+            await asyncio.sleep(0.1)
+        assert counts == {"sent": 1.0, "dropped/over_capacity": 2.0}
+    finally:
+        for writer in held:
+            writer.close()
+        hole.close()
+
+
+def test_bad_mirror_limit_flag_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "gw.yaml"
+    path.write_text("")
+    assert main(["run", "-f", str(path), "--mirror-limit", "max-concurrent-per-backend=0"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "mirrorgate run: --mirror-limit: max-concurrent-per-backend: must be > 0, got '0'"
     assert "Traceback" not in err
