@@ -186,6 +186,8 @@ def test_parse_limit(text: str, key: str, value: float) -> None:
         ("max-headers=0", "max-headers: must be > 0"),
         ("body-timeout=-1", "body-timeout: must be > 0"),
         ("max-body-bytes=-5", "max-body-bytes: must be >= 0 (0 = off)"),
+        ("keepalive-timeout=inf", "keepalive-timeout: expected a finite number, got 'inf'"),
+        ("body-timeout=nan", "body-timeout: expected a finite number, got 'nan'"),
     ],
 )
 def test_parse_limit_errors(text: str, message: str) -> None:
