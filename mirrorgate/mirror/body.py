@@ -179,9 +179,11 @@ class Shadow:
 
     # --- the connection, from the dispatcher ------------------------------------------------------
 
-    def attach(self, conn: UpstreamConnection) -> None:
+    def attach(self, conn: UpstreamConnection, cork: "list[tuple[asyncio.Transport, bytes]] | None" = None) -> None:
         """Send the head and everything pending on ``conn``; the response is reported to the
-        owner (``response_complete``/``response_failed``) through this sink's callbacks."""
+        owner (``response_complete``/``response_failed``) through this sink's callbacks. With
+        ``cork``, a request without a body leaves its head there for the caller to write (the
+        pump writes a bucket of heads back to back)."""
         self.conn = conn
         conn.begin(self, self.head.is_head)
         transport = conn.transport
@@ -189,6 +191,9 @@ class Shadow:
         head = self.head.whole or self.head.for_endpoint(self.endpoint)
         pending = self.pending
         if pending is None:
+            if cork is not None and not self.head.has_body:
+                cork.append((transport, head))
+                return
             transport.write(head)
         else:
             self.pending, self.pending_bytes = None, 0
