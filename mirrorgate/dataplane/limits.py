@@ -8,10 +8,11 @@ Rules: every limit is checked where the data is first seen (a parser callback or
 connection's one timer), never by a scan; a value of 0 means "off" only where the field says so.
 """
 
-import math
 from typing import Any
 
 import msgspec
+
+from mirrorgate.settings import parse_setting
 
 KIB = 1024
 
@@ -55,21 +56,8 @@ FIELDS: dict[str, type] = {f: type(getattr(Limits(), f)) for f in Limits.__struc
 def parse_limit(text: str, into: dict[str, Any]) -> None:
     """One ``NAME=VALUE`` (``max-headers=200``, ``body-timeout=10``) into ``into``; raises
     ValueError naming the limit and the problem."""
-    name, sep, value = text.partition("=")
-    key = name.strip().replace("-", "_")
-    if not sep or key not in FIELDS:
-        names = ", ".join(k.replace("_", "-") for k in FIELDS)
-        raise ValueError(f"expected NAME=VALUE with NAME one of {names}; got {text!r}")
-    kind = FIELDS[key]
-    try:
-        number = kind(value)
-    except ValueError:
-        raise ValueError(f"{name}: expected a {'whole ' if kind is int else ''}number, got {value!r}") from None
-    if not math.isfinite(number):
-        raise ValueError(f"{name}: expected a finite number, got {value!r}")
-    if number < 0 or (number == 0 and key not in _ZERO_OFF):
-        raise ValueError(f"{name}: must be {'>= 0 (0 = off)' if key in _ZERO_OFF else '> 0'}, got {value!r}")
+    key, number = parse_setting(text, FIELDS, _ZERO_MEANS)
     into[key] = number
 
 
-_ZERO_OFF = frozenset({"max_body_bytes", "min_body_rate"})
+_ZERO_MEANS = {"max_body_bytes": "off", "min_body_rate": "off"}

@@ -9,11 +9,12 @@ Rules:
 3. ``DropReason`` values are metric label values: a small closed enum, never request data.
 """
 
-import math
 from enum import StrEnum
 from typing import Any
 
 import msgspec
+
+from mirrorgate.settings import parse_setting
 
 
 class DropReason(StrEnum):
@@ -76,22 +77,7 @@ FIELDS: dict[str, type] = {name: type(getattr(MirrorConfig(), name)) for name in
 def parse_mirror_limit(text: str, into: dict[str, Any]) -> None:
     """One ``NAME=VALUE`` (``max-concurrent-per-backend=64``, ``timeout=2``) into ``into``; raises
     ValueError naming the setting and the problem."""
-    name, sep, value = text.partition("=")
-    key = name.strip().replace("-", "_")
-    if not sep or key not in FIELDS:
-        names = ", ".join(k.replace("_", "-") for k in FIELDS)
-        raise ValueError(f"expected NAME=VALUE with NAME one of {names}; got {text!r}")
-    kind = FIELDS[key]
-    try:
-        number = kind(value)
-    except ValueError:
-        raise ValueError(f"{name}: expected a {'whole ' if kind is int else ''}number, got {value!r}") from None
-    if not math.isfinite(number):
-        raise ValueError(f"{name}: expected a finite number, got {value!r}")
-    if key in _POSITIVE and not number > 0:
-        raise ValueError(f"{name}: must be > 0, got {value!r}")
-    if key in _NON_NEGATIVE and number < 0:
-        raise ValueError(f"{name}: must be >= 0 (0 = {_ZERO_MEANS[key]}), got {value!r}")
+    key, number = parse_setting(text, FIELDS, _ZERO_MEANS)
     into[key] = number
 
 
