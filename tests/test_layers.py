@@ -12,9 +12,9 @@ ALLOWED: dict[str, set[str]] = {
     "providers": {"providers", "model", "errors"},
     "translate": {"translate", "model", "ir", "errors"},
     "ir": {"ir", "errors"},
-    "dataplane": {"dataplane", "upstream", "mirror", "ir", "errors", "httpcore"},
+    "dataplane": {"dataplane", "upstream", "mirror", "ir", "errors", "httpcore", "settings"},
     "upstream": {"upstream", "ir", "errors", "httpcore"},
-    "mirror": {"mirror", "dataplane", "upstream", "ir", "errors", "httpcore"},
+    "mirror": {"mirror", "dataplane", "upstream", "ir", "errors", "httpcore", "settings"},
     "admin": {"admin", "ir", "errors"},
 }
 
