@@ -229,7 +229,10 @@ class Dispatcher:
                 # no place: the queue is full and the mirror cannot start now either (at the cap,
                 # or past half of it with others waiting first or no token left, rule 8)
                 backend.inflight >= self._cap
-                or (backend.inflight >= self._pace_from and (bool(backend.queue) or self._tokens(backend) < 1.0))
+                or (
+                    backend.inflight >= self._pace_from
+                    and (bool(backend.queue) or self._tokens(backend, self._now()) < 1.0)
+                )
             ):
                 reason = _OVER_CAPACITY  # (half-open: the probe waits for a mirror that has a place)
             else:
@@ -316,9 +319,7 @@ class Dispatcher:
         if breaker.probing:
             backend.blocked = True
             return
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
+        loop = self._get_loop()
         backend.blocked = loop.time() < breaker.open_until
         if backend.blocked and not self._closed:
             backend.breaker_timer = loop.call_at(breaker.open_until, self._breaker_changed, backend)
@@ -327,8 +328,9 @@ class Dispatcher:
         """Rule 8: may one more mirror start now on a backend past half its cap? A token bucket
         refilled at the backend's own pace, cap / latency (its throughput at the cap), holding
         ``_PACE_BURST`` tokens: sends are spread out instead of refilling freed slots all at once."""
-        tokens = self._tokens(backend)
-        backend.tokens_at = self._now()
+        now = self._now()
+        tokens = self._tokens(backend, now)
+        backend.tokens_at = now
         if tokens >= 1.0:
             backend.tokens = (tokens if tokens < _PACE_BURST else _PACE_BURST) - 1.0
             return True
@@ -340,10 +342,10 @@ class Dispatcher:
         and starts a few at once, rather than one per wake-up."""
         return _PACE_BURST * max(backend.latency, 0.001) / self._cap
 
-    def _tokens(self, backend: BackendState) -> float:
-        """The backend's tokens now (rule 8), without taking one."""
+    def _tokens(self, backend: BackendState, now: float) -> float:
+        """The backend's tokens at ``now`` (rule 8), without taking one."""
         rate = self._cap / (backend.latency if backend.latency > 0.001 else 0.001)
-        return backend.tokens + (self._now() - backend.tokens_at) * rate
+        return backend.tokens + (now - backend.tokens_at) * rate
 
     def _get_loop(self) -> asyncio.AbstractEventLoop:
         """The loop the dispatcher runs on, looked up once: ``asyncio.get_running_loop()`` makes a
@@ -354,10 +356,7 @@ class Dispatcher:
         return loop
 
     def _now(self) -> float:
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
-        return loop.time()
+        return (self._loop or self._get_loop()).time()
 
     def _refuse(self, backend: BackendState, series: MirrorSeries, reason: str) -> None:
         dropped = series.dropped  # series.count_dropped(reason), inlined
@@ -412,14 +411,14 @@ class Dispatcher:
                 shadow.release_buffers()
             loop = self._loop
             assert loop is not None  # set by the submit that made the shadow
-            seconds = loop.time() - shadow.started
-            shadow.series.count_completed(shadow.status, seconds)
+            now = loop.time()
+            shadow.series.count_completed(shadow.status, now - shadow.started)
             backend = shadow.backend
-            backend.latency += (loop.time() - shadow.sent - backend.latency) * _LATENCY_WEIGHT  # (rule 8)
-            breaker = shadow.backend.breaker
+            backend.latency += (now - shadow.sent - backend.latency) * _LATENCY_WEIGHT  # (rule 8)
+            breaker = backend.breaker
             if breaker.open_until or breaker.failures or breaker.probing:
                 breaker.record_success()
-                self._breaker_changed(shadow.backend)
+                self._breaker_changed(backend)
         self._end(shadow)
 
     def response_failed(self, shadow: Shadow, exc: UpstreamError) -> None:
