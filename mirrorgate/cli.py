@@ -182,19 +182,17 @@ def _run(args: argparse.Namespace) -> int:
         print(f"mirrorgate run: --admin: {exc}", file=sys.stderr)
         return 2
     overrides: dict[str, Any] = {}
-    try:
-        for text in args.limit:
-            parse_limit(text, overrides)
-    except ValueError as exc:
-        print(f"mirrorgate run: --limit: {exc}", file=sys.stderr)
-        return 2
     mirror_overrides: dict[str, Any] = {}
-    try:
-        for text in args.mirror_limit:
-            parse_mirror_limit(text, mirror_overrides)
-    except ValueError as exc:
-        print(f"mirrorgate run: --mirror-limit: {exc}", file=sys.stderr)
-        return 2
+    for flag, texts, parse, into in (
+        ("--limit", args.limit, parse_limit, overrides),
+        ("--mirror-limit", args.mirror_limit, parse_mirror_limit, mirror_overrides),
+    ):
+        try:
+            for text in texts:
+                parse(text, into)
+        except ValueError as exc:
+            print(f"mirrorgate run: {flag}: {exc}", file=sys.stderr)
+            return 2
     config = RunConfig(
         paths=tuple(args.paths),
         bind=args.bind,
