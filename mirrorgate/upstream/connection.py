@@ -166,7 +166,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._memo: tuple[bytes, bytes, int, int | None, bool, bytes | bool | None] = (b"", b"", 0, None, False, False)
 
     def relay_block(self) -> bytes | None:
-        """The header lines without the hop-by-hop ones (``headers.strip_hop_by_hop_raw``),
+        """The header lines without the hop-by-hop ones (``httpcore.hop.strip_hop_by_hop_raw``),
         computed once per distinct head; None when the slow path is needed."""
         memo = self._memo
         block = memo[5]
@@ -174,11 +174,6 @@ class UpstreamConnection(asyncio.Protocol):
             block = strip_hop_by_hop_raw(self.raw, self.low, self.lines)
             self._memo = (*memo[:5], block)
         return block  # type: ignore[return-value]
-
-    @property
-    def block(self) -> bytes:
-        """The header lines of the response head, each with its CRLF (no status or empty line)."""
-        return self.raw[self.lines : -2]
 
     @property
     def headers(self) -> list[Header]:
