@@ -26,6 +26,7 @@ import asyncio
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from random import Random
 from typing import Any
@@ -105,6 +106,7 @@ def upstream(pool: Pool, key: tuple[str, int], delay: float = 0.0) -> UpstreamCo
     (on the next loop turn, as a real read would arrive), or after ``delay`` seconds."""
     loop = asyncio.get_running_loop()
     conn = UpstreamConnection(key, lambda c: None)
+    answer: Callable[[bytes], object]
     if delay:
         answer = lambda data: loop.call_later(delay, conn.data_received, RESPONSE)  # noqa: E731
     else:
@@ -135,7 +137,7 @@ async def run_case(case: str, requests: int, tmp: Path) -> float:
         if case == "mirror":
             for _ in range(2):
                 upstream(dispatcher.pool, ("127.0.0.1", 9002))
-        elif case == "slow":  # a mirror answering after 50 ms: held at its cap, paced, queued, dropped
+        elif case == "slow":  # a mirror answering after 50 ms: held at its cap, queued, dropped
             for _ in range(MirrorConfig().max_concurrent_per_backend):
                 upstream(dispatcher.pool, ("127.0.0.1", 9002), delay=0.05)
         else:

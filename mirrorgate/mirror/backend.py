@@ -25,13 +25,10 @@ class BackendState:
         "breaker_timer",
         "inflight",
         "last_log",
-        "latency",
         "name",
         "pump_scheduled",
         "queue",
         "rr",
-        "tokens",
-        "tokens_at",
     )
 
     def __init__(self, name: str, breaker: Breaker) -> None:
@@ -47,11 +44,6 @@ class BackendState:
         # open breaker reads one flag (no clock): open and not yet over, or a probe in flight.
         self.blocked = False
         self.breaker_timer: asyncio.TimerHandle | None = None
-        # Pacing past half the cap (dispatcher rule 8): moving average of mirror durations, and a
-        # token bucket refilled at cap / latency.
-        self.latency = 0.0
-        self.tokens = 0.0
-        self.tokens_at = 0.0
 
     def __repr__(self) -> str:
         return f"<BackendState {self.name} inflight={self.inflight} queued={len(self.queue)} {self.breaker!r}>"

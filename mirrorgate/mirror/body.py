@@ -65,7 +65,6 @@ class Shadow:
         "pending_bytes",
         "retried",
         "reused",
-        "sent",
         "series",
         "slot",
         "started",
@@ -91,7 +90,6 @@ class Shadow:
         self.backend = backend
         self.series = series
         self.started = started  # submitted (the duration metric counts from here)
-        self.sent = started  # started for real, after any wait in the queue (the pace counts from here)
         self.is_probe = is_probe
         # the body, while it streams
         self.body_done = deadline is not None  # ``deadline`` is given iff the request has no body

@@ -30,18 +30,14 @@ Rules:
 7. Deadlines: one timer for the whole dispatcher, armed at the earliest deadline of the in-flight
    mirrors. It scans the in-flight set (bounded by the per-backend caps), times out what is due
    and re-arms itself at least ``_GRAIN`` later; a healthy backend costs one scan per ``timeout``.
-8. Pacing: past half its cap, a backend starts new mirrors at its own pace (cap / its moving
-   average latency, a few in a burst); the others wait in its queue, which ``_pump`` drains at
-   that pace a bucketful at a time (``_end`` then arms the refill timer, not an immediate pump;
-   the pump writes the heads of the bodiless ones back to back once all are attached, so the
-   backend's host is woken about once per bucket, not once per mirror), or are dropped as
-   ``over_capacity`` when it is full. A slow backend
-   answers the mirrors it was sent together all together; refilling the freed slots at once
-   would send the next ones together again, and the primary would meet a burst of mirror work
-   every round trip (measured with a 200 ms backend: 5% of the time held 40% of the mirror
-   completions, and the primary's p99 rose by a third). Paced, the bursts dissolve. It reads
-   the clock only past half the cap, and takes nothing from a fast backend (its pace is far
-   above anything the cap lets through).
+8. Refill: a freed slot goes to the oldest queued mirror on the next loop turn (``_end`` schedules
+   ``_pump``, never inside the callback of the connection just released), ``_PUMP_BATCH`` at most
+   per turn, the heads of the bodiless ones written back to back once all are attached (the
+   backend's host is woken once for them, not once each). A new mirror never overtakes a queued
+   one. There is no pacing below the cap: a token bucket past half the cap (cap / the backend's
+   moving average latency) was tried and removed, because against a 200 ms backend held at its
+   cap it cost the primary 5-8 % of its requests/s in same-run A/B tests and did not lower its
+   p99 (``docs/benchmarks.md``).
 """
 
 import asyncio
@@ -71,8 +67,6 @@ _LOG_INTERVAL = 1.0  # seconds between debug lines about one backend's drops
 _UNLIMITED = 1 << 30  # the pool's limits: the per-backend caps bound mirror traffic, so ``acquire`` never waits
 _GRAIN = 0.01  # seconds: the deadline sweep runs at most this often (a timeout fires at most this late)
 _PUMP_BATCH = 8  # queued mirrors started per loop turn (``_pump``)
-_PACE_BURST = 8.0  # tokens a backend past half its cap may save up (rule 8)
-_LATENCY_WEIGHT = 0.05  # of each completed mirror's duration in its backend's moving average (rule 8)
 _PPM_BITS = PPM.bit_length()
 _DENY, _PROBE = Verdict.DENY, Verdict.PROBE  # enum attribute lookups are slow in 3.11
 # Plain ``str`` values for the hot paths (``MirrorSeries.dropped`` is keyed by value).
@@ -113,7 +107,6 @@ class Dispatcher:
         "_inflight",
         "_loop",
         "_max_queue",
-        "_pace_from",
         "_routes",
         "_series",
         "_sweep_at",
@@ -153,7 +146,6 @@ class Dispatcher:
             )
         )
         self._cap = cfg.max_concurrent_per_backend
-        self._pace_from = max(1, cfg.max_concurrent_per_backend // 2)  # rule 8
         self._max_queue = cfg.max_queue_per_backend
         self._timeout = cfg.timeout
         self._inflight: set[Shadow] = set()  # mirrors holding a slot (rule 3)
@@ -225,15 +217,9 @@ class Dispatcher:
                 reason = _BREAKER_OPEN
             elif not mirror.endpoints:
                 reason = _NO_ENDPOINTS
-            elif len(backend.queue) >= self._max_queue and (
+            elif len(backend.queue) >= self._max_queue and (backend.inflight >= self._cap or backend.queue):
                 # no place: the queue is full and the mirror cannot start now either (at the cap,
-                # or past half of it with others waiting first or no token left, rule 8)
-                backend.inflight >= self._cap
-                or (
-                    backend.inflight >= self._pace_from
-                    and (bool(backend.queue) or self._tokens(backend, self._now()) < 1.0)
-                )
-            ):
+                # or others wait first: it would overtake them, rule 8)
                 reason = _OVER_CAPACITY  # (half-open: the probe waits for a mirror that has a place)
             else:
                 is_probe = False
@@ -279,8 +265,7 @@ class Dispatcher:
         waiting: list[Shadow] | None = None
         cap = self._cap
         for mirror, series, backend, is_probe in admitted:
-            inflight = backend.inflight
-            has_slot = inflight < cap and (inflight < self._pace_from or (not backend.queue and self._paced(backend)))
+            has_slot = backend.inflight < cap and not backend.queue  # never ahead of a queued one (rule 8)
             if not has_slot and len(backend.queue) >= self._max_queue:
                 if is_probe:
                     backend.breaker.probe_done()
@@ -292,12 +277,12 @@ class Dispatcher:
             backend.rr = i + 1
             shadow = Shadow(self, head, endpoints[i % len(endpoints)], backend, series, now, is_probe, deadline)
             if has_slot:
-                self._start(shadow, now)
+                self._start(shadow)
             else:
                 backend.queue.append(shadow)
-                if backend.inflight < cap and not backend.pump_scheduled:  # paced out (rule 8)
+                if backend.inflight < cap and not backend.pump_scheduled:  # a slot is free: fill it (rule 8)
                     backend.pump_scheduled = True
-                    loop.call_later(self._refill_delay(backend), self._pump, backend)
+                    loop.call_soon(self._pump, backend)
             if has_body and not shadow.finished:
                 if waiting is None:
                     waiting = [shadow]
@@ -323,29 +308,6 @@ class Dispatcher:
         backend.blocked = loop.time() < breaker.open_until
         if backend.blocked and not self._closed:
             backend.breaker_timer = loop.call_at(breaker.open_until, self._breaker_changed, backend)
-
-    def _paced(self, backend: BackendState) -> bool:
-        """Rule 8: may one more mirror start now on a backend past half its cap? A token bucket
-        refilled at the backend's own pace, cap / latency (its throughput at the cap), holding
-        ``_PACE_BURST`` tokens: sends are spread out instead of refilling freed slots all at once."""
-        now = self._now()
-        tokens = self._tokens(backend, now)
-        backend.tokens_at = now
-        if tokens >= 1.0:
-            backend.tokens = (tokens if tokens < _PACE_BURST else _PACE_BURST) - 1.0
-            return True
-        backend.tokens = tokens
-        return False
-
-    def _refill_delay(self, backend: BackendState) -> float:
-        """Seconds until the backend's bucket is full again (rule 8): the paced pump wakes up then
-        and starts a few at once, rather than one per wake-up."""
-        return _PACE_BURST * max(backend.latency, 0.001) / self._cap
-
-    def _tokens(self, backend: BackendState, now: float) -> float:
-        """The backend's tokens at ``now`` (rule 8), without taking one."""
-        rate = self._cap / (backend.latency if backend.latency > 0.001 else 0.001)
-        return backend.tokens + (now - backend.tokens_at) * rate
 
     def _get_loop(self) -> asyncio.AbstractEventLoop:
         """The loop the dispatcher runs on, looked up once: ``asyncio.get_running_loop()`` makes a
@@ -414,7 +376,6 @@ class Dispatcher:
             now = loop.time()
             shadow.series.count_completed(shadow.status, now - shadow.started)
             backend = shadow.backend
-            backend.latency += (now - shadow.sent - backend.latency) * _LATENCY_WEIGHT  # (rule 8)
             breaker = backend.breaker
             if breaker.open_until or breaker.failures or breaker.probing:
                 breaker.record_success()
@@ -442,9 +403,8 @@ class Dispatcher:
 
     # --- in flight (rule 3) ---------------------------------------------------------------------------
 
-    def _start(self, shadow: Shadow, now: float) -> None:
+    def _start(self, shadow: Shadow) -> None:
         shadow.slot = True
-        shadow.sent = now
         shadow.backend.inflight += 1
         self._inflight.add(shadow)
         deadline = shadow.deadline
@@ -525,21 +485,16 @@ class Dispatcher:
         backend.inflight -= 1
         if backend.queue and not backend.pump_scheduled:
             # Not now: we may be inside the parser callback of the connection just released, and
-            # the next mirror could take that very connection. Paced (rule 8), not before the
-            # bucket is full again: the pump then starts a bucketful back to back, which wakes
-            # the backend's host once for all of them instead of once per mirror.
+            # the next mirror could take that very connection (rule 8).
             backend.pump_scheduled = True
             loop = self._loop
             assert loop is not None
-            if backend.inflight >= self._pace_from:
-                loop.call_later(self._refill_delay(backend), self._pump, backend)
-            else:
-                loop.call_soon(self._pump, backend)
+            loop.call_soon(self._pump, backend)
 
     def _pump(self, backend: BackendState) -> None:
-        """Start queued mirrors while the backend has free slots, at its pace past half its cap
-        (rule 8) and ``_PUMP_BATCH`` at most per loop turn (the rest on a later one, after the loop
-        has served what else is ready); expired ones are dropped."""
+        """Start queued mirrors, oldest first, while the backend has free slots: ``_PUMP_BATCH`` at
+        most per loop turn (the rest on a later one, after the loop has served what else is
+        ready), their heads written back to back (rule 8); expired ones are dropped."""
         backend.pump_scheduled = False
         loop = self._loop or self._get_loop()
         now = loop.time()
@@ -560,15 +515,11 @@ class Dispatcher:
                 backend.pump_scheduled = True
                 loop.call_soon(self._pump, backend)
                 return
-            if backend.inflight >= self._pace_from and not self._paced(backend):
-                backend.pump_scheduled = True
-                loop.call_later(self._refill_delay(backend), self._pump, backend)
-                return
             shadow = backend.queue.popleft()
             if shadow.deadline is not None and shadow.deadline <= now:
                 self._drop(shadow, _TIMEOUT)
             else:
-                self._start(shadow, now)
+                self._start(shadow)
                 started += 1
 
     def _sweep(self) -> None:

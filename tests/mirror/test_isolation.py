@@ -6,9 +6,9 @@ import asyncio
 import hashlib
 
 from mirrorgate.ir.table import Endpoint
-from mirrorgate.mirror import Dispatcher
+from mirrorgate.mirror import Dispatcher, DropReason
 
-from .conftest import MakeDispatcher, Mode, StartBackend, make_mirror, refused_endpoint, request_headers, until
+from .conftest import BACKEND, MakeDispatcher, Mode, StartBackend, make_mirror, refused_endpoint, request_headers, until
 
 
 def submit_many(d: Dispatcher, endpoint: Endpoint, n: int, *, body: bool = False) -> list[object]:
@@ -184,21 +184,23 @@ async def test_header_flood_from_a_mirror_is_a_protocol_error(make_dispatcher: M
         server.close()
 
 
-async def test_past_half_its_cap_a_backend_starts_mirrors_at_its_own_pace(make_dispatcher: MakeDispatcher) -> None:
-    """Rule 8, the token bucket: refilled at cap / latency (here 256 / 0.2 s = 1280 a second),
-    holding 8 tokens at most, so that a slow backend's freed slots are refilled spread out."""
-    d = make_dispatcher(max_concurrent_per_backend=256)
-    backend = d._backend("service/default/shadow:80")
-    now = d._now()
-    backend.latency = 0.2
-    backend.tokens, backend.tokens_at = 0.0, now
-    assert not d._paced(backend)  # no time has passed: no token
-    backend.tokens, backend.tokens_at = 0.0, now - 0.002  # 2 ms: 2.56 tokens
-    assert d._paced(backend)
-    assert d._paced(backend)
-    assert not d._paced(backend)
-    backend.tokens, backend.tokens_at = 0.0, now - 10.0  # a long pause saves up 8 tokens, no more
-    assert [d._paced(backend) for _ in range(10)].count(True) == 8
-    backend.latency = 0.0005  # a fast backend: its pace is far above anything the cap lets through
-    backend.tokens, backend.tokens_at = 0.0, d._now() - 0.001
-    assert all(d._paced(backend) for _ in range(8))
+async def test_a_freed_slot_goes_to_the_oldest_queued_mirror(
+    start_backend: StartBackend, make_dispatcher: MakeDispatcher
+) -> None:
+    """Rule 8: a freed slot is filled from the queue on the next loop turn, oldest first; a mirror
+    submitted in between does not overtake the queued ones (it is dropped, the queue being full)."""
+    b = await start_backend(delay=30.0)  # records each request when it arrives, answers much later
+    d = make_dispatcher(max_concurrent_per_backend=1, max_queue_per_backend=2, timeout=60.0, breaker_failures=0)
+    submit_many(d, b.endpoint, 3)  # /0 in flight, /1 and /2 queued
+    await until(lambda: len(b.requests) == 1)
+    (first,) = d.tasks
+    d.abandon(first, DropReason.BODY_LAG)  # its slot is free now; the pump runs on the next turn
+    assert d.submit((make_mirror(b.endpoint),), b"GET", b"/late", request_headers(), False) is None
+    st = d.stats()
+    assert st.dropped == {"body_lag": 1, "over_capacity": 1}
+    assert st.queued == {BACKEND: 2}
+    await until(lambda: len(b.requests) == 2, "the pump started the oldest queued mirror")
+    assert [r.target for r in b.requests] == [b"/0", b"/1"]
+    assert d.stats().queued == {BACKEND: 1}
+    assert len(d.tasks) == 1
+    d.close()
