@@ -181,7 +181,7 @@ class Shadow:
         """Send the head and everything pending on ``conn``; the response is reported to the
         owner (``response_complete``/``response_failed``) through this sink's callbacks. With
         ``cork``, a request without a body leaves its head there for the caller to write (the
-        pump writes a bucket of heads back to back)."""
+        pump writes the heads of one turn back to back)."""
         self.conn = conn
         conn.begin(self, self.head.is_head)
         transport = conn.transport

@@ -9,12 +9,13 @@ Rules:
    ``u < ppm_k`` (DESIGN §2.1), so a 5% mirror's sample is a subset of a 10% mirror's. A request
    whose mirrors all take 100% makes no draw (it could not change anything).
 2. Admission of a fired mirror (``admit``), in order: no endpoints -> drop ``no_endpoints``;
-   breaker open -> drop ``breaker_open``; cap and queue full -> drop ``over_capacity``; else
-   ``start`` gives it a slot (it is sent now, concurrently with the primary) or a place in the
-   bounded queue. A drop at admission allocates nothing: the caller builds the head, and
-   ``start`` makes the ``Shadow``, only once a mirror is admitted.
+   breaker open -> drop ``breaker_open``; no free slot that a queued mirror is not waiting for,
+   and the queue full -> drop ``over_capacity``; else ``start`` gives it a slot (it is sent now,
+   concurrently with the primary) or a place in the bounded queue. A drop at admission allocates
+   nothing: the caller builds the head, and ``start`` makes the ``Shadow``, only once a mirror is
+   admitted.
 3. A mirror holding a slot is in ``tasks`` (the in-flight set) until ``_end`` frees its slot and
-   starts the next queued mirror. Like the primary exchange, it is driven by callbacks, not by a
+   schedules the pump for the queued ones (rule 8). Like the primary exchange, it is driven by callbacks, not by a
    task: a pooled connection is taken synchronously, the response's end or failure are
    ``Shadow`` sink callbacks, and the deadline is a shared sweep timer (``_sweep``). A tracked
    task exists only while a new connection is dialled (``_dial``). Every mirror ends exactly
@@ -30,11 +31,14 @@ Rules:
 7. Deadlines: one timer for the whole dispatcher, armed at the earliest deadline of the in-flight
    mirrors. It scans the in-flight set (bounded by the per-backend caps), times out what is due
    and re-arms itself at least ``_GRAIN`` later; a healthy backend costs one scan per ``timeout``.
-8. Refill: a freed slot goes to the oldest queued mirror on the next loop turn (``_end`` schedules
-   ``_pump``, never inside the callback of the connection just released), ``_PUMP_BATCH`` at most
-   per turn, the heads of the bodiless ones written back to back once all are attached (the
-   backend's host is woken once for them, not once each). A new mirror never overtakes a queued
-   one. There is no pacing below the cap: a token bucket past half the cap (cap / the backend's
+8. Refill: freed slots go to the queued mirrors, oldest first, on the next loop turn (``_end``
+   schedules ``_pump``, never inside the callback of the connection just released),
+   ``_PUMP_BATCH`` at most per turn, the heads of the bodiless ones written back to back once all
+   are attached (the backend's host is woken once for them, not once each). A new mirror starts
+   at once only on a slot no queued mirror is waiting for (``inflight + len(queue) < cap``): it
+   never takes a queued one's place, and slots freed together (a slow backend answers together
+   what it was sent together) are not left idle while the pump works through the queue. There is
+   no pacing below the cap: a token bucket past half the cap (cap / the backend's
    moving average latency) was tried and removed, because against a 200 ms backend held at its
    cap it cost the primary 5-8 % of its requests/s in same-run A/B tests and did not lower its
    p99 (``docs/benchmarks.md``).
@@ -217,9 +221,8 @@ class Dispatcher:
                 reason = _BREAKER_OPEN
             elif not mirror.endpoints:
                 reason = _NO_ENDPOINTS
-            elif len(backend.queue) >= self._max_queue and (backend.inflight >= self._cap or backend.queue):
-                # no place: the queue is full and the mirror cannot start now either (at the cap,
-                # or others wait first: it would overtake them, rule 8)
+            elif (queued := len(backend.queue)) >= self._max_queue and backend.inflight + queued >= self._cap:
+                # no place: the queue is full and every free slot is a queued mirror's (rule 8)
                 reason = _OVER_CAPACITY  # (half-open: the probe waits for a mirror that has a place)
             else:
                 is_probe = False
@@ -265,8 +268,9 @@ class Dispatcher:
         waiting: list[Shadow] | None = None
         cap = self._cap
         for mirror, series, backend, is_probe in admitted:
-            has_slot = backend.inflight < cap and not backend.queue  # never ahead of a queued one (rule 8)
-            if not has_slot and len(backend.queue) >= self._max_queue:
+            queued = len(backend.queue)
+            has_slot = backend.inflight + queued < cap  # a slot no queued mirror waits for (rule 8)
+            if not has_slot and queued >= self._max_queue:
                 if is_probe:
                     backend.breaker.probe_done()
                     self._breaker_changed(backend)

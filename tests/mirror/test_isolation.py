@@ -204,3 +204,28 @@ async def test_a_freed_slot_goes_to_the_oldest_queued_mirror(
     assert d.stats().queued == {BACKEND: 1}
     assert len(d.tasks) == 1
     d.close()
+
+
+async def test_slots_freed_together_beyond_the_queue_go_to_new_mirrors_at_once(
+    start_backend: StartBackend, make_dispatcher: MakeDispatcher
+) -> None:
+    """Rule 8: slots freed together (a slow backend answering together) are not left idle while
+    the pump works through the queue: a new mirror takes one at once when more slots are free than
+    mirrors are queued, and the queued one still gets its own slot on the next loop turn."""
+    b = await start_backend(delay=30.0)
+    d = make_dispatcher(max_concurrent_per_backend=4, max_queue_per_backend=1, timeout=60.0, breaker_failures=0)
+    submit_many(d, b.endpoint, 5)  # /0../3 in flight, /4 queued
+    await until(lambda: len(b.requests) == 4)
+    for shadow in [s for s in d.tasks if s.head.prefix.startswith((b"GET /0 ", b"GET /1 ", b"GET /2 "))]:
+        d.abandon(shadow, DropReason.BODY_LAG)  # 3 slots free, 1 mirror queued, the pump not yet run
+    assert len(d.tasks) == 1
+    assert d.submit((make_mirror(b.endpoint),), b"GET", b"/late", request_headers(), False) is None
+    assert len(d.tasks) == 2  # /late started at once
+    assert d.stats().queued == {BACKEND: 1}
+    await until(lambda: len(b.requests) == 6, "the pump started the queued mirror")
+    assert sorted(r.target for r in b.requests[4:]) == [b"/4", b"/late"]
+    st = d.stats()
+    assert st.queued == {BACKEND: 0}
+    assert st.dropped == {"body_lag": 3}
+    assert len(d.tasks) == 3
+    d.close()
