@@ -58,11 +58,11 @@ class Shadow:
         "endpoint",
         "finished",
         "head",
-        "is_probe",
         "lag",
         "owner",
         "pending",
         "pending_bytes",
+        "probe",
         "retried",
         "reused",
         "series",
@@ -80,7 +80,7 @@ class Shadow:
         backend: "BackendState",
         series: MirrorSeries,
         started: float,
-        is_probe: bool,
+        probe: int,
         deadline: float | None,
     ) -> None:
         # fixed at submit
@@ -90,7 +90,7 @@ class Shadow:
         self.backend = backend
         self.series = series
         self.started = started  # submitted (the duration metric counts from here)
-        self.is_probe = is_probe
+        self.probe = probe  # its number if it is the breaker's half-open probe, else 0
         # the body, while it streams
         self.body_done = deadline is not None  # ``deadline`` is given iff the request has no body
         self.body_seen = 0

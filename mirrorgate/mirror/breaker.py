@@ -11,7 +11,10 @@ Rules:
 2. A complete response (any status) is a success: it closes the breaker and resets the count.
    Resets and protocol errors are neither (the backend is reachable and answering quickly).
 3. A probe that ends without a verdict (dropped for body lag, primary aborted, shutdown) frees the
-   probe slot, so the next request probes.
+   probe slot, so the next request probes. Each probe has a number (``probe``, counted from 1);
+   only the current probe frees the slot: a probe overtaken by a reopening (another mirror's
+   failure, then a new probe after the open period) must not free its successor's slot, or a
+   third could dial while the second is still out.
 4. ``threshold == 0`` disables the breaker. The clock is passed in, so tests need no sleeps.
 """
 
@@ -25,7 +28,7 @@ class Verdict(IntEnum):
 
 
 class Breaker:
-    __slots__ = ("failures", "open_duration", "open_until", "probing", "threshold")
+    __slots__ = ("failures", "open_duration", "open_until", "probe", "probing", "threshold")
 
     def __init__(self, threshold: int, open_duration: float) -> None:
         self.threshold = threshold
@@ -33,6 +36,7 @@ class Breaker:
         self.failures = 0  # consecutive, since the last success
         self.open_until = 0.0  # 0: closed
         self.probing = False  # a half-open probe is in flight
+        self.probe = 0  # the number of the latest probe let through (rule 3)
 
     def __repr__(self) -> str:
         return f"<Breaker open_until={self.open_until} probing={self.probing} failures={self.failures}>"
@@ -50,6 +54,7 @@ class Breaker:
         if now < self.open_until or self.probing:
             return Verdict.DENY
         self.probing = True
+        self.probe += 1
         return Verdict.PROBE
 
     def record_success(self) -> None:
@@ -65,6 +70,7 @@ class Breaker:
             self.open_until = now + self.open_duration
         self.probing = False
 
-    def probe_done(self) -> None:
-        """The probe ended without success or failure (rule 3)."""
-        self.probing = False
+    def probe_done(self, probe: int) -> None:
+        """Probe number ``probe`` ended without success or failure (rule 3)."""
+        if probe == self.probe:
+            self.probing = False

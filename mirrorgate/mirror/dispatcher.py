@@ -66,7 +66,8 @@ from mirrorgate.upstream.pool import Pool, PoolConfig
 log = logging.getLogger("mirrorgate.mirror")
 
 Header = tuple[bytes, bytes]
-Admitted = tuple[Mirror, MirrorSeries, BackendState, bool]  # a mirror ``admit`` let through: its records, is_probe
+# A mirror ``admit`` let through: its records, and its probe number (0: not a probe, breaker rule 3)
+Admitted = tuple[Mirror, MirrorSeries, BackendState, int]
 _LOG_INTERVAL = 1.0  # seconds between debug lines about one backend's drops
 _UNLIMITED = 1 << 30  # the pool's limits: the per-backend caps bound mirror traffic, so ``acquire`` never waits
 _GRAIN = 0.01  # seconds: the deadline sweep runs at most this often (a timeout fires at most this late)
@@ -225,7 +226,7 @@ class Dispatcher:
                 # no place: the queue is full and every free slot is a queued mirror's (rule 8)
                 reason = _OVER_CAPACITY  # (half-open: the probe waits for a mirror that has a place)
             else:
-                is_probe = False
+                probe = 0
                 breaker = backend.breaker
                 if breaker.open_until:  # half-open: the open period is over and no probe is running
                     verdict = breaker.check(self._now())
@@ -233,13 +234,13 @@ class Dispatcher:
                         self._breaker_changed(backend)
                         self._refuse(backend, series, _BREAKER_OPEN)
                         continue
-                    is_probe = verdict is _PROBE
-                    if is_probe:
+                    if verdict is _PROBE:
+                        probe = breaker.probe
                         self._breaker_changed(backend)  # probing: blocked until the probe's verdict
                 if admitted is None:
-                    admitted = [(mirror, series, backend, is_probe)]
+                    admitted = [(mirror, series, backend, probe)]
                 else:
-                    admitted.append((mirror, series, backend, is_probe))
+                    admitted.append((mirror, series, backend, probe))
                 continue
             dropped = series.dropped  # _refuse(), inlined: the path of every mirror under overload
             dropped[reason] = dropped.get(reason, 0) + 1
@@ -267,19 +268,19 @@ class Dispatcher:
         deadline = None if has_body else now + self._timeout
         waiting: list[Shadow] | None = None
         cap = self._cap
-        for mirror, series, backend, is_probe in admitted:
+        for mirror, series, backend, probe in admitted:
             queued = len(backend.queue)
             has_slot = backend.inflight + queued < cap  # a slot no queued mirror waits for (rule 8)
             if not has_slot and queued >= self._max_queue:
-                if is_probe:
-                    backend.breaker.probe_done()
+                if probe:
+                    backend.breaker.probe_done(probe)
                     self._breaker_changed(backend)
                 self._refuse(backend, series, _OVER_CAPACITY)
                 continue
             endpoints = mirror.endpoints
             i = backend.rr
             backend.rr = i + 1
-            shadow = Shadow(self, head, endpoints[i % len(endpoints)], backend, series, now, is_probe, deadline)
+            shadow = Shadow(self, head, endpoints[i % len(endpoints)], backend, series, now, probe, deadline)
             if has_slot:
                 self._start(shadow)
             else:
@@ -572,8 +573,8 @@ class Dispatcher:
         shadow.finished = True
         shadow.release_buffers()
         shadow.series.count_dropped(reason)
-        if shadow.is_probe:
-            shadow.backend.breaker.probe_done()
+        if shadow.probe:
+            shadow.backend.breaker.probe_done(shadow.probe)
             self._breaker_changed(shadow.backend)
         if log.isEnabledFor(logging.DEBUG):
             self._log_drop(shadow.backend, reason)

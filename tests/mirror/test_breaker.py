@@ -47,8 +47,27 @@ def test_probe_without_verdict_frees_the_slot() -> None:
     b = Breaker(1, 5.0)
     b.record_failure(0.0)
     assert b.check(6.0) is Verdict.PROBE
-    b.probe_done()
+    b.probe_done(b.probe)
     assert b.check(6.0) is Verdict.PROBE
+
+
+def test_an_overtaken_probe_does_not_free_its_successors_slot() -> None:
+    """Rule 3: probe 1 is still out (say, queued) when another mirror's failure reopens the
+    breaker; after the open period probe 2 goes out. Probe 1 then ends without a verdict: that
+    must not let a third probe through while probe 2 is out."""
+    b = Breaker(1, 5.0)
+    b.record_failure(0.0)
+    assert b.check(5.0) is Verdict.PROBE
+    first = b.probe
+    b.record_failure(6.0)  # an older mirror's timeout: open again until 11
+    assert b.check(11.0) is Verdict.PROBE
+    second = b.probe
+    assert second != first
+    b.probe_done(first)
+    assert b.check(11.0) is Verdict.DENY
+    assert b.state(11.0) == "half_open"
+    b.probe_done(second)
+    assert b.check(11.0) is Verdict.PROBE
 
 
 def test_threshold_zero_disables() -> None:
