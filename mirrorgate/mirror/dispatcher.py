@@ -15,11 +15,11 @@ Rules:
    nothing: the caller builds the head, and ``start`` makes the ``Shadow``, only once a mirror is
    admitted.
 3. A mirror holding a slot is in ``tasks`` (the in-flight set) until ``_end`` frees its slot and
-   schedules the pump for the queued ones (rule 8). Like the primary exchange, it is driven by callbacks, not by a
-   task: a pooled connection is taken synchronously, the response's end or failure are
-   ``Shadow`` sink callbacks, and the deadline is a shared sweep timer (``_sweep``). A tracked
-   task exists only while a new connection is dialled (``_dial``). Every mirror ends exactly
-   once: completed (counted by status class) or dropped (counted by reason);
+   schedules the pump for the queued ones (rule 8). Like the primary exchange, it is driven by
+   callbacks, not by a task: a pooled connection is taken synchronously, the response's end or
+   failure are ``Shadow`` sink callbacks, and the deadline is a shared sweep timer (``_sweep``).
+   A tracked task exists only while a new connection is dialled (``_dial``). Every mirror ends
+   exactly once: completed (counted by status class) or dropped (counted by reason);
    ``_drop``/``response_complete`` are the only places.
 4. Mirrors use their own ``Pool`` (own limits, own timeouts); a failed or abandoned connection is
    aborted (never closed gracefully: that would keep its unsent buffer alive), a complete
@@ -38,10 +38,10 @@ Rules:
    at once only on a slot no queued mirror is waiting for (``inflight + len(queue) < cap``): it
    never takes a queued one's place, and slots freed together (a slow backend answers together
    what it was sent together) are not left idle while the pump works through the queue. There is
-   no pacing below the cap: a token bucket past half the cap (cap / the backend's
-   moving average latency) was tried and removed, because against a 200 ms backend held at its
-   cap it cost the primary 5-8 % of its requests/s in same-run A/B tests and did not lower its
-   p99 (``docs/benchmarks.md``).
+   no pacing below the cap: a token bucket past half the cap (cap / the backend's moving average
+   latency) was tried and removed, because against a 200 ms backend held at its cap it cost the
+   primary 5-8 % of its requests/s in same-run A/B tests and did not lower its p99
+   (``docs/benchmarks.md``).
 """
 
 import asyncio
