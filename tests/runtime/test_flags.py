@@ -200,12 +200,21 @@ async def test_limit_flag_through_a_real_process(
         await client.close()
 
 
-def test_bad_limit_flag_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--limit", "max-headers=lots", "max-headers: expected a whole number, got 'lots'"),
+        ("--mirror-limit", "max-concurrent-per-backend=0", "max-concurrent-per-backend: must be > 0, got '0'"),
+    ],
+)
+def test_bad_limit_flag_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str, message: str
+) -> None:
     path = tmp_path / "gw.yaml"
     path.write_text("")
-    assert main(["run", "-f", str(path), "--limit", "max-headers=lots"]) == 2
+    assert main(["run", "-f", str(path), flag, value]) == 2
     err = capsys.readouterr().err
-    assert err.strip() == "mirrorgate run: --limit: max-headers: expected a whole number, got 'lots'"
+    assert err.strip() == f"mirrorgate run: {flag}: {message}"
     assert "Traceback" not in err
 
 
@@ -264,12 +273,3 @@ async def test_mirror_limit_flag_through_a_real_process(
         for writer in held:
             writer.close()
         hole.close()
-
-
-def test_bad_mirror_limit_flag_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = tmp_path / "gw.yaml"
-    path.write_text("")
-    assert main(["run", "-f", str(path), "--mirror-limit", "max-concurrent-per-backend=0"]) == 2
-    err = capsys.readouterr().err
-    assert err.strip() == "mirrorgate run: --mirror-limit: max-concurrent-per-backend: must be > 0, got '0'"
-    assert "Traceback" not in err
