@@ -8,13 +8,16 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mirrorgate import __version__
 from mirrorgate.ir.dump import table_to_builtins, to_json, to_yaml
 from mirrorgate.providers.files import LoadResult, load_paths
 from mirrorgate.status_view import list_view, utc_now
 from mirrorgate.translate import TranslateOptions, translate
+
+if TYPE_CHECKING:
+    from mirrorgate.serve.config import RunConfig
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -173,7 +176,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from mirrorgate.dataplane.limits import Limits, parse_limit
     from mirrorgate.mirror.config import MirrorConfig, parse_mirror_limit
-    from mirrorgate.runtime import RunConfig, StartupError, run, setup_logging
+    from mirrorgate.serve.config import RunConfig, StartupError
+    from mirrorgate.serve.logs import setup_logging
 
     setup_logging(args.access_log, log_format=args.log_format)
     try:
@@ -207,11 +211,23 @@ def _run(args: argparse.Namespace) -> int:
         limits=Limits(**overrides),
     )
     try:
-        run(config)
+        _serve(config)
     except StartupError as exc:
         print(exc, file=sys.stderr)
         return 1
     return 0
+
+
+def _serve(config: "RunConfig") -> None:
+    """One process, or a supervisor of ``config.workers`` worker processes; raises ``StartupError``."""
+    if config.workers > 1:
+        from mirrorgate.serve.supervisor import supervise
+
+        supervise(config)
+    else:
+        from mirrorgate.serve.single import run
+
+        run(config)
 
 
 def _workers(text: str) -> int:

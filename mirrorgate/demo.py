@@ -27,7 +27,8 @@ import uvloop
 
 from mirrorgate.admin.server import AdminApp, start_admin
 from mirrorgate.echo import EchoConfig, EchoServer, start_echo
-from mirrorgate.runtime import Gateway, Loaded, load_config
+from mirrorgate.serve.config import Loaded, load_config
+from mirrorgate.serve.plane import DataPlane
 
 BACKENDS = ("backend", "backend-2", "foo-v1", "foo-v2")
 POD_SUFFIX = "-5d9c7b6f4-x2k8q"
@@ -193,7 +194,7 @@ async def run_demo(config: DemoConfig, out: TextIO, stop: asyncio.Event) -> None
     manifest_path = workdir / "demo.yaml"
     manifest_path.write_text(manifest(gateway_port, ports))
     loaded = load_config([str(manifest_path)], "127.0.0.1")
-    gateway = Gateway(loaded.table)
+    gateway = DataPlane(loaded.table)
     await gateway.start()
     admin = await _start_admin(gateway, loaded, config.admin_port)
     admin_port = admin.sockets[0].getsockname()[1]
@@ -213,7 +214,7 @@ async def run_demo(config: DemoConfig, out: TextIO, stop: asyncio.Event) -> None
         await demo.close_backends()
 
 
-async def _start_admin(gateway: Gateway, loaded: Loaded, preferred: int) -> asyncio.Server:
+async def _start_admin(gateway: DataPlane, loaded: Loaded, preferred: int) -> asyncio.Server:
     app = AdminApp(
         registry=gateway.registry,
         table=lambda: gateway.table,
@@ -223,7 +224,7 @@ async def _start_admin(gateway: Gateway, loaded: Loaded, preferred: int) -> asyn
     return await start_admin(app, "127.0.0.1", free_port(preferred))
 
 
-async def _walkthrough(demo: _Demo, gateway: Gateway, port: int, percent_requests: int) -> None:
+async def _walkthrough(demo: _Demo, gateway: DataPlane, port: int, percent_requests: int) -> None:
     out = demo.out
     _say(out, "\n1. Envoy Gateway seed: every request to backends.example is mirrored to backend-2")
     for i in range(3):
@@ -264,7 +265,7 @@ async def _settle(done: Callable[[], bool], rounds: int = 50) -> None:
         await asyncio.sleep(0.02)
 
 
-def _print_counters(gateway: Gateway, out: TextIO) -> None:
+def _print_counters(gateway: DataPlane, out: TextIO) -> None:
     stats = gateway.mirror.stats()
     _say(out, "\n3. mirror counters (also on the admin server's /metrics as mirrorgate_mirror_*)")
     for name, m in sorted(stats.mirrors.items()):

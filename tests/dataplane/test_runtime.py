@@ -16,7 +16,8 @@ import pytest
 from mirrorgate.dataplane.state import BodyTee
 from mirrorgate.ir.table import Mirror
 from mirrorgate.mirror.head import MirrorHead
-from mirrorgate.runtime import Gateway, StartupError, load_table
+from mirrorgate.serve.config import StartupError, load_table
+from mirrorgate.serve.plane import DataPlane
 from tests.dataplane.client import Conn, encode_request, request
 from tests.dataplane.conftest import GatewayFactory
 
@@ -157,7 +158,7 @@ async def test_start_fails_cleanly_when_the_port_is_taken(tmp_path: Path) -> Non
         taken = s.getsockname()[1]
         path = tmp_path / "gw.yaml"
         path.write_text(CONFIG.replace("$v1", "1").replace("$v2", "2").replace("$v3", "3").replace("$refused", "4"))
-        gw = Gateway(load_table([str(path)], "127.0.0.1"), port_overrides={80: taken})
+        gw = DataPlane(load_table([str(path)], "127.0.0.1"), port_overrides={80: taken})
         with pytest.raises(StartupError, match="cannot listen"):
             await gw.start()
 

@@ -8,20 +8,20 @@ import pytest
 
 from mirrorgate.dataplane import flow
 from mirrorgate.dataplane.protocol import HttpProtocol
-from mirrorgate.runtime import Gateway
+from mirrorgate.serve.plane import DataPlane
 from tests.dataplane.client import Conn, encode_request, request
 from tests.dataplane.conftest import GatewayFactory, Handler, RawBackend, read_request, single_backend_yaml
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
-Start = Callable[[Handler], Awaitable[tuple[Gateway, RawBackend]]]
+Start = Callable[[Handler], Awaitable[tuple[DataPlane, RawBackend]]]
 
 
 @pytest.fixture
 async def start(gateway_for: GatewayFactory) -> AsyncIterator[Start]:
     backends: list[RawBackend] = []
 
-    async def go(handler: Handler) -> tuple[Gateway, RawBackend]:
+    async def go(handler: Handler) -> tuple[DataPlane, RawBackend]:
         backend = RawBackend(handler)
         backends.append(backend)
         port = await backend.start()
@@ -45,7 +45,7 @@ async def settle(probe: Callable[[], int], rounds: int = 10, limit: int = 2000) 
     return last
 
 
-def client_protocol(gw: Gateway) -> HttpProtocol:
+def client_protocol(gw: DataPlane) -> HttpProtocol:
     (proto,) = gw.state.connections
     return proto
 

@@ -3,7 +3,7 @@
 ``RecordingBackend`` is an asyncio server that parses what it receives with httptools (its own,
 independent parser), records every request (method, target, headers, body) and every raw byte,
 and answers each request ``200`` with a small framed body. ``Harness`` starts two of them
-(``primary`` and ``mirror``) and the gateway (``Gateway(load_table(...), port_overrides=...)``)
+(``primary`` and ``mirror``) and the gateway (``DataPlane(load_table(...), port_overrides=...)``)
 with one route: ``/mirrored`` (prefix) is mirrored 100% to ``mirror``, everything goes to
 ``primary``. Every wait is bounded; nothing asserts on time.
 """
@@ -18,7 +18,8 @@ from random import Random
 import httptools
 import pytest
 
-from mirrorgate.runtime import Gateway, load_table
+from mirrorgate.serve.config import load_table
+from mirrorgate.serve.plane import DataPlane
 
 WAIT = 5.0  # seconds any single wait may take before the test fails (never asserted on as a time)
 SENTINEL = "/__sentinel"
@@ -207,7 +208,7 @@ class ErrorRecords(logging.Handler):
 
 @dataclass
 class Harness:
-    gateway: Gateway
+    gateway: DataPlane
     primary: RecordingBackend
     mirror: RecordingBackend
     log: ErrorRecords
@@ -257,7 +258,7 @@ async def make_harness(tmp_path: Path) -> AsyncIterator[HarnessFactory]:
             await primary.close()
             await mirror.close()
             raise
-        gw = Gateway(table, port_overrides={s.port: 0 for s in table.servers}, rng=Random(7), **gateway_kw)  # type: ignore[arg-type]
+        gw = DataPlane(table, port_overrides={s.port: 0 for s in table.servers}, rng=Random(7), **gateway_kw)  # type: ignore[arg-type]
         await gw.start()
         h = Harness(gw, primary, mirror, handler)
         made.append(h)

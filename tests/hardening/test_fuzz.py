@@ -30,7 +30,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from mirrorgate.runtime import Gateway, load_table
+from mirrorgate.serve.config import load_table
+from mirrorgate.serve.plane import DataPlane
 from tests.hardening.conftest import ErrorRecords, RecordingBackend, gateway_yaml
 
 EXAMPLES = int(os.environ.get("MIRRORGATE_FUZZ_EXAMPLES", "50"))
@@ -55,7 +56,7 @@ class Served:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.backend = RecordingBackend()
         self.mirror = RecordingBackend()
-        self.gateway: Gateway | None = None
+        self.gateway: DataPlane | None = None
         self.port = 0
 
     def run(self, coro: Any) -> Any:
@@ -77,7 +78,7 @@ class Served:
         path = self.tmp / "fuzz.yaml"
         path.write_text(gateway_yaml(self.backend.port, self.mirror.port))
         table = load_table([str(path)], "127.0.0.1")
-        self.gateway = Gateway(table, port_overrides={s.port: 0 for s in table.servers})
+        self.gateway = DataPlane(table, port_overrides={s.port: 0 for s in table.servers})
         await self.gateway.start()
         self.port = self.gateway.port(80)
 

@@ -11,7 +11,7 @@ import pytest
 
 from mirrorgate.cli import _parser
 from mirrorgate.providers.files import load_paths
-from mirrorgate.runtime import RunConfig, load_table
+from mirrorgate.serve.config import RunConfig, load_table
 from tests.hardening.conftest import HarnessFactory, RawClient, gateway_yaml
 
 INJECT = "a\\r\\nX-Evil: 1"  # YAML double-quoted escapes: CR LF inside the value

@@ -21,7 +21,8 @@ from prometheus_client import CollectorRegistry
 
 from mirrorgate.echo import EchoConfig, start_echo
 from mirrorgate.mirror import Dispatcher, MirrorConfig
-from mirrorgate.runtime import Gateway, load_table
+from mirrorgate.serve.config import load_table
+from mirrorgate.serve.plane import DataPlane
 
 from .conftest import Backend, Mode, StartBackend, refused_endpoint, until
 
@@ -73,7 +74,7 @@ ports: [{port: $port}]""")
 
 
 class Setup:
-    def __init__(self, gateway: Gateway, dispatcher: Dispatcher, healthy: Backend, blackhole: Backend) -> None:
+    def __init__(self, gateway: DataPlane, dispatcher: Dispatcher, healthy: Backend, blackhole: Backend) -> None:
         self.gateway = gateway
         self.dispatcher = dispatcher
         self.healthy = healthy
@@ -95,7 +96,7 @@ async def setup(tmp_path: Path, start_backend: StartBackend) -> AsyncIterator[Se
     path = tmp_path / "gateway.yaml"
     path.write_text(CONFIG.substitute(services=services))
     table = load_table([str(path)], "127.0.0.1")
-    gateway = Gateway(table, port_overrides={80: 0}, rng=Random(1))
+    gateway = DataPlane(table, port_overrides={80: 0}, rng=Random(1))
     dispatcher = Dispatcher(
         MirrorConfig(timeout=0.3, breaker_failures=3, breaker_open_duration=60.0),
         registry=CollectorRegistry(),
