@@ -12,9 +12,11 @@ Rules, applied in this order to a document's ``apiVersion`` (group/version) and 
    mirrorgate reads is an error naming the apiVersion it is served under.
 5. A group within a small edit of a group mirrorgate reads ("gateway.networking.k8s.oi"), or
    naming mirrorgate, is an error: "did you mean gateway.networking.k8s.io?".
-6. Any other kind of ``gateway.networking.k8s.io`` or ``mirrorgate.dev`` is an error listing the
-   kinds and versions served there (an apiserver with the standard CRDs would know it; skipping
-   it would silently drop configuration).
+6. A real Gateway API kind mirrorgate does not serve (GRPCRoute, TLSRoute, ...) is skipped with a
+   warning: manifests written for another implementation still load, and the user sees what is
+   not served. Any other kind of ``gateway.networking.k8s.io`` or ``mirrorgate.dev`` is an error
+   listing the kinds and versions served there (an apiserver with the standard CRDs would not know
+   it either; skipping it would silently drop configuration).
 7. Anything else (Deployment, ServiceAccount, a CRD of another project...) is skipped with a note.
 """
 
@@ -52,8 +54,8 @@ KNOWN_KINDS = frozenset(
         *("Role", "RoleBinding", "RuntimeClass", "Secret", "ServiceAccount", "ServiceCIDR", "StatefulSet"),
         *("StorageClass", "ValidatingWebhookConfiguration", "VolumeAttachment", "ServiceImport", "ServiceExport"),
         # Gateway API kinds mirrorgate does not serve (standard and experimental channels)
-        *("GRPCRoute", "TLSRoute", "TCPRoute", "UDPRoute", "BackendTLSPolicy", "ListenerSet", "XListenerSet"),
-        *("XBackendTrafficPolicy", "XMesh", "BackendLBPolicy"),
+        *sorted(GATEWAY_UNSERVED := frozenset(("GRPCRoute", "TLSRoute", "TCPRoute", "UDPRoute", "BackendTLSPolicy"))),
+        *("ListenerSet", "XListenerSet", "XBackendTrafficPolicy", "XMesh", "BackendLBPolicy"),
         # Istio, Envoy Gateway, Prometheus operator, cert-manager
         *("VirtualService", "DestinationRule", "ServiceEntry", "Sidecar", "WorkloadEntry", "WorkloadGroup"),
         *("EnvoyFilter", "ProxyConfig", "AuthorizationPolicy", "PeerAuthentication", "RequestAuthentication"),
@@ -101,6 +103,8 @@ def classify(api_version: str, kind: str) -> Verdict:
         return Verdict("error", f"{nomatch}: {hint}", "kind")
     if near := _near_group(group):
         return Verdict("error", f"{nomatch}: did you mean {near}?", "apiVersion")
+    if group == GATEWAY_GROUP and kind in GATEWAY_UNSERVED:
+        return Verdict("warn", f"a Gateway API kind mirrorgate does not serve ({served_in(group)})")
     if group in SERVED_GROUPS:
         return Verdict("error", f"{nomatch}: {served_in(group)}", "kind")
     return Verdict("skip", "not a kind mirrorgate uses")

@@ -86,11 +86,11 @@ def load(tmp_path: Path, api: str, kind: str) -> tuple[list[str], list[str], lis
         ),
         pytest.param(
             f"{GW}/v1",
-            "GRPCRoute",
-            f'GRPCRoute team/r: kind: no matches for kind "GRPCRoute" in version "{GW}/v1": mirrorgate serves '
+            "Frobnicator",
+            f'Frobnicator team/r: kind: no matches for kind "Frobnicator" in version "{GW}/v1": mirrorgate serves '
             f"GatewayClass (v1, v1beta1), Gateway (v1, v1beta1), HTTPRoute (v1, v1beta1), ReferenceGrant (v1, v1beta1) "
             f"in {GW}",
-            id="unserved-gateway-kind",
+            id="unknown-gateway-kind",
         ),
         pytest.param(
             "mirrorgate.dev/v1alpha1",
@@ -203,3 +203,12 @@ def test_kind_typos_name_the_kind_meant(kind: str, meant: str) -> None:
         verdict = classify(api, kind)
         assert (verdict.action, verdict.path) == ("error", "kind"), api
         assert verdict.message.endswith(f": did you mean {meant}?")
+
+
+def test_a_gateway_api_kind_mirrorgate_does_not_serve_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    errors, notes, warnings = load(tmp_path, f"{GW}/v1", "GRPCRoute")
+    assert (errors, notes) == ([], [])
+    assert len(warnings) == 1
+    assert warnings[0].startswith(
+        f"skipping GRPCRoute r ({GW}/v1): a Gateway API kind mirrorgate does not serve (mirrorgate serves GatewayClass"
+    )
