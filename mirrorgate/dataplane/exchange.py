@@ -76,7 +76,6 @@ Header = tuple[bytes, bytes]
 
 _NONE: Any = ()  # ``body_chunks`` and ``tees`` until their first item (a tuple: nobody can append to it)
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
-_NO_BODY_STATUS = frozenset({204, 304})
 
 
 class Exchange:
