@@ -40,17 +40,17 @@ import asyncio
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mirrorgate.dataplane import flow
 from mirrorgate.dataplane.headers import (
     HeaderEdit,
     encode_forward,
+    encode_head,
     forward_headers,
     redirect_location,
     replace_header,
     rewrite_path,
-    strip_hop_by_hop,
 )
 from mirrorgate.dataplane.matcher import Decision, Plan, Target
 from mirrorgate.dataplane.replies import (
@@ -61,14 +61,12 @@ from mirrorgate.dataplane.replies import (
     status_line,
     strip_body,
 )
-from mirrorgate.dataplane.state import BodyTee, GatewayState, access_log
+from mirrorgate.dataplane.state import BodyTee, ClientConnection, GatewayState, access_log
 from mirrorgate.errors import ProtocolError, UpstreamError
 from mirrorgate.ir.table import Mirror, Redirect, URLRewrite
-from mirrorgate.mirror.head import head_from_parts
 from mirrorgate.upstream.connection import ResponseHead, StaleConnection, UpstreamConnection
-
-if TYPE_CHECKING:
-    from mirrorgate.dataplane.protocol import HttpProtocol
+from mirrorgate.wire.authority import authority
+from mirrorgate.wire.hop import strip_hop_by_hop
 
 log = logging.getLogger("mirrorgate.dataplane")
 
@@ -127,7 +125,7 @@ class Exchange:
 
     def __init__(
         self,
-        proto: "HttpProtocol",
+        proto: ClientConnection,
         state: GatewayState,
         method: bytes,
         target: bytes,
@@ -262,12 +260,15 @@ class Exchange:
             self.request_sent = True
 
     # --- lifecycle -----------------------------------------------------------------------------
-    # begin() -> local reply | redirect | _forward() -> (pooled conn | _connect task) -> _send()
+    # begin() -> local reply | redirect | _route_*() + head -> (pooled conn | _connect task) -> _send()
     # -> ResponseSink callbacks -> on_response_complete / on_upstream_failed / _on_timeout -> finish()
 
     def begin(self) -> None:
         """Route and start forwarding, once the read that completed the head has been parsed
-        (small bodies are then usually complete)."""
+        (small bodies are then usually complete). ``_route_plain`` (a ``Plan.plain`` rule: the
+        head encoded in one pass, ``headers.encode_forward``) or ``_route_filtered`` (filters,
+        mirrors, a Connection header) choose the endpoint and return the head's parts; the one
+        way to finish and send the head follows here for both (inline: this is the hot path)."""
         if self.finished:  # the client went away before we got to it
             return
         try:
@@ -287,102 +288,94 @@ class Exchange:
             encoded = None
             if plan.plain:
                 encoded = encode_forward(self.method, self.target, self.headers, proto.client_ip, b"http")
-            if encoded is None:
-                return self._begin_filtered(plan, d)
-            self._begin_plain(plan, *encoded)
-        except Exception:  # the one catch-all of an exchange (STYLE §3.7): a bug
+            if encoded is not None:
+                parts, self.request_id, host_at = encoded
+                target = self._route_plain(plan, parts, host_at)
+                if target is None:  # answered locally
+                    return self.finish()
+            else:
+                routed = self._route_filtered(plan, d)
+                if routed is None:  # answered locally
+                    return self.finish()
+                parts, host_at, target = routed
+            key = self.key
+            if host_at < 0:  # HTTP/1.0 clients may omit Host; HTTP/1.1 upstreams require one
+                parts += (b"host: ", authority(*key), b"\r\n")
+            if self.chunked:
+                parts.append(b"transfer-encoding: chunked\r\n")
+            parts.append(b"\r\n")
+            self.response_edits = target.response_edits
+            self.upstream_head = b"".join(parts)
+            if plan.timeout is not None:
+                self.timer = proto.loop.call_later(plan.timeout, self._on_timeout)
+            conn = self.state.pool.take_idle(key)
+            if conn is None:
+                self.task = self.state.track(self._connect())
+            elif not self.has_body:  # _send, for the common case: nothing but the head to send
+                self.conn = self.body_conn = conn
+                self.reused = True
+                conn.begin(self, self.method == b"HEAD")
+                conn.write(self.upstream_head)
+                self.request_sent = True
+                if proto.write_paused:
+                    conn.pause_reading()
+            else:
+                self._send(conn, True)
+        except Exception:  # the one catch-all of an exchange: a bug (logged with its traceback)
             log.exception("bug while handling %r %r", self.method, self.target)
             self._fail(500)
             self.finish()
 
-    def _begin_plain(self, plan: Plan, parts: list[bytes], request_id: bytes, host_at: int) -> None:
-        """The hot path (``Plan.plain``): the head is encoded but for the lines that depend on
-        the endpoint. The steps and their order are those of _begin_filtered."""
-        self.request_id = request_id
+    def _route_plain(self, plan: Plan, parts: list[bytes], host_at: int) -> Target | None:
+        """The hot path's routing (``Plan.plain``): mirrors, then the backend and its endpoint
+        (``self.key``); the head is encoded but for the lines that depend on the endpoint. The
+        steps and their order are those of ``_route_filtered``. None: answered locally."""
         if plan.mirrors:
             dispatcher = self.state.mirror
             if dispatcher is not None:
                 admitted = dispatcher.admit(plan.mirrors)
-                if admitted is not None:  # build the mirrors' head only now: drops cost nothing
-                    mirror_head = head_from_parts(
-                        parts,
-                        host_at,
-                        has_body=self.has_body,
-                        content_length=self.content_length,
-                        shadow_suffix=dispatcher.shadow_host_suffix,
-                        is_head=self.method == b"HEAD",
-                    )
-                    self._tee(dispatcher.start(admitted, mirror_head))
+                if admitted is not None:  # the mirrors' head is built only now: drops cost nothing
+                    is_head = self.method == b"HEAD"
+                    self._tee(dispatcher.start(admitted, parts, host_at, self.has_body, self.content_length, is_head))
         target = plan.single or plan.pick(self.state.rng)
         if target is None or target.status:
             self._local(target.status if target is not None else 500)
-            return self.finish()
+            return None
         key = target.balancer.choose_key()
         if key is None:
             self._local(503)
-            return self.finish()
-        if host_at < 0:  # HTTP/1.0 clients may omit Host; HTTP/1.1 upstreams require one
-            parts += (b"host: ", _authority(*key), b"\r\n")
-        if self.chunked:
-            parts.append(b"transfer-encoding: chunked\r\n")
-        parts.append(b"\r\n")
-        self.response_edits = target.response_edits
+            return None
         self.key = key
-        self.upstream_head = b"".join(parts)
-        if plan.timeout is not None:
-            self.timer = self.proto.loop.call_later(plan.timeout, self._on_timeout)
-        conn = self.state.pool.take_idle(key)
-        if conn is None:
-            self.task = self.state.track(self._connect())
-        elif not self.has_body:  # _send, for the common case: nothing but the head to send
-            self.conn = self.body_conn = conn
-            self.reused = True
-            conn.begin(self, self.method == b"HEAD")
-            conn.write(self.upstream_head)
-            self.request_sent = True
-            if self.proto.write_paused:
-                conn.pause_reading()
-        else:
-            self._send(conn, True)
+        return target
 
-    def _begin_filtered(self, plan: Plan, d: Decision) -> None:
-        """``_begin`` for rules with request filters or mirrors, and requests with a Connection
-        header (filter order: rule 3)."""
+    def _route_filtered(self, plan: Plan, d: Decision) -> tuple[list[bytes], int, Target] | None:
+        """Routing for rules with request filters or mirrors, and requests with a Connection
+        header (filter order: rule 3): the head's parts, the index of its Host value (-1: none)
+        and the backend; the endpoint is ``self.key``. None: answered locally."""
         target_bytes, headers = self._rule_filters(plan)
         if plan.action.filters.mirrors and self.state.mirror is not None:
             self._submit_mirrors(plan.action.filters.mirrors, target_bytes, headers)
         target = plan.pick(self.state.rng)
         if target is None or target.status:
             self._local(target.status if target is not None else 500)
-            return self.finish()
+            return None
         backend = target.backend
         if backend.filters.redirect is not None:
             self._redirect(backend.filters.redirect, d)
-            return self.finish()
-        endpoint = target.balancer.choose()
-        if endpoint is None:
+            return None
+        key = target.balancer.choose_key()
+        if key is None:
             self._local(503)
-            return self.finish()
+            return None
         if target.request_edit is not None:
             headers = target.request_edit.apply(headers)
         target_bytes = _rewrite(backend.filters.url_rewrite, target_bytes, headers)
         if backend.filters.mirrors and self.state.mirror is not None:
             # backendRef-level RequestMirror: only when this backend was chosen, after its filters
             self._submit_mirrors(backend.filters.mirrors, target_bytes, headers)
-        upstream_head = self._encode_head(target_bytes, headers, endpoint.address, endpoint.port)
-        self._forward(plan, target, endpoint.address, endpoint.port, upstream_head)
-
-    def _forward(self, plan: Plan, target: Target, address: str, port: int, upstream_head: bytes) -> None:
-        self.response_edits = target.response_edits
-        self.key = (address, port)
-        self.upstream_head = upstream_head
-        if plan.timeout is not None:
-            self.timer = self.proto.loop.call_later(plan.timeout, self._on_timeout)
-        conn = self.state.pool.take_idle(self.key)  # _dispatch(), inlined
-        if conn is not None:
-            self._send(conn, True)
-        else:
-            self.task = self.state.track(self._connect())
+        self.key = key
+        parts, host_at = encode_head(self.method, target_bytes, headers)
+        return parts, host_at, target
 
     def _dispatch(self) -> None:
         conn = self.state.pool.take_idle(self.key)  # the common case: no coroutine, no task
@@ -482,19 +475,6 @@ class Exchange:
                 self.tees.append(tee)
             else:
                 self.tees = [tee]
-
-    def _encode_head(self, target: bytes, headers: list[Header], address: str, port: int) -> bytes:
-        parts = [self.method, b" ", target, b" HTTP/1.1\r\n"]
-        has_host = False
-        for name, value in headers:
-            has_host = has_host or name == b"host"
-            parts += (name, b": ", value, b"\r\n")
-        if not has_host:  # HTTP/1.0 clients may omit Host; HTTP/1.1 upstreams require one
-            parts += (b"host: ", _authority(address, port), b"\r\n")
-        if self.chunked:
-            parts.append(b"transfer-encoding: chunked\r\n")
-        parts.append(b"\r\n")
-        return b"".join(parts)
 
     def _release(self, reusable: bool) -> None:
         conn, self.conn, self.body_conn = self.conn, None, None
@@ -711,11 +691,6 @@ class Exchange:
                 self._endpoint() or "-",
                 self.request_id.decode("latin-1") or "-",
             )
-
-
-def _authority(address: str, port: int) -> bytes:
-    """``address:port`` for a Host header (IPv6 addresses bracketed)."""
-    return (f"[{address}]:{port}" if ":" in address else f"{address}:{port}").encode()
 
 
 def _rewrite(rewrite: URLRewrite | None, target: bytes, headers: list[Header]) -> bytes:

@@ -1,8 +1,9 @@
 """Header and URL edits applied to a request on its way upstream and to the response on its way back.
 
-Owns: hop-by-hop stripping, ``X-Forwarded-For``/``-Proto`` and ``X-Request-Id``, compiled
+Owns: ``X-Forwarded-For``/``-Proto`` and ``X-Request-Id``, compiled
 header modifiers (RequestHeaderModifier / ResponseHeaderModifier), URL rewrites (hostname,
-ReplaceFullPath, ReplacePrefixMatch), redirect ``Location`` building and the shadow Host.
+ReplaceFullPath, ReplacePrefixMatch), and redirect ``Location`` building (hop-by-hop rules and
+authorities: ``mirrorgate.wire``).
 
 Rules:
 1. Pure functions over ``list[tuple[bytes, bytes]]``; duplicates and order are preserved, nothing
@@ -27,10 +28,9 @@ import os
 import random
 from collections.abc import Iterable
 
-from mirrorgate.httpcore.hop import HOP_BY_HOP, strip_hop_by_hop, strip_hop_by_hop_raw
 from mirrorgate.ir.table import HeaderModifier, PathModifier, Redirect
-
-__all__ = ["HOP_BY_HOP", "strip_hop_by_hop", "strip_hop_by_hop_raw"]  # (re-exported: the data plane's names)
+from mirrorgate.wire.authority import split_host_port
+from mirrorgate.wire.hop import HOP_BY_HOP
 
 WELL_KNOWN_PORTS = {"http": 80, "https": 443}
 
@@ -173,6 +173,19 @@ def encode_forward(
     return parts, request_id, host_at
 
 
+def encode_head(method: bytes, target: bytes, headers: list[Header]) -> tuple[list[bytes], int]:
+    """The request line and the header lines of a head to forward (headers already forwarded and
+    filtered), as ``encode_forward`` returns them: the parts, and the index in the parts of the
+    first Host value (-1: no Host line); the caller adds its own lines and the final CRLF."""
+    parts = [method, b" ", target, b" HTTP/1.1\r\n"]
+    host_at = -1
+    for name, value in headers:
+        if name == b"host" and host_at < 0:
+            host_at = len(parts) + 2
+        parts += (name, b": ", value, b"\r\n")
+    return parts, host_at
+
+
 class HeaderEdit:
     """A compiled header modifier; ``apply`` returns a new list."""
 
@@ -261,18 +274,6 @@ def rewrite_path(target: bytes, modifier: PathModifier) -> bytes:
     return (new or b"/") + sep + query
 
 
-def split_host_port(host: bytes) -> tuple[bytes, bytes]:
-    """``a.com:80`` -> (``a.com``, ``80``); ``[::1]:80`` -> (``[::1]``, ``80``); no port -> ``b""``."""
-    if host.startswith(b"["):
-        end = host.find(b"]")
-        if end > 0:
-            rest = host[end + 1 :]
-            return host[: end + 1], rest[1:] if rest.startswith(b":") else b""
-        return host, b""
-    name, _, port = host.partition(b":")
-    return name, port
-
-
 def redirect_location(redirect: Redirect, scheme: str, host: bytes, listener_port: int, target: bytes) -> bytes:
     """The ``Location`` of a RequestRedirect (notes §1.7).
 
@@ -292,22 +293,3 @@ def redirect_location(redirect: Redirect, scheme: str, host: bytes, listener_por
     authority = hostname if WELL_KNOWN_PORTS.get(out_scheme) == port else hostname + b":%d" % port
     path = rewrite_path(target, redirect.path) if redirect.path is not None else target
     return out_scheme.encode() + b"://" + authority + path
-
-
-def shadow_host(host: bytes) -> bytes:
-    """Envoy's shadow Host (DESIGN §2.3): ``-shadow`` inserted before the port.
-
-    ``a.com`` -> ``a.com-shadow``; ``httpbin:8000`` -> ``httpbin-shadow:8000``;
-    ``[::1]:80`` -> ``[::1]-shadow:80``.
-    """
-    shadow = _shadow_hosts.get(host)
-    if shadow is None:
-        name, port = split_host_port(host)
-        shadow = name + b"-shadow" + (b":" + port if port else b"")
-        if len(_shadow_hosts) >= 1024:  # clients send a few Host values over and over
-            _shadow_hosts.clear()
-        _shadow_hosts[host] = shadow
-    return shadow
-
-
-_shadow_hosts: dict[bytes, bytes] = {}  # Host -> its shadow Host (bounded)

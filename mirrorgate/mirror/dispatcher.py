@@ -55,19 +55,20 @@ from prometheus_client import CollectorRegistry
 from mirrorgate.errors import ConnectError, ConnectTimeout, PoolTimeout, UpstreamError, UpstreamProtocolError
 from mirrorgate.ir.table import PPM, Mirror
 from mirrorgate.mirror.backend import BackendState
-from mirrorgate.mirror.body import Shadow, Tee
 from mirrorgate.mirror.breaker import Breaker, Verdict
 from mirrorgate.mirror.config import DropReason, MirrorConfig
-from mirrorgate.mirror.head import MirrorHead, build_head
+from mirrorgate.mirror.head import MirrorHead, build_head, head_from_parts
 from mirrorgate.mirror.metrics import BackendGauges, MirrorCollector, MirrorSeries, MirrorStats, Stats
+from mirrorgate.mirror.shadow import Shadow, Tee
 from mirrorgate.upstream.connection import StaleConnection, UpstreamConnection
 from mirrorgate.upstream.pool import Pool, PoolConfig
 
 log = logging.getLogger("mirrorgate.mirror")
 
 Header = tuple[bytes, bytes]
+Backend = BackendState[Shadow]  # a backend's state, its queue holding Shadows
 # A mirror ``admit`` let through: its records, and its probe number (0: not a probe, breaker rule 3)
-Admitted = tuple[Mirror, MirrorSeries, BackendState, int]
+Admitted = tuple[Mirror, MirrorSeries, Backend, int]
 _LOG_INTERVAL = 1.0  # seconds between debug lines about one backend's drops
 _UNLIMITED = 1 << 30  # the pool's limits: the per-backend caps bound mirror traffic, so ``acquire`` never waits
 _GRAIN = 0.01  # seconds: the deadline sweep runs at most this often (a timeout fires at most this late)
@@ -156,12 +157,12 @@ class Dispatcher:
         self._inflight: set[Shadow] = set()  # mirrors holding a slot (rule 3)
         self._cork: list[tuple[asyncio.Transport, bytes]] | None = None  # heads the pump writes together
         self._dialing: set[asyncio.Task[None]] = set()  # the tasks of mirrors dialling a connection
-        self._backends: dict[str, BackendState] = {}
+        self._backends: dict[str, Backend] = {}
         self._series: dict[tuple[str, str], MirrorSeries] = {}
-        self._routes: dict[str, tuple[MirrorSeries, BackendState]] = {}  # mirror name -> its records
+        self._routes: dict[str, tuple[MirrorSeries, Backend]] = {}  # mirror name -> its records
         self._sweeper: asyncio.TimerHandle | None = None  # rule 7
         self._sweep_at = 0.0
-        self._buffered = 0  # bytes all mirrors are behind, as last measured (body.py rule 2)
+        self._buffered = 0  # bytes all mirrors are behind, as last measured (shadow.py rule 2)
         self._closed = False
         self._debug = log.isEnabledFor(logging.DEBUG)  # refreshed on every scrape and sweep
         self._loop: asyncio.AbstractEventLoop | None = None  # the running loop, as of the last submit
@@ -171,10 +172,6 @@ class Dispatcher:
         inflight = sum(b.inflight for b in self._backends.values())
         queued = sum(len(b.queue) for b in self._backends.values())
         return f"<Dispatcher inflight={inflight} queued={queued} buffered={self._buffered} tasks={len(self.tasks)}>"
-
-    @property
-    def shadow_host_suffix(self) -> bool:
-        return self.config.shadow_host_suffix
 
     @property
     def tasks(self) -> set[Shadow]:
@@ -192,7 +189,7 @@ class Dispatcher:
         admitted = self.admit(mirrors)
         if admitted is None:
             return None
-        return self.start(admitted, build_head(method, target, headers, has_body, self.config.shadow_host_suffix))
+        return self._start_with(admitted, build_head(method, target, headers, has_body, self.config.shadow_host_suffix))
 
     def admit(self, mirrors: tuple[Mirror, ...]) -> list[Admitted] | None:
         """Rules 1-2 for one request, up to the capacity check: one draw, then each mirror is
@@ -258,7 +255,21 @@ class Dispatcher:
             u = bits(_PPM_BITS)
         return u
 
-    def start(self, admitted: list[Admitted], head: MirrorHead) -> Tee | None:
+    def start(
+        self,
+        admitted: list[Admitted],
+        parts: list[bytes],
+        host_at: int,
+        has_body: bool,
+        content_length: int | None,
+        is_head: bool,
+    ) -> Tee | None:
+        """``_start_with`` the head made from the primary's own encoded upstream head (``head_from_parts``:
+        ``parts`` is left unchanged, ``parts[host_at]`` is the Host value, -1: none)."""
+        shadow = self.config.shadow_host_suffix
+        return self._start_with(admitted, head_from_parts(parts, host_at, has_body, content_length, shadow, is_head))
+
+    def _start_with(self, admitted: list[Admitted], head: MirrorHead) -> Tee | None:
         """Send now (or queue) each mirror ``admit`` let through, with ``head``; the ``Tee`` for the
         body when the request has one. A mirror that a sibling of the same request left without
         a place (same backend, last slot) is dropped as ``over_capacity``."""
@@ -295,7 +306,7 @@ class Dispatcher:
                     waiting.append(shadow)
         return Tee(waiting) if waiting else None
 
-    def _breaker_changed(self, backend: BackendState) -> None:
+    def _breaker_changed(self, backend: Backend) -> None:
         """Bring ``backend.blocked`` up to date after any change of its breaker, and keep one timer
         for the end of the open period (when it fires, mirrors may probe again)."""
         breaker = backend.breaker
@@ -325,13 +336,13 @@ class Dispatcher:
     def _now(self) -> float:
         return (self._loop or self._get_loop()).time()
 
-    def _refuse(self, backend: BackendState, series: MirrorSeries, reason: str) -> None:
+    def _refuse(self, backend: Backend, series: MirrorSeries, reason: str) -> None:
         dropped = series.dropped  # series.count_dropped(reason), inlined
         dropped[reason] = dropped.get(reason, 0) + 1
         if self._debug:
             self._log_drop(backend, reason)
 
-    # --- ShadowOwner (body.py) ------------------------------------------------------------------------
+    # --- ShadowOwner (shadow.py) ----------------------------------------------------------------------
 
     def abandon(self, shadow: Shadow, reason: DropReason) -> None:
         """Give up on a mirror now (body lag, body mismatch, primary aborted); never blocks."""
@@ -496,7 +507,7 @@ class Dispatcher:
             assert loop is not None
             loop.call_soon(self._pump, backend)
 
-    def _pump(self, backend: BackendState) -> None:
+    def _pump(self, backend: Backend) -> None:
         """Start queued mirrors, oldest first, while the backend has free slots: ``_PUMP_BATCH`` at
         most per loop turn (the rest on a later one, after the loop has served what else is
         ready), their heads written back to back (rule 8); expired ones are dropped."""
@@ -513,7 +524,7 @@ class Dispatcher:
                 if not transport.is_closing():
                     transport.write(head)
 
-    def _pump_some(self, backend: BackendState, loop: asyncio.AbstractEventLoop, now: float) -> None:
+    def _pump_some(self, backend: Backend, loop: asyncio.AbstractEventLoop, now: float) -> None:
         started = 0
         while backend.queue and backend.inflight < self._cap and not self._closed:
             if started == _PUMP_BATCH:
@@ -579,7 +590,7 @@ class Dispatcher:
         if log.isEnabledFor(logging.DEBUG):
             self._log_drop(shadow.backend, reason)
 
-    def _log_drop(self, backend: BackendState, reason: DropReason | str) -> None:
+    def _log_drop(self, backend: Backend, reason: DropReason | str) -> None:
         now = time.monotonic()
         if now - backend.last_log >= _LOG_INTERVAL:
             backend.last_log = now
@@ -587,7 +598,7 @@ class Dispatcher:
 
     # --- lookups ----------------------------------------------------------------------------------------
 
-    def _route(self, mirror: Mirror) -> tuple[MirrorSeries, BackendState]:
+    def _route(self, mirror: Mirror) -> tuple[MirrorSeries, Backend]:
         route = self._routes[mirror.name] = (self._series_for(mirror), self._backend(mirror.backend))
         return route
 
@@ -598,7 +609,7 @@ class Dispatcher:
             series = self._series[key] = MirrorSeries(mirror.name, mirror.backend)
         return series
 
-    def _backend(self, name: str) -> BackendState:
+    def _backend(self, name: str) -> Backend:
         backend = self._backends.get(name)
         if backend is None:
             cfg = self.config
@@ -660,7 +671,7 @@ class Dispatcher:
         ]
 
 
-def _breaker_state(backend: BackendState) -> str:
+def _breaker_state(backend: Backend) -> str:
     """``closed``, ``open`` or ``half_open`` as admission sees it (``blocked`` and the breaker)."""
     breaker = backend.breaker
     if not breaker.open_until:

@@ -22,17 +22,15 @@ Rules:
 """
 
 import asyncio
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from mirrorgate.errors import UpstreamError
 from mirrorgate.ir.table import Endpoint
+from mirrorgate.mirror.backend import BackendState
 from mirrorgate.mirror.config import DropReason
 from mirrorgate.mirror.head import MirrorHead
 from mirrorgate.mirror.metrics import MirrorSeries
 from mirrorgate.upstream.connection import ResponseHead, UpstreamConnection
-
-if TYPE_CHECKING:
-    from mirrorgate.mirror.backend import BackendState
 
 _LAST_CHUNK = b"0\r\n\r\n"
 
@@ -77,7 +75,7 @@ class Shadow:
         owner: ShadowOwner,
         head: MirrorHead,
         endpoint: Endpoint,
-        backend: "BackendState",
+        backend: "BackendState[Shadow]",
         series: MirrorSeries,
         started: float,
         probe: int,
