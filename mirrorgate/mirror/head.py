@@ -12,7 +12,7 @@ Rules:
 4. Pure: no I/O, no state.
 """
 
-from mirrorgate.ir.table import Endpoint
+from mirrorgate.ir.table import UpstreamAddress
 from mirrorgate.wire.authority import authority, shadow_host
 
 Header = tuple[bytes, bytes]
@@ -44,7 +44,7 @@ class MirrorHead:
         self.content_length = content_length
         self.shadow_suffix = shadow_suffix
 
-    def for_endpoint(self, endpoint: Endpoint) -> bytes:
+    def for_endpoint(self, endpoint: UpstreamAddress) -> bytes:
         """The complete head for a mirror sent to ``endpoint``."""
         if self.whole:
             return self.whole

@@ -25,7 +25,7 @@ import asyncio
 from typing import Protocol
 
 from mirrorgate.errors import UpstreamError
-from mirrorgate.ir.table import Endpoint
+from mirrorgate.ir.table import UpstreamAddress
 from mirrorgate.mirror.backend import BackendState
 from mirrorgate.mirror.config import DropReason
 from mirrorgate.mirror.head import MirrorHead
@@ -74,7 +74,7 @@ class Shadow:
         self,
         owner: ShadowOwner,
         head: MirrorHead,
-        endpoint: Endpoint,
+        endpoint: UpstreamAddress,
         backend: "BackendState[Shadow]",
         series: MirrorSeries,
         started: float,
