@@ -1,8 +1,9 @@
 """One request/response exchange: route, filter, forward, relay, log.
 
 Owns: the state of one request from its parsed head to the last byte of its response: the
-request body as it streams in, the routing decision, the upstream connection while in use, the
-response relay, timeouts, local replies and the access-log line.
+request body as it streams in, the routing decision, the upstream connection while in use,
+timeouts and local replies; the response relay (``relay.ResponseRelay``) and the access-log line
+(``accesslog.AccessLogged``) are its two mixins.
 
 Rules:
 1. Bodies stream both ways and are never buffered whole. Before an upstream connection is
@@ -28,7 +29,7 @@ Rules:
 5. Errors: an ``UpstreamError`` or a timeout before the response head was relayed becomes a local
    reply with its status (``errors.py`` owns the mapping; timeouts are 504); after, the client
    connection is aborted. Anything else is a bug: logged once with its traceback, then 500 or
-   an abort (STYLE §3.7).
+   an abort (a bug must not take the process down, nor go unnoticed).
 6. Retry: a request sent on a *reused* pooled connection that the upstream closed before
    answering (``StaleConnection``) is resent once on another connection when it is idempotent
    and has no body (a streamed body cannot be replayed).
@@ -37,12 +38,12 @@ Rules:
 """
 
 import asyncio
-import json
 import logging
 import time
 from typing import Any
 
 from mirrorgate.dataplane import flow
+from mirrorgate.dataplane.accesslog import AccessLogged
 from mirrorgate.dataplane.headers import (
     HeaderEdit,
     encode_forward,
@@ -53,20 +54,18 @@ from mirrorgate.dataplane.headers import (
     rewrite_path,
 )
 from mirrorgate.dataplane.matcher import Decision, Plan, Target
+from mirrorgate.dataplane.relay import ResponseRelay
 from mirrorgate.dataplane.replies import (
     CONTINUE,
-    STATUS_LINES as _STATUS_LINES,
     local_reply,
     redirect_reply,
-    status_line,
     strip_body,
 )
 from mirrorgate.dataplane.state import BodyTee, ClientConnection, GatewayState, access_log
 from mirrorgate.errors import ProtocolError, UpstreamError
 from mirrorgate.ir.table import Mirror, Redirect, URLRewrite
-from mirrorgate.upstream.connection import ResponseHead, StaleConnection, UpstreamConnection
+from mirrorgate.upstream.connection import StaleConnection, UpstreamConnection
 from mirrorgate.wire.authority import authority
-from mirrorgate.wire.hop import strip_hop_by_hop
 
 log = logging.getLogger("mirrorgate.dataplane")
 
@@ -76,22 +75,19 @@ _NONE: Any = ()  # ``body_chunks`` and ``tees`` until their first item (a tuple:
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 
 
-class Exchange:
+class Exchange(ResponseRelay, AccessLogged):
     """One request and its response; created by the protocol when a head is parsed.
 
     The hook for mirroring is ``_submit_mirrors``: the dispatcher receives the filtered head and
     returns a ``BodyTee``; ``feed_body``/``end_body``/``fail_body`` feed it as the body streams.
     """
 
-    __slots__ = (
+    __slots__ = (  # and those of ``ResponseRelay``
         "body_chunks",
-        "body_conn",
         "body_done",
         "body_error",
         "body_size",
-        "bytes_sent",
         "chunked",
-        "conn",
         "content_length",
         "discard_body",
         "expect_continue",
@@ -99,22 +95,17 @@ class Exchange:
         "has_body",
         "headers",
         "host",
-        "keep_alive",
         "key",
         "method",
-        "out",
         "proto",
         "request_id",
         "request_sent",
-        "response_chunked",
         "response_edits",
-        "response_started",
         "retried",
         "reused",
         "route",
         "started",
         "state",
-        "status",
         "target",
         "task",
         "tees",
@@ -542,78 +533,7 @@ class Exchange:
             self.keep_alive = False
             self.proto.abort()
 
-    # --- ResponseSink: driven by the upstream connection's parser callbacks ---------------------
-
-    def on_response_head(self, rh: ResponseHead) -> None:
-        status = self.status = rh.status
-        block = None if self.response_edits else rh.relay_block()
-        if block is None:
-            headers = strip_hop_by_hop(rh.headers)
-            for edit in self.response_edits:
-                headers = edit.apply(headers)
-            block = b"".join([b"%s: %s\r\n" % line for line in headers])
-        line = _STATUS_LINES.get(status) or status_line(status)
-        if rh.content_length is not None and self.keep_alive and self.body_done and self.version == "1.1":
-            self.out.append(line + block + b"\r\n")  # the common case: nothing to add
-            return
-        extra = b"\r\n"
-        if rh.content_length is None and self.method != b"HEAD" and status != 204 and status != 304:
-            if self.version == "1.1":
-                extra = b"transfer-encoding: chunked\r\n\r\n"
-                self.response_chunked = True
-            else:
-                self.keep_alive = False  # HTTP/1.0: the body ends when we close
-        if not self.keep_alive or not self.body_done:
-            extra = extra[:-2] + b"connection: close\r\n\r\n"
-            self.keep_alive = False
-        elif self.version == "1.0":
-            extra = extra[:-2] + b"connection: keep-alive\r\n\r\n"
-        self.out.append(line + block + extra)
-
-    def on_response_body(self, chunk: bytes) -> None:
-        self.bytes_sent += len(chunk)
-        if self.response_chunked:
-            self.out += (b"%x\r\n" % len(chunk), chunk, b"\r\n")
-        else:
-            self.out.append(chunk)
-
-    def flush(self) -> None:
-        out = self.out
-        if out:
-            self.out = []
-            self._write_out(out)
-
-    def _write_out(self, out: list[bytes]) -> None:
-        # one send per upstream read: small parts are joined (cheaper than writelines), large
-        # ones are handed over as they are (no copy)
-        self.response_started = True
-        if len(out) == 1:
-            self.proto.write(out[0])
-        elif len(out) == 2 and len(out[1]) <= 16384:  # a head and a small body: the common case
-            self.proto.write(out[0] + out[1])
-        elif sum(map(len, out)) <= 16384:
-            self.proto.write(b"".join(out))
-        else:
-            self.proto.writelines(out)
-
-    def on_response_complete(self, reusable: bool) -> None:
-        out = self.out
-        if self.response_chunked:
-            out.append(b"0\r\n\r\n")
-        if len(out) == 2 and len(out[1]) <= 16384:  # a head and a small body: the common case
-            self.out = []
-            self.response_started = True
-            self.proto.write(out[0] + out[1])
-        elif out:  # flush(), inlined
-            self.out = []
-            self._write_out(out)
-        conn = self.conn
-        if conn is not None:  # _release, minus what the connection already did (detached us)
-            self.conn = self.body_conn = None
-            if conn.read_paused:
-                conn.resume_reading()
-            self.state.pool.release(conn, reusable and self.request_sent)
-        self.finish()
+    # --- ResponseSink (the rest is ``relay.ResponseRelay``) ---------------------------------------
 
     def on_upstream_failed(self, exc: UpstreamError) -> None:
         if self.finished:
@@ -632,65 +552,6 @@ class Exchange:
             return
         self._fail(exc.status)
         self.finish()
-
-    def on_upstream_write_paused(self, paused: bool) -> None:
-        if paused:
-            self.proto.gate.pause(flow.UPSTREAM_WRITE)
-        else:
-            self.proto.gate.resume(flow.UPSTREAM_WRITE)
-
-    def on_client_write_paused(self, paused: bool) -> None:
-        """The client's write buffer crossed its high-water mark (or drained)."""
-        conn = self.conn
-        if conn is None:
-            return
-        if paused:
-            conn.pause_reading()
-        else:
-            conn.resume_reading()
-
-    # --- access log ------------------------------------------------------------------------------
-
-    def _endpoint(self) -> str:
-        address, port = self.key
-        return f"{address}:{port}" if address else ""
-
-    def _log(self) -> None:
-        if not access_log.isEnabledFor(logging.INFO):
-            return
-        ms = (time.monotonic() - self.started) * 1000
-        if self.state.access_log_json:
-            access_log.info(
-                "%s",
-                json.dumps(
-                    {
-                        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                        "client": self.proto.client,
-                        "method": self.method.decode("latin-1"),
-                        "target": self.target.decode("latin-1"),
-                        "status": self.status,
-                        "bytes": self.bytes_sent,
-                        "duration_ms": round(ms, 3),
-                        "route": self.route,
-                        "endpoint": self._endpoint(),
-                        "request_id": self.request_id.decode("latin-1"),
-                    }
-                ),
-            )
-        else:
-            access_log.info(
-                '%s "%s %s HTTP/%s" %d %d %.3fms route=%s endpoint=%s request_id=%s',
-                self.proto.client,
-                self.method.decode("latin-1"),
-                self.target.decode("latin-1"),
-                self.version,
-                self.status,
-                self.bytes_sent,
-                ms,
-                self.route or "-",
-                self._endpoint() or "-",
-                self.request_id.decode("latin-1") or "-",
-            )
 
 
 def _rewrite(rewrite: URLRewrite | None, target: bytes, headers: list[Header]) -> bytes:

@@ -7,20 +7,22 @@ authorities: ``mirrorgate.wire``).
 
 Rules:
 1. Pure functions over ``list[tuple[bytes, bytes]]``; duplicates and order are preserved, nothing
-   is ever put in a dict keyed by name (STYLE §3.8).
+   is ever put in a dict keyed by name (a header name may repeat, RFC 9110 §5.3).
 2. Request header names are lower-case throughout the data plane (the protocol lowers them once,
    as Envoy does); response names keep the upstream's spelling, so response edits compare
    ``name.lower()``.
 3. Everything derived from configuration is compiled once (``compile_edit``); at request time
    only list passes happen.
 4. Paths and queries are bytes and are never decoded or re-encoded: the query is preserved
-   byte-exact by every rewrite and redirect (DESIGN §2.5).
+   byte-exact by every rewrite and redirect (RFC 9110 §4.2.3: re-encoding could change what
+   the origin sees).
 
-Header modifier semantics (notes §1.7): ``set`` replaces every line of that name with one line
-at the position of the first; ``add`` appends ``,value`` (no space) to the **last** existing line
-of that name, which keeps the RFC 9110 combined value ``old,new`` in one line, or appends a new
-line when the name is absent; ``remove`` drops every line of that name. Order: set, add, remove;
-the API allows one action per name, so the order is only visible on misconfiguration.
+Header modifier semantics (Gateway API ``HTTPHeaderFilter``, as Envoy implements it): ``set``
+replaces every line of that name with one line at the position of the first; ``add`` appends
+``,value`` (no space) to the **last** existing line of that name, which keeps the RFC 9110
+combined value ``old,new`` in one line, or appends a new line when the name is absent;
+``remove`` drops every line of that name. Order: set, add, remove; the API allows one action per
+name, so the order is only visible on misconfiguration.
 """
 
 import itertools
@@ -258,9 +260,10 @@ def replace_header(headers: list[Header], low: bytes, value: bytes) -> None:
 
 def rewrite_path(target: bytes, modifier: PathModifier) -> bytes:
     """Apply ReplaceFullPath / ReplacePrefixMatch to the path of ``target``; the query (and the
-    ``?``) is kept byte-exact. ReplacePrefixMatch follows the table of notes §1.7: the matched
-    prefix is replaced element-wise, trailing ``/`` on prefix and replacement ignored, and an
-    empty result becomes ``/``. A path the prefix does not cover is left unchanged."""
+    ``?``) is kept byte-exact. ReplacePrefixMatch follows the table of the Gateway API
+    ``HTTPPathModifier`` docs: the matched prefix is replaced element-wise, trailing ``/`` on
+    prefix and replacement ignored, and an empty result becomes ``/``. A path the prefix does
+    not cover is left unchanged."""
     path, sep, query = target.partition(b"?")
     value = modifier.value.encode()
     if modifier.type == "ReplaceFullPath":
@@ -275,7 +278,7 @@ def rewrite_path(target: bytes, modifier: PathModifier) -> bytes:
 
 
 def redirect_location(redirect: Redirect, scheme: str, host: bytes, listener_port: int, target: bytes) -> bytes:
-    """The ``Location`` of a RequestRedirect (notes §1.7).
+    """The ``Location`` of a RequestRedirect (Gateway API ``HTTPRequestRedirectFilter``).
 
     Scheme: the filter's, else the request's. Host: the filter's hostname, else the request's
     Host without its port. Port: the filter's; else the filter scheme's well-known port when the

@@ -183,7 +183,8 @@ class Plan:
         self.request_edit: HeaderEdit | None = compile_edit(action.filters.request_headers, lower_names=True)
         self.response_edit: HeaderEdit | None = compile_edit(action.filters.response_headers, lower_names=False)
         # request and backendRequest both start when forwarding starts (the request head is in);
-        # None/0 disable each (notes §1.6), so the tighter of the set ones applies.
+        # None/0 disable each (Gateway API ``HTTPRouteTimeouts``: 0s means no timeout), so the
+        # tighter of the set ones applies.
         limits = [ms for ms in (action.request_timeout_ms, action.backend_request_timeout_ms) if ms]
         self.timeout: float | None = min(limits) / 1000 if limits else None
         targets: list[Target] = []

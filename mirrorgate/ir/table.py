@@ -85,7 +85,8 @@ class PathModifier(Struct, frozen=True, kw_only=True):
 
 
 class Redirect(Struct, frozen=True, kw_only=True):
-    """RequestRedirect. ``port`` None: derived per notes §1.7 (scheme's port, else the listener's)."""
+    """RequestRedirect. ``port`` None: derived as the Gateway API ``HTTPRequestRedirectFilter.port``
+    says (the scheme's well-known port, else the listener's)."""
 
     scheme: str | None = None
     hostname: str | None = None

@@ -6,8 +6,9 @@ the primary does ever waits for a mirror.
 
 Rules:
 1. Sampling: ONE uniform draw per request, ``u = rng.randrange(1_000_000)``; mirror k fires iff
-   ``u < ppm_k`` (DESIGN §2.1), so a 5% mirror's sample is a subset of a 10% mirror's. A request
-   whose mirrors all take 100% makes no draw (it could not change anything).
+   ``u < ppm_k`` (GEP-3171 percentages as parts per million), so a 5% mirror's sample is a
+   subset of a 10% mirror's. A request whose mirrors all take 100% makes no draw (it could not
+   change anything).
 2. Admission of a fired mirror (``admit``), in order: no endpoints -> drop ``no_endpoints``;
    breaker open -> drop ``breaker_open``; no free slot that a queued mirror is not waiting for,
    and the queue full -> drop ``over_capacity``; else ``start`` gives it a slot (it is sent now,

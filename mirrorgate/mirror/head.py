@@ -1,9 +1,9 @@
 """The head of a mirrored request, built once per primary request and shared by its mirrors.
 
 Rules:
-1. Method and request-target are copied byte-exact (DESIGN §2.5); header lines keep their order
+1. Method and request-target are copied byte-exact (as the primary sends them); header lines keep their order
    and duplicates. Names arrive lower-case from the data plane.
-2. Host: ``-shadow`` is inserted before the port (Envoy's rule, DESIGN §2.3) unless turned off.
+2. Host: ``-shadow`` is inserted before the port (Envoy's rule, ``wire.authority.shadow_host``) unless turned off.
    A request without Host (HTTP/1.0) gets the endpoint's ``address:port``, treated the same way,
    as the primary does for its endpoint.
 3. Framing is ours: any ``transfer-encoding`` line is dropped. A request with a body keeps its
