@@ -13,8 +13,8 @@ Rules:
    breaker open -> drop ``breaker_open``; no free slot that a queued mirror is not waiting for,
    and the queue full -> drop ``over_capacity``; else ``start`` gives it a slot (it is sent now,
    concurrently with the primary) or a place in the bounded queue. A drop at admission allocates
-   nothing: the caller builds the head, and ``start`` makes the ``Shadow``, only once a mirror is
-   admitted.
+   nothing: ``start`` builds the head (from the primary's encoded head) and makes the ``Shadow``,
+   only once a mirror is admitted (``admission.py``).
 3. A mirror holding a slot is in ``tasks`` (the in-flight set) until ``_end`` frees its slot and
    schedules the pump for the queued ones (rule 8). Like the primary exchange, it is driven by
    callbacks, not by a task: a pooled connection is taken synchronously, the response's end or
