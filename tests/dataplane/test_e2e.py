@@ -268,7 +268,7 @@ spec:
 
 async def test_service_parent_gamma(gateway_for: GatewayFactory) -> None:
     """A Service with a clusterIP is served at clusterIP:port; unmatched requests go to its own
-    endpoints, the route decides for what it matches (DESIGN §3, seed 001)."""
+    endpoints, the route decides for what it matches (GEP-1426 mesh routing, seed 001)."""
     gw = await gateway_for(MESH)
     port = gw.port(8080, "127.0.0.3")
     conn = await Conn.open(port, host="127.0.0.3")

@@ -1,4 +1,4 @@
-"""Unit tests of dataplane.headers, using the tables of notes §1.7 and DESIGN §2.3."""
+"""Unit tests of dataplane.headers, using the tables of the Gateway API filter docs and Envoy's shadow Host rule."""
 
 import uuid
 
@@ -6,7 +6,6 @@ import pytest
 from hypothesis import given, strategies as st
 
 from mirrorgate.dataplane.headers import (
-    HOP_BY_HOP,
     compile_edit,
     encode_forward,
     forward_headers,
@@ -14,12 +13,10 @@ from mirrorgate.dataplane.headers import (
     redirect_location,
     replace_header,
     rewrite_path,
-    shadow_host,
-    split_host_port,
-    strip_hop_by_hop,
-    strip_hop_by_hop_raw,
 )
 from mirrorgate.ir.table import HeaderModifier, PathModifier, Redirect
+from mirrorgate.wire.authority import shadow_host, split_host_port
+from mirrorgate.wire.hop import HOP_BY_HOP, strip_hop_by_hop, strip_hop_by_hop_raw
 
 
 def test_strip_hop_by_hop() -> None:
@@ -140,7 +137,7 @@ def test_replace_header() -> None:
 @pytest.mark.parametrize(
     ("path", "prefix", "replacement", "want"),
     [
-        # notes §1.7, the type docs' table
+        # the Gateway API HTTPPathModifier docs' table
         (b"/foo/bar", "/foo", "/xyz", b"/xyz/bar"),
         (b"/foo/bar", "/foo/", "/xyz", b"/xyz/bar"),
         (b"/foo/bar", "/foo", "/xyz/", b"/xyz/bar"),
@@ -192,7 +189,7 @@ def _loc(
 @pytest.mark.parametrize(
     ("redirect", "listener_port", "want"),
     [
-        # notes §5.4 RedirectPortAndScheme, listener 80
+        # conformance test HTTPRouteRedirectPortAndScheme, listener 80
         (Redirect(hostname="example.org"), 80, b"http://example.org/p?q=1"),
         (Redirect(hostname="example.org", port=80), 80, b"http://example.org/p?q=1"),
         (Redirect(hostname="example.org", port=8080), 80, b"http://example.org:8080/p?q=1"),
@@ -223,7 +220,8 @@ def test_redirect_prefix_and_https_listener_and_ipv6() -> None:
     assert (
         _loc(Redirect(path=mod), 80, target=b"/original-prefix/lemon") == b"http://example.com/replacement-prefix/lemon"
     )
-    # a listener on 443 whose request scheme is https (notes §5.4, listener 443 rows)
+    # a listener on 443 whose request scheme is https (conformance test
+    # HTTPRouteRedirectPortAndScheme, listener 443 rows)
     assert _loc(Redirect(hostname="example.org"), 443, scheme="https") == b"https://example.org/p?q=1"
     assert _loc(Redirect(hostname="example.org", scheme="http"), 443, scheme="https") == b"http://example.org/p?q=1"
     assert _loc(Redirect(), 8080, host=b"[::1]:8080") == b"http://[::1]:8080/p?q=1"

@@ -9,13 +9,14 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
+from mirrorgate.dataplane.protocol import HttpProtocol
 from mirrorgate.dataplane.state import BodyTee
 from mirrorgate.ir.table import Mirror
-from mirrorgate.mirror.head import MirrorHead
+from mirrorgate.mirror.head import MirrorHead, head_from_parts
 from mirrorgate.serve.config import StartupError, load_table
 from mirrorgate.serve.plane import DataPlane
 from tests.dataplane.client import Conn, encode_request, request
@@ -48,10 +49,10 @@ async def test_graceful_shutdown_finishes_in_flight(gateway_for: GatewayFactory)
     busy = await Conn.open(port)
     await busy.send(encode_request("GET", "/v1/slow?delay=300ms"))
     for _ in range(500):
-        if any(c.running for c in gw.state.connections):
+        if any(cast(HttpProtocol, c).running for c in gw.state.connections):
             break
         await asyncio.sleep(0.01)
-    assert any(c.running for c in gw.state.connections)
+    assert any(cast(HttpProtocol, c).running for c in gw.state.connections)
     shutdown = asyncio.create_task(gw.shutdown(10.0))
     r = await busy.read_response()
     assert r.status == 200
@@ -116,12 +117,19 @@ class RecordingDispatcher:
         self.calls.append((mirrors, method, target, headers))
         return self.tee if has_body else None
 
-    shadow_host_suffix = True
-
     def admit(self, mirrors: tuple[Mirror, ...]) -> list[Any] | None:
         return [mirrors]
 
-    def start(self, admitted: list[Any], head: MirrorHead) -> BodyTee | None:
+    def start(
+        self,
+        admitted: list[Any],
+        parts: list[bytes],
+        host_at: int,
+        has_body: bool,
+        content_length: int | None,
+        is_head: bool,
+    ) -> BodyTee | None:
+        head = head_from_parts(parts, host_at, has_body, content_length, True, is_head)
         self.heads.append(head)
         return self.tee if head.has_body else None
 
@@ -225,7 +233,7 @@ async def test_shutdown_aborts_what_outlives_the_grace_period(gateway_for: Gatew
     busy = await Conn.open(gw.port(80))
     await busy.send(encode_request("GET", "/v1/slow?delay=5s"))
     for _ in range(500):
-        if any(c.running for c in gw.state.connections):
+        if any(cast(HttpProtocol, c).running for c in gw.state.connections):
             break
         await asyncio.sleep(0.01)
     await gw.shutdown(0.05)

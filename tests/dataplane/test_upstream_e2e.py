@@ -3,6 +3,7 @@ upstream responses, and flow control in both directions. Polls for steady state;
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import cast
 
 import pytest
 
@@ -47,7 +48,7 @@ async def settle(probe: Callable[[], int], rounds: int = 10, limit: int = 2000) 
 
 def client_protocol(gw: DataPlane) -> HttpProtocol:
     (proto,) = gw.state.connections
-    return proto
+    return cast(HttpProtocol, proto)
 
 
 async def test_stale_pooled_connection_is_retried_once_for_get(start: Start) -> None:

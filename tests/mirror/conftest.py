@@ -31,7 +31,7 @@ import httptools
 import pytest
 from prometheus_client import CollectorRegistry
 
-from mirrorgate.ir.table import PPM, Endpoint, Mirror
+from mirrorgate.ir.table import PPM, Mirror, UpstreamAddress
 from mirrorgate.mirror import Dispatcher, MirrorConfig
 
 Header = tuple[bytes, bytes]
@@ -77,8 +77,8 @@ class Backend:
         self.port = 0
 
     @property
-    def endpoint(self) -> Endpoint:
-        return Endpoint(address="127.0.0.1", port=self.port)
+    def endpoint(self) -> UpstreamAddress:
+        return UpstreamAddress(address="127.0.0.1", port=self.port)
 
     async def start(self) -> "Backend":
         sock = socket.socket()
@@ -196,14 +196,16 @@ class BackendProtocol(asyncio.Protocol):
             t.write(OK_REPLY.replace(b"200 OK", b"%d X" % status) if status != 200 else OK_REPLY)
 
 
-def refused_endpoint() -> Endpoint:
+def refused_endpoint() -> UpstreamAddress:
     """A loopback port nothing listens on (bound, then closed)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return Endpoint(address="127.0.0.1", port=int(s.getsockname()[1]))
+        return UpstreamAddress(address="127.0.0.1", port=int(s.getsockname()[1]))
 
 
-def make_mirror(*endpoints: Endpoint, k: int = 0, ppm: int = PPM, backend: str = BACKEND, route: str = ROUTE) -> Mirror:
+def make_mirror(
+    *endpoints: UpstreamAddress, k: int = 0, ppm: int = PPM, backend: str = BACKEND, route: str = ROUTE
+) -> Mirror:
     return Mirror(name=f"{route}/mirror/{k}", backend=backend, ppm=ppm, endpoints=endpoints)
 
 

@@ -105,7 +105,7 @@ async def setup(tmp_path: Path, start_backend: StartBackend) -> AsyncIterator[Se
     gateway.state.mirror = dispatcher
     await gateway.start()
     yield Setup(gateway, dispatcher, healthy, blackhole)
-    await dispatcher.shutdown()  # mirrors first, then the primaries (DESIGN: shutdown order)
+    await dispatcher.shutdown()  # mirrors first, then the primaries (the runtime's shutdown order)
     await gateway.shutdown(1.0)
     await primary.close()
 

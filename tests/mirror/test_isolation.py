@@ -5,13 +5,13 @@ the circuit breaker stops dialling a refusing or hanging backend, then probes it
 import asyncio
 import hashlib
 
-from mirrorgate.ir.table import Endpoint
+from mirrorgate.ir.table import UpstreamAddress
 from mirrorgate.mirror import Dispatcher, DropReason
 
 from .conftest import BACKEND, MakeDispatcher, Mode, StartBackend, make_mirror, refused_endpoint, request_headers, until
 
 
-def submit_many(d: Dispatcher, endpoint: Endpoint, n: int, *, body: bool = False) -> list[object]:
+def submit_many(d: Dispatcher, endpoint: UpstreamAddress, n: int, *, body: bool = False) -> list[object]:
     """Submit ``n`` mirrored requests back to back, never awaiting: each call must return."""
     returned: list[object] = []
     for i in range(n):
@@ -176,7 +176,7 @@ async def test_header_flood_from_a_mirror_is_a_protocol_error(make_dispatcher: M
     try:
         port = server.sockets[0].getsockname()[1]
         d = make_dispatcher(breaker_failures=0)
-        submit_many(d, Endpoint(address="127.0.0.1", port=port), 3)
+        submit_many(d, UpstreamAddress(address="127.0.0.1", port=port), 3)
         await until(lambda: not d.tasks)
         assert d.stats().dropped == {"protocol_error": 3}
         assert repr(d.pool) == "<Pool in_use=0 idle=0 waiting=0>"

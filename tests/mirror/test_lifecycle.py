@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from mirrorgate.mirror.body import Shadow, Tee
+from mirrorgate.mirror.shadow import Shadow, Tee
 
 from .conftest import MakeDispatcher, Mode, StartBackend, make_mirror, refused_endpoint, request_headers, until
 

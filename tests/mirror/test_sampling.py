@@ -1,4 +1,4 @@
-"""Sampling: one uniform draw per request (DESIGN §2.1), seeded RNG, counts within 3 binomial
+"""Sampling: one uniform draw per request (dispatcher rule 1), seeded RNG, counts within 3 binomial
 sigma, nested samples across mirrors; sampled out is not a drop."""
 
 import math

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mirrorgate.ir.table import Action, Backend, Endpoint, RoutingTable
+from mirrorgate.ir.table import Action, Backend, RoutingTable, UpstreamAddress
 from mirrorgate.model.core import EndpointSlice
 from mirrorgate.model.snapshot import Snapshot
 from mirrorgate.providers.admission import admit
@@ -167,10 +167,10 @@ def test_the_translator_finds_them(snap: Snapshot) -> None:
     single = next(s for s in out.services if s.metadata.name == "single")
     got = {p.name: service_endpoints(out, web, p) for p in web.spec.ports}
     assert got == {
-        "http": (Endpoint(address="10.0.0.1", port=8080), Endpoint(address="::1", port=9)),
-        "admin": (Endpoint(address="::1", port=9),),
+        "http": (UpstreamAddress(address="10.0.0.1", port=8080), UpstreamAddress(address="::1", port=9)),
+        "admin": (UpstreamAddress(address="::1", port=9),),
     }
-    assert service_endpoints(out, single, single.spec.ports[0]) == (Endpoint(address="127.0.0.1", port=3000),)
+    assert service_endpoints(out, single, single.spec.ports[0]) == (UpstreamAddress(address="127.0.0.1", port=3000),)
 
 
 def test_missing_services_and_ports_are_all_reported(snap: Snapshot) -> None:
@@ -214,7 +214,9 @@ def test_examples_without_their_slices_get_endpoints_from_specs(path: Path) -> N
     table = translate(with_endpoints(bare, specs)).table
     backends = service_backends(table)
     assert backends
-    by_name = {f"service/{s.namespace}/{s.service}": Endpoint(address=s.address, port=s.target_port) for s in specs}
+    by_name = {
+        f"service/{s.namespace}/{s.service}": UpstreamAddress(address=s.address, port=s.target_port) for s in specs
+    }
     for b in backends:
         assert b.endpoints == (by_name[b.name.rpartition(":")[0]],), b.name
     mirrors = [m for a in actions(table) for b in a.backends for m in b.filters.mirrors + a.filters.mirrors]

@@ -1,49 +1,37 @@
-"""Small, dependency-free HTTP/1.1 helpers shared by the echo backend and the gateway.
+"""Go standard-library behaviour the echo server copies, because the Gateway API conformance backend
+``echo-basic`` (which ``mirrorgate echo`` replaces) is written in Go.
 
-Owns: Go-compatible header-name canonicalisation, Go ``time.ParseDuration``, Go-style URL
-unescaping and query parsing, request-target splitting, reason phrases and status lines, and a
-per-second cache of the ``Date`` header.
+Owns: ``textproto.CanonicalMIMEHeaderKey``, ``time.ParseDuration``, ``url.QueryUnescape`` /
+``PathUnescape`` and ``url.ParseQuery``, ``strconv.Atoi``, and the string encoding of
+``encoding/json`` (UTF-8 repair and HTML-safe escaping).
 
 Rules:
-1. Pure functions and immutable tables only; no I/O, no asyncio, no logging, nothing imported
-   from the rest of ``mirrorgate``.
-2. Where a helper copies the behaviour of Go's standard library (which the Gateway API
-   conformance backend ``echo-basic`` is written against), it copies the behaviour exactly,
-   error messages included, and says which Go function it follows.
+1. Pure functions and immutable tables only; no I/O, no asyncio, no logging.
+2. Each helper copies the behaviour of the Go function it names exactly, error messages included.
 3. Strings that stand for raw wire bytes are latin-1 decoded, so every byte round-trips.
 """
 
-import email.utils
+import json
 import re
-import time
 from collections.abc import Mapping
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Final, NamedTuple
+from typing import Final
+
+from mirrorgate.echo.http11 import is_token
 
 __all__ = [
-    "REASON_PHRASES",
     "GoDurationError",
-    "HttpDateCache",
-    "RequestTarget",
     "canonical_header_key",
+    "go_atoi",
+    "go_json_headers",
+    "go_json_str",
     "go_unescape",
-    "is_token",
+    "go_utf8",
     "parse_go_duration",
     "parse_go_duration_ns",
     "parse_go_query",
-    "reason_phrase",
-    "split_request_target",
-    "status_line",
 ]
-
-# RFC 9110 §5.6.2: token = 1*tchar.
-_TCHARS: Final = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-
-
-def is_token(text: str) -> bool:
-    """Return whether ``text`` is a non-empty RFC 9110 token (a valid header field name)."""
-    return bool(text) and all(char in _TCHARS for char in text)
 
 
 @lru_cache(maxsize=4096)
@@ -246,133 +234,54 @@ def parse_go_query(raw_query: str) -> dict[str, list[str]]:
     return values
 
 
-class RequestTarget(NamedTuple):
-    """A request-target split as Go's ``url.ParseRequestURI`` would (raw, still escaped)."""
-
-    authority: str  # host[:port] of an absolute-form target without userinfo; "" for origin-form
-    path: str  # raw path, "" possible for absolute-form
-    query: str  # raw query without the "?", "" when absent
+# --- Go strconv.Atoi -------------------------------------------------------------------------
 
 
-_ABSOLUTE_FORM: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+def go_atoi(text: str) -> int | None:
+    """Go's ``strconv.Atoi`` on a 64-bit platform; None where Go returns an error."""
+    if re.fullmatch(r"[+-]?[0-9]{1,19}", text, re.ASCII) is None:
+        return None
+    value = int(text)
+    return value if -(1 << 63) <= value < (1 << 63) else None
 
 
-def split_request_target(target: str) -> RequestTarget:
-    """Split origin-form (``/p?q``) or absolute-form (``http://h/p?q``) into its raw parts."""
-    rest, _, query = target.partition("?")
-    scheme = _ABSOLUTE_FORM.match(rest)
-    if scheme is None:
-        return RequestTarget("", rest, query)
-    authority, slash, path = rest[scheme.end() :].partition("/")
-    return RequestTarget(authority.rpartition("@")[2], slash + path, query)
+# --- Go encoding/json compatibility -----------------------------------------------------------
+
+_JSON_PLAIN: Final = re.compile(r"[ !#-%'-;=?-\[\]-~]*")  # printable ASCII Go emits unescaped
 
 
-# --- Status lines, reason phrases, Date -------------------------------------------------------
-
-# Go's net/http StatusText table (the echo backend's reason phrases).
-REASON_PHRASES: Final[Mapping[int, str]] = MappingProxyType(
-    {
-        100: "Continue",
-        101: "Switching Protocols",
-        102: "Processing",
-        103: "Early Hints",
-        200: "OK",
-        201: "Created",
-        202: "Accepted",
-        203: "Non-Authoritative Information",
-        204: "No Content",
-        205: "Reset Content",
-        206: "Partial Content",
-        207: "Multi-Status",
-        208: "Already Reported",
-        226: "IM Used",
-        300: "Multiple Choices",
-        301: "Moved Permanently",
-        302: "Found",
-        303: "See Other",
-        304: "Not Modified",
-        305: "Use Proxy",
-        307: "Temporary Redirect",
-        308: "Permanent Redirect",
-        400: "Bad Request",
-        401: "Unauthorized",
-        402: "Payment Required",
-        403: "Forbidden",
-        404: "Not Found",
-        405: "Method Not Allowed",
-        406: "Not Acceptable",
-        407: "Proxy Authentication Required",
-        408: "Request Timeout",
-        409: "Conflict",
-        410: "Gone",
-        411: "Length Required",
-        412: "Precondition Failed",
-        413: "Request Entity Too Large",
-        414: "Request URI Too Long",
-        415: "Unsupported Media Type",
-        416: "Requested Range Not Satisfiable",
-        417: "Expectation Failed",
-        418: "I'm a teapot",
-        421: "Misdirected Request",
-        422: "Unprocessable Entity",
-        423: "Locked",
-        424: "Failed Dependency",
-        425: "Too Early",
-        426: "Upgrade Required",
-        428: "Precondition Required",
-        429: "Too Many Requests",
-        431: "Request Header Fields Too Large",
-        451: "Unavailable For Legal Reasons",
-        500: "Internal Server Error",
-        501: "Not Implemented",
-        502: "Bad Gateway",
-        503: "Service Unavailable",
-        504: "Gateway Timeout",
-        505: "HTTP Version Not Supported",
-        506: "Variant Also Negotiates",
-        507: "Insufficient Storage",
-        508: "Loop Detected",
-        510: "Not Extended",
-        511: "Network Authentication Required",
-    }
-)
+def go_utf8(raw: bytes) -> str:
+    """Decode like Go's JSON encoder reads a string: each invalid UTF-8 byte becomes U+FFFD."""
+    if raw.isascii():
+        return raw.decode("ascii")
+    out: list[str] = []
+    view, start = memoryview(raw), 0
+    while start < len(raw):
+        try:
+            out.append(str(view[start:], "utf-8"))
+            break
+        except UnicodeDecodeError as err:  # keep the valid prefix, replace one byte, go on
+            out.append(str(view[start : start + err.start], "utf-8") + "\ufffd")
+            start += err.start + 1
+    return "".join(out)
 
 
-def reason_phrase(status: int) -> str:
-    """The reason phrase for ``status``; ``"status code NNN"`` when unknown, as Go writes."""
-    return REASON_PHRASES.get(status) or f"status code {status}"
+def go_json_str(text: str) -> str:
+    """A JSON string literal exactly as Go's ``encoding/json`` writes it (HTML-safe escaping)."""
+    if _JSON_PLAIN.fullmatch(text):
+        return f'"{text}"'
+    encoded = json.dumps(text, ensure_ascii=False)
+    for char, escape in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028")):
+        encoded = encoded.replace(char, escape)
+    return encoded.replace("\u2029", "\\u2029")
 
 
-_STATUS_LINES: Final[Mapping[tuple[int, str], bytes]] = MappingProxyType(
-    {
-        (status, version): f"HTTP/{version} {status} {phrase}\r\n".encode("ascii")
-        for status, phrase in REASON_PHRASES.items()
-        for version in ("1.0", "1.1")
-    }
-)
-
-
-def status_line(status: int, version: str = "1.1") -> bytes:
-    """``b"HTTP/<version> <status> <reason>\\r\\n"``, precomputed for known codes."""
-    line = _STATUS_LINES.get((status, version))
-    if line is None:
-        line = f"HTTP/{version} {status} {reason_phrase(status)}\r\n".encode("ascii")
-    return line
-
-
-class HttpDateCache:
-    """The IMF-fixdate for ``Date`` headers, formatted at most once per second."""
-
-    __slots__ = ("_second", "_value")
-
-    def __init__(self) -> None:
-        self._second = -1
-        self._value = b""
-
-    def get(self, now: float | None = None) -> bytes:
-        """Return e.g. ``b"Tue, 25 Nov 2025 16:24:00 GMT"`` for ``now`` (default: the clock)."""
-        second = int(time.time() if now is None else now)
-        if second != self._second:
-            self._second = second
-            self._value = email.utils.formatdate(second, usegmt=True).encode("ascii")
-        return self._value
+def go_json_headers(headers: dict[str, list[str]]) -> str:
+    """The ``headers`` member as ``json.MarshalIndent(v, "", " ")`` nests it: sorted keys."""
+    if not headers:
+        return "{}"
+    entries = []
+    for name in sorted(headers):
+        values = ",\n".join(f"   {go_json_str(value)}" for value in headers[name])
+        entries.append(f"  {go_json_str(name)}: [\n{values}\n  ]")
+    return "{\n" + ",\n".join(entries) + "\n }"

@@ -1,18 +1,20 @@
-"""mirrorgate.httpcore: Go-compatible helpers, checked against cases from Go's own test tables."""
+"""mirrorgate.echo.golang and .http11: Go-compatible helpers, checked against cases from Go's own test tables."""
 
 import pytest
 from hypothesis import given, strategies as st
 
-from mirrorgate.httpcore import (
+from mirrorgate.echo.golang import (
     GoDurationError,
-    HttpDateCache,
-    RequestTarget,
     canonical_header_key,
     go_unescape,
-    is_token,
     parse_go_duration,
     parse_go_duration_ns,
     parse_go_query,
+)
+from mirrorgate.echo.http11 import (
+    HttpDateCache,
+    RequestTarget,
+    is_token,
     reason_phrase,
     split_request_target,
     status_line,
