@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mirrorgate"
 
 ALLOWED: dict[str, set[str]] = {
     "model": {"model", "errors"},
-    "providers": {"providers", "model", "errors"},
+    "providers": {"providers", "model", "errors", "gocompat"},
     "translate": {"translate", "model", "ir", "errors"},
     "ir": {"ir", "errors"},
     "dataplane": {"dataplane", "upstream", "mirror", "ir", "errors", "httpcore", "settings"},
