@@ -19,8 +19,10 @@ Rules:
 1. A leaf: the standard library only, nothing from the rest of ``mirrorgate``.
 2. Pure functions and immutable tables; no I/O, no state.
 3. Each function copies its Go function exactly, error messages included, and names it. A Go
-   string is a byte string; here it is a ``str`` in which a lone surrogate U+DC80..U+DCFF stands
-   for a byte that is not valid UTF-8 (Python's ``surrogateescape``).
+   string is a byte string; here it is a ``str``. ``time_quote`` (and so ``parse_duration_ns``'s
+   messages) reads a lone surrogate U+DC80..U+DCFF as a byte that is not valid UTF-8 (Python's
+   ``surrogateescape``); ``quote`` and ``json_marshal`` expect valid Unicode (bytes go through
+   ``decode_utf8`` first).
 4. Raising anything but the documented exception is a bug.
 """
 
@@ -55,7 +57,11 @@ _QUOTE_ESCAPES: Final[Mapping[str, str]] = MappingProxyType(
 
 def quote(text: str) -> str:
     """Go's ``strconv.Quote`` (``%q``): named escapes, ``\\xNN`` for other controls, ``\\u``/``\\U``
-    for non-printable runes, printable runes as they are."""
+    for non-printable runes, printable runes as they are.
+
+    ``str.isprintable`` and Go's ``strconv.IsPrint`` accept the same categories (letters, marks,
+    numbers, punctuation, symbols, the ASCII space); only their Unicode versions may differ.
+    """
     out = ['"']
     for char in text:
         code = ord(char)
@@ -259,7 +265,11 @@ def json_string(text: str) -> str:
 
 
 def decode_utf8(raw: bytes) -> str:
-    """Decode like Go's JSON encoder reads a string: each byte that is not valid UTF-8 becomes U+FFFD."""
+    """Decode like Go's JSON encoder reads a string: each byte that is not valid UTF-8 becomes U+FFFD.
+
+    ``json_string(decode_utf8(raw))`` then writes that U+FFFD as the character itself, where Go's
+    encoder writes the six characters ``\\ufffd``: the same JSON value in different bytes.
+    """
     if raw.isascii():
         return raw.decode("ascii")
     out: list[str] = []
