@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mirrorgate"
 ALLOWED: dict[str, set[str]] = {
     "wire": set(),  # a leaf: HTTP/1.1 wire helpers every serving package may use
     "model": {"model", "errors"},
-    "providers": {"providers", "model", "errors"},
+    "providers": {"providers", "model", "errors", "gocompat"},
     "translate": {"translate", "model", "ir", "errors"},
     "ir": {"ir", "errors"},
     "dataplane": {"dataplane", "upstream", "mirror", "ir", "errors", "wire", "settings"},
