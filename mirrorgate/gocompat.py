@@ -12,6 +12,8 @@ their output depends on a Go library function, this module holds the Python equi
   HTML-safe escaping of ``<``, ``>``, ``&``, U+2028, U+2029); ``decode_utf8``: how Go's
   encoder reads bytes that are not valid UTF-8 (each such byte becomes U+FFFD).
 * ``re2_to_python``: an RE2 pattern rewritten so that ``re`` gives Go's ``regexp`` result.
+* ``url_unescape`` / ``parse_query``: ``net/url``'s ``QueryUnescape`` / ``PathUnescape`` and
+  ``ParseQuery`` (as ``URL.Query()`` uses it); ``atoi``: ``strconv.Atoi`` on a 64-bit platform.
 * ``parse_ip`` / ``ip_to4``: the legacy ``net.ParseIP`` (``netutils.ParseIPSloppy``), which
   accepts IPv4 octets with leading zeros, and ``IP.To4``.
 
@@ -35,6 +37,7 @@ from typing import Final
 
 __all__ = [
     "DurationError",
+    "atoi",
     "decode_utf8",
     "ip_to4",
     "json_marshal",
@@ -42,9 +45,11 @@ __all__ = [
     "parse_duration_ns",
     "parse_duration_seconds",
     "parse_ip",
+    "parse_query",
     "quote",
     "re2_to_python",
     "time_quote",
+    "url_unescape",
 ]
 
 
@@ -363,3 +368,62 @@ def ip_to4(ip: bytes) -> bytes | None:
     if ip[:12] == b"\x00" * 10 + b"\xff\xff":
         return ip[12:]
     return None
+
+
+# --- Go net/url unescaping and query parsing --------------------------------------------------
+
+_HEX: Final = frozenset("0123456789abcdefABCDEF")
+
+
+def url_unescape(text: str, *, query: bool) -> str:
+    """Go's ``url.QueryUnescape`` (``query=True``: ``+`` is a space) or ``url.PathUnescape``.
+
+    Input and output are latin-1 strings standing for bytes (``%C3%A9`` -> ``"\\xc3\\xa9"``).
+    Raises ``ValueError`` for a malformed ``%`` escape, as Go returns an ``EscapeError``.
+    """
+    if "%" not in text and not (query and "+" in text):
+        return text
+    out: list[str] = []
+    i, length = 0, len(text)
+    while i < length:
+        char = text[i]
+        if char == "%":
+            pair = text[i + 1 : i + 3]
+            if len(pair) != 2 or pair[0] not in _HEX or pair[1] not in _HEX:
+                raise ValueError(f"invalid URL escape {text[i : i + 3]!r}")
+            out.append(chr(int(pair, 16)))
+            i += 3
+            continue
+        out.append(" " if query and char == "+" else char)
+        i += 1
+    return "".join(out)
+
+
+def parse_query(raw_query: str) -> dict[str, list[str]]:
+    """Go's ``url.ParseQuery`` with errors ignored, as ``URL.Query()`` and ``FormValue`` use it.
+
+    Pairs are split on ``&``; a pair containing ``;`` or a malformed escape is skipped; values
+    keep their order. Keys and values are unescaped latin-1 strings. Raising anything is a bug.
+    """
+    values: dict[str, list[str]] = {}
+    for pair in raw_query.split("&"):
+        if not pair or ";" in pair:
+            continue
+        key, _, value = pair.partition("=")
+        try:
+            key, value = url_unescape(key, query=True), url_unescape(value, query=True)
+        except ValueError:  # Go skips just this pair.
+            continue
+        values.setdefault(key, []).append(value)
+    return values
+
+
+# --- Go strconv.Atoi -------------------------------------------------------------------------
+
+
+def atoi(text: str) -> int | None:
+    """Go's ``strconv.Atoi`` on a 64-bit platform; None where Go returns an error."""
+    if re.fullmatch(r"[+-]?[0-9]{1,19}", text, re.ASCII) is None:
+        return None
+    value = int(text)
+    return value if -(1 << 63) <= value < (1 << 63) else None

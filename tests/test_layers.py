@@ -17,7 +17,7 @@ ALLOWED: dict[str, set[str]] = {
     "upstream": {"upstream", "ir", "errors", "wire"},
     "mirror": {"mirror", "upstream", "ir", "errors", "wire", "settings"},
     "admin": {"admin", "ir", "errors", "wire"},
-    "echo": {"echo", "wire"},
+    "echo": {"echo", "wire", "gocompat"},
 }
 
 

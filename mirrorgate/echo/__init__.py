@@ -5,10 +5,11 @@ the JSON body, ``X-Echo-Set-Header``, ``?delay=``, ``/status/NNN``, ``/health``,
 the ``Echoing back request made to <RequestURI> to client (<addr>)`` log line; request bodies are
 streamed and hashed, never stored.
 
-Modules: ``config`` (``EchoConfig`` and the echoed identity), ``golang`` (Go standard-library
-behaviour), ``http11`` (reason phrases, status lines, Date, request targets), ``app`` (request
-handling), ``connection`` (one client connection) and ``server`` (entry points). Deliberate
-differences from echo-basic are marked ``DIVERGES`` in them.
+Modules: ``config`` (``EchoConfig`` and the echoed identity), ``http11`` (reason phrases, status
+lines, Date, request targets, Go's canonical header keys), ``app`` (request handling),
+``connection`` (one client connection) and ``server`` (entry points). Deliberate differences from
+echo-basic are marked ``DIVERGES`` in them. Go standard-library behaviour (durations, JSON
+strings, URL unescaping) comes from ``mirrorgate.gocompat``.
 """
 
 from mirrorgate.echo.config import EchoConfig, EchoIdentity, default_pod_name, resolve_identity

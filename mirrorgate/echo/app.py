@@ -21,24 +21,23 @@ from enum import Enum
 from typing import Any, Final, NamedTuple, Protocol, TextIO
 
 from mirrorgate.echo.config import EchoIdentity, identity_json
-from mirrorgate.echo.golang import (
-    GoDurationError,
-    canonical_header_key,
-    go_atoi,
-    go_json_headers,
-    go_json_str,
-    go_unescape,
-    go_utf8,
-    parse_go_duration,
-    parse_go_query,
-)
 from mirrorgate.echo.http11 import (
     HttpDateCache,
     RequestTarget,
+    canonical_header_key,
     is_token,
     reason_phrase,
     split_request_target,
     status_line,
+)
+from mirrorgate.gocompat import (
+    DurationError,
+    atoi,
+    decode_utf8,
+    json_string,
+    parse_duration_seconds,
+    parse_query,
+    url_unescape,
 )
 
 _JSON_HEADERS: Final = (("Content-Type", "application/json"), ("X-Content-Type-Options", "nosniff"))
@@ -133,7 +132,7 @@ def _header_map(headers: list[tuple[bytes, bytes]]) -> dict[str, list[str]]:
     """Go's ``Request.Header``: canonical names, values in order, Host and Transfer-Encoding removed."""
     result: dict[str, list[str]] = {}
     for name, value in headers:
-        result.setdefault(canonical_header_key(name.decode("latin-1")), []).append(go_utf8(value))
+        result.setdefault(canonical_header_key(name.decode("latin-1")), []).append(decode_utf8(value))
     result.pop("Host", None)
     result.pop("Transfer-Encoding", None)
     if result.get("Pragma", [""])[0] == "no-cache" and "Cache-Control" not in result:
@@ -173,7 +172,7 @@ def _text_reply(status: int, text: str) -> Reply:
 
 def _error_reply(message: str) -> Reply:
     """echo-basic's ``processError(w, err, 500)``."""
-    return Reply(500, _JSON_HEADERS, f'{{"message":{go_json_str(message)}}}'.encode())
+    return Reply(500, _JSON_HEADERS, f'{{"message":{json_string(message)}}}'.encode())
 
 
 def _status_reply(code: int) -> Reply:
@@ -191,8 +190,8 @@ async def _delay(query: dict[str, list[str]], key: str) -> str:
     if not text:
         return ""
     try:
-        seconds = parse_go_duration(text.encode("latin-1").decode("utf-8", "surrogateescape"))
-    except GoDurationError as err:
+        seconds = parse_duration_seconds(text.encode("latin-1").decode("utf-8", "surrogateescape"))
+    except DurationError as err:
         return str(err)
     if seconds > 0:
         await asyncio.sleep(seconds)
@@ -246,14 +245,14 @@ class EchoApp:
         # DIVERGES: echo-basic logs only in its echo handler (before the delay); we log every
         # request once its body has arrived, and append the body digest.
         self.emit(
-            f"Echoing back request made to {go_utf8(ex.target)} to client ({peer})"
+            f"Echoing back request made to {decode_utf8(ex.target)} to client ({peer})"
             f" body_length={ex.body_length} body_sha256={digest}\n"
         )
         if target == "*":
             return Reply(400, after=After.RESPOND_AND_CLOSE)
         parts = split_request_target(target)
         try:
-            path = go_unescape(parts.path, query=False).replace("//", "/")
+            path = url_unescape(parts.path, query=False).replace("//", "/")
         except ValueError:
             return Reply(400, _TEXT_HEADERS, b"400 Bad Request", After.RESPOND_AND_CLOSE)
         if path == "/health":
@@ -266,17 +265,17 @@ class EchoApp:
         return await self._echo(ex, parts)
 
     async def _echo(self, ex: Exchange, parts: RequestTarget) -> Reply:
-        error = await _delay(parse_go_query(parts.query), "delay")
+        error = await _delay(parse_query(parts.query), "delay")
         if error:
             return _error_reply(error)
         host = parts.authority or next((v.decode("latin-1") for n, v in ex.headers if n.lower() == b"host"), "")
         body = (
             "{\n"
-            f' "path": {go_json_str(go_utf8(ex.target))},\n'
-            f' "host": {go_json_str(go_utf8(host.encode("latin-1")))},\n'
-            f' "method": {go_json_str(ex.method)},\n'
+            f' "path": {json_string(decode_utf8(ex.target))},\n'
+            f' "host": {json_string(decode_utf8(host.encode("latin-1")))},\n'
+            f' "method": {json_string(ex.method)},\n'
             f' "proto": "HTTP/{ex.version}",\n'
-            f' "headers": {go_json_headers(_header_map(ex.headers))},\n'
+            f' "headers": {_json_headers(_header_map(ex.headers))},\n'
             f"{self.identity_json}\n"
             "}"
         )
@@ -284,14 +283,14 @@ class EchoApp:
 
     async def _retry(self, ex: Exchange, parts: RequestTarget) -> Reply:
         """echo-basic's retry simulator: fail ``succeedAfter`` times per ``uuid``, then echo."""
-        query = parse_go_query(parts.query)
+        query = parse_query(parts.query)
         uuid = _first(query, "uuid")
         if not uuid:
             return _text_reply(400, "uuid is required")
-        succeed_after = go_atoi(_first(query, "succeedAfter"))
+        succeed_after = atoi(_first(query, "succeedAfter"))
         if succeed_after is None:
             return _text_reply(400, "succeedAfter is required")
-        response_code = go_atoi(_first(query, "responseCode"))
+        response_code = atoi(_first(query, "responseCode"))
         async with self.retry_lock:  # echo-basic holds one mutex for the whole handler
             attempts = self.retry_attempts.get(uuid, 0)
             if attempts >= succeed_after:
@@ -320,3 +319,14 @@ class EchoApp:
         if not no_body and ex.method != "HEAD":
             out.append(reply.body)
         return b"".join(out)
+
+
+def _json_headers(headers: dict[str, list[str]]) -> str:
+    """The ``headers`` member as ``json.MarshalIndent(v, "", " ")`` nests it: sorted keys."""
+    if not headers:
+        return "{}"
+    entries = []
+    for name in sorted(headers):
+        values = ",\n".join(f"   {json_string(value)}" for value in headers[name])
+        entries.append(f"  {json_string(name)}: [\n{values}\n  ]")
+    return "{\n" + ",\n".join(entries) + "\n }"

@@ -14,7 +14,7 @@ from typing import Final
 
 import msgspec
 
-from mirrorgate.echo.golang import go_json_str
+from mirrorgate.gocompat import json_string
 
 _POD_HASH_ALPHABET: Final = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' rand.SafeEncodeString
 
@@ -75,4 +75,4 @@ def identity_json(identity: EchoIdentity) -> str:
         ("service", identity.service),
         ("pod", identity.pod),
     )
-    return ",\n".join(f" {go_json_str(key)}: {go_json_str(value)}" for key, value in fields)
+    return ",\n".join(f" {json_string(key)}: {json_string(value)}" for key, value in fields)

@@ -2,7 +2,7 @@
 
 Owns: the token check (RFC 9110 §5.6.2), request-target splitting (origin- and absolute-form,
 RFC 9112 §3.2), Go's reason phrases and the status lines made from them, and a per-second cache
-of the ``Date`` header.
+of the ``Date`` header; and Go's ``textproto.CanonicalMIMEHeaderKey``.
 
 Rules:
 1. Pure functions and immutable tables only (the Date cache holds one value); no I/O, no asyncio.
@@ -15,6 +15,7 @@ import email.utils
 import re
 import time
 from collections.abc import Mapping
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Final, NamedTuple
 
@@ -167,3 +168,21 @@ class HttpDateCache:
             self._second = second
             self._value = email.utils.formatdate(second, usegmt=True).encode("ascii")
         return self._value
+
+
+@lru_cache(maxsize=4096)
+def canonical_header_key(name: str) -> str:
+    """Return Go's ``textproto.CanonicalMIMEHeaderKey(name)``.
+
+    The first letter and every letter after a ``-`` become upper case, all other letters lower
+    case (``x-request-id`` -> ``X-Request-Id``). A name that is not a valid token is returned
+    unchanged, as Go does. Raising anything is a bug.
+    """
+    if not is_token(name):
+        return name
+    out: list[str] = []
+    upper = True
+    for char in name:
+        out.append(char.upper() if upper else char.lower())
+        upper = char == "-"
+    return "".join(out)
