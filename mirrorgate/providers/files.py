@@ -31,7 +31,7 @@ from mirrorgate.model.meta import ObjectKey, Resource
 from mirrorgate.model.snapshot import CLUSTER_SCOPED, KINDS, VERSIONS, Snapshot
 from mirrorgate.providers.admission import admit
 from mirrorgate.providers.kinds import Verdict, classify
-from mirrorgate.providers.wire import wire_problems
+from mirrorgate.providers.wire_safety import wire_problems
 
 
 class LoadResult(msgspec.Struct, frozen=True, kw_only=True):
