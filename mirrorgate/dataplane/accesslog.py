@@ -2,6 +2,9 @@
 
 Rules: one line per exchange, written by ``Exchange.finish`` only when the logger is enabled at
 INFO; fields that do not apply are ``-`` in text (``""`` in JSON); bytes are latin-1 decoded.
+``bytes`` is the number of response body bytes written to the client, the head not counted and
+chunk framing counted (NGINX's ``$body_bytes_sent``): a relayed body, the body of a local reply
+(its text, e.g. 20 for a 503), 0 for a redirect and for any answer to HEAD.
 ``AccessLogged`` is a mixin of ``Exchange``: it keeps no state of its own.
 """
 

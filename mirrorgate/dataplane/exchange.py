@@ -517,6 +517,7 @@ class Exchange(ResponseRelay, AccessLogged):
         if self.keep_alive and self.version == "1.0":  # rare: HTTP/1.0 keep-alive must be confirmed
             data = data.replace(b"\r\n\r\n", b"\r\nconnection: keep-alive\r\n\r\n", 1)
         self.status = status
+        self.bytes_sent = len(data) - data.index(b"\r\n\r\n") - 4  # the body: what follows the head
         self.response_started = True
         self.proto.write(data)
 
@@ -525,11 +526,11 @@ class Exchange(ResponseRelay, AccessLogged):
         parsed in the same upstream read as the error is discarded with what followed it), else
         abort the client."""
         self._release(False)
-        self.out = []
+        unsent, self.out = self.out, []
         if not self.response_started:
-            self.bytes_sent = 0
             self._local(status)
         else:
+            self.bytes_sent -= sum(map(len, unsent))  # body parts relayed but never written
             self.keep_alive = False
             self.proto.abort()
 

@@ -13,6 +13,10 @@ Rules:
    (``connection: close`` otherwise); an HTTP/1.0 client's keep-alive is confirmed explicitly.
 4. A full client write buffer pauses the upstream's reading; a full upstream write buffer pauses
    the client's.
+5. ``bytes_sent`` (the access log's ``bytes``) counts the response body bytes handed to the client
+   connection, everything after the head, chunk framing included (NGINX's ``$body_bytes_sent``):
+   it grows as each part is queued in ``out``, and ``Exchange._fail`` takes back what was queued
+   but never written.
 """
 
 from mirrorgate.dataplane import flow
@@ -87,10 +91,12 @@ class ResponseRelay:
         self.out.append(line + block + extra)
 
     def on_response_body(self, chunk: bytes) -> None:
-        self.bytes_sent += len(chunk)
         if self.response_chunked:
-            self.out += (b"%x\r\n" % len(chunk), chunk, b"\r\n")
+            size = b"%x\r\n" % len(chunk)
+            self.bytes_sent += len(size) + len(chunk) + 2
+            self.out += (size, chunk, b"\r\n")
         else:
+            self.bytes_sent += len(chunk)
             self.out.append(chunk)
 
     def flush(self) -> None:
@@ -116,6 +122,7 @@ class ResponseRelay:
         out = self.out
         if self.response_chunked:
             out.append(b"0\r\n\r\n")
+            self.bytes_sent += 5
         if len(out) == 2 and len(out[1]) <= 16384:  # a head and a small body: the common case
             self.out = []
             self.response_started = True

@@ -2,8 +2,9 @@
 
 The behaviour copies ``echo-basic/echo-basic.go`` (kubernetes-sigs/gateway-api-conformance-images):
 the JSON body, ``X-Echo-Set-Header``, ``?delay=``, ``/status/NNN``, ``/health``, ``/retry/`` and
-the ``Echoing back request made to <RequestURI> to client (<addr>)`` log line; request bodies are
-streamed and hashed, never stored.
+the ``Echoing back request made to <RequestURI> to client (<addr>)`` log line, byte-identical,
+followed by `` body_length=<N> body_sha256=<hex> host=<Host>`` (what was received: the mirror's
+``-shadow`` Host can be checked there); request bodies are streamed and hashed, never stored.
 
 Modules: ``config`` (``EchoConfig`` and the echoed identity), ``http11`` (reason phrases, status
 lines, Date, request targets, Go's canonical header keys), ``app`` (request handling),

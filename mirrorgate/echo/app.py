@@ -108,6 +108,12 @@ class Exchange:
             self.done.set_result(None)
 
 
+def request_host(ex: Exchange, parts: RequestTarget) -> str:
+    """Go's ``Request.Host``: the authority of the (split) absolute-form target, else the Host
+    header (latin-1 decoded; empty when there is none)."""
+    return parts.authority or next((v.decode("latin-1") for n, v in ex.headers if n.lower() == b"host"), "")
+
+
 def check_head(version: str, headers: list[tuple[bytes, bytes]]) -> Failure | None:
     """The request-level checks Go's ``readRequest`` makes before any handler runs."""
     if not version.startswith("1."):
@@ -241,16 +247,19 @@ class EchoApp:
     async def handle(self, ex: Exchange, peer: str) -> Reply:
         """Route like echo-basic's ServeMux (on the unescaped path with ``//`` -> ``/``)."""
         target = ex.target.decode("latin-1")
+        parts = split_request_target(target)
         digest = ex.hasher.hexdigest()
         # DIVERGES: echo-basic logs only in its echo handler (before the delay); we log every
-        # request once its body has arrived, and append the body digest.
+        # request once its body has arrived, and append the body digest and the Host (last: it
+        # is the rest of the line, so a Host with a space still reads whole). echo-basic's line
+        # is kept byte-identical up to the closing parenthesis, for tools that grep it.
+        host = decode_utf8(request_host(ex, parts).encode("latin-1"))
         self.emit(
             f"Echoing back request made to {decode_utf8(ex.target)} to client ({peer})"
-            f" body_length={ex.body_length} body_sha256={digest}\n"
+            f" body_length={ex.body_length} body_sha256={digest} host={host}\n"
         )
         if target == "*":
             return Reply(400, after=After.RESPOND_AND_CLOSE)
-        parts = split_request_target(target)
         try:
             path = url_unescape(parts.path, query=False).replace("//", "/")
         except ValueError:
@@ -268,7 +277,7 @@ class EchoApp:
         error = await _delay(parse_query(parts.query), "delay")
         if error:
             return _error_reply(error)
-        host = parts.authority or next((v.decode("latin-1") for n, v in ex.headers if n.lower() == b"host"), "")
+        host = request_host(ex, parts)
         body = (
             "{\n"
             f' "path": {json_string(decode_utf8(ex.target))},\n'

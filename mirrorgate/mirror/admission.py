@@ -15,7 +15,6 @@ Rules:
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from random import Random
 
@@ -23,6 +22,7 @@ from mirrorgate.ir.table import PPM, Mirror
 from mirrorgate.mirror.backend import BackendState
 from mirrorgate.mirror.breaker import Breaker, Verdict
 from mirrorgate.mirror.config import DropReason, MirrorConfig
+from mirrorgate.mirror.logs import DropLog
 from mirrorgate.mirror.metrics import MirrorSeries
 from mirrorgate.mirror.shadow import Shadow
 
@@ -31,7 +31,6 @@ log = logging.getLogger("mirrorgate.mirror")
 Backend = BackendState[Shadow]  # a backend's state, its queue holding Shadows
 # A mirror ``admit`` let through: its records, and its probe number (0: not a probe, breaker rule 3)
 Admitted = tuple[Mirror, MirrorSeries, Backend, int]
-_LOG_INTERVAL = 1.0  # seconds between debug lines about one backend's drops
 _PPM_BITS = PPM.bit_length()
 _DENY, _PROBE = Verdict.DENY, Verdict.PROBE  # enum attribute lookups are slow in 3.11
 # Plain ``str`` values for the hot paths (``MirrorSeries.dropped`` is keyed by value).
@@ -43,13 +42,14 @@ _OVER_CAPACITY: str = DropReason.OVER_CAPACITY.value
 class Admission:
     """Rules 1-2 of the dispatcher; see ``Dispatcher``."""
 
-    __slots__ = ("_loop",)
+    __slots__ = ("_debug", "_loop")
 
     config: MirrorConfig
     rng: Random
     _getrandbits: Callable[[int], int] | None
     _closed: bool
-    _debug: bool
+    _debug: bool  # DEBUG is enabled for ``mirrorgate.mirror`` (``logs.py`` rule 1)
+    _droplog: DropLog
     _cap: int
     _max_queue: int
     _timeout: float
@@ -147,6 +147,7 @@ class Admission:
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
+            self._debug = log.isEnabledFor(logging.DEBUG)  # the level as set up at startup
         return loop
 
     def _now(self) -> float:
@@ -159,10 +160,8 @@ class Admission:
             self._log_drop(backend, reason)
 
     def _log_drop(self, backend: Backend, reason: DropReason | str) -> None:
-        now = time.monotonic()
-        if now - backend.last_log >= _LOG_INTERVAL:
-            backend.last_log = now
-            log.debug("mirror to %s dropped: %s (%r)", backend.name, str(reason), backend)
+        """A drop at admission (no head built yet): ``logs.py`` rule 2; only when ``_debug``."""
+        self._droplog.drop(self._loop or self._get_loop(), backend.name, reason)
 
     # --- lookups ---------------------------------------------------------------------------------
 

@@ -57,6 +57,7 @@ from mirrorgate.ir.table import Mirror
 from mirrorgate.mirror.admission import Admission, Admitted, Backend
 from mirrorgate.mirror.config import DropReason, MirrorConfig
 from mirrorgate.mirror.head import MirrorHead, build_head, head_from_parts
+from mirrorgate.mirror.logs import DropLog, breaker_closed, breaker_failed
 from mirrorgate.mirror.metrics import BackendGauges, MirrorCollector, MirrorSeries, MirrorStats, Stats
 from mirrorgate.mirror.shadow import Shadow, Tee
 from mirrorgate.upstream.connection import StaleConnection, UpstreamConnection
@@ -98,8 +99,8 @@ class Dispatcher(Admission):
         "_cap",
         "_closed",
         "_cork",
-        "_debug",
         "_dialing",
+        "_droplog",
         "_getrandbits",
         "_inflight",
         "_max_queue",
@@ -154,7 +155,8 @@ class Dispatcher(Admission):
         self._sweep_at = 0.0
         self._buffered = 0  # bytes all mirrors are behind, as last measured (shadow.py rule 2)
         self._closed = False
-        self._debug = log.isEnabledFor(logging.DEBUG)  # refreshed on every scrape and sweep
+        self._debug = log.isEnabledFor(logging.DEBUG)  # refreshed on the first request, every scrape and sweep
+        self._droplog = DropLog()  # drops at DEBUG, rate-limited (``logs.py``)
         self._loop: asyncio.AbstractEventLoop | None = None  # the running loop, as of the last submit
         self.registry.register(MirrorCollector(self._series.values, self._gauges, lambda: self._buffered))
 
@@ -286,6 +288,7 @@ class Dispatcher(Admission):
             if breaker.open_until or breaker.failures or breaker.probing:
                 breaker.record_success()
                 self._breaker_changed(backend)
+                breaker_closed(backend, bool(shadow.probe), now)
         self._end(shadow)
 
     def response_failed(self, shadow: Shadow, exc: UpstreamError) -> None:
@@ -464,8 +467,11 @@ class Dispatcher(Admission):
         if shadow.finished:
             return
         if breaker:
-            shadow.backend.breaker.record_failure((self._loop or self._get_loop()).time())
-            self._breaker_changed(shadow.backend)
+            backend = shadow.backend
+            now = (self._loop or self._get_loop()).time()
+            backend.breaker.record_failure(now)
+            self._breaker_changed(backend)
+            breaker_failed(backend, str(reason), bool(shadow.probe), now)
         self._drop(shadow, reason)
 
     def _drop(self, shadow: Shadow, reason: DropReason | str) -> None:
@@ -477,8 +483,8 @@ class Dispatcher(Admission):
         if shadow.probe:
             shadow.backend.breaker.probe_done(shadow.probe)
             self._breaker_changed(shadow.backend)
-        if log.isEnabledFor(logging.DEBUG):
-            self._log_drop(shadow.backend, reason)
+        if self._debug:
+            self._droplog.drop(self._loop or self._get_loop(), shadow.backend.name, reason, shadow.head.prefix)
 
     # --- shutdown (rule 6) and introspection ----------------------------------------------------------
 
@@ -499,6 +505,7 @@ class Dispatcher(Admission):
             if backend.breaker_timer is not None:
                 backend.breaker_timer.cancel()
                 backend.breaker_timer = None
+        self._droplog.close(self._loop)
 
     async def shutdown(self) -> None:
         """``close()``, wait for the cancelled dials to finish, close the mirror pool."""

@@ -80,12 +80,13 @@ class Backend:
     def endpoint(self) -> UpstreamAddress:
         return UpstreamAddress(address="127.0.0.1", port=self.port)
 
-    async def start(self) -> "Backend":
+    async def start(self, port: int = 0) -> "Backend":
+        """Listen on ``port`` (0: any free one)."""
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if self.mode is Mode.SLOW_READER:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("127.0.0.1", port))
         sock.listen(512)
         sock.setblocking(False)
         self.server = await asyncio.get_running_loop().create_server(lambda: BackendProtocol(self), sock=sock)
@@ -237,13 +238,13 @@ MakeDispatcher = Callable[..., Dispatcher]
 
 @pytest.fixture
 async def start_backend() -> AsyncIterator[StartBackend]:
-    """``await start_backend(mode, delay=..., status=...)``; every backend is closed at teardown."""
+    """``await start_backend(mode, delay=..., status=..., port=...)``; every backend is closed at teardown."""
     started: list[Backend] = []
 
-    async def start(mode: Mode = Mode.OK, *, delay: float = 0.0, status: int = 200) -> Backend:
+    async def start(mode: Mode = Mode.OK, *, delay: float = 0.0, status: int = 200, port: int = 0) -> Backend:
         b = Backend(mode, delay=delay, status=status)
         started.append(b)
-        return await b.start()
+        return await b.start(port)
 
     yield start
     for b in started:
