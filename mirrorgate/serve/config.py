@@ -47,6 +47,7 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
     access_log_json: bool = False
     access_log: str = "-"  # where access-log lines go: "-" stdout, a file path, or "off"
     log_format: str = "text"  # "text" or "json" (one object per line) for the process logs
+    log_level: str = "info"  # "debug", "info" or "warning" for the process logs of every process
     admin: tuple[str, int] | None = ("127.0.0.1", 9901)  # None: no admin server
     mirror: MirrorConfig = msgspec.field(default_factory=MirrorConfig)
     watch: bool = True  # reload when a -f path changes on disk
