@@ -17,7 +17,7 @@ spec:
   listeners: [{name: http, protocol: HTTP, port: 8080}]
 """
 
-USAGE = {  # argv (after the subcommand's -f, if any) -> the error line, exit 2
+USAGE: dict[tuple[str, ...], str] = {  # argv (after the subcommand's -f, if any) -> the error line, exit 2
     ("run", "--access-log", "/nonexistent/dir/log"): "mirrorgate run: error: argument --access-log: cannot open "
     "'/nonexistent/dir/log' for appending: No such file or directory",
     ("run", "--grace", "-5"): "mirrorgate run: error: argument --grace: expected a number of seconds >= 0, got '-5'",
