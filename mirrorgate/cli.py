@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from mirrorgate import __version__
 from mirrorgate.ir.dump import table_to_builtins, to_json, to_yaml
-from mirrorgate.providers.files import LoadResult, load_paths
+from mirrorgate.providers.files import LoadResult
 from mirrorgate.status_view import list_view, utc_now
 from mirrorgate.translate import TranslateOptions, translate
 
@@ -161,8 +161,15 @@ def _add_files(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _load(paths: Sequence[str]) -> LoadResult:
-    result = load_paths(paths)
+def _load(paths: Sequence[str]) -> LoadResult | None:
+    """The loaded files, notes on stderr; ``None`` (the error line printed) when a path cannot be read."""
+    from mirrorgate.serve.config import ConfigInvalid, read_paths
+
+    try:
+        result = read_paths(paths)
+    except ConfigInvalid as exc:
+        print(exc, file=sys.stderr)
+        return None
     for note in result.notes:
         print(note, file=sys.stderr)
     return result
@@ -170,6 +177,8 @@ def _load(paths: Sequence[str]) -> LoadResult:
 
 def _validate(args: argparse.Namespace) -> int:
     result = _load(args.paths)
+    if result is None:
+        return 1
     for err in result.errors:
         print(err)
     if result.errors:
@@ -191,6 +200,8 @@ def _warnings(result: LoadResult) -> list[str]:
 
 def _status(args: argparse.Namespace) -> int:
     result = _load(args.paths)
+    if result is None:
+        return 1
     for err in result.errors:
         print(err, file=sys.stderr)
     translated = translate(result.snapshot, TranslateOptions(bind=args.bind))

@@ -20,7 +20,7 @@ from mirrorgate.dataplane.limits import Limits
 from mirrorgate.errors import MirrorgateError
 from mirrorgate.ir.table import RoutingTable
 from mirrorgate.mirror.config import MirrorConfig
-from mirrorgate.providers.files import load_paths
+from mirrorgate.providers.files import LoadResult, load_paths
 from mirrorgate.status_view import list_view
 from mirrorgate.translate import TranslateOptions, translate
 
@@ -63,9 +63,19 @@ class Loaded(msgspec.Struct, frozen=True, kw_only=True):
     status: dict[str, Any]  # the kubectl-shaped List of resources with their status
 
 
+def read_paths(paths: Sequence[str], stdin_text: str | None = None) -> LoadResult:
+    """``load_paths``, with a path that cannot be listed (a directory without permission) as a
+    ``ConfigInvalid`` line naming it instead of an ``OSError``."""
+    try:
+        return load_paths(paths, stdin_text)
+    except OSError as exc:
+        name = exc.filename if exc.filename is not None else ", ".join(paths)
+        raise ConfigInvalid([f"{name}: cannot read: {exc.strerror or exc}"]) from exc
+
+
 def load_config(paths: Sequence[str], bind: str, stdin_text: str | None = None, *, notes: bool = True) -> Loaded:
     """Load and translate; any load error is a ``ConfigInvalid`` listing every problem."""
-    result = load_paths(paths, stdin_text)
+    result = read_paths(paths, stdin_text)
     for note in result.notes:
         log.log(logging.INFO if notes else logging.DEBUG, "%s", note)
     if result.errors:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from mirrorgate.serve.config import ConfigInvalid, load_config
+
 OK = """apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {name: eg}
@@ -138,3 +140,22 @@ def test_demo_default_port_taken_says_which_it_chose_and_removes_its_files() -> 
     conf = next(line for line in proc.stdout.splitlines() if line.startswith("configuration: "))
     assert not Path(conf.split()[1]).parent.exists()
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("command", ["validate", "status"])
+def test_a_directory_that_cannot_be_listed_is_one_line_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """In-process (the suite may run as root, for whom no directory is unreadable): listing fails."""
+    from mirrorgate.cli import main
+
+    def refuse(self: Path) -> object:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "iterdir", refuse)
+    assert main([command, "-f", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == f"{tmp_path}: cannot read: Permission denied"
+    with pytest.raises(ConfigInvalid) as caught:  # what `run` prints, one line, exit 1
+        load_config([str(tmp_path)], "127.0.0.1")
+    assert caught.value.lines == [f"{tmp_path}: cannot read: Permission denied"]
