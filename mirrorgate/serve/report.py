@@ -26,8 +26,14 @@ from mirrorgate.ir.table import Action, Filters, HTTPListener, RoutingTable
 from mirrorgate.translate.translator import CONTROLLER_NAME
 
 ENDPOINTS_FLAG = "--endpoints SERVICE[.NS][:PORT]=ADDR:PORT"
-_BAD_WHEN = {"Accepted": "False", "Programmed": "False", "ResolvedRefs": "False", "Conflicted": "True"}
-_BAD_WHEN["PartiallyInvalid"] = "True"
+# condition type -> the status that means something is wrong (rule 2)
+_BAD_WHEN = {
+    "Accepted": "False",
+    "Programmed": "False",
+    "ResolvedRefs": "False",
+    "Conflicted": "True",
+    "PartiallyInvalid": "True",
+}
 
 Item = dict[str, Any]
 
@@ -121,15 +127,14 @@ def _foreign_reason(status: dict[str, Any], gw: Item) -> str:
 
 
 def _route_problems(status: dict[str, Any]) -> Iterator[str]:
-    for kind in ("HTTPRoute",):
-        for route in _items(status, kind):
-            parents = route.get("status", {}).get("parents", [])
-            if not parents:
-                yield f"{_ref(route)}: attached to nothing served here: {_why_unattached(status, route)}"
-            for parent in parents:
-                where = _parent_text(parent.get("parentRef", {}), route)
-                for text in _bad(parent.get("conditions", [])):
-                    yield f"{_ref(route)} (parent {where}): {text}"
+    for route in _items(status, "HTTPRoute"):
+        parents = route.get("status", {}).get("parents", [])
+        if not parents:
+            yield f"{_ref(route)}: attached to nothing served here: {_why_unattached(status, route)}"
+        for parent in parents:
+            where = _parent_text(parent.get("parentRef", {}), route)
+            for text in _bad(parent.get("conditions", [])):
+                yield f"{_ref(route)} (parent {where}): {text}"
 
 
 def _parent_text(ref: Item, route: Item) -> str:
