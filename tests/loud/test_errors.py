@@ -2,6 +2,7 @@
 exit 2 (a flag value, found when the arguments are parsed) or 1 (the configuration or a runtime
 failure), never a traceback."""
 
+import signal
 import socket
 import subprocess
 import sys
@@ -159,3 +160,24 @@ def test_a_directory_that_cannot_be_listed_is_one_line_naming_it(
     with pytest.raises(ConfigInvalid) as caught:  # what `run` prints, one line, exit 1
         load_config([str(tmp_path)], "127.0.0.1")
     assert caught.value.lines == [f"{tmp_path}: cannot read: Permission denied"]
+
+
+def test_demo_removes_its_files_when_stopped_while_serving() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mirrorgate", "demo", "--port", "0", "--requests", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("Press Ctrl-C"):
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    conf = next(line for line in lines if line.startswith("configuration: "))
+    assert not Path(conf.split()[1]).parent.exists()
+    assert "Traceback" not in err
