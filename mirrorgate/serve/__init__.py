@@ -5,6 +5,7 @@ Modules, each importing only the ones above it in this list (no cycles), and not
 
 - ``config``: ``RunConfig``, startup errors, loading ``-f`` paths into a ``Loaded`` configuration.
 - ``logs``, ``signals``: logging setup; loop signal handlers and task cleanup.
+- ``report``: what a configuration serves and what is wrong with it, as lines (pure).
 - ``source``: ``ConfigSource``, what yields configurations (``FileSource``: the ``-f`` paths).
 - ``apply``: the one path a configuration takes to be served: load off the loop, check the
   table's invariants, prepare (compile), apply (swap); ``Reloader``.

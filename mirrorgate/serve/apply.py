@@ -20,7 +20,10 @@ Rules:
    object, field, as ``mirrorgate validate`` prints) is logged and kept as ``last_error``
    (``{"time": ..., "errors": [...]}``) until a later reload succeeds.
 5. One log line per reload: ``reloaded: N servers, M routes`` or ``reload failed: ...`` followed
-   by the error lines.
+   by the error lines. A reload that was asked for (not a quiet one that found nothing changed)
+   then logs what ``serve/report.py`` says about the new configuration: the listener counts
+   before and after, the listeners served when they changed, and every problem (warning level),
+   including why nothing is served when nothing is. ``announce`` logs the same at start.
 """
 
 import asyncio
@@ -32,6 +35,7 @@ from mirrorgate.errors import MirrorgateError
 from mirrorgate.ir import invariants
 from mirrorgate.ir.table import RoutingTable
 from mirrorgate.serve.config import ConfigInvalid, Loaded
+from mirrorgate.serve.report import counts, report
 from mirrorgate.serve.source import ConfigSource
 from mirrorgate.status_view import utc_now
 
@@ -70,10 +74,26 @@ def summary(table: RoutingTable) -> str:
     return f"{len(table.servers)} servers, {count_routes(table)} routes"
 
 
+def announce(loaded: Loaded, before: Loaded | None = None) -> None:
+    """Log what ``loaded`` serves and what is wrong with it (rule 5): listeners at info (on a reload
+    only when the table changed), problems at warning."""
+    infos, warnings = report(loaded.status, loaded.table)
+    if before is None:
+        log.info("serving %s", counts(loaded.table))
+    else:
+        log.info("now serving %s (was %s)", counts(loaded.table), counts(before.table))
+    if before is None or before.table != loaded.table:
+        for line in infos:
+            log.info("  %s", line)
+    for line in warnings:
+        log.warning("%s", line)
+
+
 class Reloader(Generic[T]):
     """Reload on request: ``source.load()``, checked (rule 2), then ``prepare`` builds a candidate
     ``T`` (all in a thread); ``table_of`` says what it serves; ``apply`` installs it. ``on_result``
-    (optional) hears every outcome: ``None`` for success, else the error lines."""
+    (optional) hears every outcome: ``None`` for success, else the error lines. ``loaded_of``
+    (optional) gives the configuration of a ``T``, to ``announce`` it after a reload (rule 5)."""
 
     def __init__(
         self,
@@ -84,6 +104,7 @@ class Reloader(Generic[T]):
         table_of: Callable[[T], RoutingTable],
         apply: Callable[[T], Awaitable[None]],
         on_result: Callable[[list[str] | None], None] | None = None,
+        loaded_of: Callable[[T], Loaded] | None = None,
     ) -> None:
         self.current = current
         self.last_error: dict[str, Any] | None = None
@@ -93,6 +114,7 @@ class Reloader(Generic[T]):
         self._table_of = table_of
         self._apply = apply
         self._on_result = on_result
+        self._loaded_of = loaded_of
         self._wake = asyncio.Event()
         self._loud = False  # a pending request wants its outcome logged even if nothing changed
 
@@ -124,12 +146,14 @@ class Reloader(Generic[T]):
             log.exception("reload failed with an internal error")
             self._failed([f"internal error: {exc!r}"])
             return False
-        self.current = candidate
+        previous, self.current = self.current, candidate
         self.last_error = None
         self.reloads += 1
         table = self._table_of(candidate)
         level = logging.DEBUG if quiet and not changed else logging.INFO
         log.log(level, "reloaded: %s%s", summary(table), "" if changed else " (unchanged)")
+        if self._loaded_of is not None and level == logging.INFO:
+            announce(self._loaded_of(candidate), self._loaded_of(previous))
         if self._on_result is not None:
             self._on_result(None)
         return True

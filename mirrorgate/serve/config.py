@@ -20,7 +20,7 @@ from mirrorgate.dataplane.limits import Limits
 from mirrorgate.errors import MirrorgateError
 from mirrorgate.ir.table import RoutingTable
 from mirrorgate.mirror.config import MirrorConfig
-from mirrorgate.providers.files import load_paths
+from mirrorgate.providers.files import LoadResult, load_paths
 from mirrorgate.status_view import list_view
 from mirrorgate.translate import TranslateOptions, translate
 
@@ -47,6 +47,7 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
     access_log_json: bool = False
     access_log: str = "-"  # where access-log lines go: "-" stdout, a file path, or "off"
     log_format: str = "text"  # "text" or "json" (one object per line) for the process logs
+    log_level: str = "info"  # "debug", "info" or "warning" for the process logs of every process
     admin: tuple[str, int] | None = ("127.0.0.1", 9901)  # None: no admin server
     mirror: MirrorConfig = msgspec.field(default_factory=MirrorConfig)
     watch: bool = True  # reload when a -f path changes on disk
@@ -62,9 +63,19 @@ class Loaded(msgspec.Struct, frozen=True, kw_only=True):
     status: dict[str, Any]  # the kubectl-shaped List of resources with their status
 
 
+def read_paths(paths: Sequence[str], stdin_text: str | None = None) -> LoadResult:
+    """``load_paths``, with a path that cannot be listed (a directory without permission) as a
+    ``ConfigInvalid`` line naming it instead of an ``OSError``."""
+    try:
+        return load_paths(paths, stdin_text)
+    except OSError as exc:
+        name = exc.filename if exc.filename is not None else ", ".join(paths)
+        raise ConfigInvalid([f"{name}: cannot read: {exc.strerror or exc}"]) from exc
+
+
 def load_config(paths: Sequence[str], bind: str, stdin_text: str | None = None, *, notes: bool = True) -> Loaded:
     """Load and translate; any load error is a ``ConfigInvalid`` listing every problem."""
-    result = load_paths(paths, stdin_text)
+    result = read_paths(paths, stdin_text)
     for note in result.notes:
         log.log(logging.INFO if notes else logging.DEBUG, "%s", note)
     if result.errors:

@@ -4,6 +4,14 @@ Rules:
 1. Process logs go to stderr; access-log lines (logger ``mirrorgate.access``) to stdout, a file,
    or nowhere, never mixed with the process logs.
 2. In a worker process every line says which worker wrote it.
+3. ``--log-level`` (debug, info or warning; default info) sets the level of the process logs in
+   every process (the supervisor passes it to its workers in their ``RunConfig``); access-log
+   lines are not process logs and keep their own level. Text lines at warning level and above
+   start with ``warning:`` / ``error:``; JSON lines carry a ``level`` field.
+4. Logger names: ``mirrorgate`` (process life: start, reload, stop), ``mirrorgate.admin``,
+   ``mirrorgate.access`` (access-log lines), and ``mirrorgate.mirror`` for the mirror dispatcher
+   (by convention: each dropped mirror copy at debug, a backend's breaker opening or closing at
+   warning), so ``--log-level debug`` shows every drop and the default shows breaker changes only.
 """
 
 import json
@@ -12,8 +20,10 @@ import sys
 import time
 from typing import Any
 
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 
-def setup_logging(access_log: str, worker: int | None = None, log_format: str = "text") -> None:
+
+def setup_logging(access_log: str, worker: int | None = None, log_format: str = "text", level: str = "info") -> None:
     """Logs to stderr (text, or one JSON object per line with ``log_format="json"``); access-log
     lines to stdout, a file, or nowhere (``off``). In a worker process every line says which worker
     wrote it (``[worker N]`` / a ``"worker"`` field; access lines end ``worker=N``, JSON ones get a
@@ -23,8 +33,9 @@ def setup_logging(access_log: str, worker: int | None = None, log_format: str = 
     if log_format == "json":
         handler_err.setFormatter(JsonFormatter(worker))
     else:
-        handler_err.setFormatter(logging.Formatter(f"%(asctime)s {tag}%(message)s"))
-    logging.basicConfig(level=logging.INFO, handlers=[handler_err])
+        handler_err.setFormatter(TextFormatter(f"%(asctime)s %(levelprefix)s{tag}%(message)s"))
+    logging.basicConfig(handlers=[handler_err])
+    logging.getLogger().setLevel(LEVELS[level])
     access = logging.getLogger("mirrorgate.access")
     access.propagate = False
     if access_log == "off":
@@ -36,6 +47,15 @@ def setup_logging(access_log: str, worker: int | None = None, log_format: str = 
         handler.addFilter(_WorkerTag(worker))
     access.addHandler(handler)
     access.setLevel(logging.INFO)
+
+
+class TextFormatter(logging.Formatter):
+    """A text line; ``warning: `` / ``error: `` before the message at those levels (rule 3)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = record.levelno
+        record.levelprefix = "" if level < logging.WARNING else f"{'warning' if level < logging.ERROR else 'error'}: "
+        return super().format(record)
 
 
 class JsonFormatter(logging.Formatter):

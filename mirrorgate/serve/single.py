@@ -3,10 +3,13 @@
 Rules:
 1. Start: the source's first configuration is loaded and checked (``serve/apply.py``), then every
    listener bound; a failure of either is a ``StartupError`` and nothing stays open.
-2. Reload triggers: the source's ``watch`` (for ``FileSource``: a change to a ``-f`` path, unless
+2. Once listening, what is served and every problem are logged (``serve/apply.announce``); the
+   same after each reload. ``/readyz`` is 503 while the table serves no listener, with the
+   reason (``serve/report.not_served``); the process keeps running, a reload can make it ready.
+3. Reload triggers: the source's ``watch`` (for ``FileSource``: a change to a ``-f`` path, unless
    ``--no-watch``) and SIGHUP. Each reload compiles the matcher off the loop, then
    ``DataPlane.apply`` swaps it in.
-3. Shutdown, in order: stop reloading; shut the data plane down (``DataPlane.shutdown``: stop
+4. Shutdown, in order: stop reloading; shut the data plane down (``DataPlane.shutdown``: stop
    accepting, drain within ``grace``); close the admin server.
 """
 
@@ -21,10 +24,11 @@ from prometheus_client import CollectorRegistry
 from mirrorgate.admin.server import AdminApp
 from mirrorgate.dataplane.matcher import Matcher, compile
 from mirrorgate.serve.admin import listen_admin, status_of
-from mirrorgate.serve.apply import Reloader, ReloadFailed, load_checked
+from mirrorgate.serve.apply import Reloader, ReloadFailed, announce, load_checked
 from mirrorgate.serve.config import Loaded, RunConfig, StartupError
 from mirrorgate.serve.plane import DataPlane
-from mirrorgate.serve.signals import cancel_all, on_signal
+from mirrorgate.serve.report import not_served
+from mirrorgate.serve.signals import cancel_all, on_signal, until_stopped
 from mirrorgate.serve.source import ConfigSource, FileSource
 
 log = logging.getLogger("mirrorgate")
@@ -52,6 +56,7 @@ def plane_reloader(plane: DataPlane, source: ConfigSource, loaded: Loaded) -> Re
         prepare=lambda new: Built(new, compile(new.table)),
         table_of=lambda b: b.loaded.table,
         apply=apply,
+        loaded_of=lambda b: b.loaded,
     )
 
 
@@ -82,6 +87,7 @@ async def serve(
     try:
         with on_signal(signal.SIGHUP, reloader.request):
             await plane.start()
+            announce(loaded)
             tasks.append(asyncio.create_task(reloader.run()))
             tasks.append(asyncio.create_task(source.watch(reloader.request, stop)))
             await stop.wait()
@@ -101,13 +107,14 @@ async def _start_admin(config: RunConfig, plane: DataPlane, reloader: Reloader[B
         table=lambda: plane.table,
         status=status_of(reloader, lambda: reloader.current.loaded.status),
         ready=lambda: plane.ready,
+        why_not_ready=lambda: not_served(reloader.current.loaded.status, plane.table),
     )
     return await listen_admin(app, config.admin)
 
 
 async def _serve_until_signal(config: RunConfig) -> None:
     stop = asyncio.Event()
-    with on_signal(signal.SIGINT, stop.set), on_signal(signal.SIGTERM, stop.set):
+    with until_stopped(stop.set):
         await serve(config, stop)
 
 

@@ -23,7 +23,10 @@ Rules:
    (its gauges are dropped), so totals never go down; what a killed worker counted in its last
    ``METRICS_EVERY`` seconds is lost. (Not prometheus-client's multiprocess mode: the mirror
    metrics are a custom collector over in-memory ints, which that mode cannot see.)
-5. ``/readyz`` is 200 once every worker has bound at least once and while at least one is bound.
+5. ``/readyz`` is 200 once every worker has bound at least once and while at least one is bound,
+   unless the table serves no listener (503 with the reason, ``serve/report.py``). What is served
+   and every problem are logged by the supervisor once, when the group is ready, and after each
+   reload; workers log only their own sockets.
 6. SIGTERM/SIGINT: SIGTERM to every worker (each drains within ``grace``), wait, exit normally (0);
    a worker still running ``grace`` + 5 s later is killed.
 """
@@ -45,9 +48,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mirrorgate.admin.server import AdminApp
 from mirrorgate.serve.admin import listen_admin, status_of
-from mirrorgate.serve.apply import Reloader, load_checked
+from mirrorgate.serve.apply import Reloader, announce, load_checked
 from mirrorgate.serve.config import Loaded, RunConfig, StartupError
-from mirrorgate.serve.signals import cancel_all, on_signal
+from mirrorgate.serve.report import not_served
+from mirrorgate.serve.signals import cancel_all, on_signal, until_stopped
 from mirrorgate.serve.source import ConfigSource, FileSource
 from mirrorgate.serve.worker import ENV_CONFIG, ENV_ID, ENV_STATUS_FD, STATUS_LINE_LIMIT, table_frame
 
@@ -99,6 +103,7 @@ class Supervisor:
             prepare=lambda loaded: loaded,
             table_of=lambda c: c.table,
             apply=self._forward_reload,
+            loaded_of=lambda c: c,
         )
 
     async def run(self) -> None:
@@ -107,11 +112,7 @@ class Supervisor:
         tasks.append(asyncio.create_task(self.reloader.run()))
         tasks.append(asyncio.create_task(self.source.watch(self.reloader.request, self.stop)))
         try:
-            with (
-                on_signal(signal.SIGINT, self.stop.set),
-                on_signal(signal.SIGTERM, self.stop.set),
-                on_signal(signal.SIGHUP, self.reloader.request),
-            ):
+            with until_stopped(self.stop.set), on_signal(signal.SIGHUP, self.reloader.request):
                 await self.stop.wait()
                 await self._stop_workers(tasks[: len(self.slots)])
         finally:
@@ -149,6 +150,7 @@ class Supervisor:
             table=lambda: self.reloader.current.table,
             status=status_of(self.reloader, lambda: self.reloader.current.status),
             ready=self.ready,
+            why_not_ready=lambda: not_served(self.reloader.current.status, self.reloader.current.table),
         )
         return await listen_admin(app, self.config.admin)
 
@@ -245,8 +247,9 @@ class Supervisor:
             return False
         slot.bound = True
         log.info("worker %d ready", slot.index)
-        if all(s.bound for s in self.slots):
+        if all(s.bound for s in self.slots) and not self.started.is_set():
             self.started.set()
+            announce(self.reloader.current)  # once for the group, not once per worker
         return True
 
     async def _stop_workers(self, keepers: list["asyncio.Task[None]"]) -> None:

@@ -21,7 +21,6 @@ Rules:
 import asyncio
 import logging
 import os
-import signal
 import struct
 import sys
 from typing import Any
@@ -36,7 +35,7 @@ from mirrorgate.serve.apply import summary
 from mirrorgate.serve.config import RunConfig, StartupError
 from mirrorgate.serve.logs import setup_logging
 from mirrorgate.serve.plane import DataPlane
-from mirrorgate.serve.signals import cancel_all, every, on_signal
+from mirrorgate.serve.signals import cancel_all, every, until_stopped
 
 log = logging.getLogger("mirrorgate")
 
@@ -58,7 +57,7 @@ def worker_main() -> int:
     config = msgspec.json.decode(os.environ[ENV_CONFIG], type=RunConfig)
     index = int(os.environ[ENV_ID])
     status_fd = int(os.environ[ENV_STATUS_FD])
-    setup_logging(config.access_log, index, config.log_format)
+    setup_logging(config.access_log, index, config.log_format, config.log_level)
     try:
         uvloop.run(_worker(config, status_fd))
     except StartupError as exc:
@@ -123,7 +122,7 @@ class _Worker:
         )
         helpers: list[asyncio.Task[None]] = []
         try:
-            with on_signal(signal.SIGINT, self.stop.set), on_signal(signal.SIGTERM, self.stop.set):
+            with until_stopped(self.stop.set):
                 await plane.start()
                 self.emit({"event": "bound"})
                 helpers.append(asyncio.create_task(self.follow(plane)))
