@@ -24,6 +24,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from mirrorgate import __version__
 from mirrorgate.ir.dump import table_to_builtins, to_json, to_yaml
 from mirrorgate.providers.files import LoadResult
@@ -57,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="serve the Gateway API configuration in PATH until SIGINT/SIGTERM")
     _add_files(run)
+    _add_endpoints(run)
     run.add_argument(
         "--bind", type=ip_literal, default="0.0.0.0", help="address listeners bind when a Gateway has none"
     )
@@ -121,10 +124,12 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser("validate", help="check Gateway API YAML as an apiserver would; exit 1 if invalid")
     _add_files(validate)
+    _add_endpoints(validate)
     validate.set_defaults(handler=_validate)
 
     status = sub.add_parser("status", help="print every resource with its computed status")
     _add_files(status)
+    _add_endpoints(status)
     status.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
     status.add_argument(
         "--bind", type=ip_literal, default="0.0.0.0", help="address listeners bind when a Gateway has none"
@@ -161,22 +166,42 @@ def _add_files(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _load(paths: Sequence[str]) -> LoadResult | None:
-    """The loaded files, notes on stderr; ``None`` (the error line printed) when a path cannot be read."""
-    from mirrorgate.serve.config import ConfigInvalid, read_paths
+def _add_endpoints(p: argparse.ArgumentParser) -> None:
+    from mirrorgate.providers.endpoints import parse_endpoint
+
+    p.add_argument(
+        "--endpoints",
+        type=parse_endpoint,
+        action="append",
+        default=[],
+        metavar="SERVICE[.NS][:PORT]=ADDR:PORT",
+        help="where a Service's backends listen when the files carry no EndpointSlice (repeatable; "
+        "NS defaults to default, PORT is the Service port's number or name, every port when omitted)",
+    )
+
+
+def _load(args: argparse.Namespace) -> LoadResult | None:
+    """The loaded files (with ``--endpoints`` applied once they load), notes and warnings on
+    stderr; ``None`` (the error line printed) when a path cannot be read or an ``--endpoints``
+    value names a Service or port the files do not define."""
+    from mirrorgate.serve.config import ConfigInvalid, apply_endpoints, read_paths
 
     try:
-        result = read_paths(paths)
+        result = read_paths(args.paths)
+        for note in result.notes:
+            print(note, file=sys.stderr)
+        for warning in result.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        if result.errors:
+            return result
+        return msgspec.structs.replace(result, snapshot=apply_endpoints(result.snapshot, args.endpoints))
     except ConfigInvalid as exc:
         print(exc, file=sys.stderr)
         return None
-    for note in result.notes:
-        print(note, file=sys.stderr)
-    return result
 
 
 def _validate(args: argparse.Namespace) -> int:
-    result = _load(args.paths)
+    result = _load(args)
     if result is None:
         return 1
     for err in result.errors:
@@ -199,7 +224,7 @@ def _warnings(result: LoadResult) -> list[str]:
 
 
 def _status(args: argparse.Namespace) -> int:
-    result = _load(args.paths)
+    result = _load(args)
     if result is None:
         return 1
     for err in result.errors:
@@ -273,6 +298,7 @@ def _run(args: argparse.Namespace) -> int:
         watch=not args.no_watch,
         workers=args.workers,
         limits=Limits(**overrides),
+        endpoints=tuple(args.endpoints),
     )
     try:
         _serve(config)

@@ -20,6 +20,8 @@ from mirrorgate.dataplane.limits import Limits
 from mirrorgate.errors import MirrorgateError
 from mirrorgate.ir.table import RoutingTable
 from mirrorgate.mirror.config import MirrorConfig
+from mirrorgate.model.snapshot import Snapshot
+from mirrorgate.providers.endpoints import EndpointsError, EndpointSpec, with_endpoints
 from mirrorgate.providers.files import LoadResult, load_paths
 from mirrorgate.status_view import list_view
 from mirrorgate.translate import TranslateOptions, translate
@@ -54,6 +56,7 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
     workers: int = 1  # > 1: a supervisor and that many worker processes (serve/supervisor.py)
     reuse_port: bool = False  # SO_REUSEPORT on listeners (set for workers)
     limits: Limits = msgspec.field(default_factory=Limits)  # per worker (``--limit NAME=VALUE``)
+    endpoints: tuple[EndpointSpec, ...] = ()  # ``--endpoints``: Service endpoints the files do not carry
 
 
 class Loaded(msgspec.Struct, frozen=True, kw_only=True):
@@ -73,15 +76,39 @@ def read_paths(paths: Sequence[str], stdin_text: str | None = None) -> LoadResul
         raise ConfigInvalid([f"{name}: cannot read: {exc.strerror or exc}"]) from exc
 
 
-def load_config(paths: Sequence[str], bind: str, stdin_text: str | None = None, *, notes: bool = True) -> Loaded:
-    """Load and translate; any load error is a ``ConfigInvalid`` listing every problem."""
+def load_config(
+    paths: Sequence[str],
+    bind: str,
+    stdin_text: str | None = None,
+    *,
+    notes: bool = True,
+    endpoints: Sequence[EndpointSpec] = (),
+) -> Loaded:
+    """Load and translate; any load error is a ``ConfigInvalid`` listing every problem. The
+    loader's notes are logged at INFO (``notes``; DEBUG otherwise), its warnings (documents skipped
+    that were most likely meant for a gateway) at WARNING on every load; ``endpoints`` give
+    Services the endpoints the files do not carry."""
     result = read_paths(paths, stdin_text)
     for note in result.notes:
         log.log(logging.INFO if notes else logging.DEBUG, "%s", note)
+    for warning in result.warnings:
+        log.warning("%s", warning)
     if result.errors:
         raise ConfigInvalid([str(e) for e in result.errors])
-    translated = translate(result.snapshot, TranslateOptions(bind=bind))
-    return Loaded(table=translated.table, status=list_view(result.snapshot, translated.statuses))
+    snapshot = apply_endpoints(result.snapshot, endpoints)
+    translated = translate(snapshot, TranslateOptions(bind=bind))
+    return Loaded(table=translated.table, status=list_view(snapshot, translated.statuses))
+
+
+def apply_endpoints(snapshot: Snapshot, endpoints: Sequence[EndpointSpec]) -> Snapshot:
+    """``snapshot`` with the ``--endpoints`` EndpointSlices added; a flag naming a Service or port
+    the files do not define is a ``ConfigInvalid`` naming it."""
+    if not endpoints:
+        return snapshot
+    try:
+        return with_endpoints(snapshot, endpoints)
+    except EndpointsError as exc:
+        raise ConfigInvalid([f"--endpoints: {p}" for p in exc.problems]) from exc
 
 
 def load_table(paths: Sequence[str], bind: str) -> RoutingTable:

@@ -27,6 +27,7 @@ from typing import Protocol
 
 import watchfiles
 
+from mirrorgate.providers.endpoints import EndpointSpec
 from mirrorgate.serve.config import Loaded, RunConfig, load_config, read_stdin_once
 
 log = logging.getLogger("mirrorgate")
@@ -58,21 +59,31 @@ class ConfigSource(Protocol):
 class FileSource:
     """The ``-f`` paths: files, directories of ``*.yaml``/``*.yml``, ``-`` for standard input."""
 
-    def __init__(self, paths: Sequence[str], bind: str, *, watch: bool = True, stdin_text: str | None = None) -> None:
+    def __init__(
+        self,
+        paths: Sequence[str],
+        bind: str,
+        *,
+        watch: bool = True,
+        stdin_text: str | None = None,
+        endpoints: Sequence[EndpointSpec] = (),
+    ) -> None:
         self.paths = tuple(paths)
         self.bind = bind
         self.watching = watch
         self.stdin_text = stdin_text
+        self.endpoints = tuple(endpoints)
         self._first = True
 
     @classmethod
     def of(cls, config: RunConfig) -> "FileSource":
         """The source of ``mirrorgate run``; reads standard input now when a path is ``-``."""
-        return cls(config.paths, config.bind, watch=config.watch, stdin_text=read_stdin_once(config.paths))
+        stdin_text = read_stdin_once(config.paths)
+        return cls(config.paths, config.bind, watch=config.watch, stdin_text=stdin_text, endpoints=config.endpoints)
 
     def load(self) -> Loaded:
         notes, self._first = self._first, False
-        return load_config(self.paths, self.bind, self.stdin_text, notes=notes)
+        return load_config(self.paths, self.bind, self.stdin_text, notes=notes, endpoints=self.endpoints)
 
     async def watch(self, changed: Trigger, stop: asyncio.Event) -> None:
         if self.watching:
