@@ -24,12 +24,19 @@ Rules:
    then logs what ``serve/report.py`` says about the new configuration: the listener counts
    before and after, the listeners served when they changed, and every problem (warning level),
    including why nothing is served when nothing is. ``announce`` logs the same at start.
+6. Every completed reload attempt is counted by outcome, ``mirrorgate_reloads_total{outcome}``:
+   ``applied`` (a new table is served), ``unchanged`` (the table equals the one served; its
+   status view still replaced) or ``failed`` (rule 4). ``ReloadMetrics`` exposes the counts.
 """
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
+
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from mirrorgate.errors import MirrorgateError
 from mirrorgate.ir import invariants
@@ -109,6 +116,7 @@ class Reloader(Generic[T]):
         self.current = current
         self.last_error: dict[str, Any] | None = None
         self.reloads = 0  # completed reload attempts, good or bad (tests and logs)
+        self.outcomes: Counter[str] = Counter()  # rule 6
         self._source = source
         self._prepare = prepare
         self._table_of = table_of
@@ -149,6 +157,7 @@ class Reloader(Generic[T]):
         previous, self.current = self.current, candidate
         self.last_error = None
         self.reloads += 1
+        self.outcomes["applied" if changed else "unchanged"] += 1
         table = self._table_of(candidate)
         level = logging.DEBUG if quiet and not changed else logging.INFO
         log.log(level, "reloaded: %s%s", summary(table), "" if changed else " (unchanged)")
@@ -171,9 +180,27 @@ class Reloader(Generic[T]):
 
     def _failed(self, lines: list[str]) -> None:
         self.reloads += 1
+        self.outcomes["failed"] += 1
         self.fail(lines)
         log.error("reload failed: %d error(s); the previous configuration keeps serving", len(lines))
         for line in lines:
             log.error("  %s", line)
         if self._on_result is not None:
             self._on_result(lines)
+
+
+class ReloadMetrics(Collector):
+    """``mirrorgate_reloads_total{outcome}`` of one ``Reloader`` (rule 6)."""
+
+    OUTCOMES = ("applied", "unchanged", "failed")
+
+    def __init__(self, reloader: "Reloader[Any]") -> None:
+        self.reloader = reloader
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "mirrorgate_reloads", "Completed configuration reload attempts by outcome", labels=["outcome"]
+        )
+        for outcome in self.OUTCOMES:
+            family.add_metric([outcome], self.reloader.outcomes[outcome])
+        yield family

@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 from mirrorgate.admin.server import AdminApp
 from mirrorgate.dataplane.matcher import Matcher, compile
 from mirrorgate.serve.admin import listen_admin, status_of
-from mirrorgate.serve.apply import Reloader, ReloadFailed, announce, load_checked
+from mirrorgate.serve.apply import Reloader, ReloadFailed, ReloadMetrics, announce, load_checked
 from mirrorgate.serve.config import Loaded, RunConfig, StartupError
 from mirrorgate.serve.plane import DataPlane
 from mirrorgate.serve.report import not_served
@@ -82,6 +82,7 @@ async def serve(
         limits=config.limits,
     )
     reloader = plane_reloader(plane, source, loaded)
+    plane.registry.register(ReloadMetrics(reloader))
     admin = await _start_admin(config, plane, reloader) if config.admin is not None else None
     tasks: list[asyncio.Task[None]] = []
     try:

@@ -48,7 +48,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mirrorgate.admin.server import AdminApp
 from mirrorgate.serve.admin import listen_admin, status_of
-from mirrorgate.serve.apply import Reloader, announce, load_checked
+from mirrorgate.serve.apply import Reloader, ReloadMetrics, announce, load_checked
 from mirrorgate.serve.config import Loaded, RunConfig, StartupError
 from mirrorgate.serve.report import not_served
 from mirrorgate.serve.signals import cancel_all, on_signal, until_stopped
@@ -145,6 +145,7 @@ class Supervisor:
         assert self.config.admin is not None
         registry = CollectorRegistry()
         registry.register(self.metrics)
+        registry.register(ReloadMetrics(self.reloader))
         app = AdminApp(
             registry=registry,
             table=lambda: self.reloader.current.table,

@@ -143,12 +143,23 @@ async def test_broken_reload_keeps_serving_and_shows_on_status(
     assert len(last["errors"]) == 1
     assert str(path) in last["errors"][0]
     assert "HTTPRoute default/broken: spec.rules[0].filters[0].requestMirror" in last["errors"][0]
+    assert (await reloads(admin))["failed"] >= 1
+    assert (await reloads(admin))["applied"] == 0
 
     write_atomically(path, gateway_yaml([port], backends["b"]))
     await gw.count_lines(RELOADED, 1)
     assert pod_of(await get(port)) == backends["b"].pod
     assert (await admin_json(admin, "/status"))["lastReloadError"] is None
+    assert (await reloads(admin))["applied"] >= 1
     assert await gw.stop() == 0
+
+
+async def reloads(admin: int) -> dict[str, float]:
+    """``mirrorgate_reloads_total`` by outcome, from ``/metrics``."""
+    text = (await get(admin, "/metrics", host="127.0.0.1")).body.decode()
+    found = re.findall(r'^mirrorgate_reloads_total\{outcome="(\w+)"\} (\S+)$', text, re.MULTILINE)
+    assert {k for k, _ in found} == {"applied", "unchanged", "failed"}, text
+    return {k: float(v) for k, v in found}
 
 
 async def test_listeners_follow_the_gateway(tmp_path: Path, backends: dict[str, Backend], gateways: Starter) -> None:

@@ -65,6 +65,8 @@ async def test_two_workers_serve_add_up_and_restart(
     workers = {int(m.group(1)) for line in gw.access if (m := re.search(r" worker=(\d+)$", line))}
     assert workers == {0, 1}
     await wait_mirrored(admin, 40)
+    metrics = (await get(admin, "/metrics", host="127.0.0.1")).body.decode()
+    assert re.search(r'^mirrorgate_reloads_total\{outcome="failed"\} 0\.0$', metrics, re.M), metrics
 
     first = await worker_pid(gw, 0)
     mark = len(gw.lines)
