@@ -88,6 +88,7 @@ class Reflector:
         self.health = ReflectorHealth()
         self._pending = len(self.scopes)
         self._connected: set[str | None] = set()
+        self._rv: dict[str | None, str | None] = {}
 
     async def run(self) -> None:
         """Reflect until cancelled."""
@@ -99,17 +100,16 @@ class Reflector:
         return list(self.cache.values())
 
     async def _scope(self, namespace: str | None) -> None:
-        rv: str | None = None
         failures = 0
         while True:
             try:
-                if rv is None:
-                    rv = await self._relist(namespace)
-                rv = await self._watch(namespace, rv)
+                if self._rv.get(namespace) is None:
+                    self._rv[namespace] = await self._relist(namespace)
+                await self._watch(namespace)
                 failures = 0
             except Expired as exc:
                 self._record_error(f"{exc} (relisting)")
-                rv = None
+                self._rv[namespace] = None
             except (KubeError, ApiError) as exc:
                 self._set_connected(namespace, False)
                 self._record_error(str(exc))
@@ -163,7 +163,8 @@ class Reflector:
             if self._pending <= 0:
                 self.synced.set()
 
-    async def _watch(self, namespace: str | None, rv: str) -> str:
+    async def _watch(self, namespace: str | None) -> None:
+        """Watch from the last RV until the stream ends; every event's RV is kept as it arrives."""
         low, high = self.watch_timeout
         timeout = self.rng.randrange(low, high) if high > low else low
         grace = None if self.inactivity_grace is None else timeout + self.inactivity_grace
@@ -171,7 +172,7 @@ class Reflector:
         stream = await self.client.watch(
             self.resource,
             namespace,
-            resource_version=rv,
+            resource_version=str(self._rv[namespace]),
             timeout_seconds=timeout,
             label_selector=self.label_selector,
             inactivity_timeout=grace,
@@ -179,12 +180,11 @@ class Reflector:
         self._set_connected(namespace, True)
         try:
             async for kind, obj in stream:
-                rv = str((obj.get("metadata") or {}).get("resourceVersion") or rv)
+                self._rv[namespace] = str((obj.get("metadata") or {}).get("resourceVersion") or self._rv[namespace])
                 self._apply(kind, obj)
         finally:
             stream.close()
             self._set_connected(namespace, False)
-        return rv
 
     def _apply(self, kind: str, obj: dict[str, Any]) -> None:
         if kind == "BOOKMARK":

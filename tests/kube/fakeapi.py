@@ -366,14 +366,15 @@ class FakeApiServer:
                     await send(resp, type_, self._out(route, obj))
             timeout = float(q.get("timeoutSeconds") or 1800)
             bookmarks = q.get("allowWatchBookmarks") == "true"
-            ended = await self._stream(resp, route, watcher, selector, timeout, bookmarks)
+            if await self._stream(resp, route, watcher, selector, timeout, bookmarks):
+                await resp.write_eof()
+            elif request.transport is not None:
+                request.transport.abort()
+        except ConnectionResetError:
+            pass  # the client went away
         finally:
             self.store.listeners.discard(watcher.queue)
             self.watchers.discard(watcher)
-        if not ended and request.transport is not None:
-            request.transport.abort()
-            return resp
-        await resp.write_eof()
         return resp
 
     def _mine(self, event: Event, route: Route) -> bool:
