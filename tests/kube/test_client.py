@@ -1,5 +1,7 @@
 """The client's verbs and errors against the fake API server over real HTTP."""
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -178,3 +180,12 @@ async def test_watch_too_old_rv_is_expired_at_start_and_mid_stream(api: FakeApiS
     with pytest.raises(Expired):
         async for _ in stream:
             pass
+
+
+def test_importing_the_package_does_not_import_the_client_library() -> None:
+    code = (
+        "import sys, mirrorgate.cli, mirrorgate.kube.client, mirrorgate.kube.reflector, mirrorgate.kube.leader;"
+        "print(sorted(m for m in ('kubernetes_asyncio', 'aiohttp') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
