@@ -321,7 +321,11 @@ class KubeClient:
             query["labelSelector"] = label_selector
         idle = inactivity_timeout or timeout_seconds + max(5.0, timeout_seconds / 10)
         timeout = aiohttp.ClientTimeout(total=None, connect=self.request_timeout, sock_read=None)
-        resp = await self._open("GET", resource.path(namespace), query, client_timeout=timeout)
+        try:
+            async with asyncio.timeout(self.request_timeout):  # bounds the wait for the response head
+                resp = await self._open("GET", resource.path(namespace), query, client_timeout=timeout)
+        except TimeoutError:
+            raise Unreachable(f"watch {resource.qualified}: no answer within {self.request_timeout:g}s") from None
         return WatchStream(resp, idle, resource)
 
     async def get(self, resource: Resource, name: str, namespace: str | None = None) -> dict[str, Any]:

@@ -313,6 +313,9 @@ def _credentials(u: dict[str, Any], base: str, where: str) -> Credentials | None
             raise KubeconfigError(f"{where}: exec.apiVersion must be one of {', '.join(EXEC_API_VERSIONS)}")
         if not exec_config.get("command"):
             raise KubeconfigError(f"{where}: exec.command is missing")
+        command = str(exec_config["command"])
+        if os.sep in command and not os.path.isabs(command):  # kubectl: relative to the kubeconfig file
+            exec_config = {**exec_config, "command": os.path.join(base, command)}
         return ExecPlugin(exec_config, where)
     if u.get("token"):
         return StaticToken(str(u["token"]))

@@ -6,7 +6,8 @@ Rules:
   ``lease_duration > renew_deadline > 1.2 * retry_period`` is required.
 - Decisions use a local monotonic clock only: the Lease's timestamps are never trusted, only
   whether its record changed. A record seen changing resets ``observed_at``; another holder is
-  considered alive until ``observed_at + lease_duration`` by the local clock.
+  considered alive until ``observed_at`` plus the record's ``leaseDurationSeconds`` (ours when
+  absent) by the local clock.
 - A round GETs the Lease (404: create it as holder), then, when it is ours or expired, PUTs it
   with the resourceVersion read, so two candidates racing for it cannot both win (409 loses).
   Renewing keeps ``acquireTime``; a takeover sets it and adds one to ``leaseTransitions``.
@@ -37,6 +38,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mirrorgate.kube.client import LEASES, Conflict, KubeClient, KubeError, NotFound
+from mirrorgate.kube.kubeconfig import KubeconfigError
 
 log = logging.getLogger("mirrorgate.kube.leader")
 
@@ -130,7 +132,7 @@ class LeaderElector:
         try:
             async with asyncio.timeout(budget):
                 ok = await self.try_acquire_or_renew()
-        except (TimeoutError, KubeError) as exc:
+        except (TimeoutError, KubeError, KubeconfigError) as exc:
             log.warning("lease %s/%s: %s", self.namespace, self.name, exc or type(exc).__name__)
         if ok:
             self.last_renew = self.clock()
@@ -166,7 +168,8 @@ class LeaderElector:
         if spec != self.observed:
             self.observed, self.observed_at = spec, now
         holder = spec.get("holderIdentity") or ""
-        if holder and holder != self.identity and now < self.observed_at + self.timings.lease_duration:
+        duration = spec.get("leaseDurationSeconds") or self.timings.lease_duration
+        if holder and holder != self.identity and now < self.observed_at + float(duration):
             self._other_holder = True
             return False
         lease["spec"] = self._record(spec if holder == self.identity else None, spec)
@@ -220,5 +223,5 @@ class LeaderElector:
         try:
             async with asyncio.timeout(self.timings.renew_deadline):
                 await self.release()
-        except (TimeoutError, KubeError) as exc:
+        except (TimeoutError, KubeError, KubeconfigError) as exc:
             log.warning("lease %s/%s: release failed: %s", self.namespace, self.name, exc)

@@ -11,7 +11,7 @@ Rules (the Kubernetes API concepts "Efficient detection of changes" and client-g
 - 410 Expired (on the watch request or as an ERROR event) means events were lost: relist,
   replace the cache and synthesize DELETED for every object that vanished meanwhile. Never jump
   to "now" without a list.
-- Any other failure (connection refused, stalled stream, 5xx, 429) waits a jittered backoff
+- Any other failure (connection refused, stalled stream, 5xx, 429, a credential plugin failing) waits a jittered backoff
   (``backoff_initial`` doubling to ``backoff_max``, or the server's Retry-After when longer), then
   watches again from the last RV, or relists when there is none yet.
 - ``metadata.managedFields`` is stripped on ingest. ``on_change()`` runs after every cache
@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mirrorgate.kube.client import ApiError, Expired, KubeClient, KubeError, Resource, object_key
+from mirrorgate.kube.kubeconfig import KubeconfigError
 
 log = logging.getLogger("mirrorgate.kube")
 
@@ -110,7 +111,7 @@ class Reflector:
             except Expired as exc:
                 self._record_error(f"{exc} (relisting)")
                 self._rv[namespace] = None
-            except (KubeError, ApiError) as exc:
+            except (KubeError, KubeconfigError) as exc:
                 self._set_connected(namespace, False)
                 self._record_error(str(exc))
                 await asyncio.sleep(self._backoff(failures, exc))

@@ -19,6 +19,7 @@ from mirrorgate.kube.client import (
     NotFound,
     Unauthorized,
     Unreachable,
+    WatchStalled,
 )
 from mirrorgate.kube.kubeconfig import resolve
 from tests.kube.fakeapi import FakeApiServer
@@ -132,7 +133,13 @@ async def test_request_timeout_and_refused(api: FakeApiServer, tmp_path) -> None
         api.delay = 2
         with pytest.raises(Unreachable):
             await client.get(LEASES, "x", "default")
+        with pytest.raises(Unreachable, match="no answer"):
+            await client.watch(LEASES, "default", resource_version="1", timeout_seconds=60)
         api.delay = 0
+        stream = await client.watch(LEASES, "default", resource_version="1", timeout_seconds=60, inactivity_timeout=0.2)
+        api.stall_watches()
+        with pytest.raises(WatchStalled):
+            await anext(stream)
         await api.down()
         with pytest.raises(Unreachable):
             await client.get(LEASES, "x", "default")
