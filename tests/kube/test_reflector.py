@@ -124,7 +124,7 @@ async def test_server_errors_back_off_then_recover(api: FakeApiServer, client: K
 
 
 async def test_stalled_stream_is_detected_by_the_inactivity_timeout(api: FakeApiServer, client: KubeClient) -> None:
-    async with running(make(client, watch_timeout=(1, 1), inactivity_grace=0.3)) as reflector:
+    async with running(make(client, watch_timeout=(2, 2), inactivity_grace=0.3)) as reflector:
         await eventually(lambda: reflector.health.connected, what="connected")
         api.stall_watches()
         api.put("gateways", gw("hidden"))
