@@ -18,6 +18,7 @@ ALLOWED: dict[str, set[str]] = {
     "mirror": {"mirror", "upstream", "ir", "errors", "wire", "settings"},
     "admin": {"admin", "ir", "errors", "wire"},
     "echo": {"echo", "wire", "gocompat"},
+    "kube": {"kube", "model", "errors"},  # Kubernetes API access; never the serving packages
 }
 
 
