@@ -197,11 +197,11 @@ def test_kubernetes_objects_validate_against_the_schema() -> None:
 
 
 def test_objects_of_other_kinds_are_known_crds() -> None:
-    kinds = {(_group(o["apiVersion"]), o["kind"]) for o in _all_objects() if _group(o["apiVersion"]) in CRD_GROUPS}
+    kinds = {(o["apiVersion"], o["kind"]) for o in _all_objects() if _group(o["apiVersion"]) in CRD_GROUPS}
     assert kinds == {
-        ("gateway.networking.k8s.io", "GatewayClass"),
-        ("monitoring.coreos.com", "ServiceMonitor"),
-        ("monitoring.coreos.com", "PrometheusRule"),
+        ("gateway.networking.k8s.io/v1", "GatewayClass"),
+        ("monitoring.coreos.com/v1", "ServiceMonitor"),
+        ("monitoring.coreos.com/v1", "PrometheusRule"),
     }
 
 
