@@ -60,6 +60,10 @@ def install(writer: AccessWriter | None, worker: int | None = None) -> None:
         old.close()
 
 
+def installed() -> AccessWriter | None:
+    return _sink.writer
+
+
 def flush() -> None:
     """Hand what is buffered to the writer's thread (a reload: lines are not held back by it)."""
     if _sink.writer is not None:
