@@ -23,6 +23,8 @@ from json.encoder import encode_basestring_ascii as _quote  # what json.dumps us
 from mirrorgate.dataplane.accesswriter import AccessWriter
 from mirrorgate.dataplane.state import ClientConnection, GatewayState, access_log
 
+_MILLIS = tuple(f",{ms:03d} " for ms in range(1000))  # logging's ``,%03d`` msecs, and the space after
+
 
 class _Sink:
     """Where lines go (one per process), and the clock cached per second."""
@@ -38,14 +40,14 @@ class _Sink:
         self.utc = ""  # ``second`` as the JSON ``time`` field, quoted
 
     def stamp(self) -> str:
-        """``YYYY-MM-DD HH:MM:SS,mmm`` for now, local time; formats the date once per second."""
+        """``YYYY-MM-DD HH:MM:SS,mmm `` for now, local time; formats the date once per second."""
         now = time.time()
         second = int(now)
         if second != self.second:
             self.second = second
             self.local = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
             self.utc = time.strftime('"%Y-%m-%dT%H:%M:%SZ"', time.gmtime(second))
-        return f"{self.local},{int((now - second) * 1000):03d}"
+        return self.local + _MILLIS[int((now - second) * 1000)]
 
 
 _sink = _Sink()
@@ -118,9 +120,9 @@ class AccessLogged:
             return
         stamp = sink.stamp()
         if self.state.access_log_json:
-            sink.writer.write(f"{stamp} {sink.json_head}{self._json(ms, sink)[1:]}\n")
+            sink.writer.write(f"{stamp}{sink.json_head}{self._json(ms, sink)[1:]}\n")
         else:
-            sink.writer.write(f"{stamp} {self._text(ms)}{sink.text_tail}")
+            sink.writer.write(f"{stamp}{self._text(ms)}{sink.text_tail}")
 
     def _text(self, ms: float) -> str:
         return (
