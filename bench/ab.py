@@ -8,25 +8,26 @@ branch, ``HEAD~3``. Each revision is checked out into a temporary worktree and r
 checkout's virtualenv (so a revision that changes the dependencies is out of scope). For a
 mirror case, the working tree (or REV2) also runs without the mirror, and each revision is
 reported as the median over rounds of its ratio to that mirror-less run of the same round, as
-``vs_nginx.py`` does (DESIGN §4). Cases are those of ``vs_nginx.py`` but ``post16k``.
+``vs_nginx.py`` does (the machine's speed drifts between rounds). Cases are those of
+``vs_nginx.py`` but ``post16k`` and ``defaults``.
 
 The machine swings by 10-30 % between minutes (``docs/benchmarks.md``), and a difference of a
 few percent needs many rounds: the script alternates the order within each round. Besides
 requests/s and p99 it reports, per request, the CPU each mirrorgate spent (user and system, from
-``/proc``) and the inter-processor interrupts delivered to CPU 0 (the ``CAL`` line of
+``/proc/PID/stat`` of its processes, over the requests wrk reports) and the inter-processor
+interrupts delivered to CPU 0 (the ``CAL`` line of
 ``/proc/interrupts``, all processes): on a VM whose idle vCPU halts at once, each costs the
 process that wakes a sleeper on the other CPU a trip through the hypervisor.
 """
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from common import ROOT, free_port, route_yaml
+from common import ROOT, cpu_per_request, cpu_sample, free_port, route_yaml, tree
 from vs_nginx import BACKEND_CONF, Procs, ensure_tools, pinned, shadow_argv, wait_port, wrk
 
 CASES = ("plain", "mirror", "slow", "blackhole", "refusing")
@@ -37,12 +38,6 @@ def mirrorgate_argv(source: Path, config: Path) -> list[str]:
     """mirrorgate from the checkout at ``source``, with this checkout's interpreter and packages."""
     run = ["run", "-f", str(config), "--bind", "127.0.0.1", "--access-log", "off", "--admin", "off"]
     return pinned(1, [sys.executable, "-c", LAUNCH, str(source), *run, "--workers", "1", "--no-watch"])
-
-
-def cpu_ticks(pid: int) -> tuple[int, int]:
-    """(user, system) CPU time of a process so far, in clock ticks (``/proc/PID/stat``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]), int(fields[12])
 
 
 def ipis_to_cpu0() -> int:
@@ -102,7 +97,6 @@ def main() -> int:
         if args.case != "refusing" and mirrored:
             wait_port(shadow)
         order = list(runs)
-        tick = 1e6 / os.sysconf("SC_CLK_TCK")  # µs per clock tick
         for name in order:
             wrk(runs[name][0], 2, args.connections, None)  # warm-up
         # per name, per round: (req/s, p99 ms, user µs/req, system µs/req, IPIs to CPU 0 per req)
@@ -110,16 +104,16 @@ def main() -> int:
         for r in range(args.rounds):
             for name in order[r % len(order) :] + order[: r % len(order)]:
                 port, pid = runs[name]
-                (u0, s0), i0 = cpu_ticks(pid), ipis_to_cpu0()
-                rps, p99 = wrk(port, args.duration, args.connections, None)
-                (u1, s1), i1 = cpu_ticks(pid), ipis_to_cpu0()
-                n = max(rps * args.duration, 1.0)
-                results[name].append((rps, p99, (u1 - u0) * tick / n, (s1 - s0) * tick / n, (i1 - i0) / n))
+                pids = tree(pid)
+                cpu, i0 = cpu_sample(pids), ipis_to_cpu0()
+                rps, p99, requests = wrk(port, args.duration, args.connections, None)
+                (user, system), i1 = cpu_per_request(cpu, cpu_sample(pids), requests), ipis_to_cpu0()
+                results[name].append((rps, p99, user, system, (i1 - i0) / max(requests, 1)))
                 print(f"  round {r + 1:2d} {names[name]:28s} {rps:9.0f} req/s  p99 {p99:6.2f} ms", flush=True)
     finally:
         procs.stop()
-        for tree in worktrees:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
+        for checked_out in worktrees:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(checked_out)], check=False)
     wrk_args = f"wrk -t1 -c{args.connections} -d{args.duration}s"
     print(f"\ncase {args.case}: {wrk_args}, {args.rounds} alternating rounds, medians")
     header = ("run", "req/s", "p99 ms", "vs no mirror", "user µs", "sys µs", "IPI/req")

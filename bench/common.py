@@ -1,6 +1,7 @@
 """Pieces every benchmark shares: the mirrorgate binary, free ports, and the one-route
 Gateway API configuration (primary Service + optional 100% mirror) written for local ports."""
 
+import os
 import socket
 from pathlib import Path
 
@@ -52,3 +53,44 @@ spec:
   - backendRefs: [{{name: primary, port: 80}}]
     filters: {_MIRROR if shadow is not None else "[]"}
 """
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (an NGINX master and its workers, a supervisor and its
+    mirrorgate workers, through ``taskset``'s exec), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def cpu_sample(pids: list[int]) -> tuple[float, float]:
+    """(user, system) CPU seconds used so far by ``pids`` (``utime``, ``stime`` of /proc/PID/stat)."""
+    user = system = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone
+            continue
+        user += int(fields[11]) / _TICK
+        system += int(fields[12]) / _TICK
+    return user, system
+
+
+def cpu_per_request(before: tuple[float, float], after: tuple[float, float], requests: int) -> tuple[float, float]:
+    """(user, system) microseconds of CPU per request between two ``cpu_sample``s."""
+    n = max(requests, 1)
+    return (after[0] - before[0]) / n * 1e6, (after[1] - before[1]) / n * 1e6

@@ -1,8 +1,8 @@
 """Python cost of one proxied request, without sockets: the client protocol, the exchange, the
 pooled upstream connection and (optionally) the mirror dispatcher, driven with in-memory
 transports on a real uvloop loop. It measures the interpreter work the data plane adds per
-request, which is what separates mirrorgate from NGINX once the syscalls are equal (see
-PERFORMANCE.md); `vs_nginx.py` measures the whole.
+request, which is what separates mirrorgate from NGINX once the syscalls are equal
+(docs/benchmarks.md); `vs_nginx.py` measures the whole.
 
 Usage:  .venv/bin/python bench/hot_path.py [--requests 200000] [--rounds 5] [--cases plain,mirror,dropped]
 
@@ -17,12 +17,22 @@ Cases:
   mirror   100% mirrored; the mirror's upstream answers at once
   dropped  100% mirrored to a backend whose breaker is open (every mirror dropped at submit)
   slow     100% mirrored to a backend answering after 50 ms (at its cap: most mirrors dropped)
+  logged       plain, with the default (text) access log written to /dev/null by its writer
+  logged-json  plain, with the JSON access log written to /dev/null by its writer
+  logged-old   plain, with the text access log as a ``logging`` record per request to /dev/null
+               (what the access log cost before its writer: the comparison point)
 
-Prints microseconds per request (median of the rounds) and the loop's own overhead.
+Compare ``logged`` with ``plain`` for what the access log costs per request; CPU includes the
+writer's thread.
+
+Prints microseconds per request, wall clock and process CPU (median of the rounds), and the
+loop's own overhead.
 """
 
 import argparse
 import asyncio
+import logging
+import os
 import statistics
 import sys
 import time
@@ -38,6 +48,8 @@ sys.path.insert(0, str(ROOT))
 
 from common import route_yaml  # noqa: E402
 
+from mirrorgate.dataplane import accesslog  # noqa: E402
+from mirrorgate.dataplane.accesswriter import AccessWriter  # noqa: E402
 from mirrorgate.dataplane.matcher import compile  # noqa: E402
 from mirrorgate.dataplane.protocol import HttpProtocol  # noqa: E402
 from mirrorgate.dataplane.state import GatewayState  # noqa: E402
@@ -123,14 +135,31 @@ def upstream(pool: Pool, key: tuple[str, int], delay: float = 0.0) -> UpstreamCo
     return conn
 
 
-async def run_case(case: str, requests: int, tmp: Path) -> float:
+def access_log_for(case: str) -> None:
+    """Switch the access log on (a ``logged*`` case) or off, as the case says."""
+    access = logging.getLogger("mirrorgate.access")
+    access.handlers.clear()
+    accesslog.install(None)
+    access.disabled = not case.startswith("logged")
+    access.setLevel(logging.INFO)
+    access.propagate = False
+    if case == "logged-old":
+        handler = logging.StreamHandler(open(os.devnull, "w"))  # lives as long as the run
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        access.addHandler(handler)
+    elif case.startswith("logged"):
+        accesslog.install(AccessWriter(os.open(os.devnull, os.O_WRONLY)))
+
+
+async def run_case(case: str, requests: int, tmp: Path) -> tuple[float, float]:
+    access_log_for(case)
     mirrored = case in ("mirror", "dropped", "slow")
     path = tmp / f"{case}.yaml"
     path.write_text(route_yaml(8080, 9001, 9002 if mirrored else None))
     table = load_table([str(path)], "127.0.0.1")
     dispatcher = Dispatcher(MirrorConfig(), rng=Random(1)) if mirrored else None
     pool = Pool()
-    state = GatewayState(compile(table), pool, rng=Random(1), mirror=dispatcher)
+    state = GatewayState(compile(table), pool, rng=Random(1), mirror=dispatcher, access_log_json=case == "logged-json")
     for _ in range(2):
         upstream(pool, ("127.0.0.1", 9001))
     if dispatcher is not None:
@@ -159,17 +188,19 @@ async def run_case(case: str, requests: int, tmp: Path) -> float:
     loop = asyncio.get_running_loop()
     proto = HttpProtocol(state, (table.servers[0].address, table.servers[0].port))
     proto.connection_made(Transport(on_client_write))  # type: ignore[arg-type]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     proto.data_received(request)
     await done.wait()
-    elapsed = time.perf_counter() - start
+    accesslog.drain(10.0)
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     proto.connection_lost(None)
     if dispatcher is not None:
         await dispatcher.shutdown()
-    return elapsed / requests * 1e6
+    access_log_for("plain")
+    return elapsed / requests * 1e6, cpu / requests * 1e6
 
 
-async def loop_overhead(requests: int) -> float:
+async def loop_overhead(requests: int) -> tuple[float, float]:
     """Two ``call_soon`` hops per request, as the harness itself costs."""
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
@@ -186,10 +217,10 @@ async def loop_overhead(requests: int) -> float:
         else:
             loop.call_soon(hop)
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     hop()
     await done.wait()
-    return (time.perf_counter() - start) / requests * 1e6
+    return (time.perf_counter() - start) / requests * 1e6, (time.process_time() - cpu) / requests * 1e6
 
 
 def main() -> int:
@@ -199,19 +230,19 @@ def main() -> int:
     ap.add_argument("--cases", default="plain,browser,mirror,dropped")
     ap.add_argument("--no-overhead", action="store_true", help="skip measuring the loop's own overhead")
     args = ap.parse_args()
-    import logging
     import tempfile
 
-    logging.getLogger("mirrorgate.access").disabled = True
     tmp = Path(tempfile.mkdtemp(prefix="mirrorgate-hot-"))
-    results: dict[str, list[float]] = {}
+    results: dict[str, list[tuple[float, float]]] = {}
     for _ in range(args.rounds):
         if not args.no_overhead:
             results.setdefault("loop overhead", []).append(uvloop.run(loop_overhead(args.requests)))
         for case in args.cases.split(","):
             results.setdefault(case, []).append(uvloop.run(run_case(case, args.requests, tmp)))
     for name, values in results.items():
-        print(f"{name:14s} {statistics.median(values):6.2f} us/request  (min {min(values):.2f})")
+        wall, cpu = statistics.median(v[0] for v in values), statistics.median(v[1] for v in values)
+        low = min(v[0] for v in values)
+        print(f"{name:14s} {wall:6.2f} us/request  (min {low:.2f})  CPU {cpu:6.2f} us/request")
     return 0
 
 

@@ -6,8 +6,10 @@ Starts two `mirrorgate echo` processes (primary and mirror; both hash every body
 `mirrorgate run` with one route mirroring everything, then sends the uploads at once over loopback
 with random bodies, streaming each in 64 KiB writes. Reports the gateway's peak RSS (VmHWM) and
 checks that every upload arrived byte-identical at the primary (its answer's X-Echo-Body-Sha256)
-and at the mirror (the body_sha256 of its log lines). Target (DESIGN §4): RSS <= 256 MB with 64 x
-8 MiB when the mirror keeps up. Bounded: one batch; everything started is stopped.
+and at the mirror (the body_sha256 of its log lines), the uploads per second, the p99 of their
+durations, and the gateway's CPU time per upload, user and system apart (/proc/PID/stat of its
+processes over the batch). Target: RSS <= 256 MB with 64 x 8 MiB when the mirror keeps up (a
+mirror's body is teed, never buffered whole). Bounded: one batch; everything started is stopped.
 """
 
 import argparse
@@ -22,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import MIRRORGATE, free_port, route_yaml
+from common import MIRRORGATE, cpu_per_request, cpu_sample, free_port, route_yaml, tree
 
 
 def rss_peak_mb(pid: int) -> float:
@@ -47,9 +49,9 @@ async def wait_port(port: int) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
-async def upload(port: int, i: int, size: int, rate: float) -> tuple[str, str]:
-    """(sha256 sent, sha256 the primary reported); ``rate``: MiB/s of this upload, 0 = as fast as
-    the gateway reads."""
+async def upload(port: int, i: int, size: int, rate: float) -> tuple[str, str, float]:
+    """(sha256 sent, sha256 the primary reported, seconds it took); ``rate``: MiB/s of this
+    upload, 0 = as fast as the gateway reads."""
     seed = os.urandom(64 * 1024)
     digest = hashlib.sha256()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -73,7 +75,7 @@ async def upload(port: int, i: int, size: int, rate: float) -> tuple[str, str]:
     if length:
         await reader.readexactly(int(length.group(1)))
     writer.close()
-    return digest.hexdigest(), m.group(1).decode() if m else ""
+    return digest.hexdigest(), m.group(1).decode() if m else "", time.monotonic() - start
 
 
 async def traffic(args: argparse.Namespace, gw_pid: int, ports: tuple[int, ...], shadow_log: Path) -> int:
@@ -81,12 +83,16 @@ async def traffic(args: argparse.Namespace, gw_pid: int, ports: tuple[int, ...],
     for p in ports:
         await wait_port(p)
     idle = rss_now_mb(gw_pid)
-    started = time.monotonic()
+    pids = tree(gw_pid)
+    started, cpu = time.monotonic(), cpu_sample(pids)
     results = await asyncio.gather(*(upload(ports[-1], i, size, args.rate) for i in range(args.uploads)))
     elapsed = time.monotonic() - started
+    user, system = cpu_per_request(cpu, cpu_sample(pids), args.uploads)
     peak = rss_peak_mb(gw_pid)
-    sent = {h for h, _ in results}
-    primary_ok = sum(1 for h, got in results if h == got)
+    sent = {h for h, _, _ in results}
+    primary_ok = sum(1 for h, got, _ in results if h == got)
+    durations = sorted(d for _, _, d in results)
+    p99 = durations[min(len(durations) - 1, int(len(durations) * 0.99))]
     mirrored: set[str] = set()
     for _ in range(200):  # bounded: 20 s for the mirror to finish
         mirrored = set(re.findall(r"body_sha256=([0-9a-f]+)", await asyncio.to_thread(shadow_log.read_text)))
@@ -96,6 +102,8 @@ async def traffic(args: argparse.Namespace, gw_pid: int, ports: tuple[int, ...],
     pace = f", each paced at {args.rate:g} MiB/s" if args.rate else ""
     print(f"{args.uploads} concurrent uploads of {args.size_mib} MiB{pace}, 100% mirrored, in {elapsed:.1f} s")
     print(f"gateway RSS: {idle:.0f} MB idle, peak {peak:.0f} MB (target <= 256 MB)")
+    print(f"{args.uploads / elapsed:.1f} uploads/s, p99 {p99 * 1000:.0f} ms")
+    print(f"gateway CPU per upload: {user:.0f} us user, {system:.0f} us system")
     n = args.uploads
     print(f"intact at the primary: {primary_ok}/{n}; intact at the mirror: {len(sent & mirrored)}/{n}")
     return 0 if primary_ok == args.uploads else 1

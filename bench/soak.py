@@ -15,8 +15,10 @@ picks up by watching it.
 Figures printed at the end: requests and rate, status counts, unexpected 5xx, client errors,
 reloads seen in the log, the gateway's RSS after warm-up (10% of the run, at least 5 s), at the
 end and its peak (VmHWM), the growth in percent, the client connections and data-plane tasks left
-once the clients are gone, and the mirror counters, both from /metrics. The
-issue's bar: RSS at the end within 10% of the warm-up figure, zero unexpected 5xx.
+once the clients are gone, and the mirror counters, both from /metrics; the p99 of the request
+durations, and the gateway's CPU time per request, user and system apart (/proc/PID/stat of its
+processes from the end of the warm-up to the end of the traffic). The bar: RSS at the end within
+10% of the warm-up figure, zero unexpected 5xx.
 Bounded: everything started is stopped (SIGTERM, then SIGKILL after 15 s).
 """
 
@@ -35,6 +37,7 @@ from collections import Counter
 from pathlib import Path
 
 import httptools
+from common import cpu_per_request, cpu_sample, tree
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
@@ -237,6 +240,7 @@ class Stats:
         self.unexpected_5xx = 0
         self.client_errors: Counter[str] = Counter()
         self.requests = 0
+        self.durations: list[float] = []  # seconds per request
 
 
 async def read_response(reader: asyncio.StreamReader, head_only: bool) -> tuple[int, bool]:
@@ -292,11 +296,13 @@ async def client(port: int, stop_at: float, stats: Stats, seed: int) -> None:
                 conn = await asyncio.open_connection("127.0.0.1", port)
             reader, writer = conn
             data, head_only = make_request(rng)
+            sent = time.monotonic()
             writer.write(data)
             async with asyncio.timeout(30):
                 await writer.drain()
                 status, keep = await read_response(reader, head_only)
             stats.requests += 1
+            stats.durations.append(time.monotonic() - sent)
             stats.status[status] += 1
             if status >= 500:
                 stats.unexpected_5xx += 1  # every primary is healthy
@@ -367,6 +373,7 @@ async def main() -> None:
         warmup = max(5.0, args.duration / 10)
         clients = [asyncio.create_task(client(gw_port, stop_at, stats, i)) for i in range(args.concurrency)]
         rss_warm = 0
+        pids, cpu_warm, requests_warm = [gw.proc.pid], (0.0, 0.0), 0
         generation = 0
         next_reload = start + args.reload_every
         while time.monotonic() < stop_at:
@@ -374,6 +381,8 @@ async def main() -> None:
             now = time.monotonic()
             if not rss_warm and now - start >= warmup:
                 rss_warm = rss_kib(gw.proc.pid)
+                pids = tree(gw.proc.pid)
+                cpu_warm, requests_warm = cpu_sample(pids), stats.requests
             if now >= next_reload:
                 generation += 1
                 write_config(config, gw_port, services, generation)
@@ -381,6 +390,7 @@ async def main() -> None:
             if gw.proc.poll() is not None:
                 raise SystemExit(f"gateway exited:\n{gw.text()}")
         await asyncio.gather(*clients)
+        user, system = cpu_per_request(cpu_warm, cpu_sample(pids), stats.requests - requests_warm)
         rss_end = rss_kib(gw.proc.pid)
         hwm = rss_kib(gw.proc.pid, "VmHWM")
         text = await metrics(admin_port)
@@ -404,6 +414,9 @@ async def main() -> None:
     growth = 100.0 * (rss_end - rss_warm) / rss_warm if rss_warm else float("nan")
     print(f"duration            {elapsed:.0f} s, {args.concurrency} clients, reload every {args.reload_every:g} s")
     print(f"requests            {stats.requests} ({stats.requests / elapsed:.0f}/s)")
+    durations = sorted(stats.durations) or [float("nan")]
+    print(f"p99                 {durations[min(len(durations) - 1, int(len(durations) * 0.99))] * 1000:.2f} ms")
+    print(f"gateway CPU         {user:.1f} us user, {system:.1f} us system per request (after the warm-up)")
     print(f"statuses            {dict(sorted(stats.status.items()))}")
     print(f"unexpected 5xx      {stats.unexpected_5xx}")
     print(f"client errors       {dict(stats.client_errors) or 0}")

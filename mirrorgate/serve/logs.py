@@ -14,11 +14,16 @@ Rules:
    warning), so ``--log-level debug`` shows every drop and the default shows breaker changes only.
 """
 
+import io
 import json
 import logging
+import os
 import sys
 import time
 from typing import Any
+
+from mirrorgate.dataplane import accesslog
+from mirrorgate.dataplane.accesswriter import AccessWriter
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 
@@ -41,12 +46,22 @@ def setup_logging(access_log: str, worker: int | None = None, log_format: str = 
     if access_log == "off":
         access.disabled = True
         return
-    handler = logging.StreamHandler(sys.stdout) if access_log == "-" else logging.FileHandler(access_log, "a", "utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-    if worker is not None:
-        handler.addFilter(_WorkerTag(worker))
-    access.addHandler(handler)
-    access.setLevel(logging.INFO)
+    access.setLevel(logging.INFO)  # the switch ``Exchange.finish`` reads
+    try:
+        fd = os.dup(sys.stdout.fileno()) if access_log == "-" else _open_append(access_log)
+    except (AttributeError, io.UnsupportedOperation):  # stdout is no file (embedded): through logging
+        accesslog.install(None)
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        if worker is not None:
+            handler.addFilter(_WorkerTag(worker))
+        access.addHandler(handler)
+        return
+    accesslog.install(AccessWriter(fd), worker)  # lines preformatted and buffered, no logging record
+
+
+def _open_append(path: str) -> int:
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
 
 
 class TextFormatter(logging.Formatter):

@@ -15,6 +15,8 @@ Rules:
 3. A server's IR port is bound as ``port_overrides`` says (``0`` = ephemeral); the matcher still
    sees the IR key, so routing is unchanged.
 4. The mirror dispatcher and the admin server share one Prometheus registry per process.
+5. A reload hands the buffered access-log lines to their writer; shutdown waits for them to be
+   written, at most ``ACCESS_LOG_DRAIN`` seconds.
 """
 
 import asyncio
@@ -27,6 +29,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from mirrorgate.dataplane import accesslog
 from mirrorgate.dataplane.limits import Limits
 from mirrorgate.dataplane.matcher import Matcher, ServerKey, compile
 from mirrorgate.dataplane.protocol import HttpProtocol
@@ -38,6 +41,7 @@ from mirrorgate.serve.config import StartupError
 from mirrorgate.upstream.pool import Pool, PoolConfig
 
 log = logging.getLogger("mirrorgate")
+ACCESS_LOG_DRAIN = 2.0  # seconds shutdown waits for buffered access-log lines to be written
 
 
 class DataPlane:
@@ -115,6 +119,7 @@ class DataPlane:
             raise
         self.state.matcher = matcher if matcher is not None else compile(table)
         self.table = table
+        accesslog.flush()
         for key, srv in opened.items():
             self.listeners[key] = srv
             self.bound[key] = int(srv.sockets[0].getsockname()[1])
@@ -178,6 +183,8 @@ class DataPlane:
         self.state.pool.close()
         for srv in servers:
             await srv.wait_closed()
+        if accesslog.buffered():
+            await asyncio.to_thread(accesslog.drain, ACCESS_LOG_DRAIN)
 
 
 class _DataPlaneCollector(Collector):
@@ -196,3 +203,8 @@ class _DataPlaneCollector(Collector):
             value=state.rejected_connections,
         )
         yield GaugeMetricFamily("mirrorgate_tasks", "Tasks the data plane is running", value=len(state.tasks))
+        yield CounterMetricFamily(
+            "mirrorgate_access_log_dropped",
+            "Access-log lines dropped: the buffer was full (a slow or stuck sink) or the sink failed",
+            value=accesslog.dropped(),
+        )
