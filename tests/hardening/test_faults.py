@@ -22,6 +22,7 @@ from mirrorgate.dataplane.limits import Limits
 from mirrorgate.dataplane.protocol import SLICE, HttpProtocol
 from tests.dataplane.conftest import Handler, RawBackend
 from tests.hardening.conftest import WAIT, Harness, HarnessFactory, RawClient
+from tests.support.client import Conn, parse_head
 
 Scripted = RawBackend  # the scripted loopback backend the data-plane tests use
 
@@ -416,27 +417,24 @@ async def test_client_gone_mid_upload_releases_everything(with_fault: FaultFacto
 
 async def test_slow_body_is_cut_off(with_fault: FaultFactory) -> None:
     """Head complete, then a body byte every 100 ms (10 B/s), with ``body_timeout`` 0.3 s and
-    ``min_body_rate`` 500 B/s: the gateway gives up on the client (408, closed) within a bounded
-    wait (R.U.D.Y.), and releases the upstream connection."""
+    ``min_body_rate`` 500 B/s: the gateway gives up on the client with a 408 and closes the
+    connection (R.U.D.Y.), and releases the upstream connection. The client keeps writing until
+    the answer arrives, so the close may find it writing: what the gateway sent is still read."""
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read()
 
     h = await with_fault(handler, limits=Limits(body_timeout=0.3))
-    client = await RawClient.open(h.port)
-    try:
+    async with await Conn.open(h.port) as client:
         await client.send(b"POST /stream HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n")
-        async with asyncio.timeout(2.0):
-            while not client.reader.at_eof():
+        received = asyncio.create_task(client.read_until_closed())
+        async with asyncio.timeout(WAIT):
+            while not received.done():
                 await client.send(b"b")
-                try:
-                    async with asyncio.timeout(0.1):
-                        if await client.reader.read(1 << 16) == b"":
-                            break
-                except TimeoutError:
-                    pass
-    finally:
-        await client.close()
+                await asyncio.wait([received], timeout=0.1)
+        answer = await received
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert parse_head(answer[: answer.index(b"\r\n\r\n") + 4]).header("connection") == "close", answer
     await assert_no_leaks(h)
 
 
