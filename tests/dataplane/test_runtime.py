@@ -19,6 +19,7 @@ from mirrorgate.mirror.head import MirrorHead
 from mirrorgate.runtime import Gateway, StartupError, load_table
 from tests.dataplane.client import Conn, encode_request, request
 from tests.dataplane.conftest import GatewayFactory
+from tests.support.waiting import until
 
 CONFIG = (Path(__file__).parent / "e2e_data" / "gateway.yaml").read_text()
 MIRRORED = (
@@ -45,12 +46,8 @@ async def test_graceful_shutdown_finishes_in_flight(gateway_for: GatewayFactory)
     port = gw.port(80)
     idle = await Conn.open(port)
     busy = await Conn.open(port)
-    await busy.send(encode_request("GET", "/v1/slow?delay=300ms"))
-    for _ in range(500):
-        if any(c.running for c in gw.state.connections):
-            break
-        await asyncio.sleep(0.01)
-    assert any(c.running for c in gw.state.connections)
+    await busy.send(encode_request("GET", "/v1/slow?delay=1s"))  # still running when seen, however slow the host
+    await until(lambda: any(c.running for c in gw.state.connections), "the slow request is in flight")
     shutdown = asyncio.create_task(gw.shutdown(10.0))
     r = await busy.read_response()
     assert r.status == 200
@@ -223,10 +220,7 @@ async def test_shutdown_aborts_what_outlives_the_grace_period(gateway_for: Gatew
     gw = await gateway_for(CONFIG)
     busy = await Conn.open(gw.port(80))
     await busy.send(encode_request("GET", "/v1/slow?delay=5s"))
-    for _ in range(500):
-        if any(c.running for c in gw.state.connections):
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: any(c.running for c in gw.state.connections), "the slow request is in flight")
     await gw.shutdown(0.05)
     assert await busy.closed_by_peer()
     assert not gw.state.connections

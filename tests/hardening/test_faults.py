@@ -23,6 +23,7 @@ from mirrorgate.dataplane.protocol import SLICE, HttpProtocol
 from tests.dataplane.conftest import Handler, RawBackend
 from tests.hardening.conftest import WAIT, Harness, HarnessFactory, RawClient
 from tests.support.client import Conn, parse_head
+from tests.support.waiting import until
 
 Scripted = RawBackend  # the scripted loopback backend the data-plane tests use
 
@@ -79,10 +80,10 @@ async def assert_no_leaks(h: Harness) -> None:
     st = h.gateway.state
     async with asyncio.timeout(WAIT):
         await st.no_connections.wait()
-    for _ in range(500):  # tasks end and connections return on later loop turns (bounded)
-        if not st.tasks and "in_use=0 " in repr(st.pool):
-            break
-        await asyncio.sleep(0.01)
+    try:  # tasks end and connections return on later loop turns
+        await until(lambda: not st.tasks and "in_use=0 " in repr(st.pool))
+    except AssertionError:
+        pass  # what is left is reported next
     assert (len(st.connections), len(st.tasks)) == (0, 0)
     assert "in_use=0 " in repr(st.pool)
     assert "waiting=0" in repr(st.pool)

@@ -32,6 +32,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from mirrorgate.runtime import Gateway, load_table
 from tests.hardening.conftest import ErrorRecords, RecordingBackend, gateway_yaml
+from tests.support.waiting import until
 
 EXAMPLES = int(os.environ.get("MIRRORGATE_FUZZ_EXAMPLES", "50"))
 FUZZ = settings(
@@ -40,7 +41,7 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     derandomize=EXAMPLES <= 50,  # CI: the same examples every run
 )
-READ_TIMEOUT = 5.0  # seconds a reply may take: exceeding it is the "hang" this test exists to find
+READ_TIMEOUT = 10.0  # seconds a reply may take: exceeding it is the "hang" this test exists to find
 ALLOWED = {200, 400, 414, 431, 501, 505}  # 200 = proxied; the rest are the gateway's own rejections
 
 
@@ -84,10 +85,10 @@ class Served:
     async def _idle(self) -> tuple[int, int]:
         assert self.gateway is not None
         st_ = self.gateway.state
-        for _ in range(500):
-            if not st_.connections and not st_.tasks:
-                break
-            await asyncio.sleep(0.01)
+        try:
+            await until(lambda: not st_.connections and not st_.tasks)
+        except AssertionError:
+            pass  # what is left is reported
         return len(st_.connections), len(st_.tasks)
 
     def idle(self) -> tuple[int, int]:

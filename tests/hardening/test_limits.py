@@ -128,29 +128,33 @@ async def test_header_count_limit(make_harness: HarnessFactory, count: int, stat
 
 
 async def test_idle_keepalive_timeout(make_harness: HarnessFactory) -> None:
-    h = await make_harness(limits=Limits(keepalive_timeout=0.2))
+    h = await make_harness(limits=Limits(keepalive_timeout=1.0))  # the request arrives well within
     client = await RawClient.open(h.port)
     try:
         await client.send(head("/once"))
         reply = await client.read_reply()
         assert reply is not None
         assert reply.status == 200
-        assert await client.closed_by_peer()  # bounded by WAIT, closed after ~0.2 s idle
+        assert await client.closed_by_peer()  # bounded by WAIT, closed after ~1 s idle
     finally:
         await client.close()
 
 
 async def test_a_body_paused_by_back_pressure_is_not_timed_out(make_harness: HarnessFactory) -> None:
     """``body_timeout`` counts only time the gateway is reading: a body that arrives at a healthy
-    rate completes even when the whole upload takes several windows."""
-    h = await make_harness(limits=Limits(body_timeout=0.2, min_body_rate=1000))
+    rate completes even when the whole upload takes several windows. The upload lasts 2.5 windows
+    by the loop's clock; a chunk every 0.1 s keeps each 1 s window far above the rate unless the
+    host stalls for a whole window."""
+    h = await make_harness(limits=Limits(body_timeout=1.0, min_body_rate=1000))
     client = await RawClient.open(h.port)
-    size = 64 * 1024
+    loop = asyncio.get_running_loop()
     try:
-        await client.send(head("/up", f"Content-Length: {size}", method="POST"))
-        for _ in range(8):  # ~8 KiB per 0.05 s: well over 1000 B/s, over about two windows
-            await client.send(b"u" * (size // 8))
-            await asyncio.sleep(0.05)
+        await client.send(head("/up", "Transfer-Encoding: chunked", method="POST"))
+        done_at = loop.time() + 2.5
+        while loop.time() < done_at:  # 8 KiB per 0.1 s: 80 times the minimum rate
+            await client.send(b"2000\r\n" + b"u" * 0x2000 + b"\r\n")
+            await asyncio.sleep(0.1)
+        await client.send(b"0\r\n\r\n")
         reply = await client.read_reply()
         assert reply is not None
         assert reply.status == 200

@@ -15,7 +15,7 @@ Backends (``Backend(mode)``), all counting accepted, open and peak-open connecti
   on any later one (a keep-alive connection the backend dropped just as it was reused).
 ``refused_endpoint()`` is a loopback port nothing listens on.
 
-Waits are bounded (``until``), generous, and never asserted on as timings.
+Waits are bounded (``tests.support.waiting.until``), generous, and never asserted on as timings.
 """
 
 import asyncio
@@ -215,18 +215,6 @@ def request_headers(host: bytes = b"a.com:8080", request_id: bytes = b"rid-1") -
         (b"x-forwarded-proto", b"http"),
         (b"x-request-id", request_id),
     ]
-
-
-WAIT_LIMIT = 15.0  # seconds: the generous bound of every wait; never a timing assertion
-
-
-async def until(predicate: Callable[[], bool], what: str = "condition") -> None:
-    """Wait (bounded by ``WAIT_LIMIT``) until ``predicate()`` holds."""
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + WAIT_LIMIT
-    while not predicate():
-        assert loop.time() < give_up, f"gave up waiting for {what}"
-        await asyncio.sleep(0.005)
 
 
 StartBackend = Callable[..., Awaitable[Backend]]

@@ -6,8 +6,9 @@ import os
 
 from mirrorgate.dataplane.state import MirrorDispatcher
 from mirrorgate.mirror import Dispatcher
+from tests.support.waiting import until
 
-from .conftest import MakeDispatcher, Mode, StartBackend, make_mirror, request_headers, until
+from .conftest import MakeDispatcher, Mode, StartBackend, make_mirror, request_headers
 
 MiB = 1 << 20
 

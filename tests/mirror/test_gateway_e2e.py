@@ -22,8 +22,9 @@ from prometheus_client import CollectorRegistry
 from mirrorgate.echo import EchoConfig, start_echo
 from mirrorgate.mirror import Dispatcher, MirrorConfig
 from mirrorgate.runtime import Gateway, load_table
+from tests.support.waiting import until
 
-from .conftest import Backend, Mode, StartBackend, refused_endpoint, until
+from .conftest import Backend, Mode, StartBackend, refused_endpoint
 
 CONFIG = Template("""
 apiVersion: gateway.networking.k8s.io/v1

@@ -7,8 +7,9 @@ import hashlib
 
 from mirrorgate.ir.table import Endpoint
 from mirrorgate.mirror import Dispatcher, DropReason
+from tests.support.waiting import until
 
-from .conftest import BACKEND, MakeDispatcher, Mode, StartBackend, make_mirror, refused_endpoint, request_headers, until
+from .conftest import BACKEND, MakeDispatcher, Mode, StartBackend, make_mirror, refused_endpoint, request_headers
 
 
 def submit_many(d: Dispatcher, endpoint: Endpoint, n: int, *, body: bool = False) -> list[object]:
@@ -70,7 +71,7 @@ async def test_slow_backend_within_timeout_completes(
 async def test_refusing_backend_opens_the_breaker_then_probes(
     start_backend: StartBackend, make_dispatcher: MakeDispatcher
 ) -> None:
-    d = make_dispatcher(breaker_failures=3, breaker_open_duration=0.2)
+    d = make_dispatcher(breaker_failures=3, breaker_open_duration=1.0)  # still open when checked, however slow the host
     dead = refused_endpoint()
     submit_many(d, dead, 3)
     await until(lambda: d.stats().dropped.get("connect_error") == 3)
@@ -134,7 +135,7 @@ async def test_one_bad_mirror_does_not_disturb_the_other(
     start_backend: StartBackend, make_dispatcher: MakeDispatcher
 ) -> None:
     good, hole = await start_backend(), await start_backend(Mode.BLACKHOLE)
-    d = make_dispatcher(timeout=0.3)
+    d = make_dispatcher(timeout=1.0)  # the black hole times out; the good backend answers well within
     mirrors = (
         make_mirror(good.endpoint, k=0, backend="service/default/good:80"),
         make_mirror(hole.endpoint, k=1, backend="service/default/hole:80"),

@@ -9,8 +9,9 @@ from prometheus_client import CollectorRegistry
 
 from mirrorgate.ir.table import PPM
 from mirrorgate.mirror import Dispatcher, MirrorConfig
+from tests.support.waiting import until
 
-from .conftest import MakeDispatcher, StartBackend, make_mirror, request_headers, until
+from .conftest import MakeDispatcher, StartBackend, make_mirror, request_headers
 
 
 def within_3_sigma(hits: int, n: int, p: float) -> bool:

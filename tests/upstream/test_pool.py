@@ -11,6 +11,7 @@ import pytest
 from mirrorgate.errors import ConnectError, PoolTimeout, UpstreamError, UpstreamProtocolError
 from mirrorgate.upstream.connection import ResponseHead, State, UpstreamConnection
 from mirrorgate.upstream.pool import Pool, PoolConfig
+from tests.support.waiting import until
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
@@ -83,15 +84,6 @@ async def roundtrip(conn: UpstreamConnection, method: bytes = b"GET") -> Sink:
     conn.write(method + b" / HTTP/1.1\r\nHost: x\r\n\r\n")
     await sink.done
     return sink
-
-
-async def poll(cond: object, limit: int = 500) -> None:
-    assert callable(cond)
-    for _ in range(limit):
-        if cond():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition never became true")
 
 
 async def test_reuse_and_repr(server: tuple[Server, tuple[str, int]]) -> None:
@@ -167,7 +159,7 @@ async def test_idle_connection_closed_by_upstream_is_dropped(server: tuple[Serve
     await roundtrip(conn)
     pool.release(conn, True)
     srv.drop_all()
-    await poll(lambda: repr(pool) == "<Pool in_use=0 idle=0 waiting=0>")
+    await until(lambda: repr(pool) == "<Pool in_use=0 idle=0 waiting=0>")
     fresh, reused = await pool.acquire(key)
     assert not reused
     assert fresh is not conn
@@ -184,7 +176,7 @@ async def test_idle_expiry_and_max_idle(server: tuple[Server, tuple[str, int]]) 
     pool.release(a, True)
     pool.release(b, True)
     assert repr(pool) == "<Pool in_use=0 idle=1 waiting=0>"
-    await poll(lambda: repr(pool) == "<Pool in_use=0 idle=0 waiting=0>")
+    await until(lambda: repr(pool) == "<Pool in_use=0 idle=0 waiting=0>")
     pool.close()
 
 
