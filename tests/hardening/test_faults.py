@@ -3,7 +3,7 @@ the real in-process gateway. After each fault the gateway must hold no client co
 task and no upstream connection in use (``gateway.state.connections``/``tasks``/``pool``), and
 must have logged no error.
 
-The route ``/fault`` goes to a scripted backend (``Scripted(handler)``) with a 1 s
+The route ``/fault`` goes to a scripted backend (``Backend.scripted(handler)``) with a 1 s
 ``backendRequest`` timeout, ``/stream`` to the same backend without a timeout; everything else
 goes to the recording backend of ``Harness``. Nothing asserts on time: waits are bounded and only
 fail the test when exceeded.
@@ -20,29 +20,11 @@ import pytest
 
 from mirrorgate.dataplane.limits import Limits
 from mirrorgate.dataplane.protocol import SLICE, HttpProtocol
-from tests.dataplane.conftest import Handler, RawBackend
-from tests.hardening.conftest import WAIT, Harness, HarnessFactory, RawClient
-from tests.support.client import Conn, parse_head
+from tests.hardening.conftest import Harness, HarnessFactory
+from tests.support.backends import Backend, Handler, refused_port
+from tests.support.client import WAIT, Conn, parse_head
+from tests.support.manifests import service
 from tests.support.waiting import until
-
-Scripted = RawBackend  # the scripted loopback backend the data-plane tests use
-
-
-def fault_docs(port: int) -> str:
-    return f"""---
-apiVersion: v1
-kind: Service
-metadata: {{name: fault, namespace: infra}}
-spec: {{ports: [{{port: 8080, targetPort: {port}}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: fault, namespace: infra, labels: {{kubernetes.io/service-name: fault}}}}
-addressType: IPv4
-endpoints: [{{addresses: [127.0.0.1]}}]
-ports: [{{port: {port}}}]
-"""
-
 
 FAULT_RULE = """  - matches: [{path: {type: PathPrefix, value: /fault}}]
     timeouts: {backendRequest: 1s}
@@ -58,13 +40,12 @@ class FaultFactory(Protocol):
 
 @pytest.fixture
 async def with_fault(make_harness: HarnessFactory) -> AsyncIterator[FaultFactory]:
-    backends: list[Scripted] = []
+    backends: list[Backend] = []
 
     async def make(handler: Handler, *, limits: Limits | None = None) -> Harness:
-        backend = Scripted(handler)
+        backend = await Backend.scripted(handler).start()
         backends.append(backend)
-        port = await backend.start()
-        return await make_harness(extra_rules=FAULT_RULE, extra_docs=fault_docs(port), limits=limits)
+        return await make_harness(extra_rules=FAULT_RULE, extra_docs=service("fault", backend.port), limits=limits)
 
     yield make
     for b in backends:
@@ -92,7 +73,7 @@ async def assert_no_leaks(h: Harness) -> None:
 
 async def one(h: Harness, target: str = "/fault") -> tuple[int | None, bool]:
     """One request on a fresh connection: (status or None, connection closed by the gateway)."""
-    client = await RawClient.open(h.port)
+    client = await Conn.open(h.port)
     try:
         await client.send(f"GET {target} HTTP/1.1\r\nHost: a\r\n\r\n".encode())
         reply = await client.read_reply()
@@ -162,10 +143,7 @@ async def test_backend_reset_is_502(with_fault: FaultFactory) -> None:
 
 
 async def test_refused_is_503(make_harness: HarnessFactory) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    h = await make_harness(extra_rules=FAULT_RULE, extra_docs=fault_docs(port))
+    h = await make_harness(extra_rules=FAULT_RULE, extra_docs=service("fault", refused_port()))
     assert await one(h) == (503, False)
     await assert_no_leaks(h)
 
@@ -178,7 +156,7 @@ async def test_backend_closes_mid_response_closes_the_client(with_fault: FaultFa
         writer.close()
 
     h = await with_fault(handler)
-    client = await RawClient.open(h.port)
+    client = await Conn.open(h.port)
     try:
         await client.send(b"GET /fault HTTP/1.1\r\nHost: a\r\n\r\n")
         async with asyncio.timeout(WAIT):
@@ -202,7 +180,7 @@ async def test_chunked_response_cut_mid_body_closes_the_client(with_fault: Fault
         writer.close()
 
     h = await with_fault(handler)
-    client = await RawClient.open(h.port)
+    client = await Conn.open(h.port)
     try:
         await client.send(b"GET /fault HTTP/1.1\r\nHost: a\r\n\r\n")
         async with asyncio.timeout(WAIT):
@@ -240,7 +218,7 @@ async def test_interim_responses_are_swallowed(with_fault: FaultFactory) -> None
             then_close=False,
         )
     )
-    client = await RawClient.open(h.port)
+    client = await Conn.open(h.port)
     try:
         await client.send(b"GET /fault HTTP/1.1\r\nHost: a\r\n\r\n")
         reply = await client.read_reply()
@@ -281,7 +259,7 @@ async def test_header_flood_is_502(with_fault: FaultFactory) -> None:
         await reader.read()
 
     h = await with_fault(handler)
-    client = await RawClient.open(h.port)
+    client = await Conn.open(h.port)
     try:
         await client.send(b"GET /fault HTTP/1.1\r\nHost: a\r\n\r\n")
         async with asyncio.timeout(WAIT):
@@ -364,7 +342,7 @@ async def test_slowloris_head_is_cut_off(make_harness: HarnessFactory) -> None:
     head completes; nothing is forwarded."""
     harness = await make_harness(limits=Limits(header_timeout=0.5))
     head = b"GET /slow HTTP/1.1\r\nHost: a\r\nX-Pad: " + b"p" * 200 + b"\r\n\r\n"  # 25 s at 10 bytes/s
-    client = await RawClient.open(harness.port)
+    client = await Conn.open(harness.port)
     reading = asyncio.ensure_future(client.reader.read())  # completes when the gateway closes
     sent = 0
     try:
@@ -392,7 +370,7 @@ async def test_slowloris_head_is_cut_off(make_harness: HarnessFactory) -> None:
 
 async def test_slowloris_gets_408(make_harness: HarnessFactory) -> None:
     harness = await make_harness(limits=Limits(header_timeout=0.3))
-    client = await RawClient.open(harness.port)
+    client = await Conn.open(harness.port)
     try:
         await client.send(b"GET /slow HTTP/1.1\r\nHost: a\r\n")
         async with asyncio.timeout(WAIT):
@@ -410,7 +388,7 @@ async def test_client_gone_mid_upload_releases_everything(with_fault: FaultFacto
         await reader.read()
 
     h = await with_fault(handler)
-    client = await RawClient.open(h.port)
+    client = await Conn.open(h.port)
     await client.send(b"POST /fault HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000000\r\n\r\n" + b"u" * (1 << 20))
     client.writer.transport.abort()
     await assert_no_leaks(h)
@@ -444,7 +422,7 @@ async def test_pipelined_flood_is_bounded(harness: Harness) -> None:
     gateway serves them in order, but stops parsing at the first slice boundary once
     ``max_pipelined`` requests are queued; the rest stays unparsed bytes until the queue drains."""
     req = b"GET /p HTTP/1.1\r\nHost: a\r\n\r\n"
-    client = await RawClient.open(harness.port)
+    client = await Conn.open(harness.port)
     try:
         client.writer.write(req * ((256 << 10) // len(req)))
         await harness.primary.wait_for(lambda: len(harness.primary.seen) >= 50)
@@ -459,7 +437,7 @@ async def test_pipelined_burst_is_answered_in_order(harness: Harness) -> None:
     """500 pipelined requests in one write (far more than ``max_pipelined``, and parsed in slices):
     every one is answered, in order, and the connection stays open."""
     count = 500
-    client = await RawClient.open(harness.port)
+    client = await Conn.open(harness.port)
     try:
         client.writer.write(b"".join(b"GET /p%d HTTP/1.1\r\nHost: a\r\n\r\n" % i for i in range(count)))
         statuses = []

@@ -31,7 +31,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from mirrorgate.runtime import Gateway, load_table
-from tests.hardening.conftest import ErrorRecords, RecordingBackend, gateway_yaml
+from tests.hardening.conftest import ErrorRecords, gateway_yaml
+from tests.support.backends import Backend
 from tests.support.waiting import until
 
 EXAMPLES = int(os.environ.get("MIRRORGATE_FUZZ_EXAMPLES", "50"))
@@ -54,8 +55,8 @@ class Served:
         self.errors = ErrorRecords()
         self.loop_errors: list[str] = []
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.backend = RecordingBackend()
-        self.mirror = RecordingBackend()
+        self.backend = Backend()
+        self.mirror = Backend()
         self.gateway: Gateway | None = None
         self.port = 0
 

@@ -12,7 +12,8 @@ import pytest
 from mirrorgate.cli import _parser
 from mirrorgate.providers.files import load_paths
 from mirrorgate.runtime import RunConfig, load_table
-from tests.hardening.conftest import HarnessFactory, RawClient, Reply, gateway_yaml
+from tests.hardening.conftest import HarnessFactory, gateway_yaml
+from tests.support.client import Conn, Response
 
 INJECT = "a\\r\\nX-Evil: 1"  # YAML double-quoted escapes: CR LF inside the value
 
@@ -115,17 +116,17 @@ spec:
     )
 
 
-async def get_each(port: int, targets: list[str]) -> list[Reply | None]:
+async def get_each(port: int, targets: list[str]) -> list[Response | None]:
     """GET each target in turn, on one connection while the gateway keeps it open."""
-    replies: list[Reply | None] = []
-    client = await RawClient.open(port)
+    replies: list[Response | None] = []
+    client = await Conn.open(port)
     try:
         for target in targets:
             await client.send(f"GET {target} HTTP/1.1\r\nHost: a\r\n\r\n".encode())
             replies.append(reply := await client.read_reply())
             if reply is None or reply.header("connection") == "close":
                 await client.close()
-                client = await RawClient.open(port)
+                client = await Conn.open(port)
     finally:
         await client.close()
     return replies

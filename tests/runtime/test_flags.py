@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from mirrorgate.cli import main
-from tests.hardening.conftest import RawClient
 from tests.runtime.conftest import Backend, Starter, free_port, gateway_yaml, get
+from tests.support.client import Conn as RawClient
 
 
 class HostRecorder:
