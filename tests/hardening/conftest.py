@@ -20,7 +20,7 @@ import pytest
 from mirrorgate.runtime import Gateway, load_table
 from tests.support.backends import SENTINEL, Backend
 from tests.support.client import WAIT
-from tests.support.manifests import gateway, route, service
+from tests.support.manifests import gateway_doc, route_doc, service_docs
 
 
 def gateway_yaml(primary: int, mirror: int, extra_rules: str = "", extra_docs: str = "") -> str:
@@ -30,7 +30,13 @@ def gateway_yaml(primary: int, mirror: int, extra_rules: str = "", extra_docs: s
     filters: [{{type: RequestMirror, requestMirror: {{backendRef: {{name: mirror, port: 8080}}}}}}]
     backendRefs: [{{name: primary, port: 8080}}]
 {extra_rules}  - backendRefs: [{{name: primary, port: 8080}}]"""
-    return gateway() + service("primary", primary) + service("mirror", mirror) + route(rules) + extra_docs
+    return (
+        gateway_doc()
+        + service_docs("primary", primary)
+        + service_docs("mirror", mirror)
+        + route_doc(rules)
+        + extra_docs
+    )
 
 
 class ErrorRecords(logging.Handler):

@@ -23,7 +23,7 @@ from mirrorgate.dataplane.protocol import SLICE, HttpProtocol
 from tests.hardening.conftest import Harness, HarnessFactory
 from tests.support.backends import Backend, Handler, refused_port
 from tests.support.client import WAIT, Conn, parse_head
-from tests.support.manifests import service
+from tests.support.manifests import service_docs
 from tests.support.waiting import until
 
 FAULT_RULE = """  - matches: [{path: {type: PathPrefix, value: /fault}}]
@@ -45,7 +45,7 @@ async def with_fault(make_harness: HarnessFactory) -> AsyncIterator[FaultFactory
     async def make(handler: Handler, *, limits: Limits | None = None) -> Harness:
         backend = await Backend.scripted(handler).start()
         backends.append(backend)
-        return await make_harness(extra_rules=FAULT_RULE, extra_docs=service("fault", backend.port), limits=limits)
+        return await make_harness(extra_rules=FAULT_RULE, extra_docs=service_docs("fault", backend.port), limits=limits)
 
     yield make
     for b in backends:
@@ -143,7 +143,7 @@ async def test_backend_reset_is_502(with_fault: FaultFactory) -> None:
 
 
 async def test_refused_is_503(make_harness: HarnessFactory) -> None:
-    h = await make_harness(extra_rules=FAULT_RULE, extra_docs=service("fault", refused_port()))
+    h = await make_harness(extra_rules=FAULT_RULE, extra_docs=service_docs("fault", refused_port()))
     assert await one(h) == (503, False)
     await assert_no_leaks(h)
 

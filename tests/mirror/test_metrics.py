@@ -8,9 +8,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mirrorgate.mirror import Dispatcher, MirrorConfig
 from mirrorgate.mirror.metrics import route_of, status_class
+from tests.support.backends import Mode
 from tests.support.waiting import until
 
-from .conftest import ROUTE, MakeDispatcher, Mode, StartBackend, make_mirror, refused_endpoint, request_headers
+from .conftest import ROUTE, MakeDispatcher, StartBackend, make_mirror, refused_endpoint, request_headers
 
 Labels = frozenset[tuple[str, str]]
 

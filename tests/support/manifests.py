@@ -16,7 +16,7 @@ spec: {controllerName: mirrorgate.dev/gateway-controller}
 """
 
 
-def gateway(
+def gateway_doc(
     namespace: str = "infra", listeners: str = "{name: http, port: 80, protocol: HTTP}", name: str = "gw"
 ) -> str:
     """The GatewayClass and one Gateway; ``listeners`` is the flow-style list body."""
@@ -30,7 +30,7 @@ spec:
 """
 
 
-def service(name: str, port: int, namespace: str = "infra") -> str:
+def service_docs(name: str, port: int, namespace: str = "infra") -> str:
     """A Service (port 8080 -> ``port``) and its EndpointSlice on 127.0.0.1:``port``."""
     return f"""---
 apiVersion: v1
@@ -47,7 +47,7 @@ ports: [{{port: {port}}}]
 """
 
 
-def route(rules: str, name: str = "route", namespace: str = "infra", parent: str = "gw") -> str:
+def route_doc(rules: str, name: str = "route", namespace: str = "infra", parent: str = "gw") -> str:
     """An HTTPRoute attached to Gateway ``parent``; ``rules`` is the block-style list of rules,
     each line indented by two spaces (``  - backendRefs: [...]``)."""
     return f"""---
@@ -61,7 +61,7 @@ spec:
 """
 
 
-def reference_grant(
+def grant_doc(
     namespace: str, from_namespace: str, *, from_kind: str = "HTTPRoute", to_kind: str = "Service", to_name: str = ""
 ) -> str:
     """A ReferenceGrant in ``namespace`` letting ``from_kind`` objects of ``from_namespace`` refer to

@@ -9,7 +9,7 @@ import msgspec
 from mirrorgate.providers.files import load_paths
 from mirrorgate.status_view import list_view
 from mirrorgate.translate import translate
-from tests.support.manifests import gateway
+from tests.support.manifests import gateway_doc
 
 # one listener without routes, one whose only route kind is refused (no supported kinds)
 LISTENERS = (
@@ -24,7 +24,7 @@ def _listeners(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_listener_status_keeps_zero_and_empty_required_fields() -> None:
-    translated = translate(load_paths(["-"], stdin_text=gateway(listeners=LISTENERS)).snapshot)
+    translated = translate(load_paths(["-"], stdin_text=gateway_doc(listeners=LISTENERS)).snapshot)
     listeners = _listeners(msgspec.to_builtins(translated.statuses["Gateway infra/gw"]))
     assert all(REQUIRED <= set(li) for li in listeners.values()), listeners
     assert listeners["idle"]["attachedRoutes"] == 0
@@ -32,7 +32,7 @@ def test_listener_status_keeps_zero_and_empty_required_fields() -> None:
 
 
 def test_status_view_keeps_zero_and_empty_required_fields() -> None:
-    snap = load_paths(["-"], stdin_text=gateway(listeners=LISTENERS)).snapshot
+    snap = load_paths(["-"], stdin_text=gateway_doc(listeners=LISTENERS)).snapshot
     view = list_view(snap, translate(snap).statuses)
     [gw] = [item for item in view["items"] if item["kind"] == "Gateway"]
     listeners = _listeners(gw["status"])

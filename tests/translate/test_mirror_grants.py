@@ -8,12 +8,14 @@ import pytest
 from mirrorgate.ir.table import Route
 from mirrorgate.translate import TranslateResult
 from mirrorgate.translate.status import RouteStatus
-from tests.support.manifests import gateway, reference_grant, route, service, translate_text
+from tests.support.manifests import gateway_doc, grant_doc, route_doc, service_docs, translate_text
 
 RULES = """  - filters:
     - {type: RequestMirror, requestMirror: {backendRef: {name: shadow, namespace: shadow, port: 8080}}}
     backendRefs: [{name: primary, port: 8080}]"""
-BASE = gateway() + service("primary", 9001) + service("shadow", 9002, namespace="shadow") + route(RULES)
+BASE = (
+    gateway_doc() + service_docs("primary", 9001) + service_docs("shadow", 9002, namespace="shadow") + route_doc(RULES)
+)
 
 
 def _only_route(result: TranslateResult) -> Route:
@@ -33,7 +35,7 @@ def _resolved_refs(result: TranslateResult) -> tuple[str, str]:
 
 
 def test_a_grant_admits_the_mirror() -> None:
-    result = translate_text(BASE + reference_grant("shadow", "infra"))
+    result = translate_text(BASE + grant_doc("shadow", "infra"))
     r = _only_route(result)
     assert [m.backend for m in r.action.filters.mirrors] == ["service/shadow/shadow:8080"]
     assert [(e.address, e.port) for m in r.action.filters.mirrors for e in m.endpoints] == [("127.0.0.1", 9002)]
@@ -41,7 +43,7 @@ def test_a_grant_admits_the_mirror() -> None:
 
 
 def test_a_grant_naming_the_service_admits_the_mirror() -> None:
-    result = translate_text(BASE + reference_grant("shadow", "infra", to_name="shadow"))
+    result = translate_text(BASE + grant_doc("shadow", "infra", to_name="shadow"))
     assert len(_only_route(result).action.filters.mirrors) == 1
     assert _resolved_refs(result) == ("True", "ResolvedRefs")
 
@@ -50,11 +52,11 @@ def test_a_grant_naming_the_service_admits_the_mirror() -> None:
     "grant",
     [
         pytest.param("", id="no-grant"),
-        pytest.param(reference_grant("shadow", "infra", from_kind="Gateway"), id="from-another-kind"),
-        pytest.param(reference_grant("shadow", "infra", to_kind="Secret"), id="to-another-kind"),
-        pytest.param(reference_grant("shadow", "elsewhere"), id="another-from-namespace"),
-        pytest.param(reference_grant("shadow", "infra", to_name="other"), id="another-service"),
-        pytest.param(reference_grant("infra", "infra"), id="grant-in-the-route-namespace"),
+        pytest.param(grant_doc("shadow", "infra", from_kind="Gateway"), id="from-another-kind"),
+        pytest.param(grant_doc("shadow", "infra", to_kind="Secret"), id="to-another-kind"),
+        pytest.param(grant_doc("shadow", "elsewhere"), id="another-from-namespace"),
+        pytest.param(grant_doc("shadow", "infra", to_name="other"), id="another-service"),
+        pytest.param(grant_doc("infra", "infra"), id="grant-in-the-route-namespace"),
     ],
 )
 def test_without_a_matching_grant_the_mirror_is_dropped(grant: str) -> None:
