@@ -11,8 +11,8 @@ import pytest
 
 from mirrorgate.echo import EchoConfig, start_echo
 from mirrorgate.runtime import Gateway
-from tests.dataplane.client import Conn, encode_request, request
 from tests.dataplane.conftest import GatewayFactory
+from tests.support.client import Conn, encode_request, request
 
 CONFIG = (Path(__file__).parent / "e2e_data" / "gateway.yaml").read_text()
 

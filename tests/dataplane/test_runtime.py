@@ -17,8 +17,8 @@ from mirrorgate.dataplane.state import BodyTee
 from mirrorgate.ir.table import Mirror
 from mirrorgate.mirror.head import MirrorHead
 from mirrorgate.runtime import Gateway, StartupError, load_table
-from tests.dataplane.client import Conn, encode_request, request
 from tests.dataplane.conftest import GatewayFactory
+from tests.support.client import Conn, encode_request, request
 from tests.support.waiting import until
 
 CONFIG = (Path(__file__).parent / "e2e_data" / "gateway.yaml").read_text()

@@ -22,7 +22,7 @@ from random import Random
 import pytest
 
 from mirrorgate.runtime import Gateway, load_table
-from tests.dataplane.client import Conn, Response, encode_request
+from tests.support.client import Conn, Response, encode_request
 from tests.support.waiting import until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -21,7 +21,7 @@ import pytest
 from mirrorgate.dataplane.limits import Limits
 from mirrorgate.dataplane.protocol import SLICE, HttpProtocol
 from tests.hardening.conftest import Harness, HarnessFactory
-from tests.support.backends import Backend, Handler, refused_port
+from tests.support.backends import Backend, Handler, read_head, refused_port
 from tests.support.client import WAIT, Conn, parse_head
 from tests.support.manifests import service_docs
 from tests.support.waiting import until
@@ -50,10 +50,6 @@ async def with_fault(make_harness: HarnessFactory) -> AsyncIterator[FaultFactory
     yield make
     for b in backends:
         await b.close()
-
-
-async def read_head(reader: asyncio.StreamReader) -> bytes:
-    return await reader.readuntil(b"\r\n\r\n")
 
 
 async def assert_no_leaks(h: Harness) -> None:

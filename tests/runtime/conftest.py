@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from mirrorgate.echo import EchoConfig, EchoServer, start_echo
-from tests.dataplane.client import Conn, Response, encode_request
+from tests.support.client import Conn, Response, encode_request
 
 WAIT = 20.0  # seconds any single wait may take before the test fails
 

@@ -156,7 +156,7 @@ async def test_grace_bounds_how_long_shutdown_waits(
 ) -> None:
     """--grace 0.2: a request still in flight when the grace period ends is aborted (no reply),
     and the process still exits 0 — long before the backend would have answered (5 s)."""
-    from tests.dataplane.client import Conn, encode_request
+    from tests.support.client import Conn, encode_request
 
     port = free_port()
     path = tmp_path / "gw.yaml"

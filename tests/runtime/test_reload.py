@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.dataplane.client import Conn, encode_request
 from tests.runtime.conftest import (
     WAIT,
     Backend,
@@ -21,6 +20,7 @@ from tests.runtime.conftest import (
     service,
     write_atomically,
 )
+from tests.support.client import Conn, encode_request
 
 RELOADED = r"reloaded: \d+ servers"
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.dataplane.client import Conn, encode_request
 from tests.runtime.conftest import (
     WAIT,
     Backend,
@@ -22,6 +21,7 @@ from tests.runtime.conftest import (
     get,
     pod_of,
 )
+from tests.support.client import Conn, encode_request
 
 MIRRORED = re.compile(r'^mirrorgate_mirror_requests_total\{[^}]*outcome="2xx"[^}]*\} ([0-9.e+]+)$', re.M)
 

@@ -172,6 +172,11 @@ class Backend:
         await self.server.wait_closed()
 
 
+async def read_head(reader: asyncio.StreamReader) -> bytes:
+    """For scripted handlers: the head of one request (raises ``IncompleteReadError`` at EOF)."""
+    return await reader.readuntil(b"\r\n\r\n")
+
+
 def refused_port() -> int:
     """A loopback port nothing listens on (bound, then closed)."""
     with socket.socket() as s:
