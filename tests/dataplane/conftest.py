@@ -15,7 +15,7 @@ import pytest
 
 from mirrorgate.echo import EchoConfig, EchoServer, start_echo
 from mirrorgate.runtime import Gateway, load_table
-from tests.support.backends import refused_port
+from tests.support.backends import free_port
 
 GatewayFactory = Callable[[str], Awaitable[Gateway]]
 
@@ -31,7 +31,7 @@ async def echo_ports() -> AsyncIterator[dict[str, int]]:
         )
         servers.append(srv)
         ports[name] = srv.port
-    ports["refused"] = refused_port()
+    ports["refused"] = free_port()
     yield ports
     for srv in servers:
         await srv.close()

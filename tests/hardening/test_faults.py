@@ -21,7 +21,7 @@ import pytest
 from mirrorgate.dataplane.limits import Limits
 from mirrorgate.dataplane.protocol import SLICE, HttpProtocol
 from tests.hardening.conftest import Harness, HarnessFactory
-from tests.support.backends import Backend, Handler, read_head, refused_port
+from tests.support.backends import Backend, Handler, free_port, read_head
 from tests.support.client import WAIT, Conn, parse_head
 from tests.support.manifests import service_docs
 from tests.support.waiting import until
@@ -139,7 +139,7 @@ async def test_backend_reset_is_502(with_fault: FaultFactory) -> None:
 
 
 async def test_refused_is_503(make_harness: HarnessFactory) -> None:
-    h = await make_harness(extra_rules=FAULT_RULE, extra_docs=service_docs("fault", refused_port()))
+    h = await make_harness(extra_rules=FAULT_RULE, extra_docs=service_docs("fault", free_port()))
     assert await one(h) == (503, False)
     await assert_no_leaks(h)
 

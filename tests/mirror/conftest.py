@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from mirrorgate.ir.table import PPM, Endpoint, Mirror
 from mirrorgate.mirror import Dispatcher, MirrorConfig
-from tests.support.backends import Backend, Header, Mode, refused_port
+from tests.support.backends import Backend, Header, Mode, free_port
 
 ROUTE = "httproute/default/web/rule/0"
 BACKEND = "service/default/shadow:80"
@@ -22,7 +22,7 @@ BACKEND = "service/default/shadow:80"
 
 def refused_endpoint() -> Endpoint:
     """A loopback endpoint nothing listens on."""
-    return Endpoint(address="127.0.0.1", port=refused_port())
+    return Endpoint(address="127.0.0.1", port=free_port())
 
 
 def make_mirror(*endpoints: Endpoint, k: int = 0, ppm: int = PPM, backend: str = BACKEND, route: str = ROUTE) -> Mirror:

@@ -18,7 +18,7 @@ every raw byte it received (``raw``):
   any later one (a keep-alive connection the backend dropped just as it was reused);
 - ``scripted``: ``handler(reader, writer)`` runs per connection (``Backend.scripted(handler)``).
 
-``refused_port()`` is a loopback port nothing listens on. Every wait is bounded by ``WAIT``.
+``free_port()`` is a loopback port nothing listens on. Every wait is bounded by ``WAIT``.
 """
 
 import asyncio
@@ -177,8 +177,8 @@ async def read_head(reader: asyncio.StreamReader) -> bytes:
     return await reader.readuntil(b"\r\n\r\n")
 
 
-def refused_port() -> int:
-    """A loopback port nothing listens on (bound, then closed)."""
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then closed): free to bind, refused to connect to."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
