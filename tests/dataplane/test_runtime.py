@@ -18,6 +18,7 @@ from mirrorgate.ir.table import Mirror
 from mirrorgate.mirror.head import MirrorHead
 from mirrorgate.runtime import Gateway, StartupError, load_table
 from tests.dataplane.conftest import GatewayFactory
+from tests.support.backends import free_port
 from tests.support.client import Conn, encode_request, request
 from tests.support.waiting import until
 
@@ -159,14 +160,8 @@ async def test_start_fails_cleanly_when_the_port_is_taken(tmp_path: Path) -> Non
             await gw.start()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_cli_run_serves_and_exits_0_on_sigterm(tmp_path: Path, echo_ports: dict[str, int]) -> None:
-    port = _free_port()
+    port = free_port()
     text = CONFIG.replace("port: 80, protocol", f"port: {port}, protocol")
     for name, value in echo_ports.items():
         text = text.replace(f"${name}", str(value))

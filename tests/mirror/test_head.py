@@ -1,4 +1,4 @@
-"""The mirror head: byte-exact request line, shadow Host (DESIGN §2.3), framing rules."""
+"""The mirror head: byte-exact request line, shadow Host (Envoy's: ``-shadow`` before the port), framing rules."""
 
 import pytest
 

@@ -1,5 +1,6 @@
-"""Sampling: one uniform draw per request (DESIGN §2.1), seeded RNG, counts within 3 binomial
-sigma, nested samples across mirrors; sampled out is not a drop."""
+"""Sampling: one uniform draw per request, shared by all its mirrors (the dispatcher's rule 1),
+seeded RNG, counts within 3 binomial sigma, nested samples across mirrors; sampled out is not a
+drop."""
 
 import math
 from random import Random

@@ -30,8 +30,9 @@ spec:
 """
 
 
-def service_docs(name: str, port: int, namespace: str = "infra") -> str:
-    """A Service (port 8080 -> ``port``) and its EndpointSlice on 127.0.0.1:``port``."""
+def service_docs(name: str, port: int | str, namespace: str = "infra") -> str:
+    """A Service (port 8080 -> ``port``) and its EndpointSlice on 127.0.0.1:``port`` (``port`` may be
+    a ``$name`` placeholder substituted later)."""
     return f"""---
 apiVersion: v1
 kind: Service
