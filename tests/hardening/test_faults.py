@@ -21,7 +21,7 @@ import pytest
 from mirrorgate.dataplane.limits import Limits
 from mirrorgate.dataplane.protocol import SLICE, HttpProtocol
 from tests.hardening.conftest import Harness, HarnessFactory
-from tests.support.backends import Backend, Handler, free_port, read_head
+from tests.support.backends import Backend, Handler, answer_once, free_port, read_head
 from tests.support.client import WAIT, Conn, parse_head
 from tests.support.manifests import service_docs
 from tests.support.waiting import until
@@ -84,17 +84,6 @@ async def one(h: Harness, target: str = "/fault") -> tuple[int | None, bool]:
 # --- malformed responses --------------------------------------------------------------------------
 
 
-def answer(data: bytes, then_close: bool = True) -> Handler:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_head(reader)
-        writer.write(data)
-        await writer.drain()
-        if not then_close:
-            await reader.read()
-
-    return handler
-
-
 BAD_RESPONSES = {
     "invalid-status-line": b"HTTP/1.1 abc OK\r\ncontent-length: 0\r\n\r\n",
     "not-http": b"SSH-2.0-OpenSSH_9.6\r\n\r\n",
@@ -111,7 +100,7 @@ BAD_RESPONSES = {
 
 @pytest.mark.parametrize("case", sorted(BAD_RESPONSES))
 async def test_malformed_response_is_502(with_fault: FaultFactory, case: str) -> None:
-    h = await with_fault(answer(BAD_RESPONSES[case], then_close=False))
+    h = await with_fault(answer_once(BAD_RESPONSES[case]))
     status, closed = await one(h)
     assert (status, closed) == (502, False)
     await assert_no_leaks(h)
@@ -200,18 +189,17 @@ async def test_chunked_response_cut_mid_body_closes_the_client(with_fault: Fault
 )
 async def test_head_and_error_in_one_read_is_502(with_fault: FaultFactory, body: bytes) -> None:
     """A head parsed in the same upstream read as the error was never written to the client: it
-    is discarded, and the client gets a 502 on a connection that stays usable (finding 10)."""
-    h = await with_fault(answer(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + body, then_close=False))
+    is discarded, and the client gets a 502 on a connection that stays usable."""
+    h = await with_fault(answer_once(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + body))
     assert await one(h) == (502, False)
     await assert_no_leaks(h)
 
 
 async def test_interim_responses_are_swallowed(with_fault: FaultFactory) -> None:
     h = await with_fault(
-        answer(
+        answer_once(
             b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\n"
-            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nhi",
-            then_close=False,
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nhi"
         )
     )
     client = await Conn.open(h.port)

@@ -162,6 +162,11 @@ class Backend:
             self.disconnected(writer.transport)
             writer.close()
 
+    def drop_all(self) -> None:
+        """Close every open connection (connections the backend dropped while they were idle)."""
+        for t in list(self.transports):
+            t.close()
+
     async def close(self) -> None:
         assert self.server is not None
         self.server.close()
@@ -170,6 +175,32 @@ class Backend:
         for task in list(self.tasks):
             task.cancel()
         await self.server.wait_closed()
+
+
+def answer_each(reply: bytes | Callable[[], bytes]) -> Handler:
+    """A scripted handler that answers every request head of a connection with ``reply`` (or
+    with what ``reply()`` returns at that moment)."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_head(reader)
+            writer.write(reply() if callable(reply) else reply)
+            await writer.drain()
+
+    return handler
+
+
+def answer_once(reply: bytes) -> Handler:
+    """A scripted handler that answers the first request head with ``reply``, then waits for the
+    client to close."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(reply)
+        await writer.drain()
+        await reader.read()
+
+    return handler
 
 
 async def read_head(reader: asyncio.StreamReader) -> bytes:
