@@ -21,7 +21,7 @@ import pytest
 from mirrorgate.dataplane.limits import Limits
 from mirrorgate.dataplane.protocol import SLICE, HttpProtocol
 from tests.hardening.conftest import Harness, HarnessFactory
-from tests.support.backends import Backend, Handler, answer_once, free_port, read_head
+from tests.support.backends import Backend, Handler, answer_once, free_port, header_flood, read_head
 from tests.support.client import WAIT, Conn, parse_head
 from tests.support.manifests import service_docs
 from tests.support.waiting import until
@@ -230,19 +230,7 @@ async def test_trickling_backend_hits_the_backend_request_timeout(with_fault: Fa
 
 async def test_header_flood_is_502(with_fault: FaultFactory) -> None:
     """A response head of 4 MiB (64 Ki header lines): the gateway must refuse it, not buffer it."""
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_head(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\n")
-        line = b"x-flood: " + b"a" * 54 + b"\r\n"
-        for _ in range(64):
-            writer.write(line * 1024)
-            await writer.drain()
-        writer.write(b"content-length: 0\r\n\r\n")
-        await writer.drain()
-        await reader.read()
-
-    h = await with_fault(handler)
+    h = await with_fault(header_flood)
     client = await Conn.open(h.port)
     try:
         await client.send(b"GET /fault HTTP/1.1\r\nHost: a\r\n\r\n")

@@ -2,12 +2,11 @@
 concurrent connections than the cap, every failure is dropped and counted with its reason, and
 the circuit breaker stops dialling a refusing or hanging backend, then probes it again."""
 
-import asyncio
 import hashlib
 
 from mirrorgate.ir.table import Endpoint
 from mirrorgate.mirror import Dispatcher, DropReason
-from tests.support.backends import Mode
+from tests.support.backends import Backend, Mode, header_flood
 from tests.support.waiting import until
 
 from .conftest import BACKEND, MakeDispatcher, StartBackend, make_mirror, refused_endpoint, request_headers
@@ -159,31 +158,15 @@ async def test_one_bad_mirror_does_not_disturb_the_other(
 async def test_header_flood_from_a_mirror_is_a_protocol_error(make_dispatcher: MakeDispatcher) -> None:
     """A mirror backend answering with an endless head (4 MiB of header lines, more on demand) is
     cut off at the response-head limit and counted as ``protocol_error``: nothing buffers it."""
-    line = b"x-flood: " + b"a" * 54 + b"\r\n"
-
-    async def flood(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(b"HTTP/1.1 200 OK\r\n")
-            for _ in range(64):
-                writer.write(line * 1024)
-                await writer.drain()
-            await reader.read()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(flood, "127.0.0.1", 0)
+    flood = await Backend.scripted(header_flood).start()
     try:
-        port = server.sockets[0].getsockname()[1]
         d = make_dispatcher(breaker_failures=0)
-        submit_many(d, Endpoint(address="127.0.0.1", port=port), 3)
+        submit_many(d, flood.endpoint, 3)
         await until(lambda: not d.tasks)
         assert d.stats().dropped == {"protocol_error": 3}
         assert repr(d.pool) == "<Pool in_use=0 idle=0 waiting=0>"
     finally:
-        server.close()
+        await flood.close()
 
 
 async def test_a_freed_slot_goes_to_the_oldest_queued_mirror(

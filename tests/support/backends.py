@@ -203,6 +203,20 @@ def answer_once(reply: bytes) -> Handler:
     return handler
 
 
+async def header_flood(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A scripted handler answering the first request with a 4 MiB response head (64 Ki header
+    lines, written as the peer reads them), then waiting for the client to close."""
+    await read_head(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\n")
+    line = b"x-flood: " + b"a" * 54 + b"\r\n"
+    for _ in range(64):
+        writer.write(line * 1024)
+        await writer.drain()
+    writer.write(b"content-length: 0\r\n\r\n")
+    await writer.drain()
+    await reader.read()
+
+
 async def read_head(reader: asyncio.StreamReader) -> bytes:
     """For scripted handlers: the head of one request (raises ``IncompleteReadError`` at EOF)."""
     return await reader.readuntil(b"\r\n\r\n")
