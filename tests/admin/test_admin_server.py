@@ -1,6 +1,5 @@
 """The admin server over real sockets: every endpoint, readiness, bad input."""
 
-
 from prometheus_client import CollectorRegistry, Counter
 
 from mirrorgate.admin.server import AdminApp, start_admin
