@@ -42,7 +42,7 @@ from mirrorgate.dataplane.matcher import compile  # noqa: E402
 from mirrorgate.dataplane.protocol import HttpProtocol  # noqa: E402
 from mirrorgate.dataplane.state import GatewayState  # noqa: E402
 from mirrorgate.mirror import Dispatcher, MirrorConfig  # noqa: E402
-from mirrorgate.runtime import load_table  # noqa: E402
+from mirrorgate.serve.config import load_table  # noqa: E402
 from mirrorgate.upstream.connection import UpstreamConnection  # noqa: E402
 from mirrorgate.upstream.pool import Pool  # noqa: E402
 

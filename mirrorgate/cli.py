@@ -1,20 +1,37 @@
 """`mirrorgate run | validate | status | echo | demo` — the only module that exits the process.
 
 Each subcommand parses its options into one frozen struct and calls library code; exit codes:
-0 success, 1 invalid configuration, 2 usage error (argparse).
+0 success, 1 invalid configuration or a runtime failure (a port taken, interrupted before
+serving), 2 usage error (argparse).
+
+Rules:
+1. Every flag value is checked when the arguments are parsed (``type=`` functions): ports are
+   0..65535, addresses are IPv4/IPv6 literals, ``--grace`` is finite and >= 0, ``--access-log``
+   can be opened for appending. A bad value is one argparse line naming it, exit 2.
+2. No traceback reaches the user: library failures are one line and exit 1; a SIGINT before the
+   gateway handles signals is ``interrupted`` and exit 1.
+3. ``validate`` prints errors on stdout (exit 1) and warnings on stderr (``warning: ...``, exit
+   stays 0): every problem the statuses know about, and that nothing would be served when no
+   listener is ours (``serve/report.py``).
 """
 
 import argparse
+import ipaddress
+import math
 import os
+import signal
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mirrorgate import __version__
 from mirrorgate.ir.dump import table_to_builtins, to_json, to_yaml
-from mirrorgate.providers.files import LoadResult, load_paths
+from mirrorgate.providers.files import LoadResult
 from mirrorgate.status_view import list_view, utc_now
 from mirrorgate.translate import TranslateOptions, translate
+
+if TYPE_CHECKING:
+    from mirrorgate.serve.config import RunConfig
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,7 +41,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return 2
-    code: int = handler(args)
+    try:
+        code: int = handler(args)
+    except KeyboardInterrupt:  # SIGINT before the loop handles it (rule 2)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the exit
+        print("mirrorgate: interrupted", file=sys.stderr)
+        return 1
     return code
 
 
@@ -35,17 +57,21 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="serve the Gateway API configuration in PATH until SIGINT/SIGTERM")
     _add_files(run)
-    run.add_argument("--bind", default="0.0.0.0", help="address listeners bind when a Gateway has none")
-    run.add_argument("--grace", type=float, default=10.0, help="seconds in-flight requests get on shutdown")
+    run.add_argument(
+        "--bind", type=ip_literal, default="0.0.0.0", help="address listeners bind when a Gateway has none"
+    )
+    run.add_argument("--grace", type=grace, default=10.0, help="seconds in-flight requests get on shutdown (>= 0)")
     run.add_argument("--access-log-json", action="store_true", help="one JSON object per access-log line")
     run.add_argument(
         "--access-log",
+        type=access_log,
         default="-",
         metavar="PATH|-|off",
         help="where access-log lines go: - (stdout, the default), a file path, or off",
     )
     run.add_argument(
         "--admin",
+        type=admin_address,
         default="127.0.0.1:9901",
         metavar="HOST:PORT|off",
         help="admin server address (/healthz /readyz /metrics /config_dump /status); off disables it",
@@ -55,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
         choices=("text", "json"),
         default="text",
         help="process logs on stderr as text or one JSON object per line",
+    )
+    run.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning"),
+        default="info",
+        help="the least important process log lines shown, in every worker (default info)",
     )
     run.add_argument(
         "--no-shadow-host-suffix",
@@ -94,19 +126,23 @@ def _parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="print every resource with its computed status")
     _add_files(status)
     status.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
-    status.add_argument("--bind", default="0.0.0.0", help="address listeners bind when a Gateway has none")
+    status.add_argument(
+        "--bind", type=ip_literal, default="0.0.0.0", help="address listeners bind when a Gateway has none"
+    )
     status.add_argument("--routing-table", action="store_true", help="print the routing table (IR) instead")
     status.set_defaults(handler=_status)
 
     demo = sub.add_parser("demo", help="the seed walkthroughs, locally: echo backends + gateway + traffic")
-    demo.add_argument("--port", type=int, default=8080, help="gateway port (a free one is used when taken)")
-    demo.add_argument("--requests", type=int, default=200, help="requests sent to the percent-mirrored route")
+    demo.add_argument(
+        "--port", type=port, default=None, help="gateway port (default 8080, or a free one, said, when 8080 is taken)"
+    )
+    demo.add_argument("--requests", type=count, default=200, help="requests sent to the percent-mirrored route (>= 0)")
     demo.add_argument("--no-serve", action="store_true", help="exit after the walkthrough instead of serving")
     demo.set_defaults(handler=_demo)
 
     echo = sub.add_parser("echo", help="run an echo-basic compatible test backend")
-    echo.add_argument("--port", type=int, required=True)
-    echo.add_argument("--bind", default="0.0.0.0")
+    echo.add_argument("--port", type=port, required=True)
+    echo.add_argument("--bind", type=ip_literal, default="0.0.0.0")
     echo.add_argument("--name", default=None, help="pod name reported in responses (default: $POD_NAME)")
     echo.add_argument("--namespace", default=None, help="namespace reported in responses (default: $NAMESPACE)")
     echo.set_defaults(handler=_echo)
@@ -125,8 +161,15 @@ def _add_files(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _load(paths: Sequence[str]) -> LoadResult:
-    result = load_paths(paths)
+def _load(paths: Sequence[str]) -> LoadResult | None:
+    """The loaded files, notes on stderr; ``None`` (the error line printed) when a path cannot be read."""
+    from mirrorgate.serve.config import ConfigInvalid, read_paths
+
+    try:
+        result = read_paths(paths)
+    except ConfigInvalid as exc:
+        print(exc, file=sys.stderr)
+        return None
     for note in result.notes:
         print(note, file=sys.stderr)
     return result
@@ -134,16 +177,31 @@ def _load(paths: Sequence[str]) -> LoadResult:
 
 def _validate(args: argparse.Namespace) -> int:
     result = _load(args.paths)
+    if result is None:
+        return 1
     for err in result.errors:
         print(err)
     if result.errors:
         return 1
+    for line in _warnings(result):
+        print(f"warning: {line}", file=sys.stderr)
     print(f"{len(result.snapshot.objects())} object(s) valid", file=sys.stderr)
     return 0
 
 
+def _warnings(result: LoadResult) -> list[str]:
+    """What ``run`` would log as problems for this configuration (rule 3)."""
+    from mirrorgate.serve.report import report
+
+    translated = translate(result.snapshot)
+    _, warnings = report(list_view(result.snapshot, translated.statuses), translated.table)
+    return warnings
+
+
 def _status(args: argparse.Namespace) -> int:
     result = _load(args.paths)
+    if result is None:
+        return 1
     for err in result.errors:
         print(err, file=sys.stderr)
     translated = translate(result.snapshot, TranslateOptions(bind=args.bind))
@@ -159,28 +217,37 @@ def _echo(args: argparse.Namespace) -> int:
     from mirrorgate.echo import EchoConfig, run_echo
 
     overrides = {k: v for k, v in (("name", args.name), ("namespace", args.namespace)) if v is not None}
-    run_echo(EchoConfig(port=args.port, bind=args.bind, **overrides))
+    try:
+        run_echo(EchoConfig(port=args.port, bind=args.bind, **overrides))
+    except OSError as exc:
+        print(f"mirrorgate echo: cannot listen on {args.bind}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from mirrorgate.demo import DemoConfig, main as demo_main
+    from mirrorgate.demo import DemoConfig, DemoError, main as demo_main
 
-    demo_main(DemoConfig(gateway_port=args.port, percent_requests=args.requests, serve=not args.no_serve))
+    port = 8080 if args.port is None else args.port
+    config = DemoConfig(
+        gateway_port=port, port_asked=args.port is not None, percent_requests=args.requests, serve=not args.no_serve
+    )
+    try:
+        demo_main(config)
+    except DemoError as exc:
+        print(f"mirrorgate demo: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
     from mirrorgate.dataplane.limits import Limits, parse_limit
     from mirrorgate.mirror.config import MirrorConfig, parse_mirror_limit
-    from mirrorgate.runtime import RunConfig, StartupError, run, setup_logging
+    from mirrorgate.serve.config import RunConfig, StartupError
+    from mirrorgate.serve.logs import setup_logging
 
-    setup_logging(args.access_log, log_format=args.log_format)
-    try:
-        admin = parse_host_port(args.admin) if args.admin != "off" else None
-    except ValueError as exc:
-        print(f"mirrorgate run: --admin: {exc}", file=sys.stderr)
-        return 2
+    setup_logging(args.access_log, log_format=args.log_format, level=args.log_level)
+    admin = None if args.admin == "off" else parse_host_port(args.admin)
     overrides: dict[str, Any] = {}
     mirror_overrides: dict[str, Any] = {}
     for flag, texts, parse, into in (
@@ -200,6 +267,7 @@ def _run(args: argparse.Namespace) -> int:
         access_log_json=args.access_log_json,
         access_log=args.access_log,
         log_format=args.log_format,
+        log_level=args.log_level,
         admin=admin,
         mirror=MirrorConfig(shadow_host_suffix=not args.no_shadow_host_suffix, **mirror_overrides),
         watch=not args.no_watch,
@@ -207,11 +275,26 @@ def _run(args: argparse.Namespace) -> int:
         limits=Limits(**overrides),
     )
     try:
-        run(config)
+        _serve(config)
     except StartupError as exc:
         print(exc, file=sys.stderr)
         return 1
+    except OSError as exc:  # e.g. the process cannot start its worker processes
+        print(f"mirrorgate run: {exc}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _serve(config: "RunConfig") -> None:
+    """One process, or a supervisor of ``config.workers`` worker processes; raises ``StartupError``."""
+    if config.workers > 1:
+        from mirrorgate.serve.supervisor import supervise
+
+        supervise(config)
+    else:
+        from mirrorgate.serve.single import run
+
+        run(config)
 
 
 def _workers(text: str) -> int:
@@ -221,6 +304,69 @@ def _workers(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive number or auto, got {text!r}")
     return int(text)
+
+
+def port(text: str) -> int:
+    """A TCP port number, 0..65535 (0: any free port)."""
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0..65535, got {text!r}")
+    return int(text)
+
+
+def count(text: str) -> int:
+    """A whole number >= 0."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return int(text)
+
+
+def grace(text: str) -> float:
+    """Seconds: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
+
+
+def ip_literal(text: str) -> str:
+    """An IPv4 or IPv6 address literal (no host names)."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an IPv4 or IPv6 address, got {text!r}") from None
+
+
+def admin_address(text: str) -> str:
+    """``off`` or ``HOST:PORT`` with HOST an IP literal (``[V6]`` allowed) or ``localhost``;
+    returned as given (``_run`` splits it)."""
+    if text == "off":
+        return text
+    try:
+        host, _ = parse_host_port(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if host != "localhost":
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected HOST:PORT with HOST an IP address, got {text!r}") from None
+    return text
+
+
+def access_log(text: str) -> str:
+    """``-``, ``off`` or a file that can be opened for appending (it is created if missing)."""
+    if text in ("-", "off"):
+        return text
+    try:
+        with open(text, "a", encoding="utf-8"):
+            pass
+    except (OSError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise argparse.ArgumentTypeError(f"cannot open {text!r} for appending: {why}") from None
+    return text
 
 
 def parse_host_port(text: str) -> tuple[str, int]:

@@ -7,11 +7,15 @@ configuration that reproduces the seed documents: Envoy Gateway's 100% mirror of
 answered and which backends received mirrors (their "Echoing back request made to ..." lines),
 prints the mirror counters, then keeps serving with ``curl`` commands to try until Ctrl-C.
 
-Rules: only loopback addresses; bounded traffic; every server it starts is closed on exit.
+Rules: only loopback addresses; bounded traffic; every server it starts is closed on exit, and
+its temporary directory (with ``demo.yaml``) is removed on every exit path. A gateway port the
+user asked for (``--port``) that is taken is an error (``DemoError``, exit 1, naming the port);
+when the default port 8080 is taken, a free one is used and the demo says which.
 """
 
 import asyncio
 import json
+import shutil
 import signal
 import socket
 import sys
@@ -27,7 +31,9 @@ import uvloop
 
 from mirrorgate.admin.server import AdminApp, start_admin
 from mirrorgate.echo import EchoConfig, EchoServer, start_echo
-from mirrorgate.runtime import Gateway, Loaded, load_config
+from mirrorgate.errors import MirrorgateError
+from mirrorgate.serve.config import Loaded, StartupError, load_config
+from mirrorgate.serve.plane import DataPlane
 
 BACKENDS = ("backend", "backend-2", "foo-v1", "foo-v2")
 POD_SUFFIX = "-5d9c7b6f4-x2k8q"
@@ -94,8 +100,13 @@ endpoints: [{{addresses: [127.0.0.1], conditions: {{ready: true}}}}]
 """
 
 
+class DemoError(MirrorgateError):
+    """The demo cannot run (e.g. the port asked for is taken); the message says why."""
+
+
 class DemoConfig(msgspec.Struct, frozen=True, kw_only=True):
-    gateway_port: int = 8080  # falls back to a free port when taken
+    gateway_port: int = 8080  # falls back to a free port when taken, unless ``port_asked``
+    port_asked: bool = False  # the user chose ``gateway_port``: taken is an error
     admin_port: int = 9901
     percent_requests: int = 200
     serve: bool = True  # keep serving until Ctrl-C after the walkthrough
@@ -165,9 +176,10 @@ class _Demo:
         self.quiet = False
         self.taps = {name: _LogTap(name, out, lambda: not self.quiet) for name in BACKENDS}
         self.echoes: list[EchoServer] = []
+        self.ports: dict[str, int] = {}
 
     async def start_backends(self) -> dict[str, int]:
-        ports = {}
+        ports = self.ports
         for name in BACKENDS:
             cfg = EchoConfig(port=0, bind="127.0.0.1", name=name + POD_SUFFIX, namespace="default")
             server = await start_echo(cfg, log=self.taps[name])  # type: ignore[arg-type]  # duck-typed TextIO
@@ -184,36 +196,68 @@ def _say(out: TextIO, text: str = "") -> None:
     print(text, file=out, flush=True)
 
 
+def gateway_port(config: DemoConfig, out: TextIO) -> int:
+    """The port the gateway will use (rules: a port asked for must be free; the default may move)."""
+    chosen = free_port(config.gateway_port)
+    if chosen == config.gateway_port or config.gateway_port == 0:
+        return chosen
+    if config.port_asked:
+        raise DemoError(f"port {config.gateway_port} on 127.0.0.1 is already in use")
+    _say(out, f"mirrorgate demo: port {config.gateway_port} is taken; using port {chosen} instead")
+    return chosen
+
+
 async def run_demo(config: DemoConfig, out: TextIO, stop: asyncio.Event) -> None:
     """The walkthrough; returns when ``stop`` is set (or at once when ``config.serve`` is false)."""
-    demo = _Demo(config, out)
-    ports = await demo.start_backends()
-    gateway_port = free_port(config.gateway_port)
+    port = gateway_port(config, out)
     workdir = Path(tempfile.mkdtemp(prefix="mirrorgate-demo-"))
-    manifest_path = workdir / "demo.yaml"
-    manifest_path.write_text(manifest(gateway_port, ports))
-    loaded = load_config([str(manifest_path)], "127.0.0.1")
-    gateway = Gateway(loaded.table)
-    await gateway.start()
-    admin = await _start_admin(gateway, loaded, config.admin_port)
-    admin_port = admin.sockets[0].getsockname()[1]
     try:
-        _say(out, f"mirrorgate demo: gateway on 127.0.0.1:{gateway_port}, admin on 127.0.0.1:{admin_port}")
-        _say(out, f"configuration: {manifest_path}  (try: mirrorgate status -f {manifest_path})")
-        for name, port in ports.items():
-            _say(out, f"  echo backend {name:9s} on 127.0.0.1:{port}")
-        await _walkthrough(demo, gateway, gateway_port, config.percent_requests)
-        _print_counters(gateway, out)
-        if config.serve:
-            _print_try(out, gateway_port, admin_port)
-            await stop.wait()
+        await _run_in(workdir, config, port, out, stop)
     finally:
-        admin.close()
-        await gateway.shutdown(2.0)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def _run_in(workdir: Path, config: DemoConfig, port: int, out: TextIO, stop: asyncio.Event) -> None:
+    demo = _Demo(config, out)
+    try:
+        ports = await demo.start_backends()
+        manifest_path = workdir / "demo.yaml"
+        manifest_path.write_text(manifest(port, ports))
+        loaded = load_config([str(manifest_path)], "127.0.0.1")
+        gateway = DataPlane(loaded.table)
+        try:
+            await gateway.start()
+        except StartupError as exc:
+            raise DemoError(f"cannot listen on 127.0.0.1:{port}: {exc}") from exc
+        try:
+            await _serve(demo, gateway, loaded, port, manifest_path, stop)
+        finally:
+            await gateway.shutdown(2.0)
+    finally:
         await demo.close_backends()
 
 
-async def _start_admin(gateway: Gateway, loaded: Loaded, preferred: int) -> asyncio.Server:
+async def _serve(
+    demo: _Demo, gateway: DataPlane, loaded: Loaded, port: int, manifest_path: Path, stop: asyncio.Event
+) -> None:
+    config, out = demo.config, demo.out
+    admin = await _start_admin(gateway, loaded, config.admin_port)
+    admin_port = admin.sockets[0].getsockname()[1]
+    try:
+        _say(out, f"mirrorgate demo: gateway on 127.0.0.1:{port}, admin on 127.0.0.1:{admin_port}")
+        _say(out, f"configuration: {manifest_path}  (removed on exit; try: mirrorgate status -f {manifest_path})")
+        for name, backend_port in demo.ports.items():
+            _say(out, f"  echo backend {name:9s} on 127.0.0.1:{backend_port}")
+        await _walkthrough(demo, gateway, port, config.percent_requests)
+        _print_counters(gateway, out)
+        if config.serve:
+            _print_try(out, port, admin_port)
+            await stop.wait()
+    finally:
+        admin.close()
+
+
+async def _start_admin(gateway: DataPlane, loaded: Loaded, preferred: int) -> asyncio.Server:
     app = AdminApp(
         registry=gateway.registry,
         table=lambda: gateway.table,
@@ -223,7 +267,7 @@ async def _start_admin(gateway: Gateway, loaded: Loaded, preferred: int) -> asyn
     return await start_admin(app, "127.0.0.1", free_port(preferred))
 
 
-async def _walkthrough(demo: _Demo, gateway: Gateway, port: int, percent_requests: int) -> None:
+async def _walkthrough(demo: _Demo, gateway: DataPlane, port: int, percent_requests: int) -> None:
     out = demo.out
     _say(out, "\n1. Envoy Gateway seed: every request to backends.example is mirrored to backend-2")
     for i in range(3):
@@ -264,7 +308,7 @@ async def _settle(done: Callable[[], bool], rounds: int = 50) -> None:
         await asyncio.sleep(0.02)
 
 
-def _print_counters(gateway: Gateway, out: TextIO) -> None:
+def _print_counters(gateway: DataPlane, out: TextIO) -> None:
     stats = gateway.mirror.stats()
     _say(out, "\n3. mirror counters (also on the admin server's /metrics as mirrorgate_mirror_*)")
     for name, m in sorted(stats.mirrors.items()):

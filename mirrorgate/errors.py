@@ -67,10 +67,6 @@ class ConnectTimeout(UpstreamError):
     status = 504
 
 
-class ReadTimeout(UpstreamError):
-    status = 504
-
-
 class PoolTimeout(UpstreamError):
     status = 503
 

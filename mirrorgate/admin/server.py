@@ -2,7 +2,8 @@
 
 Endpoints (GET or HEAD; anything else 405, unknown paths 404):
 ``/healthz``      200 ``ok`` while the process runs
-``/readyz``       200 once every listener is bound, else 503
+``/readyz``       200 once every listener is bound and some listener is served, else 503 with
+                  ``not ready: <why>`` (e.g. ``no listener is served: ...``) as the body
 ``/metrics``      Prometheus text exposition of the registry given
 ``/config_dump``  the routing table (IR) as JSON
 ``/status``       resources with their conditions plus the last reload error, as JSON
@@ -32,7 +33,7 @@ READ_TIMEOUT = 10.0
 class AdminApp:
     """What the admin server shows; every field is read at request time."""
 
-    __slots__ = ("ready", "registry", "status", "table")
+    __slots__ = ("ready", "registry", "status", "table", "why_not_ready")
 
     def __init__(
         self,
@@ -41,11 +42,13 @@ class AdminApp:
         table: Callable[[], RoutingTable],
         status: Callable[[], dict[str, Any]],
         ready: Callable[[], bool],
+        why_not_ready: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.registry = registry
         self.table = table
         self.status = status
         self.ready = ready
+        self.why_not_ready = why_not_ready  # a reason not to be ready even when ``ready()`` holds
 
     def handle(self, method: bytes, path: bytes) -> tuple[int, bytes, bytes]:
         """(status, content type, body) for one request."""
@@ -55,7 +58,7 @@ class AdminApp:
         if route == b"/healthz":
             return 200, b"text/plain", b"ok\n"
         if route == b"/readyz":
-            return (200, b"text/plain", b"ready\n") if self.ready() else (503, b"text/plain", b"not ready\n")
+            return self._readyz()
         if route == b"/metrics":
             return 200, CONTENT_TYPE_LATEST.encode(), generate_latest(self.registry)
         if route == b"/config_dump":
@@ -63,6 +66,12 @@ class AdminApp:
         if route == b"/status":
             return 200, b"application/json", to_json(self.status()).encode()
         return 404, b"text/plain", b"not found\n"
+
+    def _readyz(self) -> tuple[int, bytes, bytes]:
+        why = self.why_not_ready()
+        if why is not None:
+            return 503, b"text/plain", f"not ready: {why}\n".encode()
+        return (200, b"text/plain", b"ready\n") if self.ready() else (503, b"text/plain", b"not ready\n")
 
 
 _REASONS = {

@@ -1,5 +1,7 @@
 """The data plane: compiled matchers, the HTTP/1.1 server protocol, exchanges and local replies.
 
-Dependency rule (STYLE §3.2): this package imports ``mirrorgate.ir``, ``mirrorgate.errors`` and
-``mirrorgate.upstream`` only; never the Kubernetes model or the translator.
+Dependency rule (checked by ``tests/test_layers.py``): this package imports ``mirrorgate.ir``,
+``mirrorgate.errors``, ``mirrorgate.upstream``, ``mirrorgate.mirror``, ``mirrorgate.wire`` and
+``mirrorgate.settings``; never the Kubernetes model or the translator, and ``mirror`` never
+imports this package.
 """

@@ -1,8 +1,9 @@
 """One request/response exchange: route, filter, forward, relay, log.
 
 Owns: the state of one request from its parsed head to the last byte of its response: the
-request body as it streams in, the routing decision, the upstream connection while in use, the
-response relay, timeouts, local replies and the access-log line.
+request body as it streams in, the routing decision, the upstream connection while in use,
+timeouts and local replies; the response relay (``relay.ResponseRelay``) and the access-log line
+(``accesslog.AccessLogged``) are its two mixins.
 
 Rules:
 1. Bodies stream both ways and are never buffered whole. Before an upstream connection is
@@ -28,7 +29,7 @@ Rules:
 5. Errors: an ``UpstreamError`` or a timeout before the response head was relayed becomes a local
    reply with its status (``errors.py`` owns the mapping; timeouts are 504); after, the client
    connection is aborted. Anything else is a bug: logged once with its traceback, then 500 or
-   an abort (STYLE §3.7).
+   an abort (a bug must not take the process down, nor go unnoticed).
 6. Retry: a request sent on a *reused* pooled connection that the upstream closed before
    answering (``StaleConnection``) is resent once on another connection when it is idempotent
    and has no body (a streamed body cannot be replayed).
@@ -37,38 +38,34 @@ Rules:
 """
 
 import asyncio
-import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mirrorgate.dataplane import flow
+from mirrorgate.dataplane.accesslog import AccessLogged
 from mirrorgate.dataplane.headers import (
     HeaderEdit,
     encode_forward,
+    encode_head,
     forward_headers,
     redirect_location,
     replace_header,
     rewrite_path,
-    strip_hop_by_hop,
 )
 from mirrorgate.dataplane.matcher import Decision, Plan, Target
+from mirrorgate.dataplane.relay import ResponseRelay
 from mirrorgate.dataplane.replies import (
     CONTINUE,
-    STATUS_LINES as _STATUS_LINES,
     local_reply,
     redirect_reply,
-    status_line,
     strip_body,
 )
-from mirrorgate.dataplane.state import BodyTee, GatewayState, access_log
+from mirrorgate.dataplane.state import BodyTee, ClientConnection, GatewayState, access_log
 from mirrorgate.errors import ProtocolError, UpstreamError
 from mirrorgate.ir.table import Mirror, Redirect, URLRewrite
-from mirrorgate.mirror.head import head_from_parts
-from mirrorgate.upstream.connection import ResponseHead, StaleConnection, UpstreamConnection
-
-if TYPE_CHECKING:
-    from mirrorgate.dataplane.protocol import HttpProtocol
+from mirrorgate.upstream.connection import StaleConnection, UpstreamConnection
+from mirrorgate.wire.authority import authority
 
 log = logging.getLogger("mirrorgate.dataplane")
 
@@ -76,25 +73,21 @@ Header = tuple[bytes, bytes]
 
 _NONE: Any = ()  # ``body_chunks`` and ``tees`` until their first item (a tuple: nobody can append to it)
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
-_NO_BODY_STATUS = frozenset({204, 304})
 
 
-class Exchange:
+class Exchange(ResponseRelay, AccessLogged):
     """One request and its response; created by the protocol when a head is parsed.
 
     The hook for mirroring is ``_submit_mirrors``: the dispatcher receives the filtered head and
     returns a ``BodyTee``; ``feed_body``/``end_body``/``fail_body`` feed it as the body streams.
     """
 
-    __slots__ = (
+    __slots__ = (  # and those of ``ResponseRelay``
         "body_chunks",
-        "body_conn",
         "body_done",
         "body_error",
         "body_size",
-        "bytes_sent",
         "chunked",
-        "conn",
         "content_length",
         "discard_body",
         "expect_continue",
@@ -102,22 +95,17 @@ class Exchange:
         "has_body",
         "headers",
         "host",
-        "keep_alive",
         "key",
         "method",
-        "out",
         "proto",
         "request_id",
         "request_sent",
-        "response_chunked",
         "response_edits",
-        "response_started",
         "retried",
         "reused",
         "route",
         "started",
         "state",
-        "status",
         "target",
         "task",
         "tees",
@@ -128,7 +116,7 @@ class Exchange:
 
     def __init__(
         self,
-        proto: "HttpProtocol",
+        proto: ClientConnection,
         state: GatewayState,
         method: bytes,
         target: bytes,
@@ -263,12 +251,15 @@ class Exchange:
             self.request_sent = True
 
     # --- lifecycle -----------------------------------------------------------------------------
-    # begin() -> local reply | redirect | _forward() -> (pooled conn | _connect task) -> _send()
+    # begin() -> local reply | redirect | _route_*() + head -> (pooled conn | _connect task) -> _send()
     # -> ResponseSink callbacks -> on_response_complete / on_upstream_failed / _on_timeout -> finish()
 
     def begin(self) -> None:
         """Route and start forwarding, once the read that completed the head has been parsed
-        (small bodies are then usually complete)."""
+        (small bodies are then usually complete). ``_route_plain`` (a ``Plan.plain`` rule: the
+        head encoded in one pass, ``headers.encode_forward``) or ``_route_filtered`` (filters,
+        mirrors, a Connection header) choose the endpoint and return the head's parts; the one
+        way to finish and send the head follows here for both (inline: this is the hot path)."""
         if self.finished:  # the client went away before we got to it
             return
         try:
@@ -288,102 +279,94 @@ class Exchange:
             encoded = None
             if plan.plain:
                 encoded = encode_forward(self.method, self.target, self.headers, proto.client_ip, b"http")
-            if encoded is None:
-                return self._begin_filtered(plan, d)
-            self._begin_plain(plan, *encoded)
-        except Exception:  # the one catch-all of an exchange (STYLE §3.7): a bug
+            if encoded is not None:
+                parts, self.request_id, host_at = encoded
+                target = self._route_plain(plan, parts, host_at)
+                if target is None:  # answered locally
+                    return self.finish()
+            else:
+                routed = self._route_filtered(plan, d)
+                if routed is None:  # answered locally
+                    return self.finish()
+                parts, host_at, target = routed
+            key = self.key
+            if host_at < 0:  # HTTP/1.0 clients may omit Host; HTTP/1.1 upstreams require one
+                parts += (b"host: ", authority(*key), b"\r\n")
+            if self.chunked:
+                parts.append(b"transfer-encoding: chunked\r\n")
+            parts.append(b"\r\n")
+            self.response_edits = target.response_edits
+            self.upstream_head = b"".join(parts)
+            if plan.timeout is not None:
+                self.timer = proto.loop.call_later(plan.timeout, self._on_timeout)
+            conn = self.state.pool.take_idle(key)
+            if conn is None:
+                self.task = self.state.track(self._connect())
+            elif not self.has_body:  # _send, for the common case: nothing but the head to send
+                self.conn = self.body_conn = conn
+                self.reused = True
+                conn.begin(self, self.method == b"HEAD")
+                conn.write(self.upstream_head)
+                self.request_sent = True
+                if proto.write_paused:
+                    conn.pause_reading()
+            else:
+                self._send(conn, True)
+        except Exception:  # the one catch-all of an exchange: a bug (logged with its traceback)
             log.exception("bug while handling %r %r", self.method, self.target)
             self._fail(500)
             self.finish()
 
-    def _begin_plain(self, plan: Plan, parts: list[bytes], request_id: bytes, host_at: int) -> None:
-        """The hot path (``Plan.plain``): the head is encoded but for the lines that depend on
-        the endpoint. The steps and their order are those of _begin_filtered."""
-        self.request_id = request_id
+    def _route_plain(self, plan: Plan, parts: list[bytes], host_at: int) -> Target | None:
+        """The hot path's routing (``Plan.plain``): mirrors, then the backend and its endpoint
+        (``self.key``); the head is encoded but for the lines that depend on the endpoint. The
+        steps and their order are those of ``_route_filtered``. None: answered locally."""
         if plan.mirrors:
             dispatcher = self.state.mirror
             if dispatcher is not None:
                 admitted = dispatcher.admit(plan.mirrors)
-                if admitted is not None:  # build the mirrors' head only now: drops cost nothing
-                    mirror_head = head_from_parts(
-                        parts,
-                        host_at,
-                        has_body=self.has_body,
-                        content_length=self.content_length,
-                        shadow_suffix=dispatcher.shadow_host_suffix,
-                        is_head=self.method == b"HEAD",
-                    )
-                    self._tee(dispatcher.start(admitted, mirror_head))
+                if admitted is not None:  # the mirrors' head is built only now: drops cost nothing
+                    is_head = self.method == b"HEAD"
+                    self._tee(dispatcher.start(admitted, parts, host_at, self.has_body, self.content_length, is_head))
         target = plan.single or plan.pick(self.state.rng)
         if target is None or target.status:
             self._local(target.status if target is not None else 500)
-            return self.finish()
+            return None
         key = target.balancer.choose_key()
         if key is None:
             self._local(503)
-            return self.finish()
-        if host_at < 0:  # HTTP/1.0 clients may omit Host; HTTP/1.1 upstreams require one
-            parts += (b"host: ", _authority(*key), b"\r\n")
-        if self.chunked:
-            parts.append(b"transfer-encoding: chunked\r\n")
-        parts.append(b"\r\n")
-        self.response_edits = target.response_edits
+            return None
         self.key = key
-        self.upstream_head = b"".join(parts)
-        if plan.timeout is not None:
-            self.timer = self.proto.loop.call_later(plan.timeout, self._on_timeout)
-        conn = self.state.pool.take_idle(key)
-        if conn is None:
-            self.task = self.state.track(self._connect())
-        elif not self.has_body:  # _send, for the common case: nothing but the head to send
-            self.conn = self.body_conn = conn
-            self.reused = True
-            conn.begin(self, self.method == b"HEAD")
-            conn.write(self.upstream_head)
-            self.request_sent = True
-            if self.proto.write_paused:
-                conn.pause_reading()
-        else:
-            self._send(conn, True)
+        return target
 
-    def _begin_filtered(self, plan: Plan, d: Decision) -> None:
-        """``_begin`` for rules with request filters or mirrors, and requests with a Connection
-        header (filter order: rule 3)."""
+    def _route_filtered(self, plan: Plan, d: Decision) -> tuple[list[bytes], int, Target] | None:
+        """Routing for rules with request filters or mirrors, and requests with a Connection
+        header (filter order: rule 3): the head's parts, the index of its Host value (-1: none)
+        and the backend; the endpoint is ``self.key``. None: answered locally."""
         target_bytes, headers = self._rule_filters(plan)
         if plan.action.filters.mirrors and self.state.mirror is not None:
             self._submit_mirrors(plan.action.filters.mirrors, target_bytes, headers)
         target = plan.pick(self.state.rng)
         if target is None or target.status:
             self._local(target.status if target is not None else 500)
-            return self.finish()
+            return None
         backend = target.backend
         if backend.filters.redirect is not None:
             self._redirect(backend.filters.redirect, d)
-            return self.finish()
-        endpoint = target.balancer.choose()
-        if endpoint is None:
+            return None
+        key = target.balancer.choose_key()
+        if key is None:
             self._local(503)
-            return self.finish()
+            return None
         if target.request_edit is not None:
             headers = target.request_edit.apply(headers)
         target_bytes = _rewrite(backend.filters.url_rewrite, target_bytes, headers)
         if backend.filters.mirrors and self.state.mirror is not None:
             # backendRef-level RequestMirror: only when this backend was chosen, after its filters
             self._submit_mirrors(backend.filters.mirrors, target_bytes, headers)
-        upstream_head = self._encode_head(target_bytes, headers, endpoint.address, endpoint.port)
-        self._forward(plan, target, endpoint.address, endpoint.port, upstream_head)
-
-    def _forward(self, plan: Plan, target: Target, address: str, port: int, upstream_head: bytes) -> None:
-        self.response_edits = target.response_edits
-        self.key = (address, port)
-        self.upstream_head = upstream_head
-        if plan.timeout is not None:
-            self.timer = self.proto.loop.call_later(plan.timeout, self._on_timeout)
-        conn = self.state.pool.take_idle(self.key)  # _dispatch(), inlined
-        if conn is not None:
-            self._send(conn, True)
-        else:
-            self.task = self.state.track(self._connect())
+        self.key = key
+        parts, host_at = encode_head(self.method, target_bytes, headers)
+        return parts, host_at, target
 
     def _dispatch(self) -> None:
         conn = self.state.pool.take_idle(self.key)  # the common case: no coroutine, no task
@@ -484,19 +467,6 @@ class Exchange:
             else:
                 self.tees = [tee]
 
-    def _encode_head(self, target: bytes, headers: list[Header], address: str, port: int) -> bytes:
-        parts = [self.method, b" ", target, b" HTTP/1.1\r\n"]
-        has_host = False
-        for name, value in headers:
-            has_host = has_host or name == b"host"
-            parts += (name, b": ", value, b"\r\n")
-        if not has_host:  # HTTP/1.0 clients may omit Host; HTTP/1.1 upstreams require one
-            parts += (b"host: ", _authority(address, port), b"\r\n")
-        if self.chunked:
-            parts.append(b"transfer-encoding: chunked\r\n")
-        parts.append(b"\r\n")
-        return b"".join(parts)
-
     def _release(self, reusable: bool) -> None:
         conn, self.conn, self.body_conn = self.conn, None, None
         if conn is not None:
@@ -547,6 +517,7 @@ class Exchange:
         if self.keep_alive and self.version == "1.0":  # rare: HTTP/1.0 keep-alive must be confirmed
             data = data.replace(b"\r\n\r\n", b"\r\nconnection: keep-alive\r\n\r\n", 1)
         self.status = status
+        self.bytes_sent = len(data) - data.index(b"\r\n\r\n") - 4  # the body: what follows the head
         self.response_started = True
         self.proto.write(data)
 
@@ -555,86 +526,15 @@ class Exchange:
         parsed in the same upstream read as the error is discarded with what followed it), else
         abort the client."""
         self._release(False)
-        self.out = []
+        unsent, self.out = self.out, []
         if not self.response_started:
-            self.bytes_sent = 0
             self._local(status)
         else:
+            self.bytes_sent -= sum(map(len, unsent))  # body parts relayed but never written
             self.keep_alive = False
             self.proto.abort()
 
-    # --- ResponseSink: driven by the upstream connection's parser callbacks ---------------------
-
-    def on_response_head(self, rh: ResponseHead) -> None:
-        status = self.status = rh.status
-        block = None if self.response_edits else rh.relay_block()
-        if block is None:
-            headers = strip_hop_by_hop(rh.headers)
-            for edit in self.response_edits:
-                headers = edit.apply(headers)
-            block = b"".join([b"%s: %s\r\n" % line for line in headers])
-        line = _STATUS_LINES.get(status) or status_line(status)
-        if rh.content_length is not None and self.keep_alive and self.body_done and self.version == "1.1":
-            self.out.append(line + block + b"\r\n")  # the common case: nothing to add
-            return
-        extra = b"\r\n"
-        if rh.content_length is None and self.method != b"HEAD" and status != 204 and status != 304:
-            if self.version == "1.1":
-                extra = b"transfer-encoding: chunked\r\n\r\n"
-                self.response_chunked = True
-            else:
-                self.keep_alive = False  # HTTP/1.0: the body ends when we close
-        if not self.keep_alive or not self.body_done:
-            extra = extra[:-2] + b"connection: close\r\n\r\n"
-            self.keep_alive = False
-        elif self.version == "1.0":
-            extra = extra[:-2] + b"connection: keep-alive\r\n\r\n"
-        self.out.append(line + block + extra)
-
-    def on_response_body(self, chunk: bytes) -> None:
-        self.bytes_sent += len(chunk)
-        if self.response_chunked:
-            self.out += (b"%x\r\n" % len(chunk), chunk, b"\r\n")
-        else:
-            self.out.append(chunk)
-
-    def flush(self) -> None:
-        out = self.out
-        if out:
-            self.out = []
-            self._write_out(out)
-
-    def _write_out(self, out: list[bytes]) -> None:
-        # one send per upstream read: small parts are joined (cheaper than writelines), large
-        # ones are handed over as they are (no copy)
-        self.response_started = True
-        if len(out) == 1:
-            self.proto.write(out[0])
-        elif len(out) == 2 and len(out[1]) <= 16384:  # a head and a small body: the common case
-            self.proto.write(out[0] + out[1])
-        elif sum(map(len, out)) <= 16384:
-            self.proto.write(b"".join(out))
-        else:
-            self.proto.writelines(out)
-
-    def on_response_complete(self, reusable: bool) -> None:
-        out = self.out
-        if self.response_chunked:
-            out.append(b"0\r\n\r\n")
-        if len(out) == 2 and len(out[1]) <= 16384:  # a head and a small body: the common case
-            self.out = []
-            self.response_started = True
-            self.proto.write(out[0] + out[1])
-        elif out:  # flush(), inlined
-            self.out = []
-            self._write_out(out)
-        conn = self.conn
-        if conn is not None:  # _release, minus what the connection already did (detached us)
-            self.conn = self.body_conn = None
-            if conn.read_paused:
-                conn.resume_reading()
-            self.state.pool.release(conn, reusable and self.request_sent)
-        self.finish()
+    # --- ResponseSink (the rest is ``relay.ResponseRelay``) ---------------------------------------
 
     def on_upstream_failed(self, exc: UpstreamError) -> None:
         if self.finished:
@@ -653,70 +553,6 @@ class Exchange:
             return
         self._fail(exc.status)
         self.finish()
-
-    def on_upstream_write_paused(self, paused: bool) -> None:
-        if paused:
-            self.proto.gate.pause(flow.UPSTREAM_WRITE)
-        else:
-            self.proto.gate.resume(flow.UPSTREAM_WRITE)
-
-    def on_client_write_paused(self, paused: bool) -> None:
-        """The client's write buffer crossed its high-water mark (or drained)."""
-        conn = self.conn
-        if conn is None:
-            return
-        if paused:
-            conn.pause_reading()
-        else:
-            conn.resume_reading()
-
-    # --- access log ------------------------------------------------------------------------------
-
-    def _endpoint(self) -> str:
-        address, port = self.key
-        return f"{address}:{port}" if address else ""
-
-    def _log(self) -> None:
-        if not access_log.isEnabledFor(logging.INFO):
-            return
-        ms = (time.monotonic() - self.started) * 1000
-        if self.state.access_log_json:
-            access_log.info(
-                "%s",
-                json.dumps(
-                    {
-                        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                        "client": self.proto.client,
-                        "method": self.method.decode("latin-1"),
-                        "target": self.target.decode("latin-1"),
-                        "status": self.status,
-                        "bytes": self.bytes_sent,
-                        "duration_ms": round(ms, 3),
-                        "route": self.route,
-                        "endpoint": self._endpoint(),
-                        "request_id": self.request_id.decode("latin-1"),
-                    }
-                ),
-            )
-        else:
-            access_log.info(
-                '%s "%s %s HTTP/%s" %d %d %.3fms route=%s endpoint=%s request_id=%s',
-                self.proto.client,
-                self.method.decode("latin-1"),
-                self.target.decode("latin-1"),
-                self.version,
-                self.status,
-                self.bytes_sent,
-                ms,
-                self.route or "-",
-                self._endpoint() or "-",
-                self.request_id.decode("latin-1") or "-",
-            )
-
-
-def _authority(address: str, port: int) -> bytes:
-    """``address:port`` for a Host header (IPv6 addresses bracketed)."""
-    return (f"[{address}]:{port}" if ":" in address else f"{address}:{port}").encode()
 
 
 def _rewrite(rewrite: URLRewrite | None, target: bytes, headers: list[Header]) -> bytes:

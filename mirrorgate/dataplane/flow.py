@@ -12,7 +12,6 @@ import asyncio
 PIPELINE = 1  # requests queued behind the running exchange
 BODY_BUFFER = 2  # request body buffered before an upstream connection is attached
 UPSTREAM_WRITE = 4  # the upstream transport's write buffer is above its high-water mark
-CLIENT_WRITE = 8  # (upstream side) the client's write buffer is above its high-water mark
 
 HIGH_WATER = 64 * 1024  # bytes of request body buffered before reading pauses
 

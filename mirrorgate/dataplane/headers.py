@@ -1,25 +1,28 @@
 """Header and URL edits applied to a request on its way upstream and to the response on its way back.
 
-Owns: hop-by-hop stripping, ``X-Forwarded-For``/``-Proto`` and ``X-Request-Id``, compiled
+Owns: ``X-Forwarded-For``/``-Proto`` and ``X-Request-Id``, compiled
 header modifiers (RequestHeaderModifier / ResponseHeaderModifier), URL rewrites (hostname,
-ReplaceFullPath, ReplacePrefixMatch), redirect ``Location`` building and the shadow Host.
+ReplaceFullPath, ReplacePrefixMatch), and redirect ``Location`` building (hop-by-hop rules and
+authorities: ``mirrorgate.wire``).
 
 Rules:
 1. Pure functions over ``list[tuple[bytes, bytes]]``; duplicates and order are preserved, nothing
-   is ever put in a dict keyed by name (STYLE §3.8).
+   is ever put in a dict keyed by name (a header name may repeat, RFC 9110 §5.3).
 2. Request header names are lower-case throughout the data plane (the protocol lowers them once,
    as Envoy does); response names keep the upstream's spelling, so response edits compare
    ``name.lower()``.
 3. Everything derived from configuration is compiled once (``compile_edit``); at request time
    only list passes happen.
 4. Paths and queries are bytes and are never decoded or re-encoded: the query is preserved
-   byte-exact by every rewrite and redirect (DESIGN §2.5).
+   byte-exact by every rewrite and redirect (RFC 9110 §4.2.3: re-encoding could change what
+   the origin sees).
 
-Header modifier semantics (notes §1.7): ``set`` replaces every line of that name with one line
-at the position of the first; ``add`` appends ``,value`` (no space) to the **last** existing line
-of that name, which keeps the RFC 9110 combined value ``old,new`` in one line, or appends a new
-line when the name is absent; ``remove`` drops every line of that name. Order: set, add, remove;
-the API allows one action per name, so the order is only visible on misconfiguration.
+Header modifier semantics (Gateway API ``HTTPHeaderFilter``, as Envoy implements it): ``set``
+replaces every line of that name with one line at the position of the first; ``add`` appends
+``,value`` (no space) to the **last** existing line of that name, which keeps the RFC 9110
+combined value ``old,new`` in one line, or appends a new line when the name is absent;
+``remove`` drops every line of that name. Order: set, add, remove; the API allows one action per
+name, so the order is only visible on misconfiguration.
 """
 
 import itertools
@@ -27,10 +30,9 @@ import os
 import random
 from collections.abc import Iterable
 
-from mirrorgate.httpcore.hop import HOP_BY_HOP, strip_hop_by_hop, strip_hop_by_hop_raw
 from mirrorgate.ir.table import HeaderModifier, PathModifier, Redirect
-
-__all__ = ["HOP_BY_HOP", "strip_hop_by_hop", "strip_hop_by_hop_raw"]  # (re-exported: the data plane's names)
+from mirrorgate.wire.authority import split_host_port
+from mirrorgate.wire.hop import HOP_BY_HOP
 
 WELL_KNOWN_PORTS = {"http": 80, "https": 443}
 
@@ -173,6 +175,19 @@ def encode_forward(
     return parts, request_id, host_at
 
 
+def encode_head(method: bytes, target: bytes, headers: list[Header]) -> tuple[list[bytes], int]:
+    """The request line and the header lines of a head to forward (headers already forwarded and
+    filtered), as ``encode_forward`` returns them: the parts, and the index in the parts of the
+    first Host value (-1: no Host line); the caller adds its own lines and the final CRLF."""
+    parts = [method, b" ", target, b" HTTP/1.1\r\n"]
+    host_at = -1
+    for name, value in headers:
+        if name == b"host" and host_at < 0:
+            host_at = len(parts) + 2
+        parts += (name, b": ", value, b"\r\n")
+    return parts, host_at
+
+
 class HeaderEdit:
     """A compiled header modifier; ``apply`` returns a new list."""
 
@@ -245,9 +260,10 @@ def replace_header(headers: list[Header], low: bytes, value: bytes) -> None:
 
 def rewrite_path(target: bytes, modifier: PathModifier) -> bytes:
     """Apply ReplaceFullPath / ReplacePrefixMatch to the path of ``target``; the query (and the
-    ``?``) is kept byte-exact. ReplacePrefixMatch follows the table of notes §1.7: the matched
-    prefix is replaced element-wise, trailing ``/`` on prefix and replacement ignored, and an
-    empty result becomes ``/``. A path the prefix does not cover is left unchanged."""
+    ``?``) is kept byte-exact. ReplacePrefixMatch follows the table of the Gateway API
+    ``HTTPPathModifier`` docs: the matched prefix is replaced element-wise, trailing ``/`` on
+    prefix and replacement ignored, and an empty result becomes ``/``. A path the prefix does
+    not cover is left unchanged."""
     path, sep, query = target.partition(b"?")
     value = modifier.value.encode()
     if modifier.type == "ReplaceFullPath":
@@ -261,20 +277,8 @@ def rewrite_path(target: bytes, modifier: PathModifier) -> bytes:
     return (new or b"/") + sep + query
 
 
-def split_host_port(host: bytes) -> tuple[bytes, bytes]:
-    """``a.com:80`` -> (``a.com``, ``80``); ``[::1]:80`` -> (``[::1]``, ``80``); no port -> ``b""``."""
-    if host.startswith(b"["):
-        end = host.find(b"]")
-        if end > 0:
-            rest = host[end + 1 :]
-            return host[: end + 1], rest[1:] if rest.startswith(b":") else b""
-        return host, b""
-    name, _, port = host.partition(b":")
-    return name, port
-
-
 def redirect_location(redirect: Redirect, scheme: str, host: bytes, listener_port: int, target: bytes) -> bytes:
-    """The ``Location`` of a RequestRedirect (notes §1.7).
+    """The ``Location`` of a RequestRedirect (Gateway API ``HTTPRequestRedirectFilter``).
 
     Scheme: the filter's, else the request's. Host: the filter's hostname, else the request's
     Host without its port. Port: the filter's; else the filter scheme's well-known port when the
@@ -292,22 +296,3 @@ def redirect_location(redirect: Redirect, scheme: str, host: bytes, listener_por
     authority = hostname if WELL_KNOWN_PORTS.get(out_scheme) == port else hostname + b":%d" % port
     path = rewrite_path(target, redirect.path) if redirect.path is not None else target
     return out_scheme.encode() + b"://" + authority + path
-
-
-def shadow_host(host: bytes) -> bytes:
-    """Envoy's shadow Host (DESIGN §2.3): ``-shadow`` inserted before the port.
-
-    ``a.com`` -> ``a.com-shadow``; ``httpbin:8000`` -> ``httpbin-shadow:8000``;
-    ``[::1]:80`` -> ``[::1]-shadow:80``.
-    """
-    shadow = _shadow_hosts.get(host)
-    if shadow is None:
-        name, port = split_host_port(host)
-        shadow = name + b"-shadow" + (b":" + port if port else b"")
-        if len(_shadow_hosts) >= 1024:  # clients send a few Host values over and over
-            _shadow_hosts.clear()
-        _shadow_hosts[host] = shadow
-    return shadow
-
-
-_shadow_hosts: dict[bytes, bytes] = {}  # Host -> its shadow Host (bounded)

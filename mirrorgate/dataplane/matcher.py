@@ -48,7 +48,7 @@ from typing import Generic, TypeVar
 from urllib.parse import unquote_to_bytes
 
 from mirrorgate.dataplane.headers import HeaderEdit, compile_edit
-from mirrorgate.ir.table import Action, Backend, Endpoint, HTTPListener, Match, PathType, RoutingTable
+from mirrorgate.ir.table import Action, Backend, HTTPListener, Match, PathType, RoutingTable, UpstreamAddress
 
 T = TypeVar("T")
 ServerKey = tuple[str, int]
@@ -104,12 +104,12 @@ class RoundRobin:
 
     __slots__ = ("endpoints", "keys", "next")
 
-    def __init__(self, endpoints: tuple[Endpoint, ...]) -> None:
+    def __init__(self, endpoints: tuple[UpstreamAddress, ...]) -> None:
         self.endpoints = endpoints
         self.keys = tuple((e.address, e.port) for e in endpoints)  # the pool's keys, made once
         self.next = 0
 
-    def choose(self) -> Endpoint | None:
+    def choose(self) -> UpstreamAddress | None:
         eps = self.endpoints
         if not eps:
             return None
@@ -178,12 +178,13 @@ class Plan:
         "total",
     )
 
-    def __init__(self, action: Action, balancers: dict[tuple[str, tuple[Endpoint, ...]], RoundRobin]) -> None:
+    def __init__(self, action: Action, balancers: dict[tuple[str, tuple[UpstreamAddress, ...]], RoundRobin]) -> None:
         self.action = action
         self.request_edit: HeaderEdit | None = compile_edit(action.filters.request_headers, lower_names=True)
         self.response_edit: HeaderEdit | None = compile_edit(action.filters.response_headers, lower_names=False)
         # request and backendRequest both start when forwarding starts (the request head is in);
-        # None/0 disable each (notes §1.6), so the tighter of the set ones applies.
+        # None/0 disable each (Gateway API ``HTTPRouteTimeouts``: 0s means no timeout), so the
+        # tighter of the set ones applies.
         limits = [ms for ms in (action.request_timeout_ms, action.backend_request_timeout_ms) if ms]
         self.timeout: float | None = min(limits) / 1000 if limits else None
         targets: list[Target] = []
@@ -436,7 +437,7 @@ class Matcher:
 
 def compile(table: RoutingTable) -> Matcher:
     """Compile a routing table: every regex, host dict and plan is built here, once."""
-    balancers: dict[tuple[str, tuple[Endpoint, ...]], RoundRobin] = {}
+    balancers: dict[tuple[str, tuple[UpstreamAddress, ...]], RoundRobin] = {}
     plans: dict[int, Plan] = {}
 
     def plan_of(action: Action) -> Plan:

@@ -5,7 +5,7 @@ Owns: one client connection: parsing request heads strictly, handing each reques
 pausing (``flow.ReadGate``) and write-pause notifications, and closing on protocol errors.
 
 Rules:
-1. Parser callbacks only record data and never await (STYLE §3.8); a request's work
+1. Parser callbacks only record data and never await (they run inside the parser); a request's work
    (``exchange.begin``) starts once the current read has been parsed: right after it for a
    request without a body on an idle connection, else with ``loop.call_soon``. One
    exchange runs at a time; pipelined ones queue behind it and reading pauses while any is

@@ -1,4 +1,4 @@
-"""Status lines and local replies, precomputed at import time (STYLE §3.8).
+"""Status lines and local replies, precomputed at import time (nothing is formatted per request).
 
 Owns: ``status_line(code)`` for proxied responses and ``local_reply(code, keep_alive)`` for
 the answers the gateway gives itself (400, 404, 413, 431, 500, 502, 503, 504, ...).

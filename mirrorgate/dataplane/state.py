@@ -12,18 +12,35 @@ import asyncio
 import logging
 from collections.abc import Coroutine
 from random import Random
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
+from mirrorgate.dataplane.flow import ReadGate
 from mirrorgate.dataplane.limits import Limits
-from mirrorgate.dataplane.matcher import Matcher
+from mirrorgate.dataplane.matcher import Matcher, ServerKey
 from mirrorgate.ir.table import Mirror
 from mirrorgate.upstream.pool import Pool
 
-if TYPE_CHECKING:
-    from mirrorgate.dataplane.protocol import HttpProtocol
-    from mirrorgate.mirror.head import MirrorHead
-
 access_log = logging.getLogger("mirrorgate.access")
+
+
+class ClientConnection(Protocol):
+    """What exchanges and the runtime use of a client connection (``protocol.HttpProtocol``); a
+    protocol class, so that neither ``exchange`` nor this module imports ``protocol``."""
+
+    server_key: ServerKey  # the IR (address, port) its socket serves
+    loop: asyncio.AbstractEventLoop
+    gate: ReadGate  # the client's read side
+    client: str  # ``ip:port`` for the access log
+    client_ip: bytes
+    write_paused: bool  # the client's write buffer is above its high-water mark
+
+    @property
+    def idle(self) -> bool: ...
+    def write(self, data: bytes) -> None: ...
+    def writelines(self, data: list[bytes]) -> None: ...
+    def exchange_done(self, ex: Any) -> None: ...  # ``ex``: the ``Exchange`` that finished
+    def shutdown(self) -> None: ...
+    def abort(self) -> None: ...
 
 
 class BodyTee(Protocol):
@@ -35,10 +52,10 @@ class BodyTee(Protocol):
 
 
 class MirrorDispatcher(Protocol):
-    """The hook the mirroring issue fills in (DESIGN §1, STYLE §3.9).
+    """The mirror hook (``mirror.Dispatcher`` implements it; the data plane knows only this class).
 
     ``submit`` is called synchronously, once per request whose rule has mirrors, with the head as
-    the primary will send it after the rule's RequestHeaderModifier and URLRewrite (DESIGN §2.4):
+    the primary will send it after the rule's RequestHeaderModifier and URLRewrite:
     method, origin-form target, lower-case headers (``x-request-id`` and ``x-forwarded-for``
     included). It returns a ``BodyTee`` for the body (or None) and is never awaited.
     """
@@ -53,11 +70,20 @@ class MirrorDispatcher(Protocol):
     ) -> BodyTee | None: ...
 
     # ``submit`` in two steps, for the hot path: ``admit`` samples and drops (cheap, nothing
-    # allocated when nothing is admitted); only then does the caller build the head for ``start``.
-    @property
-    def shadow_host_suffix(self) -> bool: ...
+    # allocated when nothing is admitted); only then does ``start`` build the mirrors' head, from
+    # the primary's upstream head as ``headers.encode_forward`` encoded it: ``parts`` (request
+    # line and header lines, before the endpoint's lines; not modified), ``parts[host_at]`` the
+    # Host value (-1: none), ``content_length`` the request's (None: none).
     def admit(self, mirrors: tuple[Mirror, ...]) -> list[Any] | None: ...
-    def start(self, admitted: list[Any], head: "MirrorHead") -> BodyTee | None: ...
+    def start(
+        self,
+        admitted: list[Any],
+        parts: list[bytes],
+        host_at: int,
+        has_body: bool,
+        content_length: int | None,
+        is_head: bool,
+    ) -> BodyTee | None: ...
 
 
 class GatewayState:
@@ -91,7 +117,7 @@ class GatewayState:
         self.rng = rng or Random()
         self.access_log_json = access_log_json
         self.mirror = mirror
-        self.connections: set[HttpProtocol] = set()
+        self.connections: set[ClientConnection] = set()
         self.no_connections = asyncio.Event()  # set whenever ``connections`` becomes empty
         self.no_connections.set()
         self.tasks: set[asyncio.Task[None]] = set()

@@ -1,5 +1,6 @@
 """Facts every routing table upholds, whatever the input. A violation is a bug in translate(),
-never a user error: tests assert ``check(table) == []``; the runtime keeps the old table."""
+never a user error: tests assert ``check(table) == []``; ``serve.apply`` checks every
+table before it is served and keeps the old one when this finds a problem."""
 
 from mirrorgate.ir.table import PPM, Action, RoutingTable
 

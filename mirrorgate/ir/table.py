@@ -31,8 +31,12 @@ class Struct(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_def
     """Base of IR values: frozen, camelCase when dumped, defaults omitted from dumps."""
 
 
-class Endpoint(Struct, frozen=True, kw_only=True):
-    """One dialable address of a backend (IPv6 without brackets)."""
+class UpstreamAddress(Struct, frozen=True, kw_only=True):
+    """One dialable address of a backend (IPv6 without brackets): what the gateway connects to.
+
+    Named for what it is rather than ``Endpoint``, which is ``model.core.Endpoint`` (one endpoint
+    of an EndpointSlice, with its addresses and conditions) from which the translator derives it.
+    """
 
     address: str
     port: int
@@ -81,7 +85,8 @@ class PathModifier(Struct, frozen=True, kw_only=True):
 
 
 class Redirect(Struct, frozen=True, kw_only=True):
-    """RequestRedirect. ``port`` None: derived per notes §1.7 (scheme's port, else the listener's)."""
+    """RequestRedirect. ``port`` None: derived as the Gateway API ``HTTPRequestRedirectFilter.port``
+    says (the scheme's well-known port, else the listener's)."""
 
     scheme: str | None = None
     hostname: str | None = None
@@ -101,7 +106,7 @@ class Mirror(Struct, frozen=True, kw_only=True):
     name: str
     backend: str
     ppm: int
-    endpoints: tuple[Endpoint, ...] = ()
+    endpoints: tuple[UpstreamAddress, ...] = ()
 
 
 class Filters(Struct, frozen=True, kw_only=True):
@@ -125,7 +130,7 @@ class Backend(Struct, frozen=True, kw_only=True):
 
     name: str
     weight: int
-    endpoints: tuple[Endpoint, ...] = ()
+    endpoints: tuple[UpstreamAddress, ...] = ()
     status: int = 0
     filters: Filters = msgspec.field(default_factory=Filters)
     app_protocol: str | None = None

@@ -4,28 +4,29 @@ position and the circuit breaker.
 Rules: ``inflight`` counts mirror requests holding a slot (in the dispatcher's in-flight set);
 ``inflight <= cap`` always; ``queue`` holds at most ``max_queue`` requests that have no slot yet;
 ``rr`` is the round-robin position over the backend's endpoints, one endpoint per mirrored
-request (DESIGN §2.6); ``blocked`` is true exactly while the breaker denies every new mirror.
+request; ``blocked`` is true exactly while the breaker denies every new mirror; ``open_since``
+is non-zero exactly while the breaker was last logged open (``logs.py`` rule 3).
 Only the dispatcher changes these fields.
 """
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import Generic, TypeVar
 
 from mirrorgate.mirror.breaker import Breaker
 
-if TYPE_CHECKING:
-    from mirrorgate.mirror.body import Shadow
+Queued = TypeVar("Queued")  # a queued mirror (``shadow.Shadow``; a parameter, so neither module imports the other)
 
 
-class BackendState:
+class BackendState(Generic[Queued]):
     __slots__ = (
         "blocked",
         "breaker",
         "breaker_timer",
+        "failed_probes",
         "inflight",
-        "last_log",
         "name",
+        "open_since",
         "pump_scheduled",
         "queue",
         "rr",
@@ -35,9 +36,10 @@ class BackendState:
         self.name = name
         self.breaker = breaker
         self.inflight = 0
-        self.queue: deque[Shadow] = deque()
+        self.queue: deque[Queued] = deque()
         self.rr = 0  # round-robin position over the backend's endpoints
-        self.last_log = 0.0  # loop time of the last debug log line (rate limit)
+        self.open_since = 0.0  # loop time the breaker was logged open; 0: logged closed (``logs.py``)
+        self.failed_probes = 0  # probes failed since it was logged open
         self.pump_scheduled = False  # a call to start queued mirrors is pending (dispatcher ``_end``)
         # The breaker as admission sees it, kept up to date by the dispatcher on every breaker
         # change and by a timer at the end of the open period, so that dropping a mirror to an

@@ -4,7 +4,7 @@ Rules:
 1. ``MirrorConfig`` is frozen and validated once (``__post_init__``); nothing reads settings from
    anywhere else, and nothing is parsed per request.
 2. Every default is chosen so that conformance-level load (tens of concurrent requests per mirror
-   backend) is never dropped: limits exist for overload, not for normal traffic (DESIGN §3). The
+   backend) is never dropped: limits exist for overload, not for normal traffic. The
    reason for each default is in ``docs/mirroring.md``.
 3. ``DropReason`` values are metric label values: a small closed enum, never request data.
 """
@@ -47,7 +47,7 @@ class MirrorConfig(msgspec.Struct, frozen=True, kw_only=True):
     breaker_open_duration: float = 5.0  # seconds the breaker stays open before one probe is let through
     max_idle_per_endpoint: int = 256  # idle keep-alive connections kept per mirror endpoint
     idle_timeout: float = 30.0  # seconds an idle mirror connection is kept
-    shadow_host_suffix: bool = True  # insert ``-shadow`` into the mirror's Host (DESIGN §2.3)
+    shadow_host_suffix: bool = True  # insert ``-shadow`` into the mirror's Host (Envoy's rule)
 
     def __post_init__(self) -> None:
         for name in _POSITIVE:

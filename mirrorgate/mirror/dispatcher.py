@@ -6,14 +6,15 @@ the primary does ever waits for a mirror.
 
 Rules:
 1. Sampling: ONE uniform draw per request, ``u = rng.randrange(1_000_000)``; mirror k fires iff
-   ``u < ppm_k`` (DESIGN §2.1), so a 5% mirror's sample is a subset of a 10% mirror's. A request
-   whose mirrors all take 100% makes no draw (it could not change anything).
+   ``u < ppm_k`` (GEP-3171 percentages as parts per million), so a 5% mirror's sample is a
+   subset of a 10% mirror's. A request whose mirrors all take 100% makes no draw (it could not
+   change anything).
 2. Admission of a fired mirror (``admit``), in order: no endpoints -> drop ``no_endpoints``;
    breaker open -> drop ``breaker_open``; no free slot that a queued mirror is not waiting for,
    and the queue full -> drop ``over_capacity``; else ``start`` gives it a slot (it is sent now,
    concurrently with the primary) or a place in the bounded queue. A drop at admission allocates
-   nothing: the caller builds the head, and ``start`` makes the ``Shadow``, only once a mirror is
-   admitted.
+   nothing: ``start`` builds the head (from the primary's encoded head) and makes the ``Shadow``,
+   only once a mirror is admitted (``admission.py``).
 3. A mirror holding a slot is in ``tasks`` (the in-flight set) until ``_end`` frees its slot and
    schedules the pump for the queued ones (rule 8). Like the primary exchange, it is driven by
    callbacks, not by a task: a pooled connection is taken synchronously, the response's end or
@@ -46,37 +47,29 @@ Rules:
 
 import asyncio
 import logging
-import time
 from functools import partial
 from random import Random
 
 from prometheus_client import CollectorRegistry
 
 from mirrorgate.errors import ConnectError, ConnectTimeout, PoolTimeout, UpstreamError, UpstreamProtocolError
-from mirrorgate.ir.table import PPM, Mirror
-from mirrorgate.mirror.backend import BackendState
-from mirrorgate.mirror.body import Shadow, Tee
-from mirrorgate.mirror.breaker import Breaker, Verdict
+from mirrorgate.ir.table import Mirror
+from mirrorgate.mirror.admission import Admission, Admitted, Backend
 from mirrorgate.mirror.config import DropReason, MirrorConfig
-from mirrorgate.mirror.head import MirrorHead, build_head
+from mirrorgate.mirror.head import MirrorHead, build_head, head_from_parts
+from mirrorgate.mirror.logs import DropLog, breaker_closed, breaker_failed
 from mirrorgate.mirror.metrics import BackendGauges, MirrorCollector, MirrorSeries, MirrorStats, Stats
+from mirrorgate.mirror.shadow import Shadow, Tee
 from mirrorgate.upstream.connection import StaleConnection, UpstreamConnection
 from mirrorgate.upstream.pool import Pool, PoolConfig
 
 log = logging.getLogger("mirrorgate.mirror")
 
 Header = tuple[bytes, bytes]
-# A mirror ``admit`` let through: its records, and its probe number (0: not a probe, breaker rule 3)
-Admitted = tuple[Mirror, MirrorSeries, BackendState, int]
-_LOG_INTERVAL = 1.0  # seconds between debug lines about one backend's drops
 _UNLIMITED = 1 << 30  # the pool's limits: the per-backend caps bound mirror traffic, so ``acquire`` never waits
 _GRAIN = 0.01  # seconds: the deadline sweep runs at most this often (a timeout fires at most this late)
 _PUMP_BATCH = 8  # queued mirrors started per loop turn (``_pump``)
-_PPM_BITS = PPM.bit_length()
-_DENY, _PROBE = Verdict.DENY, Verdict.PROBE  # enum attribute lookups are slow in 3.11
 # Plain ``str`` values for the hot paths (``MirrorSeries.dropped`` is keyed by value).
-_NO_ENDPOINTS: str = DropReason.NO_ENDPOINTS.value
-_BREAKER_OPEN: str = DropReason.BREAKER_OPEN.value
 _OVER_CAPACITY: str = DropReason.OVER_CAPACITY.value
 _TIMEOUT: str = DropReason.TIMEOUT.value
 _SHUTDOWN: str = DropReason.SHUTDOWN.value
@@ -96,7 +89,7 @@ def _classify(exc: UpstreamError) -> tuple[DropReason, bool]:
     return DropReason.RESET, False
 
 
-class Dispatcher:
+class Dispatcher(Admission):
     """``Dispatcher(config, registry=..., rng=...)``: install as ``GatewayState.mirror``;
     ``await shutdown()`` before the primaries are cancelled."""
 
@@ -106,11 +99,10 @@ class Dispatcher:
         "_cap",
         "_closed",
         "_cork",
-        "_debug",
         "_dialing",
+        "_droplog",
         "_getrandbits",
         "_inflight",
-        "_loop",
         "_max_queue",
         "_routes",
         "_series",
@@ -156,14 +148,15 @@ class Dispatcher:
         self._inflight: set[Shadow] = set()  # mirrors holding a slot (rule 3)
         self._cork: list[tuple[asyncio.Transport, bytes]] | None = None  # heads the pump writes together
         self._dialing: set[asyncio.Task[None]] = set()  # the tasks of mirrors dialling a connection
-        self._backends: dict[str, BackendState] = {}
+        self._backends: dict[str, Backend] = {}
         self._series: dict[tuple[str, str], MirrorSeries] = {}
-        self._routes: dict[str, tuple[MirrorSeries, BackendState]] = {}  # mirror name -> its records
+        self._routes: dict[str, tuple[MirrorSeries, Backend]] = {}  # mirror name -> its records
         self._sweeper: asyncio.TimerHandle | None = None  # rule 7
         self._sweep_at = 0.0
-        self._buffered = 0  # bytes all mirrors are behind, as last measured (body.py rule 2)
+        self._buffered = 0  # bytes all mirrors are behind, as last measured (shadow.py rule 2)
         self._closed = False
-        self._debug = log.isEnabledFor(logging.DEBUG)  # refreshed on every scrape and sweep
+        self._debug = log.isEnabledFor(logging.DEBUG)  # refreshed on the first request, every scrape and sweep
+        self._droplog = DropLog()  # drops at DEBUG, rate-limited (``logs.py``)
         self._loop: asyncio.AbstractEventLoop | None = None  # the running loop, as of the last submit
         self.registry.register(MirrorCollector(self._series.values, self._gauges, lambda: self._buffered))
 
@@ -171,10 +164,6 @@ class Dispatcher:
         inflight = sum(b.inflight for b in self._backends.values())
         queued = sum(len(b.queue) for b in self._backends.values())
         return f"<Dispatcher inflight={inflight} queued={queued} buffered={self._buffered} tasks={len(self.tasks)}>"
-
-    @property
-    def shadow_host_suffix(self) -> bool:
-        return self.config.shadow_host_suffix
 
     @property
     def tasks(self) -> set[Shadow]:
@@ -192,73 +181,23 @@ class Dispatcher:
         admitted = self.admit(mirrors)
         if admitted is None:
             return None
-        return self.start(admitted, build_head(method, target, headers, has_body, self.config.shadow_host_suffix))
+        return self._start_with(admitted, build_head(method, target, headers, has_body, self.config.shadow_host_suffix))
 
-    def admit(self, mirrors: tuple[Mirror, ...]) -> list[Admitted] | None:
-        """Rules 1-2 for one request, up to the capacity check: one draw, then each mirror is
-        sampled out, dropped (and counted) or admitted. None when none is admitted, the common
-        case under overload: the caller then builds no head at all. What is admitted must be
-        passed to ``start`` at once (before anything else runs on the loop). The draw is made
-        when the first mirror below 100% is looked at: all of the request's mirrors share it,
-        and a request whose mirrors all take everything needs none."""
-        if self._closed:
-            return None
-        u = -1
-        admitted: list[Admitted] | None = None
-        routes = self._routes
-        for mirror in mirrors:
-            route = routes.get(mirror.name)
-            if route is None or route[1].name != mirror.backend:
-                route = self._route(mirror)
-            series, backend = route
-            ppm = mirror.ppm
-            if ppm < PPM:
-                if u < 0:
-                    u = self._draw()
-                if u >= ppm:
-                    series.sampled_out += 1
-                    continue
-            if backend.blocked:  # the breaker is open (a flag: no clock read on this path)
-                reason = _BREAKER_OPEN
-            elif not mirror.endpoints:
-                reason = _NO_ENDPOINTS
-            elif (queued := len(backend.queue)) >= self._max_queue and backend.inflight + queued >= self._cap:
-                # no place: the queue is full and every free slot is a queued mirror's (rule 8)
-                reason = _OVER_CAPACITY  # (half-open: the probe waits for a mirror that has a place)
-            else:
-                probe = 0
-                breaker = backend.breaker
-                if breaker.open_until:  # half-open: the open period is over and no probe is running
-                    verdict = breaker.check(self._now())
-                    if verdict is _DENY:  # cannot happen while ``blocked`` is up to date
-                        self._breaker_changed(backend)
-                        self._refuse(backend, series, _BREAKER_OPEN)
-                        continue
-                    if verdict is _PROBE:
-                        probe = breaker.probe
-                        self._breaker_changed(backend)  # probing: blocked until the probe's verdict
-                if admitted is None:
-                    admitted = [(mirror, series, backend, probe)]
-                else:
-                    admitted.append((mirror, series, backend, probe))
-                continue
-            dropped = series.dropped  # _refuse(), inlined: the path of every mirror under overload
-            dropped[reason] = dropped.get(reason, 0) + 1
-            if self._debug:
-                self._log_drop(backend, reason)
-        return admitted
+    def start(
+        self,
+        admitted: list[Admitted],
+        parts: list[bytes],
+        host_at: int,
+        has_body: bool,
+        content_length: int | None,
+        is_head: bool,
+    ) -> Tee | None:
+        """``_start_with`` the head made from the primary's own encoded upstream head (``head_from_parts``:
+        ``parts`` is left unchanged, ``parts[host_at]`` is the Host value, -1: none)."""
+        shadow = self.config.shadow_host_suffix
+        return self._start_with(admitted, head_from_parts(parts, host_at, has_body, content_length, shadow, is_head))
 
-    def _draw(self) -> int:
-        """The request's uniform draw in [0, PPM) (rule 1)."""
-        bits = self._getrandbits
-        if bits is None:
-            return self.rng.randrange(PPM)
-        u = bits(_PPM_BITS)
-        while u >= PPM:
-            u = bits(_PPM_BITS)
-        return u
-
-    def start(self, admitted: list[Admitted], head: MirrorHead) -> Tee | None:
+    def _start_with(self, admitted: list[Admitted], head: MirrorHead) -> Tee | None:
         """Send now (or queue) each mirror ``admit`` let through, with ``head``; the ``Tee`` for the
         body when the request has one. A mirror that a sibling of the same request left without
         a place (same backend, last slot) is dropped as ``over_capacity``."""
@@ -295,43 +234,7 @@ class Dispatcher:
                     waiting.append(shadow)
         return Tee(waiting) if waiting else None
 
-    def _breaker_changed(self, backend: BackendState) -> None:
-        """Bring ``backend.blocked`` up to date after any change of its breaker, and keep one timer
-        for the end of the open period (when it fires, mirrors may probe again)."""
-        breaker = backend.breaker
-        timer = backend.breaker_timer
-        if timer is not None:
-            timer.cancel()
-            backend.breaker_timer = None
-        if not breaker.open_until:
-            backend.blocked = False
-            return
-        if breaker.probing:
-            backend.blocked = True
-            return
-        loop = self._get_loop()
-        backend.blocked = loop.time() < breaker.open_until
-        if backend.blocked and not self._closed:
-            backend.breaker_timer = loop.call_at(breaker.open_until, self._breaker_changed, backend)
-
-    def _get_loop(self) -> asyncio.AbstractEventLoop:
-        """The loop the dispatcher runs on, looked up once: ``asyncio.get_running_loop()`` makes a
-        ``getpid`` system call each time (its fork check), which the hot paths cannot afford."""
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
-        return loop
-
-    def _now(self) -> float:
-        return (self._loop or self._get_loop()).time()
-
-    def _refuse(self, backend: BackendState, series: MirrorSeries, reason: str) -> None:
-        dropped = series.dropped  # series.count_dropped(reason), inlined
-        dropped[reason] = dropped.get(reason, 0) + 1
-        if self._debug:
-            self._log_drop(backend, reason)
-
-    # --- ShadowOwner (body.py) ------------------------------------------------------------------------
+    # --- ShadowOwner (shadow.py) ----------------------------------------------------------------------
 
     def abandon(self, shadow: Shadow, reason: DropReason) -> None:
         """Give up on a mirror now (body lag, body mismatch, primary aborted); never blocks."""
@@ -385,6 +288,7 @@ class Dispatcher:
             if breaker.open_until or breaker.failures or breaker.probing:
                 breaker.record_success()
                 self._breaker_changed(backend)
+                breaker_closed(backend, bool(shadow.probe), now)
         self._end(shadow)
 
     def response_failed(self, shadow: Shadow, exc: UpstreamError) -> None:
@@ -496,7 +400,7 @@ class Dispatcher:
             assert loop is not None
             loop.call_soon(self._pump, backend)
 
-    def _pump(self, backend: BackendState) -> None:
+    def _pump(self, backend: Backend) -> None:
         """Start queued mirrors, oldest first, while the backend has free slots: ``_PUMP_BATCH`` at
         most per loop turn (the rest on a later one, after the loop has served what else is
         ready), their heads written back to back (rule 8); expired ones are dropped."""
@@ -513,7 +417,7 @@ class Dispatcher:
                 if not transport.is_closing():
                     transport.write(head)
 
-    def _pump_some(self, backend: BackendState, loop: asyncio.AbstractEventLoop, now: float) -> None:
+    def _pump_some(self, backend: Backend, loop: asyncio.AbstractEventLoop, now: float) -> None:
         started = 0
         while backend.queue and backend.inflight < self._cap and not self._closed:
             if started == _PUMP_BATCH:
@@ -563,8 +467,11 @@ class Dispatcher:
         if shadow.finished:
             return
         if breaker:
-            shadow.backend.breaker.record_failure((self._loop or self._get_loop()).time())
-            self._breaker_changed(shadow.backend)
+            backend = shadow.backend
+            now = (self._loop or self._get_loop()).time()
+            backend.breaker.record_failure(now)
+            self._breaker_changed(backend)
+            breaker_failed(backend, str(reason), bool(shadow.probe), now)
         self._drop(shadow, reason)
 
     def _drop(self, shadow: Shadow, reason: DropReason | str) -> None:
@@ -576,36 +483,8 @@ class Dispatcher:
         if shadow.probe:
             shadow.backend.breaker.probe_done(shadow.probe)
             self._breaker_changed(shadow.backend)
-        if log.isEnabledFor(logging.DEBUG):
-            self._log_drop(shadow.backend, reason)
-
-    def _log_drop(self, backend: BackendState, reason: DropReason | str) -> None:
-        now = time.monotonic()
-        if now - backend.last_log >= _LOG_INTERVAL:
-            backend.last_log = now
-            log.debug("mirror to %s dropped: %s (%r)", backend.name, str(reason), backend)
-
-    # --- lookups ----------------------------------------------------------------------------------------
-
-    def _route(self, mirror: Mirror) -> tuple[MirrorSeries, BackendState]:
-        route = self._routes[mirror.name] = (self._series_for(mirror), self._backend(mirror.backend))
-        return route
-
-    def _series_for(self, mirror: Mirror) -> MirrorSeries:
-        key = (mirror.name, mirror.backend)
-        series = self._series.get(key)
-        if series is None:
-            series = self._series[key] = MirrorSeries(mirror.name, mirror.backend)
-        return series
-
-    def _backend(self, name: str) -> BackendState:
-        backend = self._backends.get(name)
-        if backend is None:
-            cfg = self.config
-            backend = self._backends[name] = BackendState(
-                name, Breaker(cfg.breaker_failures, cfg.breaker_open_duration)
-            )
-        return backend
+        if self._debug:
+            self._droplog.drop(self._loop or self._get_loop(), shadow.backend.name, reason, shadow.head.prefix)
 
     # --- shutdown (rule 6) and introspection ----------------------------------------------------------
 
@@ -626,6 +505,7 @@ class Dispatcher:
             if backend.breaker_timer is not None:
                 backend.breaker_timer.cancel()
                 backend.breaker_timer = None
+        self._droplog.close(self._loop)
 
     async def shutdown(self) -> None:
         """``close()``, wait for the cancelled dials to finish, close the mirror pool."""
@@ -660,7 +540,7 @@ class Dispatcher:
         ]
 
 
-def _breaker_state(backend: BackendState) -> str:
+def _breaker_state(backend: Backend) -> str:
     """``closed``, ``open`` or ``half_open`` as admission sees it (``blocked`` and the breaker)."""
     breaker = backend.breaker
     if not breaker.open_until:

@@ -1,9 +1,9 @@
 """The head of a mirrored request, built once per primary request and shared by its mirrors.
 
 Rules:
-1. Method and request-target are copied byte-exact (DESIGN §2.5); header lines keep their order
+1. Method and request-target are copied byte-exact (as the primary sends them); header lines keep their order
    and duplicates. Names arrive lower-case from the data plane.
-2. Host: ``-shadow`` is inserted before the port (Envoy's rule, DESIGN §2.3) unless turned off.
+2. Host: ``-shadow`` is inserted before the port (Envoy's rule, ``wire.authority.shadow_host``) unless turned off.
    A request without Host (HTTP/1.0) gets the endpoint's ``address:port``, treated the same way,
    as the primary does for its endpoint.
 3. Framing is ours: any ``transfer-encoding`` line is dropped. A request with a body keeps its
@@ -12,8 +12,8 @@ Rules:
 4. Pure: no I/O, no state.
 """
 
-from mirrorgate.dataplane.headers import shadow_host
-from mirrorgate.ir.table import Endpoint
+from mirrorgate.ir.table import UpstreamAddress
+from mirrorgate.wire.authority import authority, shadow_host
 
 Header = tuple[bytes, bytes]
 
@@ -44,12 +44,11 @@ class MirrorHead:
         self.content_length = content_length
         self.shadow_suffix = shadow_suffix
 
-    def for_endpoint(self, endpoint: Endpoint) -> bytes:
+    def for_endpoint(self, endpoint: UpstreamAddress) -> bytes:
         """The complete head for a mirror sent to ``endpoint``."""
         if self.whole:
             return self.whole
-        addr = f"[{endpoint.address}]" if ":" in endpoint.address else endpoint.address
-        host = f"{addr}:{endpoint.port}".encode()
+        host = authority(endpoint.address, endpoint.port)
         if self.shadow_suffix:
             host = shadow_host(host)
         return self.prefix + b"host: " + host + b"\r\n" + self.suffix
@@ -87,19 +86,14 @@ def build_head(method: bytes, target: bytes, headers: list[Header], has_body: bo
 
 
 def head_from_parts(
-    parts: list[bytes],
-    host_at: int,
-    *,
-    has_body: bool,
-    content_length: int | None,
-    shadow_suffix: bool,
-    is_head: bool,
+    parts: list[bytes], host_at: int, has_body: bool, content_length: int | None, shadow_suffix: bool, is_head: bool
 ) -> MirrorHead:
-    """The mirror head from the primary's own upstream head as ``encode_forward`` built it:
+    """The mirror head from the primary's own upstream head as the data plane encoded it:
     ``parts`` is the request line and the header lines (hop-by-hop and framing lines already
     dropped, a valid ``content-length`` kept), before any endpoint-dependent line; ``parts[host_at]``
     is the Host value (-1: none). The same bytes, the Host made the shadow Host (rules 1-3);
-    ``content_length`` is the request's, None when it has none (then a body is sent chunked)."""
+    ``content_length`` is the request's, None when it has none (then a body is sent chunked).
+    ``parts`` itself is left unchanged (the primary still adds its own lines)."""
     if host_at >= 0 and shadow_suffix:
         parts = parts.copy()
         parts[host_at] = shadow_host(parts[host_at])

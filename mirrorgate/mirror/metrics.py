@@ -65,12 +65,6 @@ class MirrorSeries:
         self.buckets = [0] * (len(DURATION_BUCKETS) + 1)  # per bucket, not cumulative; last = +Inf
         self.duration_sum = 0.0
 
-    def count_sampled_out(self) -> None:
-        self.sampled_out += 1
-
-    def count_sent(self) -> None:
-        self.sent += 1
-
     def count_completed(self, status: int, seconds: float) -> None:
         outcome = _CLASSES[status // 100] if 100 <= status < 600 else status_class(status)
         completed = self.completed

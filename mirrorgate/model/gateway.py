@@ -1,6 +1,6 @@
 """GatewayClass and Gateway (``gateway.networking.k8s.io/v1``, standard channel v1.6)."""
 
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
@@ -84,6 +84,3 @@ class GatewaySpec(Spec, frozen=True, kw_only=True):
 
 class Gateway(Resource, frozen=True, kw_only=True):
     spec: GatewaySpec
-
-
-ProtocolType = Literal["HTTP", "HTTPS", "TLS", "TCP", "UDP"]

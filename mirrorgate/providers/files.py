@@ -2,15 +2,24 @@
 
 Rules:
 1. ``PATH`` is a file (multi-document YAML), a directory (its ``*.yaml``/``*.yml`` files in
-   name order, not recursive) or ``-`` for standard input.
+   name order, by code point, not recursive) or ``-`` for standard input. Files load in the order
+   of the arguments, a directory's files in its place among them.
 2. Every problem becomes a ``ConfigError`` naming file, object and field; an invalid object is
    rejected whole and the others still load. Nothing here raises for bad input.
-3. Kinds mirrorgate does not read are skipped with one informational note each.
+3. Which kinds are read, skipped (with a note, or a warning for Istio's networking API) or
+   refused as near misses of mirrorgate's kinds is ``mirrorgate.providers.kinds``'s decision.
+4. Later files win, as ``kubectl apply`` run file after file: an object (kind, namespace, name)
+   defined again in a later file replaces the earlier one, with a note naming both files. Defined
+   twice differently in one file, it is an error; an identical repetition is applied once.
+5. YAML is decoded strictly, as kubectl does: a key given twice in one mapping is an error
+   naming the line and the key. libyaml parses when PyYAML has it; messages and lines are
+   those of PyYAML's pure-Python parser either way.
 """
 
+import json
 import re
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +30,18 @@ from mirrorgate.errors import ConfigError, FieldError
 from mirrorgate.model.meta import ObjectKey, Resource
 from mirrorgate.model.snapshot import CLUSTER_SCOPED, KINDS, VERSIONS, Snapshot
 from mirrorgate.providers.admission import admit
-from mirrorgate.providers.wire import wire_problems
+from mirrorgate.providers.kinds import Verdict, classify
+from mirrorgate.providers.wire_safety import wire_problems
 
 
 class LoadResult(msgspec.Struct, frozen=True, kw_only=True):
-    """What loading produced: the snapshot of admitted objects, the errors, the notes."""
+    """What loading produced: the snapshot of admitted objects, the errors, the notes (informational)
+    and the warnings (documents skipped that the user most likely meant mirrorgate to read)."""
 
     snapshot: Snapshot
     errors: tuple[ConfigError, ...] = ()
     notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
     sources: dict[str, str] = msgspec.field(default_factory=dict)  # str(ObjectKey) -> file
 
 
@@ -39,34 +51,55 @@ class _Doc(msgspec.Struct, frozen=True):
     body: Any
 
 
-def load_paths(paths: Sequence[str], stdin_text: str | None = None) -> LoadResult:
-    """Load every path; return the snapshot of admitted objects with all problems collected."""
-    errors: list[ConfigError] = []
-    notes: list[str] = []
-    admitted: dict[str, Resource] = {}
-    sources: dict[str, str] = {}
-    for doc in _documents(paths, errors, stdin_text):
-        obj = _decode(doc, errors, notes)
-        if obj is None:
-            continue
+class _Load:
+    """The state of one load: admitted objects by key, the file each came from, the findings."""
+
+    def __init__(self) -> None:
+        self.errors: list[ConfigError] = []
+        self.notes: list[str] = []
+        self.warnings: list[str] = []
+        self.admitted: dict[str, Resource] = {}
+        self.sources: dict[str, str] = {}
+
+    def add(self, file: str, obj: Resource) -> None:
+        """Admit ``obj`` unless invalid; a later file replaces an earlier file's object of the same key."""
         ident = str(obj.key)
-        if ident in admitted and admitted[ident] == obj:
-            continue  # the same object twice (e.g. two examples sharing a Service): applied once
-        if ident in admitted:
+        earlier = self.sources.get(ident)
+        if earlier is not None and self.admitted[ident] == obj:
+            return  # the same object twice (e.g. two examples sharing a Service): applied once
+        if earlier == file:
             err = FieldError(
-                path="metadata.name",
-                message=f"Duplicate value: {obj.metadata.name!r}: already defined in {sources[ident]}",
+                path="metadata.name", message=f"Duplicate value: {obj.metadata.name!r}: already defined in {file}"
             )
-            errors.append(ConfigError(doc.file, ident, err))
-            continue
+            self.errors.append(ConfigError(file, ident, err))
+            return
         problems = admit(obj) or wire_problems(obj)
         if problems:
-            errors.extend(ConfigError(doc.file, ident, p) for p in problems)
-            continue
-        admitted[ident] = obj
-        sources[ident] = doc.file
-    snapshot = Snapshot.of(admitted.values())
-    return LoadResult(snapshot=snapshot, errors=tuple(errors), notes=tuple(notes), sources=sources)
+            self.errors.extend(ConfigError(file, ident, p) for p in problems)
+            return
+        if earlier is not None:
+            self.notes.append(f"{file}: {ident} replaces its definition in {earlier} (later files win)")
+        self.admitted[ident] = obj
+        self.sources[ident] = file
+
+    def result(self) -> LoadResult:
+        return LoadResult(
+            snapshot=Snapshot.of(self.admitted.values()),
+            errors=tuple(self.errors),
+            notes=tuple(self.notes),
+            warnings=tuple(self.warnings),
+            sources=self.sources,
+        )
+
+
+def load_paths(paths: Sequence[str], stdin_text: str | None = None) -> LoadResult:
+    """Load every path; return the snapshot of admitted objects with all problems collected."""
+    load = _Load()
+    for doc in _documents(paths, load.errors, stdin_text):
+        obj = _decode(doc, load)
+        if obj is not None:
+            load.add(doc.file, obj)
+    return load.result()
 
 
 def expand_paths(paths: Sequence[str]) -> list[str]:
@@ -103,7 +136,7 @@ def _read(file: str, errors: list[ConfigError], stdin_text: str | None) -> str |
 
 
 def _parse(file: str, text: str, errors: list[ConfigError]) -> Iterator[_Doc]:
-    loader = yaml.SafeLoader(text)
+    loader = _FastLoader(text)
     try:
         while loader.check_node():
             node = loader.get_node()
@@ -111,10 +144,46 @@ def _parse(file: str, text: str, errors: list[ConfigError]) -> Iterator[_Doc]:
                 continue
             line = node.start_mark.line + 1
             yield from _flatten(file, line, loader.construct_document(node))
+    except _DuplicateKey as exc:
+        errors.append(ConfigError(file, "", FieldError(path="", message=f"invalid YAML: {exc}")))
     except yaml.YAMLError as exc:
-        errors.append(ConfigError(file, "", FieldError(path="", message=_yaml_message(exc))))
+        errors.append(ConfigError(file, "", FieldError(path="", message=_yaml_message(text, exc))))
     finally:
         loader.dispose()
+
+
+class _DuplicateKey(yaml.YAMLError):
+    """A key given twice in one mapping, which kubectl's strict decoding rejects."""
+
+    def __init__(self, line: int, key: object) -> None:
+        shown = json.dumps(key) if isinstance(key, str) else str(key)
+        super().__init__(f"line {line}: key {shown} already set in map")
+
+
+class _StrictKeys:
+    """Mixin for a PyYAML loader: a key repeated in one mapping is an error (merge keys excepted)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)  # type: ignore[attr-defined]
+            if isinstance(key, Hashable):
+                if key in seen:
+                    raise _DuplicateKey(key_node.start_mark.line + 1, key)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)  # type: ignore[misc,no-any-return]
+
+
+class _Loader(_StrictKeys, yaml.SafeLoader):
+    """PyYAML's pure-Python safe loader with strict keys."""
+
+
+# libyaml's parser (about ten times faster; same marks) when PyYAML was built with it.
+_FastLoader: type[yaml.SafeLoader] | type[yaml.CSafeLoader] = (
+    type("_CLoader", (_StrictKeys, yaml.CSafeLoader), {}) if hasattr(yaml, "CSafeLoader") else _Loader
+)
 
 
 def _flatten(file: str, line: int, body: Any) -> Iterable[_Doc]:
@@ -126,34 +195,52 @@ def _flatten(file: str, line: int, body: Any) -> Iterable[_Doc]:
     return [_Doc(file, line, body)]
 
 
-def _yaml_message(exc: yaml.YAMLError) -> str:
+def _yaml_message(text: str, exc: yaml.YAMLError) -> str:
+    """The message of a syntax error, worded as PyYAML's pure-Python parser words it (libyaml's
+    wording differs; its marks do not): the text is parsed again, which only broken files pay."""
+    if _FastLoader is not _Loader:
+        try:
+            for _ in yaml.compose_all(text, Loader=yaml.SafeLoader):
+                pass
+        except yaml.YAMLError as slow:
+            exc = slow
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
     where = f"line {mark.line + 1} column {mark.column + 1}: " if mark is not None else ""
     return f"invalid YAML: {where}{problem}"
 
 
-def _decode(doc: _Doc, errors: list[ConfigError], notes: list[str]) -> Resource | None:
+def _decode(doc: _Doc, load: _Load) -> Resource | None:
     body = doc.body
     where = f"document at line {doc.line}"
     if not isinstance(body, dict):
-        errors.append(
-            ConfigError(doc.file, where, FieldError(path="", message="a Kubernetes object must be a mapping"))
-        )
+        err = FieldError(path="", message="a Kubernetes object must be a mapping")
+        load.errors.append(ConfigError(doc.file, where, err))
         return None
     api_version, kind = body.get("apiVersion"), body.get("kind")
     if not isinstance(api_version, str) or not api_version or not isinstance(kind, str) or not kind:
         missing = "apiVersion" if not isinstance(api_version, str) or not api_version else "kind"
-        errors.append(ConfigError(doc.file, where, FieldError(path=missing, message="Required value")))
+        load.errors.append(ConfigError(doc.file, where, FieldError(path=missing, message="Required value")))
+        return None
+    verdict = classify(api_version, kind)
+    if verdict.action != "read":
+        _refuse(doc, load, verdict)
         return None
     group, _, version = api_version.rpartition("/")
-    cls = KINDS.get((group, kind))
-    meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
-    name = meta.get("name", "") if isinstance(meta, dict) else ""
-    if cls is None:
-        notes.append(f"{doc.file}: skipping {kind} {name or '(unnamed)'} ({api_version}): not a kind mirrorgate uses")
-        return None
-    return _convert(doc, cls, body, group, version, errors)
+    return _convert(doc, KINDS[(group, kind)], body, group, version, load.errors)
+
+
+def _refuse(doc: _Doc, load: _Load, verdict: Verdict) -> None:
+    """Report a document that is not read: an error, a warning or a note, per ``kinds.classify``."""
+    meta = doc.body.get("metadata") if isinstance(doc.body.get("metadata"), dict) else {}
+    name, namespace = str(meta.get("name") or ""), str(meta.get("namespace") or "default")
+    kind, api_version = doc.body["kind"], doc.body["apiVersion"]
+    if verdict.action == "error":
+        ident = str(ObjectKey(kind, namespace, name))
+        load.errors.append(ConfigError(doc.file, ident, FieldError(path=verdict.path, message=verdict.message)))
+        return
+    line = f"{doc.file}: skipping {kind} {name or '(unnamed)'} ({api_version}): {verdict.message}"
+    (load.warnings if verdict.action == "warn" else load.notes).append(line)
 
 
 def _convert(

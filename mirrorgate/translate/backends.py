@@ -8,7 +8,7 @@ port's name; legacy ``v1 Endpoints`` of the same name likewise. An endpoint whos
 
 import msgspec
 
-from mirrorgate.ir.table import Endpoint
+from mirrorgate.ir.table import UpstreamAddress
 from mirrorgate.model.core import EndpointSlice, Service, ServicePort
 from mirrorgate.model.snapshot import Snapshot
 from mirrorgate.translate.refs import reference_permitted
@@ -23,7 +23,7 @@ class Resolved(msgspec.Struct, frozen=True, kw_only=True):
     """A resolved Service port: its IR name and ready endpoints."""
 
     name: str
-    endpoints: tuple[Endpoint, ...]
+    endpoints: tuple[UpstreamAddress, ...]
     app_protocol: str | None = None
 
 
@@ -90,10 +90,10 @@ def find_service(snap: Snapshot, namespace: str, name: str) -> Service | None:
     return next((s for s in snap.services if s.metadata.namespace == namespace and s.metadata.name == name), None)
 
 
-def service_endpoints(snap: Snapshot, svc: Service, sport: ServicePort) -> tuple[Endpoint, ...]:
+def service_endpoints(snap: Snapshot, svc: Service, sport: ServicePort) -> tuple[UpstreamAddress, ...]:
     """Ready endpoints of one Service port, from EndpointSlices and legacy Endpoints, sorted."""
     ns, name = svc.metadata.namespace, svc.metadata.name
-    found: set[Endpoint] = set()
+    found: set[UpstreamAddress] = set()
     for sl in snap.endpoint_slices:
         if sl.metadata.namespace == ns and sl.metadata.labels.get(SERVICE_NAME_LABEL) == name:
             found.update(_slice_endpoints(sl, sport))
@@ -102,16 +102,16 @@ def service_endpoints(snap: Snapshot, svc: Service, sport: ServicePort) -> tuple
             for subset in ep.subsets:
                 target = _pick_port([(p.name, p.port) for p in subset.ports], sport)
                 if target is not None:
-                    found.update(Endpoint(address=a.ip, port=target) for a in subset.addresses)
+                    found.update(UpstreamAddress(address=a.ip, port=target) for a in subset.addresses)
     return tuple(sorted(found, key=lambda e: (e.address, e.port)))
 
 
-def _slice_endpoints(sl: EndpointSlice, sport: ServicePort) -> list[Endpoint]:
+def _slice_endpoints(sl: EndpointSlice, sport: ServicePort) -> list[UpstreamAddress]:
     target = _pick_port([(p.name, p.port) for p in sl.ports if p.port is not None], sport)
     if target is None:
         return []
     return [
-        Endpoint(address=addr, port=target)
+        UpstreamAddress(address=addr, port=target)
         for e in sl.endpoints
         if e.conditions.ready is not False
         for addr in e.addresses

@@ -1,4 +1,6 @@
-"""Hostname matching and listener/route hostname intersection (notes §1.2)."""
+"""Hostname matching and listener/route hostname intersection: a ``*.`` wildcard matches one or
+more DNS labels, and a route attaches to a listener only where ``Listener.hostname`` and
+``HTTPRoute.spec.hostnames`` intersect (Gateway API ``HTTPRouteSpec.hostnames``)."""
 
 
 def matches(pattern: str, host: str) -> bool:

@@ -1,4 +1,6 @@
-"""Pure predicates over ReferenceGrants (notes §4)."""
+"""Pure predicates over ReferenceGrants: a reference from one namespace to another is allowed only
+when a ReferenceGrant in the target namespace lists the source (group, kind, namespace) in
+``spec.from`` and the target (group, kind, optional name) in ``spec.to`` (GEP-709)."""
 
 from mirrorgate.model.core import ReferenceGrant
 

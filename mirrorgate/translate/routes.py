@@ -27,7 +27,9 @@ class ParentResult(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def attach_to_gateway(snap: Snapshot, route: HTTPRoute, ref: ParentReference, gw: GatewayInfo) -> ParentResult:
-    """Which listeners of ``gw`` accept ``route`` through ``ref`` (notes §1.1-1.2, §3.3)."""
+    """Which listeners of ``gw`` accept ``route`` through ``ref``: ParentReference ``sectionName``
+    and ``port``, the Listener's ``allowedRoutes`` (namespaces and kinds), and the intersection of
+    ``Listener.hostname`` with ``HTTPRoute.spec.hostnames``."""
     candidates = [
         li
         for li in gw.listeners

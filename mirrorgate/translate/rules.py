@@ -1,9 +1,10 @@
 """HTTPRoute rules -> IR actions: filters, backends, mirrors, timeouts.
 
-Decisions (DESIGN §2): an unresolvable mirror drops only that mirror (ResolvedRefs=False); a
-RequestMirror beside a RequestRedirect makes the rule invalid (IncompatibleFilters); an
-unresolvable ExtensionRef is not skipped: the rule answers 500. A rule with no backendRefs and
-no redirect answers 500; so does one whose weights are all 0 (no backend may take traffic).
+Decisions (the HTTPRoute filter and backendRef fields; docs/mirroring.md): an unresolvable
+mirror drops only that mirror (ResolvedRefs=False); a RequestMirror beside a RequestRedirect makes
+the rule invalid (IncompatibleFilters); an unresolvable ExtensionRef is not skipped: the rule
+answers 500. A rule with no backendRefs and no redirect answers 500; so does one whose weights are
+all 0 (no backend may take traffic).
 """
 
 import re

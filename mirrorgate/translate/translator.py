@@ -240,9 +240,10 @@ def _gateway_status(info: GatewayInfo, attached: dict[str, list[_Entry]]) -> Gat
 
 
 def _mesh_listeners(snap: Snapshot, bind: str) -> tuple[_Mesh, ...]:
-    """Services as virtual addresses (DESIGN §3): clusterIP:port for each port, or ``bind``:port
-    when the Service has no clusterIP and some route names it as a parent. Requests no route
-    matches go to the Service's own endpoints, as kube-proxy would send them."""
+    """Services as virtual addresses (a Service as an HTTPRoute parentRef, GEP-1426 mesh
+    routing): clusterIP:port for each port, or ``bind``:port when the Service has no clusterIP
+    and some route names it as a parent. Requests no route matches go to the Service's own
+    endpoints, as kube-proxy would send them."""
     parents = {
         (ref.namespace or r.metadata.namespace, ref.name)
         for r in snap.http_routes

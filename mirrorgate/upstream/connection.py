@@ -37,7 +37,7 @@ from typing import Any, Protocol, cast
 import httptools
 
 from mirrorgate.errors import UpstreamClosed, UpstreamError, UpstreamProtocolError
-from mirrorgate.httpcore.hop import strip_hop_by_hop_raw
+from mirrorgate.wire.hop import strip_hop_by_hop_raw
 
 Header = tuple[bytes, bytes]
 
@@ -166,7 +166,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._memo: tuple[bytes, bytes, int, int | None, bool, bytes | bool | None] = (b"", b"", 0, None, False, False)
 
     def relay_block(self) -> bytes | None:
-        """The header lines without the hop-by-hop ones (``httpcore.hop.strip_hop_by_hop_raw``),
+        """The header lines without the hop-by-hop ones (``wire.hop.strip_hop_by_hop_raw``),
         computed once per distinct head; None when the slow path is needed."""
         memo = self._memo
         block = memo[5]

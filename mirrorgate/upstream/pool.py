@@ -1,4 +1,4 @@
-"""A keyed keep-alive pool of upstream connections (aiohttp's connector model, STYLE §3.10).
+"""A keyed keep-alive pool of upstream connections (aiohttp's connector model).
 
 Owns: dialling endpoints, idle connections per key, the limits, the waiters and idle expiry.
 

@@ -14,10 +14,11 @@ from string import Template
 import pytest
 
 from mirrorgate.echo import EchoConfig, EchoServer, start_echo
-from mirrorgate.runtime import Gateway, load_table
+from mirrorgate.serve.config import load_table
+from mirrorgate.serve.plane import DataPlane
 from tests.support.backends import free_port
 
-GatewayFactory = Callable[[str], Awaitable[Gateway]]
+GatewayFactory = Callable[[str], Awaitable[DataPlane]]
 
 
 @pytest.fixture
@@ -39,14 +40,14 @@ async def echo_ports() -> AsyncIterator[dict[str, int]]:
 
 @pytest.fixture
 async def gateway_for(tmp_path: Path, echo_ports: dict[str, int]) -> AsyncIterator[GatewayFactory]:
-    started: list[Gateway] = []
+    started: list[DataPlane] = []
 
-    async def make(text: str) -> Gateway:
+    async def make(text: str) -> DataPlane:
         path = tmp_path / f"gw{len(started)}.yaml"
         path.write_text(Template(text).substitute(echo_ports))
         table = load_table([str(path)], "127.0.0.1")
         ports = {s.port: 0 for s in table.servers}
-        gw = Gateway(table, port_overrides=ports, rng=Random(1234))
+        gw = DataPlane(table, port_overrides=ports, rng=Random(1234))
         await gw.start()
         started.append(gw)
         return gw

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mirrorgate.echo import EchoConfig, start_echo
-from mirrorgate.runtime import Gateway
+from mirrorgate.serve.plane import DataPlane
 from tests.dataplane.conftest import GatewayFactory
 from tests.support.client import Conn, encode_request, request
 from tests.support.manifests import grant_doc, service_docs
@@ -20,7 +20,7 @@ CONFIG = (Path(__file__).parent / "e2e_data" / "gateway.yaml").read_text()
 
 @pytest.fixture
 async def port(gateway_for: GatewayFactory) -> int:
-    gw: Gateway = await gateway_for(CONFIG)
+    gw: DataPlane = await gateway_for(CONFIG)
     return gw.port(80)
 
 

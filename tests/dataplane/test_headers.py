@@ -7,7 +7,6 @@ import pytest
 from hypothesis import given, strategies as st
 
 from mirrorgate.dataplane.headers import (
-    HOP_BY_HOP,
     compile_edit,
     encode_forward,
     forward_headers,
@@ -15,12 +14,10 @@ from mirrorgate.dataplane.headers import (
     redirect_location,
     replace_header,
     rewrite_path,
-    shadow_host,
-    split_host_port,
-    strip_hop_by_hop,
-    strip_hop_by_hop_raw,
 )
 from mirrorgate.ir.table import HeaderModifier, PathModifier, Redirect
+from mirrorgate.wire.authority import shadow_host, split_host_port
+from mirrorgate.wire.hop import HOP_BY_HOP, strip_hop_by_hop, strip_hop_by_hop_raw
 
 
 def test_strip_hop_by_hop() -> None:

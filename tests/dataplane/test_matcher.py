@@ -20,17 +20,21 @@ from mirrorgate.dataplane.matcher import (
 from mirrorgate.ir.table import (
     Action,
     Backend,
-    Endpoint,
     HTTPListener,
     Match,
     PathType,
     Route,
     RoutingTable,
     Server,
+    UpstreamAddress,
     VirtualHost,
 )
 
-EP = (Endpoint(address="10.0.0.1", port=1), Endpoint(address="10.0.0.2", port=2), Endpoint(address="10.0.0.3", port=3))
+EP = (
+    UpstreamAddress(address="10.0.0.1", port=1),
+    UpstreamAddress(address="10.0.0.2", port=2),
+    UpstreamAddress(address="10.0.0.3", port=3),
+)
 
 
 @pytest.mark.parametrize(

@@ -9,14 +9,16 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
+from mirrorgate.dataplane.protocol import HttpProtocol
 from mirrorgate.dataplane.state import BodyTee
 from mirrorgate.ir.table import Mirror
-from mirrorgate.mirror.head import MirrorHead
-from mirrorgate.runtime import Gateway, StartupError, load_table
+from mirrorgate.mirror.head import MirrorHead, head_from_parts
+from mirrorgate.serve.config import StartupError, load_table
+from mirrorgate.serve.plane import DataPlane
 from tests.dataplane.conftest import GatewayFactory
 from tests.support.backends import free_port
 from tests.support.client import Conn, encode_request, request
@@ -48,7 +50,9 @@ async def test_graceful_shutdown_finishes_in_flight(gateway_for: GatewayFactory)
     idle = await Conn.open(port)
     busy = await Conn.open(port)
     await busy.send(encode_request("GET", "/v1/slow?delay=1s"))  # still running when seen, however slow the host
-    await until(lambda: any(c.running for c in gw.state.connections), "the slow request is in flight")
+    await until(
+        lambda: any(cast(HttpProtocol, c).running for c in gw.state.connections), "the slow request is in flight"
+    )
     shutdown = asyncio.create_task(gw.shutdown(10.0))
     r = await busy.read_response()
     assert r.status == 200
@@ -113,12 +117,19 @@ class RecordingDispatcher:
         self.calls.append((mirrors, method, target, headers))
         return self.tee if has_body else None
 
-    shadow_host_suffix = True
-
     def admit(self, mirrors: tuple[Mirror, ...]) -> list[Any] | None:
         return [mirrors]
 
-    def start(self, admitted: list[Any], head: MirrorHead) -> BodyTee | None:
+    def start(
+        self,
+        admitted: list[Any],
+        parts: list[bytes],
+        host_at: int,
+        has_body: bool,
+        content_length: int | None,
+        is_head: bool,
+    ) -> BodyTee | None:
+        head = head_from_parts(parts, host_at, has_body, content_length, True, is_head)
         self.heads.append(head)
         return self.tee if head.has_body else None
 
@@ -155,7 +166,7 @@ async def test_start_fails_cleanly_when_the_port_is_taken(tmp_path: Path) -> Non
         taken = s.getsockname()[1]
         path = tmp_path / "gw.yaml"
         path.write_text(CONFIG.replace("$v1", "1").replace("$v2", "2").replace("$v3", "3").replace("$refused", "4"))
-        gw = Gateway(load_table([str(path)], "127.0.0.1"), port_overrides={80: taken})
+        gw = DataPlane(load_table([str(path)], "127.0.0.1"), port_overrides={80: taken})
         with pytest.raises(StartupError, match="cannot listen"):
             await gw.start()
 
@@ -215,7 +226,9 @@ async def test_shutdown_aborts_what_outlives_the_grace_period(gateway_for: Gatew
     gw = await gateway_for(CONFIG)
     busy = await Conn.open(gw.port(80))
     await busy.send(encode_request("GET", "/v1/slow?delay=5s"))
-    await until(lambda: any(c.running for c in gw.state.connections), "the slow request is in flight")
+    await until(
+        lambda: any(cast(HttpProtocol, c).running for c in gw.state.connections), "the slow request is in flight"
+    )
     await gw.shutdown(0.05)
     assert await busy.closed_by_peer()
     assert not gw.state.connections

@@ -3,12 +3,13 @@ upstream responses, and flow control in both directions. Polls for steady state;
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import cast
 
 import pytest
 
 from mirrorgate.dataplane import flow
 from mirrorgate.dataplane.protocol import HttpProtocol
-from mirrorgate.runtime import Gateway
+from mirrorgate.serve.plane import DataPlane
 from tests.dataplane.conftest import GatewayFactory
 from tests.support.backends import Backend, Handler, read_head
 from tests.support.client import Conn, encode_request, request
@@ -16,14 +17,14 @@ from tests.support.manifests import gateway_doc, route_doc, service_docs
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
-Start = Callable[[Handler], Awaitable[tuple[Gateway, Backend]]]
+Start = Callable[[Handler], Awaitable[tuple[DataPlane, Backend]]]
 
 
 @pytest.fixture
 async def start(gateway_for: GatewayFactory) -> AsyncIterator[Start]:
     backends: list[Backend] = []
 
-    async def go(handler: Handler) -> tuple[Gateway, Backend]:
+    async def go(handler: Handler) -> tuple[DataPlane, Backend]:
         backend = await Backend.scripted(handler).start()
         backends.append(backend)
         config = (
@@ -49,9 +50,9 @@ async def settle(probe: Callable[[], int], rounds: int = 10, limit: int = 2000) 
     return last
 
 
-def client_protocol(gw: Gateway) -> HttpProtocol:
+def client_protocol(gw: DataPlane) -> HttpProtocol:
     (proto,) = gw.state.connections
-    return proto
+    return cast(HttpProtocol, proto)
 
 
 async def test_stale_pooled_connection_is_retried_once_for_get(start: Start) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 from random import Random
 
 from mirrorgate.echo import EchoConfig, start_echo
-from mirrorgate.runtime import Gateway, load_table
+from mirrorgate.serve.config import load_table
+from mirrorgate.serve.plane import DataPlane
 from tests.e2e.test_seeds import get_many
 from tests.support.waiting import until
 
@@ -26,7 +27,7 @@ async def test_backend_level_mirror_follows_the_chosen_backend(tmp_path: Path) -
         assert n == 1
     path = tmp_path / "case.yaml"
     path.write_text(text)
-    gateway = Gateway(load_table([str(path)], "127.0.0.1"), port_overrides={80: 0}, rng=Random(709))
+    gateway = DataPlane(load_table([str(path)], "127.0.0.1"), port_overrides={80: 0}, rng=Random(709))
     await gateway.start()
     try:
         answers = await get_many(gateway.port(80), "mirror.example", [f"/b?i={i}" for i in range(200)])

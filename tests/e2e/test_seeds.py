@@ -21,7 +21,8 @@ from random import Random
 
 import pytest
 
-from mirrorgate.runtime import Gateway, load_table
+from mirrorgate.serve.config import load_table
+from mirrorgate.serve.plane import DataPlane
 from tests.support.client import Conn, Response, encode_request
 from tests.support.waiting import until
 
@@ -78,7 +79,7 @@ def logged_at_least(echo: Echo, n: int) -> bool:
 
 
 class Seed:
-    def __init__(self, gateway: Gateway, echoes: dict[int, Echo]) -> None:
+    def __init__(self, gateway: DataPlane, echoes: dict[int, Echo]) -> None:
         self.gateway = gateway
         self.echoes = echoes
 
@@ -107,7 +108,7 @@ async def seed(tmp_path: Path) -> AsyncIterator[Callable[..., object]]:
             assert count >= 1, f"{example}: no EndpointSlice port {fixed}"
         path = tmp_path / example
         path.write_text(text)
-        gateway = Gateway(
+        gateway = DataPlane(
             load_table([str(path)], "127.0.0.1"),
             port_overrides=dict.fromkeys(listener_ports, 0),
             rng=Random(3171),  # the sampling tests are exact, not a 0.3% gamble per run

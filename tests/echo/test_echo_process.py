@@ -35,14 +35,15 @@ async def test_run_echo_subprocess_logs_and_exits_cleanly(signum: signal.Signals
 
         target = "/mirror?gateway-api-conformance-request-id=7b1f"
         async with await Conn.open(port) as conn:
-            await conn.send(echo_request(target))
+            await conn.send(echo_request(target, headers=(("Host", "httpbin-shadow:8000"),)))
             response = await conn.read_response()
         logged = await asyncio.wait_for(proc.stderr.readline(), WAIT)
 
         assert response.json()["pod"] == "infra-backend-v1-abc-def"
         assert response.json()["namespace"] == "gateway-conformance-infra"
         prefix = f"Echoing back request made to {target} to client (127.0.0.1:{conn.local_port})"
-        assert logged.decode().startswith(prefix + " body_length=0 body_sha256=")
+        assert logged.decode().startswith(prefix + " body_length=0 body_sha256=")  # echo-basic's line, then ours
+        assert logged.decode().endswith(" host=httpbin-shadow:8000\n")  # the Host a mirror received
 
         proc.send_signal(signum)
         assert await asyncio.wait_for(proc.wait(), WAIT) == 0

@@ -371,8 +371,25 @@ async def test_log_line_matches_echo_basic(echo: Echo) -> None:
         await conn.read_response()
 
     expected = f"Echoing back request made to {target} to client (127.0.0.1:{conn.local_port})"
-    assert f"{expected} body_length=0 body_sha256={EMPTY_SHA256}" in echo.log_lines()
+    assert f"{expected} body_length=0 body_sha256={EMPTY_SHA256} host=echo.test" in echo.log_lines()
     assert echo.log_lines()[0] == f"Starting server, listening on port {echo.port} (http)"
+
+
+@pytest.mark.parametrize(
+    ("target", "version", "headers", "host"),
+    [
+        ("http://absolute.test:81/p", "1.1", (("Host", "ignored.test"),), "absolute.test:81"),  # Go's r.Host
+        ("/p", "1.0", (), ""),  # HTTP/1.0 without Host: an empty field
+    ],
+)
+async def test_log_line_names_the_host_as_go_sees_it(
+    echo: Echo, target: str, version: str, headers: tuple[tuple[str, str], ...], host: str
+) -> None:
+    async with await Conn.open(echo.port) as conn:
+        await conn.send(echo_request(target, headers=headers, version=version))
+        await conn.read_response()
+
+    assert echo.log_lines()[-1].endswith(f" body_sha256={EMPTY_SHA256} host={host}")
 
 
 class _LogWatch(io.StringIO):

@@ -3,7 +3,7 @@
 The backends are ``tests.support.backends.Backend`` in ``ok`` mode: they parse what they receive
 with httptools (their own, independent parser), record every request (method, target, headers,
 body) and every raw byte, and answer each request ``200``. ``Harness`` starts two of them
-(``primary`` and ``mirror``) and the gateway (``Gateway(load_table(...), port_overrides=...)``)
+(``primary`` and ``mirror``) and the gateway (``DataPlane(load_table(...), port_overrides=...)``)
 with one route: ``/mirrored`` (prefix) is mirrored 100% to ``mirror``, everything goes to
 ``primary``. Every wait is bounded; nothing asserts on time.
 """
@@ -17,7 +17,8 @@ from random import Random
 
 import pytest
 
-from mirrorgate.runtime import Gateway, load_table
+from mirrorgate.serve.config import load_table
+from mirrorgate.serve.plane import DataPlane
 from tests.support.backends import SENTINEL, Backend
 from tests.support.client import WAIT
 from tests.support.manifests import gateway_doc, route_doc, service_docs
@@ -59,7 +60,7 @@ class ErrorRecords(logging.Handler):
 
 @dataclass
 class Harness:
-    gateway: Gateway
+    gateway: DataPlane
     primary: Backend
     mirror: Backend
     log: ErrorRecords
@@ -107,7 +108,7 @@ async def make_harness(tmp_path: Path) -> AsyncIterator[HarnessFactory]:
             await primary.close()
             await mirror.close()
             raise
-        gw = Gateway(table, port_overrides={s.port: 0 for s in table.servers}, rng=Random(7), **gateway_kw)  # type: ignore[arg-type]
+        gw = DataPlane(table, port_overrides={s.port: 0 for s in table.servers}, rng=Random(7), **gateway_kw)  # type: ignore[arg-type]
         await gw.start()
         h = Harness(gw, primary, mirror, handler)
         made.append(h)

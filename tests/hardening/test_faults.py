@@ -14,7 +14,7 @@ import socket
 import struct
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 import pytest
 
@@ -398,7 +398,7 @@ async def test_pipelined_flood_is_bounded(harness: Harness) -> None:
     try:
         client.writer.write(req * ((256 << 10) // len(req)))
         await harness.primary.wait_for(lambda: len(harness.primary.seen) >= 50)
-        queued = max(len(conn.queue) for conn in harness.gateway.state.connections)
+        queued = max(len(cast(HttpProtocol, conn).queue) for conn in harness.gateway.state.connections)
     finally:
         client.writer.transport.abort()
         await client.close()

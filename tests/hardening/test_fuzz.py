@@ -30,7 +30,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from mirrorgate.runtime import Gateway, load_table
+from mirrorgate.serve.config import load_table
+from mirrorgate.serve.plane import DataPlane
 from tests.hardening.conftest import ErrorRecords, gateway_yaml
 from tests.support.backends import Backend
 from tests.support.waiting import until
@@ -57,7 +58,7 @@ class Served:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.backend = Backend()
         self.mirror = Backend()
-        self.gateway: Gateway | None = None
+        self.gateway: DataPlane | None = None
         self.port = 0
 
     def run(self, coro: Any) -> Any:
@@ -79,7 +80,7 @@ class Served:
         path = self.tmp / "fuzz.yaml"
         path.write_text(gateway_yaml(self.backend.port, self.mirror.port))
         table = load_table([str(path)], "127.0.0.1")
-        self.gateway = Gateway(table, port_overrides={s.port: 0 for s in table.servers})
+        self.gateway = DataPlane(table, port_overrides={s.port: 0 for s in table.servers})
         await self.gateway.start()
         self.port = self.gateway.port(80)
 

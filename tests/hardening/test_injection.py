@@ -11,7 +11,7 @@ import pytest
 
 from mirrorgate.cli import _parser
 from mirrorgate.providers.files import load_paths
-from mirrorgate.runtime import RunConfig, load_table
+from mirrorgate.serve.config import RunConfig, load_table
 from tests.hardening.conftest import HarnessFactory, gateway_yaml
 from tests.support.client import Conn, Response
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from mirrorgate.ir.table import PPM, Endpoint, Mirror
+from mirrorgate.ir.table import PPM, Mirror, UpstreamAddress
 from mirrorgate.mirror import Dispatcher, MirrorConfig
 from tests.support.backends import Backend, Header, Mode, free_port
 
@@ -20,12 +20,14 @@ ROUTE = "httproute/default/web/rule/0"
 BACKEND = "service/default/shadow:80"
 
 
-def refused_endpoint() -> Endpoint:
+def refused_endpoint() -> UpstreamAddress:
     """A loopback endpoint nothing listens on."""
-    return Endpoint(address="127.0.0.1", port=free_port())
+    return UpstreamAddress(address="127.0.0.1", port=free_port())
 
 
-def make_mirror(*endpoints: Endpoint, k: int = 0, ppm: int = PPM, backend: str = BACKEND, route: str = ROUTE) -> Mirror:
+def make_mirror(
+    *endpoints: UpstreamAddress, k: int = 0, ppm: int = PPM, backend: str = BACKEND, route: str = ROUTE
+) -> Mirror:
     return Mirror(name=f"{route}/mirror/{k}", backend=backend, ppm=ppm, endpoints=endpoints)
 
 
@@ -45,13 +47,13 @@ MakeDispatcher = Callable[..., Dispatcher]
 
 @pytest.fixture
 async def start_backend() -> AsyncIterator[StartBackend]:
-    """``await start_backend(mode, delay=..., status=...)``; every backend is closed at teardown."""
+    """``await start_backend(mode, delay=..., status=..., port=...)``; every backend is closed at teardown."""
     started: list[Backend] = []
 
-    async def start(mode: Mode = Mode.OK, *, delay: float = 0.0, status: int = 200) -> Backend:
+    async def start(mode: Mode = Mode.OK, *, delay: float = 0.0, status: int = 200, port: int = 0) -> Backend:
         b = Backend(mode, delay=delay, status=status)
         started.append(b)
-        return await b.start()
+        return await b.start(port)
 
     yield start
     for b in started:

@@ -18,7 +18,8 @@ from prometheus_client import CollectorRegistry
 
 from mirrorgate.echo import EchoConfig, start_echo
 from mirrorgate.mirror import Dispatcher, MirrorConfig
-from mirrorgate.runtime import Gateway, load_table
+from mirrorgate.serve.config import load_table
+from mirrorgate.serve.plane import DataPlane
 from tests.support.backends import Backend, Mode
 from tests.support.client import Conn, encode_request, roundtrip
 from tests.support.manifests import gateway_doc, route_doc, service_docs
@@ -40,7 +41,7 @@ RULES = """  - matches: [{path: {type: PathPrefix, value: /healthy}}]
 
 
 class Setup:
-    def __init__(self, gateway: Gateway, dispatcher: Dispatcher, healthy: Backend, blackhole: Backend) -> None:
+    def __init__(self, gateway: DataPlane, dispatcher: Dispatcher, healthy: Backend, blackhole: Backend) -> None:
         self.gateway = gateway
         self.dispatcher = dispatcher
         self.healthy = healthy
@@ -62,7 +63,7 @@ async def setup(tmp_path: Path, start_backend: StartBackend) -> AsyncIterator[Se
     path = tmp_path / "gateway.yaml"
     path.write_text(gateway_doc() + services + route_doc(RULES, name="mirrored"))
     table = load_table([str(path)], "127.0.0.1")
-    gateway = Gateway(table, port_overrides={80: 0}, rng=Random(1))
+    gateway = DataPlane(table, port_overrides={80: 0}, rng=Random(1))
     dispatcher = Dispatcher(
         MirrorConfig(timeout=0.3, breaker_failures=3, breaker_open_duration=60.0),
         registry=CollectorRegistry(),

@@ -3,10 +3,10 @@
 import pytest
 
 from mirrorgate.dataplane.headers import encode_forward, forward_headers
-from mirrorgate.ir.table import Endpoint
+from mirrorgate.ir.table import UpstreamAddress
 from mirrorgate.mirror.head import build_head, head_from_parts
 
-EP = Endpoint(address="10.0.0.9", port=8080)
+EP = UpstreamAddress(address="10.0.0.9", port=8080)
 
 
 def head_of(
@@ -48,7 +48,7 @@ def test_request_line_and_headers_are_byte_exact_and_ordered() -> None:
 
 def test_missing_host_gets_the_endpoint_authority() -> None:
     assert b"\r\nhost: 10.0.0.9-shadow:8080\r\n" in head_of([])
-    v6 = build_head(b"GET", b"/", [], False, True).for_endpoint(Endpoint(address="::1", port=80))
+    v6 = build_head(b"GET", b"/", [], False, True).for_endpoint(UpstreamAddress(address="::1", port=80))
     assert b"\r\nhost: [::1]-shadow:80\r\n" in v6
     assert b"\r\nhost: 10.0.0.9:8080\r\n" in head_of([], suffix=False)
 
@@ -113,7 +113,7 @@ def test_head_from_the_primarys_parts_equals_the_head_from_its_headers(
         is_head=method == b"HEAD",
     )
     slow = build_head(method, b"/p?q=1", forwarded, has_body, suffix)
-    for ep in (EP, Endpoint(address="::1", port=80)):
+    for ep in (EP, UpstreamAddress(address="::1", port=80)):
         assert fast.for_endpoint(ep) == slow.for_endpoint(ep)
     assert (fast.chunked, fast.content_length, fast.has_body, fast.is_head) == (
         slow.chunked,

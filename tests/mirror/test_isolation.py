@@ -4,7 +4,7 @@ the circuit breaker stops dialling a refusing or hanging backend, then probes it
 
 import hashlib
 
-from mirrorgate.ir.table import Endpoint
+from mirrorgate.ir.table import UpstreamAddress
 from mirrorgate.mirror import Dispatcher, DropReason
 from tests.support.backends import Backend, Mode, header_flood
 from tests.support.waiting import until
@@ -12,7 +12,7 @@ from tests.support.waiting import until
 from .conftest import BACKEND, MakeDispatcher, StartBackend, make_mirror, refused_endpoint, request_headers
 
 
-def submit_many(d: Dispatcher, endpoint: Endpoint, n: int, *, body: bool = False) -> list[object]:
+def submit_many(d: Dispatcher, endpoint: UpstreamAddress, n: int, *, body: bool = False) -> list[object]:
     """Submit ``n`` mirrored requests back to back, never awaiting: each call must return."""
     returned: list[object] = []
     for i in range(n):

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from mirrorgate.mirror.body import Shadow, Tee
+from mirrorgate.mirror.shadow import Shadow, Tee
 from tests.support.backends import Mode
 from tests.support.waiting import until
 

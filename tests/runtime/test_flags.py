@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from mirrorgate.cli import main
-from tests.runtime.conftest import Backend, Starter, free_port, gateway_yaml, get
+from tests.runtime.conftest import Backend, Starter, gateway_yaml, get
+from tests.support.backends import free_port
 from tests.support.client import Conn as RawClient
 
 

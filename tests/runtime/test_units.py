@@ -11,9 +11,11 @@ import watchfiles
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from mirrorgate.ir.table import RoutingTable, Server
-from mirrorgate.reload import Reloader, ReloadFailed, _PathFilter
-from mirrorgate.runtime import _WorkerTag
-from mirrorgate.supervisor import MergedMetrics
+from mirrorgate.serve.apply import Reloader
+from mirrorgate.serve.config import ConfigInvalid, Loaded
+from mirrorgate.serve.logs import _WorkerTag
+from mirrorgate.serve.source import Trigger, _PathFilter
+from mirrorgate.serve.supervisor import MergedMetrics
 
 
 def test_path_filter_files_directories_and_configmaps(tmp_path: Path) -> None:
@@ -74,23 +76,40 @@ def test_merged_metrics_sum_workers_and_keep_dead_workers_counters() -> None:
     assert _value(merged, "mg_sent_total") == 3
 
 
+class _ListSource:
+    """A ``ConfigSource`` whose loads return (or raise) the given outcomes in turn."""
+
+    def __init__(self, outcomes: list[RoutingTable | ConfigInvalid]) -> None:
+        self.outcomes = outcomes
+
+    def load(self) -> Loaded:
+        out = self.outcomes.pop(0)
+        if isinstance(out, ConfigInvalid):
+            raise out
+        return Loaded(table=out, status={})
+
+    async def watch(self, changed: Trigger, stop: asyncio.Event) -> None:
+        await stop.wait()
+
+
 async def test_reloader_keeps_the_old_config_on_failure_and_coalesces_requests() -> None:
     good = RoutingTable(servers=(Server(address="127.0.0.1", port=80),))
     newer = RoutingTable(servers=(Server(address="127.0.0.1", port=81),))
-    outcomes: list[RoutingTable | ReloadFailed] = [ReloadFailed(["f.yaml: bad"]), newer, newer]
+    source = _ListSource([ConfigInvalid(["f.yaml: bad"]), newer, newer])
     applied: list[RoutingTable] = []
-
-    def load() -> RoutingTable:
-        out = outcomes.pop(0)
-        if isinstance(out, ReloadFailed):
-            raise out
-        return out
 
     async def apply(table: RoutingTable) -> None:
         applied.append(table)
 
     finished = asyncio.Event()
-    reloader = Reloader(good, load=load, table_of=lambda t: t, apply=apply, on_result=lambda _: finished.set())
+    reloader = Reloader(
+        good,
+        source=source,
+        prepare=lambda loaded: loaded.table,
+        table_of=lambda t: t,
+        apply=apply,
+        on_result=lambda _: finished.set(),
+    )
     assert not await reloader.reload()
     assert reloader.current is good
     assert reloader.last_error is not None
@@ -112,7 +131,7 @@ async def test_reloader_keeps_the_old_config_on_failure_and_coalesces_requests()
 
 
 async def test_big_status_lines_pass_between_worker_and_supervisor() -> None:
-    from mirrorgate.supervisor import STATUS_LINE_LIMIT
+    from mirrorgate.serve.worker import STATUS_LINE_LIMIT
 
     reader = asyncio.StreamReader(limit=STATUS_LINE_LIMIT)
     reader.feed_data(b'{"event": "metrics", "text": "' + b"x" * (1 << 20) + b'"}\n')

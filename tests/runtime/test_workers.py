@@ -16,11 +16,11 @@ from tests.runtime.conftest import (
     GatewayProcess,
     Starter,
     admin_json,
-    free_port,
     gateway_yaml,
     get,
     pod_of,
 )
+from tests.support.backends import free_port
 from tests.support.client import Conn, encode_request
 
 MIRRORED = re.compile(r'^mirrorgate_mirror_requests_total\{[^}]*outcome="2xx"[^}]*\} ([0-9.e+]+)$', re.M)

@@ -32,7 +32,7 @@ from typing import Self, cast
 
 import httptools
 
-from mirrorgate.ir.table import Endpoint
+from mirrorgate.ir.table import UpstreamAddress
 from tests.support.client import WAIT
 
 Header = tuple[bytes, bytes]
@@ -108,15 +108,16 @@ class Backend:
         return cls(Mode.SCRIPTED, handler=handler)
 
     @property
-    def endpoint(self) -> Endpoint:
-        return Endpoint(address="127.0.0.1", port=self.port)
+    def endpoint(self) -> UpstreamAddress:
+        return UpstreamAddress(address="127.0.0.1", port=self.port)
 
-    async def start(self) -> Self:
+    async def start(self, port: int = 0) -> Self:
+        """Listen on ``port`` (0: any free one)."""
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if self.mode is Mode.SLOW_READER:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("127.0.0.1", port))
         sock.listen(512)
         sock.setblocking(False)
         if self.handler is not None:

@@ -1,21 +1,24 @@
-"""mirrorgate.httpcore: Go-compatible helpers, checked against cases from Go's own test tables."""
+"""mirrorgate.gocompat (as the echo server uses it) and mirrorgate.echo.http11: Go-compatible helpers,
+checked against cases from Go's own test tables."""
 
 import pytest
 from hypothesis import given, strategies as st
 
-from mirrorgate.httpcore import (
-    GoDurationError,
+from mirrorgate.echo.http11 import (
     HttpDateCache,
     RequestTarget,
     canonical_header_key,
-    go_unescape,
     is_token,
-    parse_go_duration,
-    parse_go_duration_ns,
-    parse_go_query,
     reason_phrase,
     split_request_target,
     status_line,
+)
+from mirrorgate.gocompat import (
+    DurationError as GoDurationError,
+    parse_duration_ns as parse_go_duration_ns,
+    parse_duration_seconds as parse_go_duration,
+    parse_query as parse_go_query,
+    url_unescape as go_unescape,
 )
 
 SECOND = 1_000_000_000

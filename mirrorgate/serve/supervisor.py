@@ -1,37 +1,32 @@
 """``--workers N``: one supervisor process and N worker processes sharing each listener.
 
 Owns: starting, watching and restarting workers, forwarding reloads, the admin server of the
-whole group, graceful stop, and the worker-side entry point (``worker_main``).
+whole group, and graceful stop. The worker side is ``serve/worker.py``.
 
 Rules:
 1. The supervisor is the control plane, the workers are data planes. The supervisor loads,
-   validates, watches and reloads the configuration (the same ``Reloader`` as one process: file
-   changes and SIGHUP); each worker serves the routing tables the supervisor sends it, so every
-   worker serves exactly the supervisor's table, and a worker restarted while the files are
-   broken serves the last good one. Tables travel as length-prefixed JSON frames on the worker's
-   stdin; the first frame is the table to start with. EOF on stdin means the supervisor is gone:
-   the worker stops gracefully. Workers ignore SIGHUP.
-2. Each worker is a fresh interpreter (``python -c``, never ``fork`` of a running loop) that binds
-   every listener with SO_REUSEPORT (the kernel spreads connections over the workers' sockets) and
-   has no admin server. Its settings arrive as JSON in ``MIRRORGATE_WORKER_CONFIG``; it reports
-   ``bound``, each reload's outcome and its metrics as JSON lines on a pipe
-   (``MIRRORGATE_WORKER_STATUS_FD``). Applying a table in a worker is ``Gateway.apply`` (new
-   sockets first, then the matcher swap, then vanished sockets closed), compiled in a thread.
-3. Start: the configuration is validated before any worker starts (bad config: ``StartupError``,
-   exit 1). A worker that exits before it ever bound, while the group is still starting, is a
-   startup failure: every worker is stopped and ``StartupError`` raised. Later, a worker that dies
-   is restarted after a backoff (0.1 s doubling to 10 s, reset once it binds). A reload that a
-   worker cannot apply (a port it cannot bind) is reported on ``/status``; that worker keeps its
-   old table.
-4. Metrics: each worker sends the text exposition of its registry to the supervisor every
-   ``METRICS_EVERY`` seconds (and once more as it stops); ``/metrics`` on the supervisor is the
-   sum over workers of their latest snapshots, sample by sample (counters, histograms and gauges
-   alike: a gauge sums to the whole group's value, e.g. mirror requests in flight). A dead
-   worker's counters and histograms stay counted (its gauges are dropped), so totals never go
-   down; what a killed worker counted in its last ``METRICS_EVERY`` seconds is lost. (Not
-   prometheus-client's multiprocess mode: the mirror metrics are a custom collector over
-   in-memory ints, which that mode cannot see.)
-5. ``/readyz`` is 200 once every worker has bound at least once and while at least one is bound.
+   checks, watches and reloads the configuration (the same ``ConfigSource`` and ``Reloader`` as
+   one process: file changes and SIGHUP); each worker serves the routing tables the supervisor
+   sends it, so every worker serves exactly the supervisor's table, and a worker restarted while
+   the files are broken serves the last good one.
+2. Workers start as ``python -c WORKER_CODE`` with SIGHUP ignored and SIGINT ignored until their
+   loop handles it; the wire (settings, table frames, status lines) is ``serve/worker.py``'s.
+3. Start: the configuration is loaded and checked before any worker starts (bad config:
+   ``StartupError``, exit 1). A worker that exits before it ever bound, while the group is still
+   starting, is a startup failure: every worker is stopped and ``StartupError`` raised. Later, a
+   worker that dies is restarted after a backoff (0.1 s doubling to 10 s, reset once it binds). A
+   reload that a worker cannot apply (a port it cannot bind) is reported on ``/status``; that
+   worker keeps its old table.
+4. Metrics: ``/metrics`` on the supervisor is the sum over workers of their latest snapshots,
+   sample by sample (counters, histograms and gauges alike: a gauge sums to the whole group's
+   value, e.g. mirror requests in flight). A dead worker's counters and histograms stay counted
+   (its gauges are dropped), so totals never go down; what a killed worker counted in its last
+   ``METRICS_EVERY`` seconds is lost. (Not prometheus-client's multiprocess mode: the mirror
+   metrics are a custom collector over in-memory ints, which that mode cannot see.)
+5. ``/readyz`` is 200 once every worker has bound at least once and while at least one is bound,
+   unless the table serves no listener (503 with the reason, ``serve/report.py``). What is served
+   and every problem are logged by the supervisor once, when the group is ready, and after each
+   reload; workers log only their own sockets.
 6. SIGTERM/SIGINT: SIGTERM to every worker (each drains within ``grace``), wait, exit normally (0);
    a worker still running ``grace`` + 5 s later is killed.
 """
@@ -40,59 +35,42 @@ import asyncio
 import logging
 import os
 import signal
-import struct
 import subprocess
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import msgspec
 import uvloop
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from mirrorgate.admin.server import AdminApp
-from mirrorgate.dataplane.matcher import compile
-from mirrorgate.ir.table import RoutingTable
-from mirrorgate.reload import Reloader, ReloadFailed, summary, watch_paths
-from mirrorgate.runtime import (
-    ConfigInvalid,
-    Gateway,
-    Loaded,
-    RunConfig,
-    StartupError,
-    cancel_all,
-    listen_admin,
-    load_config,
-    on_signal,
-    read_stdin_once,
-    setup_logging,
-    status_of,
-)
+from mirrorgate.serve.admin import listen_admin, status_of
+from mirrorgate.serve.apply import Reloader, announce, load_checked
+from mirrorgate.serve.config import Loaded, RunConfig, StartupError
+from mirrorgate.serve.report import not_served
+from mirrorgate.serve.signals import cancel_all, on_signal, until_stopped
+from mirrorgate.serve.source import ConfigSource, FileSource
+from mirrorgate.serve.worker import ENV_CONFIG, ENV_ID, ENV_STATUS_FD, STATUS_LINE_LIMIT, table_frame
 
 log = logging.getLogger("mirrorgate")
 
-ENV_CONFIG = "MIRRORGATE_WORKER_CONFIG"
-ENV_ID = "MIRRORGATE_WORKER_ID"
-ENV_STATUS_FD = "MIRRORGATE_WORKER_STATUS_FD"
-METRICS_EVERY = 1.0  # seconds between a worker's metrics snapshots
-STATUS_LINE_LIMIT = 256 << 20  # a status line carries a metrics snapshot: allow big ones
-FRAME = struct.Struct("!I")  # the length prefix of a table frame on a worker's stdin
-WORKER_CODE = (  # SIGINT is ignored until the worker's loop handles it; SIGHUP always (rule 1)
+WORKER_CODE = (  # SIGINT is ignored until the worker's loop handles it; SIGHUP always (rule 2)
     "import signal; signal.signal(signal.SIGHUP, signal.SIG_IGN); signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-    "from mirrorgate.supervisor import worker_main; raise SystemExit(worker_main())"
+    "from mirrorgate.serve.worker import worker_main; raise SystemExit(worker_main())"
 )
 BACKOFF_MIN = 0.1
 BACKOFF_MAX = 10.0
 KILL_AFTER = 5.0  # seconds past the grace period before a stopping worker is killed
 
 
-def supervise(config: RunConfig) -> None:
+def supervise(config: RunConfig, source: ConfigSource | None = None) -> None:
     """Run ``config.workers`` workers until SIGINT/SIGTERM; raises ``StartupError``."""
     if 0 in config.port_overrides.values():
         raise StartupError("ephemeral port overrides (0) cannot be shared by workers")
-    uvloop.run(Supervisor(config).run())
+    uvloop.run(Supervisor(config, source).run())
 
 
 class WorkerSlot:
@@ -110,7 +88,7 @@ class WorkerSlot:
 
 
 class Supervisor:
-    def __init__(self, config: RunConfig) -> None:
+    def __init__(self, config: RunConfig, source: ConfigSource | None = None) -> None:
         self.config = config
         self.metrics = MergedMetrics()
         self.slots = [WorkerSlot(i) for i in range(config.workers)]
@@ -118,24 +96,23 @@ class Supervisor:
         self.started = asyncio.Event()  # every worker bound at least once
         self.stopping = False
         self.failure: str | None = None
-        self.stdin_text = read_stdin_once(config.paths)
-        loaded = load_config(config.paths, config.bind, self.stdin_text)
+        self.source = source if source is not None else FileSource.of(config)
         self.reloader: Reloader[Loaded] = Reloader(
-            loaded, load=self._load, table_of=lambda c: c.table, apply=self._forward_reload
+            load_checked(self.source),
+            source=self.source,
+            prepare=lambda loaded: loaded,
+            table_of=lambda c: c.table,
+            apply=self._forward_reload,
+            loaded_of=lambda c: c,
         )
 
     async def run(self) -> None:
         admin = await self._start_admin() if self.config.admin is not None else None
         tasks = [asyncio.create_task(self._keep(slot)) for slot in self.slots]
         tasks.append(asyncio.create_task(self.reloader.run()))
-        if self.config.watch:
-            tasks.append(asyncio.create_task(watch_paths(self.config.paths, self.reloader.request, self.stop)))
+        tasks.append(asyncio.create_task(self.source.watch(self.reloader.request, self.stop)))
         try:
-            with (
-                on_signal(signal.SIGINT, self.stop.set),
-                on_signal(signal.SIGTERM, self.stop.set),
-                on_signal(signal.SIGHUP, self.reloader.request),
-            ):
+            with until_stopped(self.stop.set), on_signal(signal.SIGHUP, self.reloader.request):
                 await self.stop.wait()
                 await self._stop_workers(tasks[: len(self.slots)])
         finally:
@@ -147,12 +124,6 @@ class Supervisor:
             raise StartupError(self.failure)
 
     # --- control plane ---------------------------------------------------------------------------------
-
-    def _load(self) -> Loaded:
-        try:
-            return load_config(self.config.paths, self.config.bind, self.stdin_text, notes=False)
-        except ConfigInvalid as exc:
-            raise ReloadFailed(exc.lines) from exc
 
     async def _forward_reload(self, loaded: Loaded) -> None:
         """Send the new table to every live worker (rule 1); workers not started yet get it then."""
@@ -179,13 +150,14 @@ class Supervisor:
             table=lambda: self.reloader.current.table,
             status=status_of(self.reloader, lambda: self.reloader.current.status),
             ready=self.ready,
+            why_not_ready=lambda: not_served(self.reloader.current.status, self.reloader.current.table),
         )
         return await listen_admin(app, self.config.admin)
 
     # --- workers ------------------------------------------------------------------------------------------
 
     async def _keep(self, slot: WorkerSlot) -> None:
-        """Run the slot's worker, restarting it with backoff until the group stops (rule 2)."""
+        """Run the slot's worker, restarting it with backoff until the group stops (rule 3)."""
         backoff = BACKOFF_MIN
         while not self.stopping:
             try:
@@ -275,8 +247,9 @@ class Supervisor:
             return False
         slot.bound = True
         log.info("worker %d ready", slot.index)
-        if all(s.bound for s in self.slots):
+        if all(s.bound for s in self.slots) and not self.started.is_set():
             self.started.set()
+            announce(self.reloader.current)  # once for the group, not once per worker
         return True
 
     async def _stop_workers(self, keepers: list["asyncio.Task[None]"]) -> None:
@@ -340,129 +313,3 @@ def merge_families(snapshots: Iterable[list[Metric]]) -> list[Metric]:
         for (sample_name, labels), value in values[name].items():
             family.add_sample(sample_name, dict(labels), value)
     return list(merged.values())
-
-
-# --- the worker process --------------------------------------------------------------------------------
-
-
-def table_frame(table: RoutingTable) -> bytes:
-    body = msgspec.json.encode(table)
-    return FRAME.pack(len(body)) + body
-
-
-def worker_main() -> int:
-    """Entry point of a worker process (rules 1-2); returns its exit code."""
-    config = msgspec.json.decode(os.environ[ENV_CONFIG], type=RunConfig)
-    index = int(os.environ[ENV_ID])
-    status_fd = int(os.environ[ENV_STATUS_FD])
-    setup_logging(config.access_log, index, config.log_format)
-    try:
-        uvloop.run(_worker(config, status_fd))
-    except StartupError as exc:
-        log.error("%s", exc)
-        return 1
-    return 0
-
-
-class _Worker:
-    """One worker's data plane, fed tables by the supervisor."""
-
-    def __init__(self, config: RunConfig, status_fd: int) -> None:
-        self.config = config
-        self.status_fd = status_fd
-        self.stop = asyncio.Event()
-        self.registry = CollectorRegistry()
-        self.inbox = asyncio.StreamReader()
-
-    def emit(self, event: dict[str, Any]) -> None:
-        try:
-            _write_all(self.status_fd, msgspec.json.encode(event) + b"\n")
-        except OSError:  # the supervisor is gone
-            self.stop.set()
-
-    def send_metrics(self) -> None:
-        self.emit({"event": "metrics", "text": generate_latest(self.registry).decode()})
-
-    async def next_table(self) -> RoutingTable | None:
-        """The next table from the supervisor, decoded off the loop; None at EOF."""
-        try:
-            (size,) = FRAME.unpack(await self.inbox.readexactly(FRAME.size))
-            body = await self.inbox.readexactly(size)
-        except asyncio.IncompleteReadError:
-            return None
-        try:
-            return await asyncio.to_thread(msgspec.json.decode, body, type=RoutingTable)
-        except msgspec.DecodeError:  # a bug: the supervisor encodes what we decode; the framing still holds
-            log.exception("undecodable table from the supervisor; keeping the current one")
-            return await self.next_table()
-
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(self.inbox), sys.stdin)
-        try:
-            table = await self.next_table()
-            if table is not None:
-                await self.serve(table)
-        finally:
-            transport.close()
-            os.close(self.status_fd)
-
-    async def serve(self, table: RoutingTable) -> None:
-        cfg = self.config
-        gateway = Gateway(
-            table,
-            port_overrides=cfg.port_overrides,
-            access_log_json=cfg.access_log_json,
-            mirror_config=cfg.mirror,
-            registry=self.registry,
-            reuse_port=True,
-            limits=cfg.limits,
-        )
-        helpers: list[asyncio.Task[None]] = []
-        try:
-            with on_signal(signal.SIGINT, self.stop.set), on_signal(signal.SIGTERM, self.stop.set):
-                await gateway.start()
-                self.emit({"event": "bound"})
-                helpers.append(asyncio.create_task(self.follow(gateway)))
-                helpers.append(asyncio.create_task(_every(METRICS_EVERY, self.send_metrics)))
-                await self.stop.wait()
-                await cancel_all(helpers)
-                log.info("shutting down (grace %.1fs)", cfg.grace)
-                await gateway.shutdown(cfg.grace)
-        finally:
-            await cancel_all(helpers)
-            self.send_metrics()
-
-    async def follow(self, gateway: Gateway) -> None:
-        """Apply each table the supervisor sends; stop at EOF (the supervisor is gone)."""
-        while (table := await self.next_table()) is not None:
-            if table == gateway.table:
-                continue
-            matcher = await asyncio.to_thread(compile, table)
-            try:
-                await gateway.apply(table, matcher)
-            except StartupError as exc:
-                log.error("reload failed: %s; this worker keeps its previous configuration", exc)
-                self.emit({"event": "reload_failed", "errors": [str(exc)]})
-                continue
-            log.info("reloaded: %s", summary(table))
-            self.emit({"event": "reloaded"})
-        if not self.stop.is_set():
-            log.warning("supervisor gone: stopping")
-            self.stop.set()
-
-
-async def _worker(config: RunConfig, status_fd: int) -> None:
-    await _Worker(config, status_fd).run()
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-async def _every(seconds: float, action: Callable[[], None]) -> None:
-    while True:
-        await asyncio.sleep(seconds)
-        action()

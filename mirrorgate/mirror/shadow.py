@@ -22,17 +22,15 @@ Rules:
 """
 
 import asyncio
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from mirrorgate.errors import UpstreamError
-from mirrorgate.ir.table import Endpoint
+from mirrorgate.ir.table import UpstreamAddress
+from mirrorgate.mirror.backend import BackendState
 from mirrorgate.mirror.config import DropReason
 from mirrorgate.mirror.head import MirrorHead
 from mirrorgate.mirror.metrics import MirrorSeries
 from mirrorgate.upstream.connection import ResponseHead, UpstreamConnection
-
-if TYPE_CHECKING:
-    from mirrorgate.mirror.backend import BackendState
 
 _LAST_CHUNK = b"0\r\n\r\n"
 
@@ -76,8 +74,8 @@ class Shadow:
         self,
         owner: ShadowOwner,
         head: MirrorHead,
-        endpoint: Endpoint,
-        backend: "BackendState",
+        endpoint: UpstreamAddress,
+        backend: "BackendState[Shadow]",
         series: MirrorSeries,
         started: float,
         probe: int,

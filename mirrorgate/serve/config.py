@@ -1,0 +1,94 @@
+"""Run settings, startup errors, and loading the ``-f`` paths into a configuration to serve.
+
+Rules:
+1. Library code raises (``StartupError``) and never exits; ``cli.py`` turns that into exit code 1.
+2. A configuration with any load error is not served: ``ConfigInvalid`` lists every problem, one
+   line each, as ``mirrorgate validate`` prints them.
+3. ``port_overrides`` maps an IR server port to the port actually bound (``0`` = ephemeral); the
+   matcher still sees the IR key, so routing is unchanged. Tests use it; so can users running as
+   non-root on a laptop.
+"""
+
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from mirrorgate.dataplane.limits import Limits
+from mirrorgate.errors import MirrorgateError
+from mirrorgate.ir.table import RoutingTable
+from mirrorgate.mirror.config import MirrorConfig
+from mirrorgate.providers.files import LoadResult, load_paths
+from mirrorgate.status_view import list_view
+from mirrorgate.translate import TranslateOptions, translate
+
+log = logging.getLogger("mirrorgate")
+
+
+class StartupError(MirrorgateError):
+    """The gateway cannot start: invalid configuration or a socket that cannot be bound."""
+
+
+class ConfigInvalid(StartupError):
+    """The configuration has errors; ``lines`` are ``mirrorgate validate``'s lines."""
+
+    def __init__(self, lines: Sequence[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = list(lines)
+
+
+class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
+    paths: tuple[str, ...]
+    bind: str = "0.0.0.0"
+    port_overrides: dict[int, int] = msgspec.field(default_factory=dict)
+    grace: float = 10.0  # seconds in-flight exchanges get on shutdown
+    access_log_json: bool = False
+    access_log: str = "-"  # where access-log lines go: "-" stdout, a file path, or "off"
+    log_format: str = "text"  # "text" or "json" (one object per line) for the process logs
+    log_level: str = "info"  # "debug", "info" or "warning" for the process logs of every process
+    admin: tuple[str, int] | None = ("127.0.0.1", 9901)  # None: no admin server
+    mirror: MirrorConfig = msgspec.field(default_factory=MirrorConfig)
+    watch: bool = True  # reload when a -f path changes on disk
+    workers: int = 1  # > 1: a supervisor and that many worker processes (serve/supervisor.py)
+    reuse_port: bool = False  # SO_REUSEPORT on listeners (set for workers)
+    limits: Limits = msgspec.field(default_factory=Limits)  # per worker (``--limit NAME=VALUE``)
+
+
+class Loaded(msgspec.Struct, frozen=True, kw_only=True):
+    """A loaded and translated configuration: what is served and what ``/status`` shows."""
+
+    table: RoutingTable
+    status: dict[str, Any]  # the kubectl-shaped List of resources with their status
+
+
+def read_paths(paths: Sequence[str], stdin_text: str | None = None) -> LoadResult:
+    """``load_paths``, with a path that cannot be listed (a directory without permission) as a
+    ``ConfigInvalid`` line naming it instead of an ``OSError``."""
+    try:
+        return load_paths(paths, stdin_text)
+    except OSError as exc:
+        name = exc.filename if exc.filename is not None else ", ".join(paths)
+        raise ConfigInvalid([f"{name}: cannot read: {exc.strerror or exc}"]) from exc
+
+
+def load_config(paths: Sequence[str], bind: str, stdin_text: str | None = None, *, notes: bool = True) -> Loaded:
+    """Load and translate; any load error is a ``ConfigInvalid`` listing every problem."""
+    result = read_paths(paths, stdin_text)
+    for note in result.notes:
+        log.log(logging.INFO if notes else logging.DEBUG, "%s", note)
+    if result.errors:
+        raise ConfigInvalid([str(e) for e in result.errors])
+    translated = translate(result.snapshot, TranslateOptions(bind=bind))
+    return Loaded(table=translated.table, status=list_view(result.snapshot, translated.statuses))
+
+
+def load_table(paths: Sequence[str], bind: str) -> RoutingTable:
+    """The routing table of ``paths`` (see ``load_config``)."""
+    return load_config(paths, bind).table
+
+
+def read_stdin_once(paths: Sequence[str]) -> str | None:
+    """Standard input is read once, at start, and reused by every reload."""
+    return sys.stdin.read() if "-" in paths else None

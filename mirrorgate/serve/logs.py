@@ -1,0 +1,95 @@
+"""Process logging: logs on stderr (text or JSON lines), access-log lines on their own handler.
+
+Rules:
+1. Process logs go to stderr; access-log lines (logger ``mirrorgate.access``) to stdout, a file,
+   or nowhere, never mixed with the process logs.
+2. In a worker process every line says which worker wrote it.
+3. ``--log-level`` (debug, info or warning; default info) sets the level of the process logs in
+   every process (the supervisor passes it to its workers in their ``RunConfig``); access-log
+   lines are not process logs and keep their own level. Text lines at warning level and above
+   start with ``warning:`` / ``error:``; JSON lines carry a ``level`` field.
+4. Logger names: ``mirrorgate`` (process life: start, reload, stop), ``mirrorgate.admin``,
+   ``mirrorgate.access`` (access-log lines), and ``mirrorgate.mirror`` for the mirror dispatcher
+   (by convention: each dropped mirror copy at debug, a backend's breaker opening or closing at
+   warning), so ``--log-level debug`` shows every drop and the default shows breaker changes only.
+"""
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+
+
+def setup_logging(access_log: str, worker: int | None = None, log_format: str = "text", level: str = "info") -> None:
+    """Logs to stderr (text, or one JSON object per line with ``log_format="json"``); access-log
+    lines to stdout, a file, or nowhere (``off``). In a worker process every line says which worker
+    wrote it (``[worker N]`` / a ``"worker"`` field; access lines end ``worker=N``, JSON ones get a
+    ``"worker"`` field)."""
+    tag = "" if worker is None else f"[worker {worker}] "
+    handler_err = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler_err.setFormatter(JsonFormatter(worker))
+    else:
+        handler_err.setFormatter(TextFormatter(f"%(asctime)s %(levelprefix)s{tag}%(message)s"))
+    logging.basicConfig(handlers=[handler_err])
+    logging.getLogger().setLevel(LEVELS[level])
+    access = logging.getLogger("mirrorgate.access")
+    access.propagate = False
+    if access_log == "off":
+        access.disabled = True
+        return
+    handler = logging.StreamHandler(sys.stdout) if access_log == "-" else logging.FileHandler(access_log, "a", "utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    if worker is not None:
+        handler.addFilter(_WorkerTag(worker))
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+
+
+class TextFormatter(logging.Formatter):
+    """A text line; ``warning: `` / ``error: `` before the message at those levels (rule 3)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = record.levelno
+        record.levelprefix = "" if level < logging.WARNING else f"{'warning' if level < logging.ERROR else 'error'}: "
+        return super().format(record)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log line: time (UTC, ISO 8601), level, logger, message (and worker)."""
+
+    def __init__(self, worker: int | None = None) -> None:
+        super().__init__()
+        self.worker = worker
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if self.worker is not None:
+            out["worker"] = self.worker
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out)
+
+
+class _WorkerTag(logging.Filter):
+    """Adds the worker number to each access-log line (text: `` worker=N``; JSON: a field)."""
+
+    def __init__(self, worker: int) -> None:
+        super().__init__()
+        self.worker = worker
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        line = record.getMessage()
+        if line.startswith("{"):
+            record.msg, record.args = '{"worker": %d, %s', (self.worker, line[1:])
+        else:
+            record.msg, record.args = "%s worker=%d", (line, self.worker)
+        return True

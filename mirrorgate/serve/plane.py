@@ -1,0 +1,198 @@
+"""``DataPlane``: one process's listening sockets and the state its connections share.
+
+Owns: binding one listening socket per IR ``Server`` (address, port), swapping the compiled
+matcher, and graceful shutdown. It serves whatever table it is given: where tables come from and
+their checks are ``serve/apply.py``'s.
+
+Rules:
+1. Applying a new table (``DataPlane.apply``): open sockets for new (address, port) servers first
+   (any failure closes those and changes nothing), then swap the compiled matcher as one
+   reference, then close the sockets of servers that vanished: their busy connections finish the
+   exchange they started (on the old matcher) and close, idle ones close at once.
+2. Shutdown, in order: stop accepting; close idle client connections (busy ones close after their
+   current exchange); cancel the mirrors (they never hold a primary up); let in-flight exchanges
+   finish within ``grace``; cancel the rest; close the upstream pool.
+3. A server's IR port is bound as ``port_overrides`` says (``0`` = ephemeral); the matcher still
+   sees the IR key, so routing is unchanged.
+4. The mirror dispatcher and the admin server share one Prometheus registry per process.
+"""
+
+import asyncio
+import logging
+from collections.abc import Iterator, Mapping
+from functools import partial
+from random import Random
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from mirrorgate.dataplane.limits import Limits
+from mirrorgate.dataplane.matcher import Matcher, ServerKey, compile
+from mirrorgate.dataplane.protocol import HttpProtocol
+from mirrorgate.dataplane.state import GatewayState
+from mirrorgate.ir.table import RoutingTable, Server
+from mirrorgate.mirror.config import MirrorConfig
+from mirrorgate.mirror.dispatcher import Dispatcher
+from mirrorgate.serve.config import StartupError
+from mirrorgate.upstream.pool import Pool, PoolConfig
+
+log = logging.getLogger("mirrorgate")
+
+
+class DataPlane:
+    """The data plane of one process: listening sockets plus the shared state."""
+
+    def __init__(
+        self,
+        table: RoutingTable,
+        *,
+        port_overrides: Mapping[int, int] | None = None,
+        pool_config: PoolConfig | None = None,
+        rng: Random | None = None,
+        access_log_json: bool = False,
+        mirror_config: MirrorConfig | None = None,
+        registry: CollectorRegistry | None = None,
+        reuse_port: bool = False,
+        limits: Limits | None = None,
+    ) -> None:
+        self.table = table
+        limits = limits or Limits()
+        if pool_config is None:
+            pool_config = PoolConfig(
+                max_response_head_bytes=limits.max_response_head_bytes,
+                max_response_headers=limits.max_response_headers,
+            )
+        self.port_overrides = dict(port_overrides or {})
+        self.reuse_port = reuse_port
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.mirror = Dispatcher(
+            mirror_config,
+            registry=self.registry,
+            rng=rng,
+            head_limits=(limits.max_response_head_bytes, limits.max_response_headers),
+        )
+        self.state = GatewayState(
+            compile(table),
+            Pool(pool_config),
+            rng=rng,
+            access_log_json=access_log_json,
+            mirror=self.mirror,
+            limits=limits,
+        )
+        self.registry.register(_DataPlaneCollector(self.state))
+        self.ready = False  # every listener bound
+        self.listeners: dict[ServerKey, asyncio.Server] = {}  # IR server key -> its listening socket(s)
+        self.bound: dict[ServerKey, int] = {}  # IR server key -> bound port
+
+    @property
+    def servers(self) -> list[asyncio.Server]:
+        return list(self.listeners.values())
+
+    async def start(self) -> None:
+        """Bind every server of the table; on failure nothing stays open."""
+        try:
+            await self.apply(self.table, self.state.matcher)
+        except StartupError:
+            await self.shutdown(0)
+            raise
+        self.ready = True
+
+    async def apply(self, table: RoutingTable, matcher: Matcher | None = None) -> None:
+        """Serve ``table`` (rule 1); raises ``StartupError`` (and changes nothing) when a new
+        server cannot be bound. ``matcher`` is ``compile(table)`` when the caller has it."""
+        wanted = {(s.address, s.port): s for s in table.servers}
+        opened: dict[ServerKey, asyncio.Server] = {}
+        try:
+            for key, server in wanted.items():
+                if key not in self.listeners:
+                    opened[key] = await self._bind(server)
+        except BaseException as exc:  # OSError, or cancelled mid-way: nothing half-applied stays open
+            for srv in opened.values():
+                srv.close()
+            if isinstance(exc, OSError):
+                raise StartupError(f"cannot listen: {exc}") from exc
+            raise
+        self.state.matcher = matcher if matcher is not None else compile(table)
+        self.table = table
+        for key, srv in opened.items():
+            self.listeners[key] = srv
+            self.bound[key] = int(srv.sockets[0].getsockname()[1])
+            log.info("listening on %s:%d (%d listener(s))", key[0], self.bound[key], len(wanted[key].listeners))
+        for key in [k for k in self.listeners if k not in wanted]:
+            self._retire(key)
+
+    async def _bind(self, server: Server) -> asyncio.Server:
+        loop = asyncio.get_running_loop()
+        port = self.port_overrides.get(server.port, server.port)
+        return await loop.create_server(
+            partial(HttpProtocol, self.state, (server.address, server.port)),
+            server.address,
+            port,
+            backlog=1024,
+            reuse_address=True,
+            reuse_port=self.reuse_port or None,
+        )
+
+    def _retire(self, key: ServerKey) -> None:
+        """Stop accepting on a vanished server; its connections close after their exchange."""
+        self.listeners.pop(key).close()
+        port = self.bound.pop(key)
+        busy = 0
+        for conn in list(self.state.connections):
+            if conn.server_key == key:
+                busy += not conn.idle
+                conn.shutdown()
+        log.info("stopped listening on %s:%d (%d busy connection(s) finishing)", key[0], port, busy)
+
+    def port(self, ir_port: int, address: str | None = None) -> int:
+        """The bound port of the server with this IR port (tests)."""
+        for (addr, p), bound in self.bound.items():
+            if p == ir_port and (address is None or addr == address):
+                return bound
+        raise KeyError(ir_port)
+
+    async def shutdown(self, grace: float) -> None:
+        """Stop accepting, let busy connections finish their exchange (closing after it), wait up
+        to ``grace`` seconds, then abort what is left and close the pool."""
+        self.ready = False
+        servers = list(self.listeners.values())
+        self.listeners.clear()
+        for srv in servers:
+            srv.close()
+        for conn in list(self.state.connections):
+            conn.shutdown()
+        await self.mirror.shutdown()
+        try:
+            async with asyncio.timeout(grace):
+                await self.state.no_connections.wait()
+        except TimeoutError:
+            log.warning("grace period over: aborting %d connection(s)", len(self.state.connections))
+        for conn in list(self.state.connections):
+            conn.abort()
+        tasks = set(self.state.tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        self.state.pool.close()
+        for srv in servers:
+            await srv.wait_closed()
+
+
+class _DataPlaneCollector(Collector):
+    """``mirrorgate_connections`` (open client connections), ``mirrorgate_connections_rejected``
+    (closed at accept because ``limits.max_connections`` were open) and ``mirrorgate_tasks``."""
+
+    def __init__(self, state: GatewayState) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[Metric]:
+        state = self.state
+        yield GaugeMetricFamily("mirrorgate_connections", "Open client connections", value=len(state.connections))
+        yield CounterMetricFamily(
+            "mirrorgate_connections_rejected",
+            "Client connections closed at accept because the worker's max-connections were open",
+            value=state.rejected_connections,
+        )
+        yield GaugeMetricFamily("mirrorgate_tasks", "Tasks the data plane is running", value=len(state.tasks))
