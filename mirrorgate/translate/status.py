@@ -1,4 +1,8 @@
-"""Status types and condition builders (Gateway API condition types and reasons)."""
+"""Status types and condition builders (Gateway API condition types and reasons).
+
+Structs omit fields left at their default (``omit_defaults``), so a field the Gateway API schema
+marks required must have no default here.
+"""
 
 from enum import StrEnum
 
@@ -60,10 +64,13 @@ class RouteGroupKind(_S, frozen=True, kw_only=True):
 
 
 class ListenerStatus(_S, frozen=True, kw_only=True):
+    """Gateway API ``ListenerStatus``: all four fields are required by the schema, so none has a
+    default and ``omit_defaults`` never drops them (``attachedRoutes: 0``, ``supportedKinds: []``)."""
+
     name: str
-    supported_kinds: tuple[RouteGroupKind, ...] = msgspec.field(default=(), name="supportedKinds")
-    attached_routes: int = msgspec.field(default=0, name="attachedRoutes")
-    conditions: tuple[Condition, ...] = ()
+    supported_kinds: tuple[RouteGroupKind, ...] = msgspec.field(name="supportedKinds")
+    attached_routes: int = msgspec.field(name="attachedRoutes")
+    conditions: tuple[Condition, ...]
 
 
 class GatewayStatusAddress(_S, frozen=True, kw_only=True):

@@ -1,24 +1,19 @@
 """The admin server over real sockets: every endpoint, readiness, bad input."""
 
-import asyncio
-import json
-
 from prometheus_client import CollectorRegistry, Counter
 
 from mirrorgate.admin.server import AdminApp, start_admin
 from mirrorgate.ir.table import HTTPListener, RoutingTable, Server
+from tests.support.client import Conn, Response
 
 
-async def get(port: int, raw: bytes) -> tuple[int, dict[str, str], bytes]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(raw)
-    await writer.drain()
-    data = await asyncio.wait_for(reader.read(), 10)
-    writer.close()
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode().split("\r\n")
-    headers = dict(line.split(": ", 1) for line in lines[1:])
-    return int(lines[0].split()[1]), headers, body
+async def get(port: int, raw: bytes) -> Response:
+    """One request on a fresh connection; the server answers, then closes with nothing more."""
+    async with await Conn.open(port) as conn:
+        await conn.send(raw)
+        response = await conn.read_response(head=raw.startswith(b"HEAD "))
+        assert await conn.closed_by_peer()
+    return response
 
 
 async def test_admin_endpoints() -> None:
@@ -35,25 +30,25 @@ async def test_admin_endpoints() -> None:
     server = await start_admin(app, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        assert (await get(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))[0] == 200
-        assert (await get(port, b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n"))[0] == 503
+        assert (await get(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")).status == 200
+        assert (await get(port, b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")).status == 503
         ready["v"] = True
-        assert (await get(port, b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n"))[0] == 200
-        status, headers, body = await get(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert status == 200
-        assert headers["Content-Type"].startswith("text/plain")
-        assert b"mirrorgate_test_things_total 3.0" in body
-        status, headers, body = await get(port, b"GET /config_dump HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert headers["Content-Type"] == "application/json"
-        assert json.loads(body)["servers"][0]["listeners"][0]["name"] == "l"
-        status, _, body = await get(port, b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert json.loads(body) == {"items": [], "lastReloadError": None}
-        status, headers, body = await get(port, b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert (status, headers["Content-Length"], body) == (200, "3", b"")
-        assert (await get(port, b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"))[0] == 404
-        assert (await get(port, b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"))[0] == 405
-        assert (await get(port, b"GARBAGE\r\n\r\n"))[0] == 400
-        assert (await get(port, b"GET / HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n"))[0] == 431
+        assert (await get(port, b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")).status == 200
+        r = await get(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert r.status == 200
+        assert (r.header("Content-Type") or "").startswith("text/plain")
+        assert b"mirrorgate_test_things_total 3.0" in r.body
+        r = await get(port, b"GET /config_dump HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert r.header("Content-Type") == "application/json"
+        assert r.json()["servers"][0]["listeners"][0]["name"] == "l"
+        r = await get(port, b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert r.json() == {"items": [], "lastReloadError": None}
+        r = await get(port, b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (r.status, r.header("Content-Length"), r.body) == (200, "3", b"")  # and nothing after the head
+        assert (await get(port, b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")).status == 404
+        assert (await get(port, b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")).status == 405
+        assert (await get(port, b"GARBAGE\r\n\r\n")).status == 400
+        assert (await get(port, b"GET / HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n")).status == 431
     finally:
         server.close()
         await server.wait_closed()

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from mirrorgate.serve.plane import DataPlane
-from tests.dataplane.client import encode_request
-from tests.dataplane.conftest import GatewayFactory, RawBackend, read_request
+from tests.dataplane.conftest import GatewayFactory
+from tests.support.backends import Backend, read_head
+from tests.support.client import encode_request
+from tests.support.manifests import route_doc, service_docs
 
 CONFIG = (Path(__file__).parent / "e2e_data" / "gateway.yaml").read_text()
 BODY = b"hello world"  # 11 bytes
@@ -27,36 +29,16 @@ REPLIES = {
 
 def raw_route(port: int) -> str:
     """A Service ``raw`` at 127.0.0.1:``port`` and a route sending ``/raw`` to it."""
-    return f"""
----
-apiVersion: v1
-kind: Service
-metadata: {{name: raw, namespace: infra}}
-spec: {{ports: [{{port: 8080, targetPort: {port}}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: raw, namespace: infra, labels: {{kubernetes.io/service-name: raw}}}}
-addressType: IPv4
-endpoints: [{{addresses: [127.0.0.1]}}]
-ports: [{{port: {port}}}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: raw, namespace: infra}}
-spec:
-  parentRefs: [{{name: gw}}]
-  rules:
-  - matches: [{{path: {{type: PathPrefix, value: /raw}}}}]
-    backendRefs: [{{name: raw, port: 8080}}]
-"""
+    rules = """  - matches: [{path: {type: PathPrefix, value: /raw}}]
+    backendRefs: [{name: raw, port: 8080}]"""
+    return service_docs("raw", port) + route_doc(rules, name="raw")
 
 
 async def serve_scripted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Answers ``/raw<key>`` with ``REPLIES[key]`` in one write; ``/raw/close`` with a body ended by
     closing the connection; HEAD with the head only."""
     while True:
-        head = await read_request(reader)
+        head = await read_head(reader)
         method, target = head.split(b" ")[:2]
         key = target.decode()[len("/raw") :]
         if key == "/close":
@@ -70,9 +52,8 @@ async def serve_scripted(reader: asyncio.StreamReader, writer: asyncio.StreamWri
 
 @pytest.fixture
 async def gateway(gateway_for: GatewayFactory) -> AsyncIterator[DataPlane]:
-    backend = RawBackend(serve_scripted)
-    port = await backend.start()
-    yield await gateway_for(CONFIG + raw_route(port))
+    backend = await Backend.scripted(serve_scripted).start()
+    yield await gateway_for(CONFIG + raw_route(backend.port))
     await backend.close()
 
 

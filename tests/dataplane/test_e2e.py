@@ -11,8 +11,9 @@ import pytest
 
 from mirrorgate.echo import EchoConfig, start_echo
 from mirrorgate.serve.plane import DataPlane
-from tests.dataplane.client import Conn, encode_request, request
 from tests.dataplane.conftest import GatewayFactory
+from tests.support.client import Conn, encode_request, request
+from tests.support.manifests import grant_doc, service_docs
 
 CONFIG = (Path(__file__).parent / "e2e_data" / "gateway.yaml").read_text()
 
@@ -268,7 +269,7 @@ spec:
 
 async def test_service_parent_gamma(gateway_for: GatewayFactory) -> None:
     """A Service with a clusterIP is served at clusterIP:port; unmatched requests go to its own
-    endpoints, the route decides for what it matches (GEP-1426 mesh routing, seed 001)."""
+    endpoints, the route decides for what it matches (GEP-1426, Service as a parentRef)."""
     gw = await gateway_for(MESH)
     port = gw.port(8080, "127.0.0.3")
     conn = await Conn.open(port, host="127.0.0.3")
@@ -281,38 +282,11 @@ async def test_service_parent_gamma(gateway_for: GatewayFactory) -> None:
     await conn.close()
 
 
-REFS = """
-apiVersion: v1
-kind: Service
-metadata: {name: web-backend, namespace: other}
-spec: {ports: [{port: 8080, targetPort: $v3}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: web-backend, namespace: other, labels: {kubernetes.io/service-name: web-backend}}
-addressType: IPv4
-endpoints: [{addresses: [127.0.0.1]}]
-ports: [{port: $v3}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: not-granted, namespace: other}
-spec: {ports: [{port: 8080, targetPort: $v3}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: not-granted, namespace: other, labels: {kubernetes.io/service-name: not-granted}}
-addressType: IPv4
-endpoints: [{addresses: [127.0.0.1]}]
-ports: [{port: $v3}]
----
-apiVersion: gateway.networking.k8s.io/v1beta1
-kind: ReferenceGrant
-metadata: {name: grant, namespace: other}
-spec:
-  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: infra}]
-  to: [{group: "", kind: Service, name: web-backend}]
----
+REFS = (
+    service_docs("web-backend", "$v3", namespace="other")
+    + service_docs("not-granted", "$v3", namespace="other")
+    + grant_doc("other", "infra", to_name="web-backend")
+    + """---
 apiVersion: v1
 kind: Service
 metadata: {name: v6-manual, namespace: infra}
@@ -346,6 +320,7 @@ spec:
   - matches: [{path: {type: Exact, value: /permanent}}]
     filters: [{type: RequestRedirect, requestRedirect: {statusCode: 308, scheme: https}}]
 """
+)
 
 
 @pytest.fixture

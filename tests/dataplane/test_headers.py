@@ -1,4 +1,5 @@
-"""Unit tests of dataplane.headers, using the tables of the Gateway API filter docs and Envoy's shadow Host rule."""
+"""Unit tests of dataplane.headers, using the tables of the Gateway API type docs
+(``HTTPPathModifier.replacePrefixMatch``, ``HTTPRequestRedirectFilter`` port and scheme)."""
 
 import uuid
 
@@ -137,7 +138,7 @@ def test_replace_header() -> None:
 @pytest.mark.parametrize(
     ("path", "prefix", "replacement", "want"),
     [
-        # the Gateway API HTTPPathModifier docs' table
+        # the table of the HTTPPathModifier.replacePrefixMatch type docs
         (b"/foo/bar", "/foo", "/xyz", b"/xyz/bar"),
         (b"/foo/bar", "/foo/", "/xyz", b"/xyz/bar"),
         (b"/foo/bar", "/foo", "/xyz/", b"/xyz/bar"),
@@ -189,7 +190,7 @@ def _loc(
 @pytest.mark.parametrize(
     ("redirect", "listener_port", "want"),
     [
-        # conformance test HTTPRouteRedirectPortAndScheme, listener 80
+        # HTTPRequestRedirectFilter port and scheme (conformance RedirectPortAndScheme), listener 80
         (Redirect(hostname="example.org"), 80, b"http://example.org/p?q=1"),
         (Redirect(hostname="example.org", port=80), 80, b"http://example.org/p?q=1"),
         (Redirect(hostname="example.org", port=8080), 80, b"http://example.org:8080/p?q=1"),
@@ -220,8 +221,7 @@ def test_redirect_prefix_and_https_listener_and_ipv6() -> None:
     assert (
         _loc(Redirect(path=mod), 80, target=b"/original-prefix/lemon") == b"http://example.com/replacement-prefix/lemon"
     )
-    # a listener on 443 whose request scheme is https (conformance test
-    # HTTPRouteRedirectPortAndScheme, listener 443 rows)
+    # a listener on 443 whose request scheme is https (conformance RedirectPortAndScheme, listener 443)
     assert _loc(Redirect(hostname="example.org"), 443, scheme="https") == b"https://example.org/p?q=1"
     assert _loc(Redirect(hostname="example.org", scheme="http"), 443, scheme="https") == b"http://example.org/p?q=1"
     assert _loc(Redirect(), 8080, host=b"[::1]:8080") == b"http://[::1]:8080/p?q=1"

@@ -30,6 +30,7 @@ from mirrorgate.ir.table import (
     VirtualHost,
 )
 from mirrorgate.upstream.pool import Pool
+from tests.support.waiting import until
 
 KEY = ("0.0.0.0", 80)
 TABLE = RoutingTable(
@@ -350,11 +351,7 @@ async def test_idle_keep_alive_connection_is_closed() -> None:
     t = MockTransport()
     proto.connection_made(t)  # type: ignore[arg-type]
     proto.data_received(GET)
-    for _ in range(500):
-        if t.closed:
-            break
-        await asyncio.sleep(0.01)
-    assert t.closed
+    await until(lambda: t.closed, "the idle connection is closed")
     assert len(parse_responses(bytes(t.buffer))) == 1
     proto.connection_lost(None)
 

@@ -19,8 +19,10 @@ from mirrorgate.ir.table import Mirror
 from mirrorgate.mirror.head import MirrorHead, head_from_parts
 from mirrorgate.serve.config import StartupError, load_table
 from mirrorgate.serve.plane import DataPlane
-from tests.dataplane.client import Conn, encode_request, request
 from tests.dataplane.conftest import GatewayFactory
+from tests.support.backends import free_port
+from tests.support.client import Conn, encode_request, request
+from tests.support.waiting import until
 
 CONFIG = (Path(__file__).parent / "e2e_data" / "gateway.yaml").read_text()
 MIRRORED = (
@@ -47,12 +49,10 @@ async def test_graceful_shutdown_finishes_in_flight(gateway_for: GatewayFactory)
     port = gw.port(80)
     idle = await Conn.open(port)
     busy = await Conn.open(port)
-    await busy.send(encode_request("GET", "/v1/slow?delay=300ms"))
-    for _ in range(500):
-        if any(cast(HttpProtocol, c).running for c in gw.state.connections):
-            break
-        await asyncio.sleep(0.01)
-    assert any(cast(HttpProtocol, c).running for c in gw.state.connections)
+    await busy.send(encode_request("GET", "/v1/slow?delay=1s"))  # still running when seen, however slow the host
+    await until(
+        lambda: any(cast(HttpProtocol, c).running for c in gw.state.connections), "the slow request is in flight"
+    )
     shutdown = asyncio.create_task(gw.shutdown(10.0))
     r = await busy.read_response()
     assert r.status == 200
@@ -171,14 +171,8 @@ async def test_start_fails_cleanly_when_the_port_is_taken(tmp_path: Path) -> Non
             await gw.start()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_cli_run_serves_and_exits_0_on_sigterm(tmp_path: Path, echo_ports: dict[str, int]) -> None:
-    port = _free_port()
+    port = free_port()
     text = CONFIG.replace("port: 80, protocol", f"port: {port}, protocol")
     for name, value in echo_ports.items():
         text = text.replace(f"${name}", str(value))
@@ -232,10 +226,9 @@ async def test_shutdown_aborts_what_outlives_the_grace_period(gateway_for: Gatew
     gw = await gateway_for(CONFIG)
     busy = await Conn.open(gw.port(80))
     await busy.send(encode_request("GET", "/v1/slow?delay=5s"))
-    for _ in range(500):
-        if any(cast(HttpProtocol, c).running for c in gw.state.connections):
-            break
-        await asyncio.sleep(0.01)
+    await until(
+        lambda: any(cast(HttpProtocol, c).running for c in gw.state.connections), "the slow request is in flight"
+    )
     await gw.shutdown(0.05)
     assert await busy.closed_by_peer()
     assert not gw.state.connections

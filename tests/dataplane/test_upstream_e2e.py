@@ -10,23 +10,27 @@ import pytest
 from mirrorgate.dataplane import flow
 from mirrorgate.dataplane.protocol import HttpProtocol
 from mirrorgate.serve.plane import DataPlane
-from tests.dataplane.client import Conn, encode_request, request
-from tests.dataplane.conftest import GatewayFactory, Handler, RawBackend, read_request, single_backend_yaml
+from tests.dataplane.conftest import GatewayFactory
+from tests.support.backends import Backend, Handler, read_head
+from tests.support.client import Conn, encode_request, request
+from tests.support.manifests import gateway_doc, route_doc, service_docs
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
-Start = Callable[[Handler], Awaitable[tuple[DataPlane, RawBackend]]]
+Start = Callable[[Handler], Awaitable[tuple[DataPlane, Backend]]]
 
 
 @pytest.fixture
 async def start(gateway_for: GatewayFactory) -> AsyncIterator[Start]:
-    backends: list[RawBackend] = []
+    backends: list[Backend] = []
 
-    async def go(handler: Handler) -> tuple[DataPlane, RawBackend]:
-        backend = RawBackend(handler)
+    async def go(handler: Handler) -> tuple[DataPlane, Backend]:
+        backend = await Backend.scripted(handler).start()
         backends.append(backend)
-        port = await backend.start()
-        return await gateway_for(single_backend_yaml(port)), backend
+        config = (
+            gateway_doc() + service_docs("raw", backend.port) + route_doc("  - backendRefs: [{name: raw, port: 8080}]")
+        )
+        return await gateway_for(config), backend
 
     yield go
     for b in backends:
@@ -53,11 +57,11 @@ def client_protocol(gw: DataPlane) -> HttpProtocol:
 
 async def test_stale_pooled_connection_is_retried_once_for_get(start: Start) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        first = backend.connections == 1
-        await read_request(reader)
+        first = backend.accepted == 1
+        await read_head(reader)
         writer.write(OK)
         await writer.drain()
-        await read_request(reader)
+        await read_head(reader)
         if first:
             return  # close without answering: the race a keep-alive pool must survive
         writer.write(OK)
@@ -68,15 +72,15 @@ async def test_stale_pooled_connection_is_retried_once_for_get(start: Start) -> 
     assert repr(gw.state.pool) == "<Pool in_use=0 idle=1 waiting=0>"
     r = await request(gw.port(80), path="/b")
     assert r.status == 200
-    assert backend.connections == 2
+    assert backend.accepted == 2
 
 
 async def test_stale_pooled_connection_is_not_retried_for_post(start: Start) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
+        await read_head(reader)
         writer.write(OK)
         await writer.drain()
-        await read_request(reader)
+        await read_head(reader)
 
     gw, _ = await start(handler)
     assert (await request(gw.port(80), path="/a")).status == 200
@@ -85,7 +89,7 @@ async def test_stale_pooled_connection_is_not_retried_for_post(start: Start) -> 
 
 async def test_malformed_upstream_response_is_502(start: Start) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
+        await read_head(reader)
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: nope\r\n\r\n")
         await writer.drain()
         await reader.read()
@@ -96,7 +100,7 @@ async def test_malformed_upstream_response_is_502(start: Start) -> None:
 
 async def test_upstream_cut_mid_body_aborts_the_client(start: Start) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
+        await read_head(reader)
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly-part")
         await writer.drain()
 
@@ -112,7 +116,7 @@ async def test_upstream_cut_mid_body_aborts_the_client(start: Start) -> None:
 
 async def test_close_delimited_upstream_body_is_rechunked(start: Start) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
+        await read_head(reader)
         writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil-eof")
         await writer.drain()
 
@@ -132,7 +136,7 @@ async def test_slow_client_pauses_the_upstream(start: Start) -> None:
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal sent
-        await read_request(reader)
+        await read_head(reader)
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % total)
         chunk = b"z" * 65536
         while sent < total:
@@ -161,7 +165,7 @@ async def test_slow_upstream_pauses_the_client(start: Start) -> None:
     go = asyncio.Event()
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await read_request(reader)
+        head = await read_head(reader)
         assert b"content-length: %d" % total in head.lower()
         await go.wait()
         got = 0

@@ -23,7 +23,8 @@ import pytest
 
 from mirrorgate.serve.config import load_table
 from mirrorgate.serve.plane import DataPlane
-from tests.dataplane.client import Conn, Response, encode_request
+from tests.support.client import Conn, Response, encode_request
+from tests.support.waiting import until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -75,13 +76,6 @@ class Echo:
 
 def logged_at_least(echo: Echo, n: int) -> bool:
     return len(echo.lines()) >= n
-
-
-async def until(check: Callable[[], bool], rounds: int = 400) -> None:
-    for _ in range(rounds):
-        if check():
-            return
-        await asyncio.sleep(0.025)
 
 
 class Seed:
@@ -251,6 +245,8 @@ async def test_gep_3171_sampling_within_3_sigma(seed, example: str, rate: float)
     conns = await asyncio.gather(*(get_many(s.port(80), "mirror.example", paths[k::4]) for k in range(4)))
     assert all(r.status == 200 for batch in conns for r in batch)
     await until(lambda: s.gateway.mirror.stats().tasks == 0)
-    await asyncio.sleep(0.1)
+    sent = s.gateway.mirror.stats().sent
+    await until(lambda: len(s.echo("foo-v2").lines()) >= sent)  # every copy sent is in the echo's log
     hits = len(s.echo("foo-v2").lines())
+    assert hits == sent
     assert within_3_sigma(hits, n, rate), (hits, n * rate)

@@ -3,27 +3,22 @@
 import asyncio
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.echo.client import WAIT, Conn, request
+from tests.echo.conftest import echo_request
+from tests.support.backends import free_port
+from tests.support.client import WAIT, Conn
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_WAIT = 30.0  # seconds; generous for a cold interpreter, never asserted on
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 async def test_run_echo_subprocess_logs_and_exits_cleanly(signum: signal.Signals) -> None:
-    port = _free_port()
+    port = free_port()
     code = (
         "from mirrorgate.echo import EchoConfig, run_echo; "
         f"run_echo(EchoConfig(port={port}, bind='127.0.0.1', name='infra-backend-v1-abc-def'))"
@@ -40,8 +35,8 @@ async def test_run_echo_subprocess_logs_and_exits_cleanly(signum: signal.Signals
 
         target = "/mirror?gateway-api-conformance-request-id=7b1f"
         async with await Conn.open(port) as conn:
-            await conn.send(request(target, headers=(("Host", "httpbin-shadow:8000"),)))
-            response = await conn.response()
+            await conn.send(echo_request(target, headers=(("Host", "httpbin-shadow:8000"),)))
+            response = await conn.read_response()
         logged = await asyncio.wait_for(proc.stderr.readline(), WAIT)
 
         assert response.json()["pod"] == "infra-backend-v1-abc-def"

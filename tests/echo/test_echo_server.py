@@ -10,7 +10,8 @@ import socket
 import pytest
 
 from mirrorgate.echo import EchoConfig, default_pod_name, resolve_identity, start_echo
-from tests.echo.client import WAIT, Conn, Echo, Response, request, roundtrip
+from tests.echo.conftest import Echo, echo_request
+from tests.support.client import WAIT, Conn, Response, roundtrip
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 ECHO_KEYS = ["path", "host", "method", "proto", "headers", "httpPort", "namespace", "ingress", "service", "pod"]
@@ -28,7 +29,7 @@ def _http_client_get(port: int, target: str, headers: dict[str, str]) -> tuple[i
 
 async def test_json_fields_order_and_exact_content_type(echo: Echo) -> None:
     status, headers, body = await asyncio.to_thread(_http_client_get, echo.port, "/hello", {"X-Test": "1"})
-    response = Response("HTTP/1.1", status, "", headers, body)
+    response = Response(status, headers, body)
 
     assert status == 200
     assert response.header("Content-Type") == "application/json"
@@ -48,7 +49,7 @@ async def test_json_fields_order_and_exact_content_type(echo: Echo) -> None:
 
 
 async def test_json_layout_is_go_marshal_indent(echo: Echo) -> None:
-    response = await roundtrip(echo.port, request("/p", headers=(("Host", "h"), ("B", "2"), ("A", "1"))))
+    response = await roundtrip(echo.port, echo_request("/p", headers=(("Host", "h"), ("B", "2"), ("A", "1"))))
 
     lines = response.body.decode().split("\n")
     assert lines[:5] == ["{", ' "path": "/p",', ' "host": "h",', ' "method": "GET",', ' "proto": "HTTP/1.1",']
@@ -67,14 +68,14 @@ async def test_json_layout_is_go_marshal_indent(echo: Echo) -> None:
     ],
 )
 async def test_raw_path_and_query_are_byte_exact(echo: Echo, target: str) -> None:
-    response = await roundtrip(echo.port, request(target))
+    response = await roundtrip(echo.port, echo_request(target))
 
     assert response.status == 200
     assert response.json()["path"] == target
 
 
 async def test_absolute_form_target_gives_host_from_url(echo: Echo) -> None:
-    response = await roundtrip(echo.port, request("http://example.com:8080/p?q=1", headers=(("Host", "other"),)))
+    response = await roundtrip(echo.port, echo_request("http://example.com:8080/p?q=1", headers=(("Host", "other"),)))
 
     assert response.json()["path"] == "http://example.com:8080/p?q=1"
     assert response.json()["host"] == "example.com:8080"
@@ -90,7 +91,7 @@ async def test_headers_are_go_canonicalised_lists_without_host(echo: Echo) -> No
         ("X-Header-Add-Append", "append-val-1,header-val-2"),
         ("x-spaces", "  padded value  "),
     )
-    response = await roundtrip(echo.port, request(headers=headers))
+    response = await roundtrip(echo.port, echo_request(headers=headers))
     data = response.json()
 
     assert data["host"] == "echo.test:8080"
@@ -104,7 +105,7 @@ async def test_headers_are_go_canonicalised_lists_without_host(echo: Echo) -> No
 
 
 async def test_go_json_escaping_and_invalid_utf8(echo: Echo) -> None:
-    raw = request("/j?a=<b>&c", headers=(("Host", "h"), ("X-Odd", 'q"\\\xe9\xff')))
+    raw = echo_request("/j?a=<b>&c", headers=(("Host", "h"), ("X-Odd", 'q"\\\xe9\xff')))
     response = await roundtrip(echo.port, raw)
 
     assert '"path": "/j?a=\\u003cb\\u003e\\u0026c"' in response.body.decode()
@@ -112,14 +113,14 @@ async def test_go_json_escaping_and_invalid_utf8(echo: Echo) -> None:
 
 
 async def test_go_pragma_fix_adds_cache_control(echo: Echo) -> None:
-    response = await roundtrip(echo.port, request(headers=(("Host", "h"), ("Pragma", "no-cache"))))
+    response = await roundtrip(echo.port, echo_request(headers=(("Host", "h"), ("Pragma", "no-cache"))))
 
     assert response.json()["headers"]["Cache-Control"] == ["no-cache"]
 
 
 async def test_echo_set_header_sets_response_headers(echo: Echo) -> None:
     headers = (("Host", "h"), ("X-Echo-Set-Header", "X-Foo: bar, x-lower:v1,X-Foo:baz"))
-    response = await roundtrip(echo.port, request(headers=headers))
+    response = await roundtrip(echo.port, echo_request(headers=headers))
 
     assert ("X-Foo", "bar,baz") in response.headers
     assert ("x-lower", "v1") in response.headers  # case preserved, as echo-basic writes the map key
@@ -127,18 +128,18 @@ async def test_echo_set_header_sets_response_headers(echo: Echo) -> None:
 
 
 async def test_empty_echo_set_header_adds_nothing(echo: Echo) -> None:
-    plain = await roundtrip(echo.port, request())
-    empty = await roundtrip(echo.port, request(headers=(("Host", "h"), ("X-Echo-Set-Header", ""))))
+    plain = await roundtrip(echo.port, echo_request())
+    empty = await roundtrip(echo.port, echo_request(headers=(("Host", "h"), ("X-Echo-Set-Header", ""))))
 
     assert empty.names() == plain.names()
 
 
 async def test_delay_answers_later_without_blocking_other_connections(echo: Echo) -> None:
     async with await Conn.open(echo.port) as slow, await Conn.open(echo.port) as fast:
-        await slow.send(request("/slow?delay=1s"))
-        pending = asyncio.ensure_future(slow.response())
-        await fast.send(request("/fast"))
-        fast_response = await fast.response()
+        await slow.send(echo_request("/slow?delay=1s"))
+        pending = asyncio.ensure_future(slow.read_response())
+        await fast.send(echo_request("/fast"))
+        fast_response = await fast.read_response()
 
         assert fast_response.json()["path"] == "/fast"
         assert not pending.done()  # a 1s delay cannot have elapsed before another answer
@@ -152,7 +153,7 @@ async def test_delay_answers_later_without_blocking_other_connections(echo: Echo
     [("abc", 'time: invalid duration "abc"'), ("5", 'time: missing unit in duration "5"')],
 )
 async def test_invalid_delay_is_a_500_json_error(echo: Echo, value: str, message: str) -> None:
-    response = await roundtrip(echo.port, request(f"/x?delay={value}"))
+    response = await roundtrip(echo.port, echo_request(f"/x?delay={value}"))
 
     assert response.status == 500
     assert response.header("Content-Type") == "application/json"
@@ -160,7 +161,7 @@ async def test_invalid_delay_is_a_500_json_error(echo: Echo, value: str, message
 
 
 async def test_status_path_answers_that_status_with_empty_body(echo: Echo) -> None:
-    response = await roundtrip(echo.port, request("/status/503"))
+    response = await roundtrip(echo.port, echo_request("/status/503"))
 
     assert (response.status, response.reason) == (503, "Service Unavailable")
     assert response.header("Content-Length") == "0"
@@ -169,41 +170,41 @@ async def test_status_path_answers_that_status_with_empty_body(echo: Echo) -> No
 
 @pytest.mark.parametrize("target", ["/status/503?x=1", "/status/5030", "/status/abc"])
 async def test_status_path_must_match_request_uri_exactly(echo: Echo, target: str) -> None:
-    response = await roundtrip(echo.port, request(target))
+    response = await roundtrip(echo.port, echo_request(target))
 
     assert response.status == 400
 
 
 async def test_status_with_unknown_code_uses_go_reason(echo: Echo) -> None:
-    response = await roundtrip(echo.port, request("/status/599"))
+    response = await roundtrip(echo.port, echo_request("/status/599"))
 
     assert (response.status, response.reason) == (599, "status code 599")
 
 
 async def test_health(echo: Echo) -> None:
-    response = await roundtrip(echo.port, request("/health"))
+    response = await roundtrip(echo.port, echo_request("/health"))
 
     assert (response.status, response.body) == (200, b"OK")
 
 
 async def test_retry_fails_then_echoes(echo: Echo) -> None:
     target = "/retry/x?uuid=u1&succeedAfter=2&responseCode=503"
-    statuses = [(await roundtrip(echo.port, request(target))).status for _ in range(3)]
+    statuses = [(await roundtrip(echo.port, echo_request(target))).status for _ in range(3)]
 
     assert statuses == [503, 503, 200]
 
 
 async def test_retry_without_response_code_resets_the_connection(echo: Echo) -> None:
     async with await Conn.open(echo.port) as conn:
-        await conn.send(request("/retry/x?uuid=u2&succeedAfter=1"))
+        await conn.send(echo_request("/retry/x?uuid=u2&succeedAfter=1"))
         with pytest.raises((ConnectionResetError, asyncio.IncompleteReadError)):
-            await conn.response()
-    response = await roundtrip(echo.port, request("/retry/x?uuid=u2&succeedAfter=1"))
+            await conn.read_response()
+    response = await roundtrip(echo.port, echo_request("/retry/x?uuid=u2&succeedAfter=1"))
     assert response.json()["path"] == "/retry/x?uuid=u2&succeedAfter=1"
 
 
 async def test_retry_requires_uuid(echo: Echo) -> None:
-    response = await roundtrip(echo.port, request("/retry/x?succeedAfter=1"))
+    response = await roundtrip(echo.port, echo_request("/retry/x?succeedAfter=1"))
 
     assert (response.status, response.body) == (400, b"uuid is required")
 
@@ -211,8 +212,8 @@ async def test_retry_requires_uuid(echo: Echo) -> None:
 async def test_keep_alive_three_sequential_requests(echo: Echo) -> None:
     async with await Conn.open(echo.port) as conn:
         for index in range(3):
-            await conn.send(request(f"/seq/{index}"))
-            response = await conn.response()
+            await conn.send(echo_request(f"/seq/{index}"))
+            response = await conn.read_response()
             assert response.status == 200
             assert response.header("Connection") is None
             assert response.json()["path"] == f"/seq/{index}"
@@ -223,8 +224,8 @@ async def test_keep_alive_three_sequential_requests(echo: Echo) -> None:
 
 async def test_pipelined_requests_are_answered_in_order(echo: Echo) -> None:
     async with await Conn.open(echo.port) as conn:
-        await conn.send(request("/first?delay=200ms") + request("/second"))
-        first, second = await conn.response(), await conn.response()
+        await conn.send(echo_request("/first?delay=200ms") + echo_request("/second"))
+        first, second = await conn.read_response(), await conn.read_response()
 
     assert first.json()["path"] == "/first?delay=200ms"
     assert second.json()["path"] == "/second"
@@ -232,8 +233,8 @@ async def test_pipelined_requests_are_answered_in_order(echo: Echo) -> None:
 
 async def test_many_pipelined_requests_with_flow_control(echo: Echo) -> None:
     async with await Conn.open(echo.port) as conn:
-        await conn.send(b"".join(request(f"/p/{index}") for index in range(100)))
-        paths = [(await conn.response()).json()["path"] for _ in range(100)]
+        await conn.send(b"".join(echo_request(f"/p/{index}") for index in range(100)))
+        paths = [(await conn.read_response()).json()["path"] for _ in range(100)]
 
     assert paths == [f"/p/{index}" for index in range(100)]
 
@@ -242,12 +243,12 @@ async def test_chunked_body_is_counted_and_hashed(echo: Echo) -> None:
     chunks = [b"hello ", b"chunked ", os.urandom(70_000), b"world"]
     body = b"".join(chunks)
     encoded = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for chunk in chunks) + b"0\r\n\r\n"
-    head = request("/upload", method="POST", headers=(("Host", "h"), ("Transfer-Encoding", "chunked")))
+    head = echo_request("/upload", method="POST", headers=(("Host", "h"), ("Transfer-Encoding", "chunked")))
     async with await Conn.open(echo.port) as conn:
         await conn.send(head)
         for index in range(0, len(encoded), 4096):
             await conn.send(encoded[index : index + 4096])
-        response = await conn.response()
+        response = await conn.read_response()
 
     assert response.status == 200
     assert response.header("X-Echo-Body-Length") == str(len(body))
@@ -259,10 +260,10 @@ async def test_chunked_body_is_counted_and_hashed(echo: Echo) -> None:
 async def test_one_mib_content_length_body_is_hashed(echo: Echo) -> None:
     body = os.urandom(1 << 20)
     async with await Conn.open(echo.port) as conn:
-        await conn.send(request("/big", method="PUT", body=body))
-        response = await conn.response()
-        await conn.send(request("/after"))  # the connection is still usable
-        after = await conn.response()
+        await conn.send(echo_request("/big", method="PUT", body=body))
+        response = await conn.read_response()
+        await conn.send(echo_request("/after"))  # the connection is still usable
+        after = await conn.read_response()
 
     assert response.header("X-Echo-Body-Length") == str(1 << 20)
     assert response.header("X-Echo-Body-Sha256") == hashlib.sha256(body).hexdigest()
@@ -271,12 +272,14 @@ async def test_one_mib_content_length_body_is_hashed(echo: Echo) -> None:
 
 
 async def test_expect_100_continue(echo: Echo) -> None:
-    head = request("/e", method="POST", headers=(("Host", "h"), ("Expect", "100-continue"), ("Content-Length", "3")))
+    head = echo_request(
+        "/e", method="POST", headers=(("Host", "h"), ("Expect", "100-continue"), ("Content-Length", "3"))
+    )
     async with await Conn.open(echo.port) as conn:
         await conn.send(head)
         interim = await asyncio.wait_for(conn.reader.readuntil(b"\r\n\r\n"), WAIT)
         await conn.send(b"abc")
-        response = await conn.response()
+        response = await conn.read_response()
 
     assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
     assert response.header("X-Echo-Body-Length") == "3"
@@ -284,9 +287,9 @@ async def test_expect_100_continue(echo: Echo) -> None:
 
 async def test_head_has_length_but_no_body(echo: Echo) -> None:
     async with await Conn.open(echo.port) as conn:
-        await conn.send(request("/h", method="HEAD") + request("/next"))
-        head = await conn.response(head=True)
-        following = await conn.response()
+        await conn.send(echo_request("/h", method="HEAD") + echo_request("/next"))
+        head = await conn.read_response(head=True)
+        following = await conn.read_response()
 
     assert head.status == 200
     assert int(head.header("Content-Length") or "0") > 0
@@ -296,29 +299,29 @@ async def test_head_has_length_but_no_body(echo: Echo) -> None:
 async def test_http10_closes_after_response(echo: Echo) -> None:
     async with await Conn.open(echo.port) as conn:
         await conn.send(b"GET /old HTTP/1.0\r\n\r\n")
-        response = await conn.response()
+        response = await conn.read_response()
 
         assert response.version == "HTTP/1.0"
         assert response.json()["proto"] == "HTTP/1.0"
         assert response.json()["host"] == ""
-        assert await conn.at_eof()
+        assert await conn.closed_by_peer()
 
 
 async def test_http10_keep_alive_stays_open(echo: Echo) -> None:
     async with await Conn.open(echo.port) as conn:
         for _ in range(2):
             await conn.send(b"GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
-            response = await conn.response()
+            response = await conn.read_response()
             assert response.header("Connection") == "keep-alive"
 
 
 async def test_connection_close_is_honoured(echo: Echo) -> None:
     async with await Conn.open(echo.port) as conn:
-        await conn.send(request(headers=(("Host", "h"), ("Connection", "close"))) + request("/ignored"))
-        response = await conn.response()
+        await conn.send(echo_request(headers=(("Host", "h"), ("Connection", "close"))) + echo_request("/ignored"))
+        response = await conn.read_response()
 
         assert response.header("Connection") == "close"
-        assert await conn.at_eof()
+        assert await conn.closed_by_peer()
 
 
 @pytest.mark.parametrize(
@@ -335,37 +338,37 @@ async def test_connection_close_is_honoured(echo: Echo) -> None:
 async def test_malformed_request_is_400_and_close(echo: Echo, data: bytes, status: int, body: bytes) -> None:
     async with await Conn.open(echo.port) as conn:
         await conn.send(data)
-        response = await conn.response()
+        response = await conn.read_response()
 
         assert (response.status, response.body) == (status, body)
-        assert await conn.at_eof()
+        assert await conn.closed_by_peer()
 
 
 async def test_bad_chunk_after_good_request_answers_both(echo: Echo) -> None:
     bad = b"POST /b HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
     async with await Conn.open(echo.port) as conn:
-        await conn.send(request("/good") + bad)
-        good, failed = await conn.response(), await conn.response()
+        await conn.send(echo_request("/good") + bad)
+        good, failed = await conn.read_response(), await conn.read_response()
 
         assert good.json()["path"] == "/good"
         assert failed.status == 400
-        assert await conn.at_eof()
+        assert await conn.closed_by_peer()
 
 
 async def test_oversized_header_block_is_431(echo: Echo) -> None:
     async with await Conn.open(echo.port) as conn:
-        conn.writer.write(request(headers=(("Host", "h"), ("X-Big", "a" * (1 << 21)))))
-        response = await conn.response()  # the server answers while we are still sending
+        conn.writer.write(echo_request(headers=(("Host", "h"), ("X-Big", "a" * (1 << 21)))))
+        response = await conn.read_response()  # the server answers while we are still sending
 
         assert response.status == 431
-        assert await conn.at_eof()
+        assert await conn.closed_by_peer()
 
 
 async def test_log_line_matches_echo_basic(echo: Echo) -> None:
     target = "/mirror?gateway-api-conformance-request-id=abc"
     async with await Conn.open(echo.port) as conn:
-        await conn.send(request(target))
-        await conn.response()
+        await conn.send(echo_request(target))
+        await conn.read_response()
 
     expected = f"Echoing back request made to {target} to client (127.0.0.1:{conn.local_port})"
     assert f"{expected} body_length=0 body_sha256={EMPTY_SHA256} host=echo.test" in echo.log_lines()
@@ -383,8 +386,8 @@ async def test_log_line_names_the_host_as_go_sees_it(
     echo: Echo, target: str, version: str, headers: tuple[tuple[str, str], ...], host: str
 ) -> None:
     async with await Conn.open(echo.port) as conn:
-        await conn.send(request(target, headers=headers, version=version))
-        await conn.response()
+        await conn.send(echo_request(target, headers=headers, version=version))
+        await conn.read_response()
 
     assert echo.log_lines()[-1].endswith(f" body_sha256={EMPTY_SHA256} host={host}")
 
@@ -407,10 +410,10 @@ async def test_close_ends_a_delayed_request() -> None:
     log = _LogWatch("/forever")
     server = await start_echo(EchoConfig(port=0, bind="127.0.0.1", name="x-a-b"), log=log)
     async with await Conn.open(server.port) as conn:
-        await conn.send(request("/forever?delay=1h"))
+        await conn.send(echo_request("/forever?delay=1h"))
         await asyncio.wait_for(log.seen.wait(), WAIT)  # the request is now sleeping in its delay
         await server.close()
-        assert await conn.at_eof()
+        assert await conn.closed_by_peer()
 
 
 async def test_port_out_of_range_is_rejected() -> None:
@@ -439,7 +442,7 @@ def test_default_pod_name_is_deployment_shaped_and_stable() -> None:
 
 
 async def test_status_204_has_no_content_length(echo: Echo) -> None:
-    response = await roundtrip(echo.port, request("/status/204"))
+    response = await roundtrip(echo.port, echo_request("/status/204"))
 
     assert response.status == 204
     assert response.header("Content-Length") is None
@@ -447,9 +450,9 @@ async def test_status_204_has_no_content_length(echo: Echo) -> None:
 
 async def test_status_1xx_is_interim_then_200_like_go(echo: Echo) -> None:
     async with await Conn.open(echo.port) as conn:
-        await conn.send(request("/status/103"))
+        await conn.send(echo_request("/status/103"))
         interim = await asyncio.wait_for(conn.reader.readuntil(b"\r\n\r\n"), WAIT)
-        final = await conn.response()
+        final = await conn.read_response()
 
     assert interim == b"HTTP/1.1 103 Early Hints\r\n\r\n"
     assert final.status == 200
@@ -457,6 +460,6 @@ async def test_status_1xx_is_interim_then_200_like_go(echo: Echo) -> None:
 
 async def test_status_below_100_closes_without_response_like_go_panic(echo: Echo) -> None:
     async with await Conn.open(echo.port) as conn:
-        await conn.send(request("/status/099"))
+        await conn.send(echo_request("/status/099"))
 
-        assert await conn.at_eof()
+        assert await conn.closed_by_peer()

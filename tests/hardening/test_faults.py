@@ -3,7 +3,7 @@ the real in-process gateway. After each fault the gateway must hold no client co
 task and no upstream connection in use (``gateway.state.connections``/``tasks``/``pool``), and
 must have logged no error.
 
-The route ``/fault`` goes to a scripted backend (``Scripted(handler)``) with a 1 s
+The route ``/fault`` goes to a scripted backend (``Backend.scripted(handler)``) with a 1 s
 ``backendRequest`` timeout, ``/stream`` to the same backend without a timeout; everything else
 goes to the recording backend of ``Harness``. Nothing asserts on time: waits are bounded and only
 fail the test when exceeded.
@@ -20,27 +20,11 @@ import pytest
 
 from mirrorgate.dataplane.limits import Limits
 from mirrorgate.dataplane.protocol import SLICE, HttpProtocol
-from tests.dataplane.conftest import Handler, RawBackend
-from tests.hardening.conftest import WAIT, Harness, HarnessFactory, RawClient
-
-Scripted = RawBackend  # the scripted loopback backend the data-plane tests use
-
-
-def fault_docs(port: int) -> str:
-    return f"""---
-apiVersion: v1
-kind: Service
-metadata: {{name: fault, namespace: infra}}
-spec: {{ports: [{{port: 8080, targetPort: {port}}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: fault, namespace: infra, labels: {{kubernetes.io/service-name: fault}}}}
-addressType: IPv4
-endpoints: [{{addresses: [127.0.0.1]}}]
-ports: [{{port: {port}}}]
-"""
-
+from tests.hardening.conftest import Harness, HarnessFactory
+from tests.support.backends import Backend, Handler, answer_once, free_port, header_flood, read_head
+from tests.support.client import WAIT, Conn, parse_head
+from tests.support.manifests import service_docs
+from tests.support.waiting import until
 
 FAULT_RULE = """  - matches: [{path: {type: PathPrefix, value: /fault}}]
     timeouts: {backendRequest: 1s}
@@ -56,21 +40,16 @@ class FaultFactory(Protocol):
 
 @pytest.fixture
 async def with_fault(make_harness: HarnessFactory) -> AsyncIterator[FaultFactory]:
-    backends: list[Scripted] = []
+    backends: list[Backend] = []
 
     async def make(handler: Handler, *, limits: Limits | None = None) -> Harness:
-        backend = Scripted(handler)
+        backend = await Backend.scripted(handler).start()
         backends.append(backend)
-        port = await backend.start()
-        return await make_harness(extra_rules=FAULT_RULE, extra_docs=fault_docs(port), limits=limits)
+        return await make_harness(extra_rules=FAULT_RULE, extra_docs=service_docs("fault", backend.port), limits=limits)
 
     yield make
     for b in backends:
         await b.close()
-
-
-async def read_head(reader: asyncio.StreamReader) -> bytes:
-    return await reader.readuntil(b"\r\n\r\n")
 
 
 async def assert_no_leaks(h: Harness) -> None:
@@ -78,10 +57,10 @@ async def assert_no_leaks(h: Harness) -> None:
     st = h.gateway.state
     async with asyncio.timeout(WAIT):
         await st.no_connections.wait()
-    for _ in range(500):  # tasks end and connections return on later loop turns (bounded)
-        if not st.tasks and "in_use=0 " in repr(st.pool):
-            break
-        await asyncio.sleep(0.01)
+    try:  # tasks end and connections return on later loop turns
+        await until(lambda: not st.tasks and "in_use=0 " in repr(st.pool))
+    except AssertionError:
+        pass  # what is left is reported next
     assert (len(st.connections), len(st.tasks)) == (0, 0)
     assert "in_use=0 " in repr(st.pool)
     assert "waiting=0" in repr(st.pool)
@@ -90,7 +69,7 @@ async def assert_no_leaks(h: Harness) -> None:
 
 async def one(h: Harness, target: str = "/fault") -> tuple[int | None, bool]:
     """One request on a fresh connection: (status or None, connection closed by the gateway)."""
-    client = await RawClient.open(h.port)
+    client = await Conn.open(h.port)
     try:
         await client.send(f"GET {target} HTTP/1.1\r\nHost: a\r\n\r\n".encode())
         reply = await client.read_reply()
@@ -103,17 +82,6 @@ async def one(h: Harness, target: str = "/fault") -> tuple[int | None, bool]:
 
 
 # --- malformed responses --------------------------------------------------------------------------
-
-
-def answer(data: bytes, then_close: bool = True) -> Handler:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_head(reader)
-        writer.write(data)
-        await writer.drain()
-        if not then_close:
-            await reader.read()
-
-    return handler
 
 
 BAD_RESPONSES = {
@@ -132,7 +100,7 @@ BAD_RESPONSES = {
 
 @pytest.mark.parametrize("case", sorted(BAD_RESPONSES))
 async def test_malformed_response_is_502(with_fault: FaultFactory, case: str) -> None:
-    h = await with_fault(answer(BAD_RESPONSES[case], then_close=False))
+    h = await with_fault(answer_once(BAD_RESPONSES[case]))
     status, closed = await one(h)
     assert (status, closed) == (502, False)
     await assert_no_leaks(h)
@@ -160,10 +128,7 @@ async def test_backend_reset_is_502(with_fault: FaultFactory) -> None:
 
 
 async def test_refused_is_503(make_harness: HarnessFactory) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    h = await make_harness(extra_rules=FAULT_RULE, extra_docs=fault_docs(port))
+    h = await make_harness(extra_rules=FAULT_RULE, extra_docs=service_docs("fault", free_port()))
     assert await one(h) == (503, False)
     await assert_no_leaks(h)
 
@@ -176,7 +141,7 @@ async def test_backend_closes_mid_response_closes_the_client(with_fault: FaultFa
         writer.close()
 
     h = await with_fault(handler)
-    client = await RawClient.open(h.port)
+    client = await Conn.open(h.port)
     try:
         await client.send(b"GET /fault HTTP/1.1\r\nHost: a\r\n\r\n")
         async with asyncio.timeout(WAIT):
@@ -200,7 +165,7 @@ async def test_chunked_response_cut_mid_body_closes_the_client(with_fault: Fault
         writer.close()
 
     h = await with_fault(handler)
-    client = await RawClient.open(h.port)
+    client = await Conn.open(h.port)
     try:
         await client.send(b"GET /fault HTTP/1.1\r\nHost: a\r\n\r\n")
         async with asyncio.timeout(WAIT):
@@ -224,21 +189,20 @@ async def test_chunked_response_cut_mid_body_closes_the_client(with_fault: Fault
 )
 async def test_head_and_error_in_one_read_is_502(with_fault: FaultFactory, body: bytes) -> None:
     """A head parsed in the same upstream read as the error was never written to the client: it
-    is discarded, and the client gets a 502 on a connection that stays usable (finding 10)."""
-    h = await with_fault(answer(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + body, then_close=False))
+    is discarded, and the client gets a 502 on a connection that stays usable."""
+    h = await with_fault(answer_once(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + body))
     assert await one(h) == (502, False)
     await assert_no_leaks(h)
 
 
 async def test_interim_responses_are_swallowed(with_fault: FaultFactory) -> None:
     h = await with_fault(
-        answer(
+        answer_once(
             b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\n"
-            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nhi",
-            then_close=False,
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nhi"
         )
     )
-    client = await RawClient.open(h.port)
+    client = await Conn.open(h.port)
     try:
         await client.send(b"GET /fault HTTP/1.1\r\nHost: a\r\n\r\n")
         reply = await client.read_reply()
@@ -266,20 +230,8 @@ async def test_trickling_backend_hits_the_backend_request_timeout(with_fault: Fa
 
 async def test_header_flood_is_502(with_fault: FaultFactory) -> None:
     """A response head of 4 MiB (64 Ki header lines): the gateway must refuse it, not buffer it."""
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_head(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\n")
-        line = b"x-flood: " + b"a" * 54 + b"\r\n"
-        for _ in range(64):
-            writer.write(line * 1024)
-            await writer.drain()
-        writer.write(b"content-length: 0\r\n\r\n")
-        await writer.drain()
-        await reader.read()
-
-    h = await with_fault(handler)
-    client = await RawClient.open(h.port)
+    h = await with_fault(header_flood)
+    client = await Conn.open(h.port)
     try:
         await client.send(b"GET /fault HTTP/1.1\r\nHost: a\r\n\r\n")
         async with asyncio.timeout(WAIT):
@@ -362,7 +314,7 @@ async def test_slowloris_head_is_cut_off(make_harness: HarnessFactory) -> None:
     head completes; nothing is forwarded."""
     harness = await make_harness(limits=Limits(header_timeout=0.5))
     head = b"GET /slow HTTP/1.1\r\nHost: a\r\nX-Pad: " + b"p" * 200 + b"\r\n\r\n"  # 25 s at 10 bytes/s
-    client = await RawClient.open(harness.port)
+    client = await Conn.open(harness.port)
     reading = asyncio.ensure_future(client.reader.read())  # completes when the gateway closes
     sent = 0
     try:
@@ -390,7 +342,7 @@ async def test_slowloris_head_is_cut_off(make_harness: HarnessFactory) -> None:
 
 async def test_slowloris_gets_408(make_harness: HarnessFactory) -> None:
     harness = await make_harness(limits=Limits(header_timeout=0.3))
-    client = await RawClient.open(harness.port)
+    client = await Conn.open(harness.port)
     try:
         await client.send(b"GET /slow HTTP/1.1\r\nHost: a\r\n")
         async with asyncio.timeout(WAIT):
@@ -408,7 +360,7 @@ async def test_client_gone_mid_upload_releases_everything(with_fault: FaultFacto
         await reader.read()
 
     h = await with_fault(handler)
-    client = await RawClient.open(h.port)
+    client = await Conn.open(h.port)
     await client.send(b"POST /fault HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000000\r\n\r\n" + b"u" * (1 << 20))
     client.writer.transport.abort()
     await assert_no_leaks(h)
@@ -416,27 +368,24 @@ async def test_client_gone_mid_upload_releases_everything(with_fault: FaultFacto
 
 async def test_slow_body_is_cut_off(with_fault: FaultFactory) -> None:
     """Head complete, then a body byte every 100 ms (10 B/s), with ``body_timeout`` 0.3 s and
-    ``min_body_rate`` 500 B/s: the gateway gives up on the client (408, closed) within a bounded
-    wait (R.U.D.Y.), and releases the upstream connection."""
+    ``min_body_rate`` 500 B/s: the gateway gives up on the client with a 408 and closes the
+    connection (R.U.D.Y.), and releases the upstream connection. The client keeps writing until
+    the answer arrives, so the close may find it writing: what the gateway sent is still read."""
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read()
 
     h = await with_fault(handler, limits=Limits(body_timeout=0.3))
-    client = await RawClient.open(h.port)
-    try:
+    async with await Conn.open(h.port) as client:
         await client.send(b"POST /stream HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n")
-        async with asyncio.timeout(2.0):
-            while not client.reader.at_eof():
+        received = asyncio.create_task(client.read_until_closed())
+        async with asyncio.timeout(WAIT):
+            while not received.done():
                 await client.send(b"b")
-                try:
-                    async with asyncio.timeout(0.1):
-                        if await client.reader.read(1 << 16) == b"":
-                            break
-                except TimeoutError:
-                    pass
-    finally:
-        await client.close()
+                await asyncio.wait([received], timeout=0.1)
+        answer = await received
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert parse_head(answer[: answer.index(b"\r\n\r\n") + 4]).header("connection") == "close", answer
     await assert_no_leaks(h)
 
 
@@ -445,7 +394,7 @@ async def test_pipelined_flood_is_bounded(harness: Harness) -> None:
     gateway serves them in order, but stops parsing at the first slice boundary once
     ``max_pipelined`` requests are queued; the rest stays unparsed bytes until the queue drains."""
     req = b"GET /p HTTP/1.1\r\nHost: a\r\n\r\n"
-    client = await RawClient.open(harness.port)
+    client = await Conn.open(harness.port)
     try:
         client.writer.write(req * ((256 << 10) // len(req)))
         await harness.primary.wait_for(lambda: len(harness.primary.seen) >= 50)
@@ -460,7 +409,7 @@ async def test_pipelined_burst_is_answered_in_order(harness: Harness) -> None:
     """500 pipelined requests in one write (far more than ``max_pipelined``, and parsed in slices):
     every one is answered, in order, and the connection stays open."""
     count = 500
-    client = await RawClient.open(harness.port)
+    client = await Conn.open(harness.port)
     try:
         client.writer.write(b"".join(b"GET /p%d HTTP/1.1\r\nHost: a\r\n\r\n" % i for i in range(count)))
         statuses = []

@@ -32,7 +32,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from mirrorgate.serve.config import load_table
 from mirrorgate.serve.plane import DataPlane
-from tests.hardening.conftest import ErrorRecords, RecordingBackend, gateway_yaml
+from tests.hardening.conftest import ErrorRecords, gateway_yaml
+from tests.support.backends import Backend
+from tests.support.waiting import until
 
 EXAMPLES = int(os.environ.get("MIRRORGATE_FUZZ_EXAMPLES", "50"))
 FUZZ = settings(
@@ -41,7 +43,7 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     derandomize=EXAMPLES <= 50,  # CI: the same examples every run
 )
-READ_TIMEOUT = 5.0  # seconds a reply may take: exceeding it is the "hang" this test exists to find
+READ_TIMEOUT = 10.0  # seconds a reply may take: exceeding it is the "hang" this test exists to find
 ALLOWED = {200, 400, 414, 431, 501, 505}  # 200 = proxied; the rest are the gateway's own rejections
 
 
@@ -54,8 +56,8 @@ class Served:
         self.errors = ErrorRecords()
         self.loop_errors: list[str] = []
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.backend = RecordingBackend()
-        self.mirror = RecordingBackend()
+        self.backend = Backend()
+        self.mirror = Backend()
         self.gateway: DataPlane | None = None
         self.port = 0
 
@@ -85,10 +87,10 @@ class Served:
     async def _idle(self) -> tuple[int, int]:
         assert self.gateway is not None
         st_ = self.gateway.state
-        for _ in range(500):
-            if not st_.connections and not st_.tasks:
-                break
-            await asyncio.sleep(0.01)
+        try:
+            await until(lambda: not st_.connections and not st_.tasks)
+        except AssertionError:
+            pass  # what is left is reported
         return len(st_.connections), len(st_.tasks)
 
     def idle(self) -> tuple[int, int]:

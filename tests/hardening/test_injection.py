@@ -12,7 +12,8 @@ import pytest
 from mirrorgate.cli import _parser
 from mirrorgate.providers.files import load_paths
 from mirrorgate.serve.config import RunConfig, load_table
-from tests.hardening.conftest import HarnessFactory, RawClient, gateway_yaml
+from tests.hardening.conftest import HarnessFactory, gateway_yaml
+from tests.support.client import Conn, Response
 
 INJECT = "a\\r\\nX-Evil: 1"  # YAML double-quoted escapes: CR LF inside the value
 
@@ -73,21 +74,88 @@ def test_crlf_rejected_in_rewritten_paths(tmp_path: Path, case: str) -> None:
     assert "spec.rules[1].filters[0]" in errors[0]
 
 
-async def test_header_value_injection_never_reaches_the_backend(make_harness: HarnessFactory, tmp_path: Path) -> None:
-    filters = HEADER_VALUE_CASES["request-set"].replace("%s", INJECT)
+# every Latin-1 character, line and paragraph separators, a BOM and an astral character, each
+# between "a" and an injected header line
+INJECTED_VALUES = [f"a{chr(c)}X-Evil: 1" for c in range(0x100)] + [
+    f"a{ch}X-Evil: 1" for ch in ("\u2028", "\u2029", "\ufeff", "\U0001f600")
+]
+MODIFIERS = {  # case -> (filter type, filter field, operation)
+    "request-set": ("RequestHeaderModifier", "requestHeaderModifier", "set"),
+    "request-add": ("RequestHeaderModifier", "requestHeaderModifier", "add"),
+    "response-set": ("ResponseHeaderModifier", "responseHeaderModifier", "set"),
+}
+
+
+def yaml_string(value: str) -> str:
+    """``value`` as a YAML double-quoted scalar: printable ASCII as is, everything else escaped."""
+    return '"' + "".join(c if " " <= c <= "~" and c not in '\\"' else f"\\U{ord(c):08x}" for c in value) + '"'
+
+
+def modifier_rule(case: str, value: str, path: str) -> str:
+    kind, field, op = MODIFIERS[case]
+    return rule(f"{{type: {kind}, {field}: {{{op}: [{{name: X-A, value: {yaml_string(value)}}}]}}}}", path)
+
+
+def loads(value: str) -> bool:
+    text = gateway_yaml(9001, 9002, modifier_rule("request-set", value, "/inj"))
+    return not load_paths(["-"], stdin_text=text).errors
+
+
+def routes_of(rules: list[str]) -> str:
+    """HTTPRoutes holding ``rules``, 16 to a route (the CRD's limit)."""
+    return "".join(
+        f"""---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: inj-{n}, namespace: infra}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules:
+{"".join(rules[n : n + 16])}"""
+        for n in range(0, len(rules), 16)
+    )
+
+
+async def get_each(port: int, targets: list[str]) -> list[Response | None]:
+    """GET each target in turn, on one connection while the gateway keeps it open."""
+    replies: list[Response | None] = []
+    client = await Conn.open(port)
     try:
-        harness = await make_harness(extra_rules=rule(filters))
-    except Exception:  # rejected at load: the injection is impossible, which is what we want
-        return
-    client = await RawClient.open(harness.port)
-    try:
-        await client.send(b"GET /inj HTTP/1.1\r\nHost: a\r\n\r\n")
-        await client.read_reply()
+        for target in targets:
+            await client.send(f"GET {target} HTTP/1.1\r\nHost: a\r\n\r\n".encode())
+            replies.append(reply := await client.read_reply())
+            if reply is None or reply.header("connection") == "close":
+                await client.close()
+                client = await Conn.open(port)
     finally:
         await client.close()
+    return replies
+
+
+async def test_header_value_injection_never_reaches_the_backend(make_harness: HarnessFactory) -> None:
+    """Only values with CR, LF or NUL are refused at load; every other value is served end to end
+    and never puts an ``X-Evil`` header line on either wire."""
+    accepted = [v for v in INJECTED_VALUES if loads(v)]
+    assert all(set(v) & {"\r", "\n", "\0"} for v in INJECTED_VALUES if v not in accepted)
+    assert len(accepted) >= 0.9 * len(INJECTED_VALUES)
+    cases = [(case, i, value) for case in MODIFIERS for i, value in enumerate(accepted)]
+    harness = await make_harness(extra_docs=routes_of([modifier_rule(c, v, f"/inj/{c}/{i}/") for c, i, v in cases]))
+    replies = await get_each(harness.port, [f"/inj/{case}/{i}/" for case, i, _ in cases])
     await harness.settle()
-    names = [n.lower() for s in harness.primary.seen for n, _ in s.headers]
-    assert b"x-evil" not in names
+    assert b"\nx-evil" not in b"".join(harness.primary.raw).lower()
+    for (case, i, _), reply in zip(cases, replies, strict=True):
+        assert reply is not None, (case, accepted[i])
+        # a control character is forwarded as configured; the backend's parser refuses the head
+        refused = case != "response-set" and any((c < " " and c != "\t") or c == "\x7f" for c in accepted[i])
+        assert reply.status == (502 if refused else 200), (case, accepted[i], reply)
+        if case == "response-set":
+            assert reply.header("x-a") == accepted[i].encode().decode("latin-1"), reply
+            assert reply.header("x-evil") is None, reply
+    delivered = {s.target: s for s in harness.primary.seen if s.target.startswith("/inj/request-")}
+    assert len(delivered) >= 0.8 * 2 * len(accepted)
+    for target, seen in delivered.items():
+        assert seen.header("x-a") == accepted[int(target.split("/")[3])].encode(), seen
+        assert seen.header("x-evil") is None, seen
 
 
 def test_translation_only_dials_configured_endpoints(tmp_path: Path) -> None:
@@ -126,3 +194,9 @@ def test_admin_server_defaults_to_loopback() -> None:
     assert RunConfig(paths=("x.yaml",)).admin == ("127.0.0.1", 9901)
     args = _parser().parse_args(["run", "-f", "x.yaml"])
     assert args.admin == "127.0.0.1:9901"
+
+
+def test_lone_surrogate_header_value_is_refused_at_load() -> None:
+    """A header value is sent UTF-8 encoded; a lone surrogate (YAML ``"\\ud800"``) cannot be, so it
+    must be refused at load like CR, LF and NUL instead of failing when the table is compiled."""
+    assert not loads("a\ud800b")

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from mirrorgate.dataplane.limits import Limits, parse_limit
-from tests.hardening.conftest import WAIT, HarnessFactory, RawClient
+from tests.hardening.conftest import HarnessFactory
+from tests.support.client import WAIT, Conn
 
 
 def head(target: str, *headers: str, method: str = "GET") -> bytes:
@@ -18,8 +19,8 @@ def head(target: str, *headers: str, method: str = "GET") -> bytes:
 
 async def test_connections_over_the_limit_are_closed_at_accept(make_harness: HarnessFactory) -> None:
     h = await make_harness(limits=Limits(max_connections=2))
-    first, second = await RawClient.open(h.port), await RawClient.open(h.port)
-    third = await RawClient.open(h.port)
+    first, second = await Conn.open(h.port), await Conn.open(h.port)
+    third = await Conn.open(h.port)
     try:
         assert await third.closed_by_peer()
         for client in (first, second):
@@ -35,7 +36,7 @@ async def test_connections_over_the_limit_are_closed_at_accept(make_harness: Har
     # once the others are gone a new connection is served again
     async with asyncio.timeout(WAIT):
         await h.gateway.state.no_connections.wait()
-    fourth = await RawClient.open(h.port)
+    fourth = await Conn.open(h.port)
     try:
         await fourth.send(head("/again"))
         reply = await fourth.read_reply()
@@ -47,7 +48,7 @@ async def test_connections_over_the_limit_are_closed_at_accept(make_harness: Har
 
 async def test_open_connections_and_tasks_are_metrics(make_harness: HarnessFactory) -> None:
     h = await make_harness()
-    clients = [await RawClient.open(h.port) for _ in range(3)]
+    clients = [await Conn.open(h.port) for _ in range(3)]
     try:
         for client in clients:  # every connection has been accepted once it has answered
             await client.send(head("/m"))
@@ -76,7 +77,7 @@ async def test_body_size_limit(
     make_harness: HarnessFactory, request_bytes: bytes, status: int, forwarded: bool
 ) -> None:
     h = await make_harness(limits=Limits(max_body_bytes=1000))
-    client = await RawClient.open(h.port)
+    client = await Conn.open(h.port)
     try:
         await client.send(request_bytes + head("/next"))
         reply = await client.read_reply()
@@ -99,7 +100,7 @@ async def test_chunked_body_over_the_limit_is_413_and_never_completes_upstream(m
     """A chunked body is forwarded as it streams; when it passes the limit the client gets 413 and
     a close, and the upstream never sees a complete request (its connection is dropped)."""
     h = await make_harness(limits=Limits(max_body_bytes=1000))
-    client = await RawClient.open(h.port)
+    client = await Conn.open(h.port)
     try:
         chunk = b"400\r\n" + b"c" * 1024 + b"\r\n"
         await client.send(head("/up", "Transfer-Encoding: chunked", method="POST") + chunk + b"0\r\n\r\n")
@@ -117,7 +118,7 @@ async def test_chunked_body_over_the_limit_is_413_and_never_completes_upstream(m
 async def test_header_count_limit(make_harness: HarnessFactory, count: int, status: int) -> None:
     """``max_headers`` 100 counts every line, Host included: Host + 99 -> served, Host + 100 -> 431."""
     h = await make_harness()
-    client = await RawClient.open(h.port)
+    client = await Conn.open(h.port)
     try:
         await client.send(head("/h", *(f"X-H{i}: v" for i in range(count))))
         reply = await client.read_reply()
@@ -128,29 +129,33 @@ async def test_header_count_limit(make_harness: HarnessFactory, count: int, stat
 
 
 async def test_idle_keepalive_timeout(make_harness: HarnessFactory) -> None:
-    h = await make_harness(limits=Limits(keepalive_timeout=0.2))
-    client = await RawClient.open(h.port)
+    h = await make_harness(limits=Limits(keepalive_timeout=1.0))  # the request arrives well within
+    client = await Conn.open(h.port)
     try:
         await client.send(head("/once"))
         reply = await client.read_reply()
         assert reply is not None
         assert reply.status == 200
-        assert await client.closed_by_peer()  # bounded by WAIT, closed after ~0.2 s idle
+        assert await client.closed_by_peer()  # bounded by WAIT, closed after ~1 s idle
     finally:
         await client.close()
 
 
 async def test_a_body_paused_by_back_pressure_is_not_timed_out(make_harness: HarnessFactory) -> None:
     """``body_timeout`` counts only time the gateway is reading: a body that arrives at a healthy
-    rate completes even when the whole upload takes several windows."""
-    h = await make_harness(limits=Limits(body_timeout=0.2, min_body_rate=1000))
-    client = await RawClient.open(h.port)
-    size = 64 * 1024
+    rate completes even when the whole upload takes several windows. The upload lasts 2.5 windows
+    by the loop's clock; a chunk every 0.1 s keeps each 1 s window far above the rate unless the
+    host stalls for a whole window."""
+    h = await make_harness(limits=Limits(body_timeout=1.0, min_body_rate=1000))
+    client = await Conn.open(h.port)
+    loop = asyncio.get_running_loop()
     try:
-        await client.send(head("/up", f"Content-Length: {size}", method="POST"))
-        for _ in range(8):  # ~8 KiB per 0.05 s: well over 1000 B/s, over about two windows
-            await client.send(b"u" * (size // 8))
-            await asyncio.sleep(0.05)
+        await client.send(head("/up", "Transfer-Encoding: chunked", method="POST"))
+        done_at = loop.time() + 2.5
+        while loop.time() < done_at:  # 8 KiB per 0.1 s: 80 times the minimum rate
+            await client.send(b"2000\r\n" + b"u" * 0x2000 + b"\r\n")
+            await asyncio.sleep(0.1)
+        await client.send(b"0\r\n\r\n")
         reply = await client.read_reply()
         assert reply is not None
         assert reply.status == 200

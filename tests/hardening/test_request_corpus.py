@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.hardening.conftest import Harness, RawClient
+from tests.hardening.conftest import Harness
+from tests.support.client import Conn
 
 CLOSE = True
 KEEP = False
@@ -440,7 +441,7 @@ def test_corpus_size() -> None:
 
 @pytest.mark.parametrize("case", [_param(c) for c in CASES])
 async def test_request_corpus(harness: Harness, case: Case) -> None:
-    client = await RawClient.open(harness.port)
+    client = await Conn.open(harness.port)
     statuses = []
     try:
         await client.send(case.raw)

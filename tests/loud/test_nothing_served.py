@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from mirrorgate.translate.translator import CONTROLLER_NAME
-from tests.runtime.conftest import Backend, Starter, free_port, gateway_yaml, get, write_atomically
+from tests.runtime.conftest import Backend, Starter, gateway_yaml, get, write_atomically
+from tests.support.backends import free_port
 
 ENVOY = "gateway.envoyproxy.io/gatewayclass-controller"
 QUICKSTART = f"""apiVersion: gateway.networking.k8s.io/v1

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.runtime.conftest import Backend, Starter, free_port, gateway_yaml, write_atomically
+from tests.runtime.conftest import Backend, Starter, gateway_yaml, write_atomically
+from tests.support.backends import free_port
 
 
 def _broken(port: int, tls_port: int, backend: Backend) -> str:

@@ -6,15 +6,12 @@ primary gets, and a black-holed or refusing mirror leaves every primary answer i
 No timed assertions; waits are bounded.
 """
 
-import asyncio
 import hashlib
 import io
-import json
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from random import Random
-from string import Template
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -23,30 +20,14 @@ from mirrorgate.echo import EchoConfig, start_echo
 from mirrorgate.mirror import Dispatcher, MirrorConfig
 from mirrorgate.serve.config import load_table
 from mirrorgate.serve.plane import DataPlane
+from tests.support.backends import Backend, Mode
+from tests.support.client import Conn, encode_request, roundtrip
+from tests.support.manifests import gateway_doc, route_doc, service_docs
+from tests.support.waiting import until
 
-from .conftest import Backend, Mode, StartBackend, refused_endpoint, until
+from .conftest import StartBackend, refused_endpoint
 
-CONFIG = Template("""
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: mirrorgate}
-spec: {controllerName: mirrorgate.dev/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: infra}
-spec:
-  gatewayClassName: mirrorgate
-  listeners: [{name: http, port: 80, protocol: HTTP}]
-$services
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: mirrored, namespace: infra}
-spec:
-  parentRefs: [{name: gw}]
-  rules:
-  - matches: [{path: {type: PathPrefix, value: /healthy}}]
+RULES = """  - matches: [{path: {type: PathPrefix, value: /healthy}}]
     filters:
     - {type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: X-Filtered, value: "yes"}]}}
     - {type: RequestMirror, requestMirror: {backendRef: {name: healthy, port: 8080}}}
@@ -56,21 +37,7 @@ spec:
     backendRefs: [{name: primary, port: 8080}]
   - matches: [{path: {type: PathPrefix, value: /refused}}]
     filters: [{type: RequestMirror, requestMirror: {backendRef: {name: refused, port: 8080}}}]
-    backendRefs: [{name: primary, port: 8080}]
-""")
-
-SERVICE = Template("""---
-apiVersion: v1
-kind: Service
-metadata: {name: $name, namespace: infra}
-spec: {ports: [{port: 8080, targetPort: $port}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: $name, namespace: infra, labels: {kubernetes.io/service-name: $name}}
-addressType: IPv4
-endpoints: [{addresses: [127.0.0.1]}]
-ports: [{port: $port}]""")
+    backendRefs: [{name: primary, port: 8080}]"""
 
 
 class Setup:
@@ -92,9 +59,9 @@ async def setup(tmp_path: Path, start_backend: StartBackend) -> AsyncIterator[Se
         "blackhole": blackhole.port,
         "refused": refused_endpoint().port,
     }
-    services = "\n".join(SERVICE.substitute(name=name, port=port) for name, port in ports.items())
+    services = "".join(service_docs(name, port) for name, port in ports.items())
     path = tmp_path / "gateway.yaml"
-    path.write_text(CONFIG.substitute(services=services))
+    path.write_text(gateway_doc() + services + route_doc(RULES, name="mirrored"))
     table = load_table([str(path)], "127.0.0.1")
     gateway = DataPlane(table, port_overrides={80: 0}, rng=Random(1))
     dispatcher = Dispatcher(
@@ -105,77 +72,51 @@ async def setup(tmp_path: Path, start_backend: StartBackend) -> AsyncIterator[Se
     gateway.state.mirror = dispatcher
     await gateway.start()
     yield Setup(gateway, dispatcher, healthy, blackhole)
-    await dispatcher.shutdown()  # mirrors first, then the primaries (the runtime's shutdown order)
+    await dispatcher.shutdown()  # mirrors first, then the primaries (mirrors first: the gateway's shutdown order)
     await gateway.shutdown(1.0)
     await primary.close()
 
 
-Request = Callable[..., Awaitable[tuple[int, dict[str, str], bytes]]]
-
-
-async def exchange(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes, body: bytes = b""
-) -> tuple[int, dict[str, str], bytes]:
-    writer.write(head + body)
-    await writer.drain()
-    raw = await reader.readuntil(b"\r\n\r\n")
-    lines = raw.decode("latin-1").split("\r\n")
-    headers = {n.strip().lower(): v.strip() for n, _, v in (line.partition(":") for line in lines[1:] if line)}
-    payload = await reader.readexactly(int(headers.get("content-length", "0")))
-    return int(lines[0].split(" ")[1]), headers, payload
-
-
 async def test_body_and_head_reach_primary_and_mirror_identically(setup: Setup) -> None:
     body = os.urandom(1 << 20)
-    reader, writer = await asyncio.open_connection("127.0.0.1", setup.port)
-    head = (
-        b"POST /healthy/up?x=%2F1&y= HTTP/1.1\r\nHost: shop.example:8080\r\nX-Request-Id: rid-e2e\r\n"
-        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
-    )
-    status, headers, payload = await exchange(reader, writer, head, body)
-    assert status == 200
+    request = encode_request("POST", "/healthy/up?x=%2F1&y=", "shop.example:8080", [("X-Request-Id", "rid-e2e")], body)
+    r = await roundtrip(setup.port, request)
+    assert r.status == 200
     digest = hashlib.sha256(body).hexdigest()
-    assert headers["x-echo-body-sha256"] == digest
-    echoed = json.loads(payload)
-    await until(lambda: len(setup.healthy.requests) == 1)
-    got = setup.healthy.requests[0]
+    assert r.header("x-echo-body-sha256") == digest
+    echoed = r.json()
+    await until(lambda: len(setup.healthy.seen) == 1)
+    got = setup.healthy.seen[0]
     assert got.body_sha256 == digest
-    assert got.target == b"/healthy/up?x=%2F1&y=" == echoed["path"].encode()
-    assert got.header(b"host") == [b"shop.example-shadow:8080"]
-    assert got.header(b"x-request-id") == [b"rid-e2e"] == [v.encode() for v in echoed["headers"]["X-Request-Id"]]
-    assert got.header(b"x-filtered") == [b"yes"] == [v.encode() for v in echoed["headers"]["X-Filtered"]]
-    assert got.header(b"x-forwarded-for") == [b"127.0.0.1"]
-    writer.close()
-    await writer.wait_closed()
+    assert got.target == "/healthy/up?x=%2F1&y=" == echoed["path"]
+    assert got.values("host") == [b"shop.example-shadow:8080"]
+    assert got.values("x-request-id") == [b"rid-e2e"] == [v.encode() for v in echoed["headers"]["X-Request-Id"]]
+    assert got.values("x-filtered") == [b"yes"] == [v.encode() for v in echoed["headers"]["X-Filtered"]]
+    assert got.values("x-forwarded-for") == [b"127.0.0.1"]
 
 
 async def test_chunked_upload_reaches_both(setup: Setup) -> None:
     parts = [os.urandom(n) for n in (10, 70000, 1, 4096)]
-    reader, writer = await asyncio.open_connection("127.0.0.1", setup.port)
     body = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
-    head = b"PUT /healthy/chunks HTTP/1.1\r\nHost: a.com\r\nTransfer-Encoding: chunked\r\n\r\n"
-    status, headers, _ = await exchange(reader, writer, head, body)
-    assert status == 200
+    head = encode_request("PUT", "/healthy/chunks", "a.com", [("Transfer-Encoding", "chunked")])
+    r = await roundtrip(setup.port, head + body)
+    assert r.status == 200
     digest = hashlib.sha256(b"".join(parts)).hexdigest()
-    assert headers["x-echo-body-sha256"] == digest
-    await until(lambda: len(setup.healthy.requests) == 1)
-    assert setup.healthy.requests[0].body_sha256 == digest
-    assert setup.healthy.requests[0].header(b"transfer-encoding") == [b"chunked"]
-    writer.close()
-    await writer.wait_closed()
+    assert r.header("x-echo-body-sha256") == digest
+    await until(lambda: len(setup.healthy.seen) == 1)
+    assert setup.healthy.seen[0].body_sha256 == digest
+    assert setup.healthy.seen[0].values("transfer-encoding") == [b"chunked"]
 
 
-@pytest.mark.parametrize("path", [b"/blackhole", b"/refused"])
-async def test_a_dead_mirror_leaves_every_primary_answer_intact(setup: Setup, path: bytes) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", setup.port)
-    for i in range(40):  # one keep-alive connection: each answer arrives while the mirrors hang or fail
-        head = b"POST %s/%d HTTP/1.1\r\nHost: a.com\r\nContent-Length: 5\r\n\r\n" % (path, i)
-        status, headers, payload = await exchange(reader, writer, head, b"hello")
-        assert status == 200
-        assert json.loads(payload)["path"] == f"{path.decode()}/{i}"
-        assert headers["x-echo-body-sha256"] == hashlib.sha256(b"hello").hexdigest()
-    writer.close()
-    await writer.wait_closed()
+@pytest.mark.parametrize("path", ["/blackhole", "/refused"])
+async def test_a_dead_mirror_leaves_every_primary_answer_intact(setup: Setup, path: str) -> None:
+    async with await Conn.open(setup.port) as conn:
+        for i in range(40):  # one keep-alive connection: each answer arrives while the mirrors hang or fail
+            await conn.send(encode_request("POST", f"{path}/{i}", "a.com", body=b"hello"))
+            r = await conn.read_response()
+            assert r.status == 200
+            assert r.json()["path"] == f"{path}/{i}"
+            assert r.header("x-echo-body-sha256") == hashlib.sha256(b"hello").hexdigest()
     d = setup.dispatcher
     await until(lambda: not d.tasks)
     st = d.stats()
@@ -183,5 +124,5 @@ async def test_a_dead_mirror_leaves_every_primary_answer_intact(setup: Setup, pa
     assert sum(st.dropped.values()) == 40
     assert st.dropped.get("breaker_open", 0) >= 40 - 3 - d.config.max_concurrent_per_backend
     assert set(st.dropped) <= {"timeout", "connect_error", "breaker_open"}
-    if path == b"/blackhole":
+    if path == "/blackhole":
         assert setup.blackhole.max_open <= d.config.max_concurrent_per_backend

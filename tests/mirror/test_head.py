@@ -1,4 +1,4 @@
-"""The mirror head: byte-exact request line, shadow Host (Envoy's rule), framing rules."""
+"""The mirror head: byte-exact request line, shadow Host (Envoy's: ``-shadow`` before the port), framing rules."""
 
 import pytest
 

@@ -2,13 +2,14 @@
 concurrent connections than the cap, every failure is dropped and counted with its reason, and
 the circuit breaker stops dialling a refusing or hanging backend, then probes it again."""
 
-import asyncio
 import hashlib
 
 from mirrorgate.ir.table import UpstreamAddress
 from mirrorgate.mirror import Dispatcher, DropReason
+from tests.support.backends import Backend, Mode, header_flood
+from tests.support.waiting import until
 
-from .conftest import BACKEND, MakeDispatcher, Mode, StartBackend, make_mirror, refused_endpoint, request_headers, until
+from .conftest import BACKEND, MakeDispatcher, StartBackend, make_mirror, refused_endpoint, request_headers
 
 
 def submit_many(d: Dispatcher, endpoint: UpstreamAddress, n: int, *, body: bool = False) -> list[object]:
@@ -52,7 +53,7 @@ async def test_slow_backend_times_out_but_never_exceeds_the_cap(
     assert d.stats().dropped == {"over_capacity": 22}
     await until(lambda: not d.tasks)
     assert d.stats().dropped == {"over_capacity": 22, "timeout": 8}
-    assert len(b.requests) == 8  # they were sent; the answers never came in time
+    assert len(b.seen) == 8  # they were sent; the answers never came in time
     assert b.max_open <= 8
 
 
@@ -70,7 +71,7 @@ async def test_slow_backend_within_timeout_completes(
 async def test_refusing_backend_opens_the_breaker_then_probes(
     start_backend: StartBackend, make_dispatcher: MakeDispatcher
 ) -> None:
-    d = make_dispatcher(breaker_failures=3, breaker_open_duration=0.2)
+    d = make_dispatcher(breaker_failures=3, breaker_open_duration=1.0)  # still open when checked, however slow the host
     dead = refused_endpoint()
     submit_many(d, dead, 3)
     await until(lambda: d.stats().dropped.get("connect_error") == 3)
@@ -134,7 +135,7 @@ async def test_one_bad_mirror_does_not_disturb_the_other(
     start_backend: StartBackend, make_dispatcher: MakeDispatcher
 ) -> None:
     good, hole = await start_backend(), await start_backend(Mode.BLACKHOLE)
-    d = make_dispatcher(timeout=0.3)
+    d = make_dispatcher(timeout=1.0)  # the black hole times out; the good backend answers well within
     mirrors = (
         make_mirror(good.endpoint, k=0, backend="service/default/good:80"),
         make_mirror(hole.endpoint, k=1, backend="service/default/hole:80"),
@@ -144,8 +145,8 @@ async def test_one_bad_mirror_does_not_disturb_the_other(
         assert tee is not None
         tee.feed(b"body %d" % i)
         tee.end()
-    await until(lambda: len(good.requests) == 10)
-    assert sorted(r.body_sha256 for r in good.requests) == sorted(
+    await until(lambda: len(good.seen) == 10)
+    assert sorted(r.body_sha256 for r in good.seen) == sorted(
         hashlib.sha256(b"body %d" % i).hexdigest() for i in range(10)
     )
     await until(lambda: not d.tasks)
@@ -157,31 +158,15 @@ async def test_one_bad_mirror_does_not_disturb_the_other(
 async def test_header_flood_from_a_mirror_is_a_protocol_error(make_dispatcher: MakeDispatcher) -> None:
     """A mirror backend answering with an endless head (4 MiB of header lines, more on demand) is
     cut off at the response-head limit and counted as ``protocol_error``: nothing buffers it."""
-    line = b"x-flood: " + b"a" * 54 + b"\r\n"
-
-    async def flood(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(b"HTTP/1.1 200 OK\r\n")
-            for _ in range(64):
-                writer.write(line * 1024)
-                await writer.drain()
-            await reader.read()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(flood, "127.0.0.1", 0)
+    flood = await Backend.scripted(header_flood).start()
     try:
-        port = server.sockets[0].getsockname()[1]
         d = make_dispatcher(breaker_failures=0)
-        submit_many(d, UpstreamAddress(address="127.0.0.1", port=port), 3)
+        submit_many(d, flood.endpoint, 3)
         await until(lambda: not d.tasks)
         assert d.stats().dropped == {"protocol_error": 3}
         assert repr(d.pool) == "<Pool in_use=0 idle=0 waiting=0>"
     finally:
-        server.close()
+        await flood.close()
 
 
 async def test_a_freed_slot_goes_to_the_oldest_queued_mirror(
@@ -192,15 +177,15 @@ async def test_a_freed_slot_goes_to_the_oldest_queued_mirror(
     b = await start_backend(delay=30.0)  # records each request when it arrives, answers much later
     d = make_dispatcher(max_concurrent_per_backend=1, max_queue_per_backend=2, timeout=60.0, breaker_failures=0)
     submit_many(d, b.endpoint, 3)  # /0 in flight, /1 and /2 queued
-    await until(lambda: len(b.requests) == 1)
+    await until(lambda: len(b.seen) == 1)
     (first,) = d.tasks
     d.abandon(first, DropReason.BODY_LAG)  # its slot is free now; the pump runs on the next turn
     assert d.submit((make_mirror(b.endpoint),), b"GET", b"/late", request_headers(), False) is None
     st = d.stats()
     assert st.dropped == {"body_lag": 1, "over_capacity": 1}
     assert st.queued == {BACKEND: 2}
-    await until(lambda: len(b.requests) == 2, "the pump started the oldest queued mirror")
-    assert [r.target for r in b.requests] == [b"/0", b"/1"]
+    await until(lambda: len(b.seen) == 2, "the pump started the oldest queued mirror")
+    assert [r.target for r in b.seen] == ["/0", "/1"]
     assert d.stats().queued == {BACKEND: 1}
     assert len(d.tasks) == 1
     d.close()
@@ -215,15 +200,15 @@ async def test_slots_freed_together_beyond_the_queue_go_to_new_mirrors_at_once(
     b = await start_backend(delay=30.0)
     d = make_dispatcher(max_concurrent_per_backend=4, max_queue_per_backend=1, timeout=60.0, breaker_failures=0)
     submit_many(d, b.endpoint, 5)  # /0../3 in flight, /4 queued
-    await until(lambda: len(b.requests) == 4)
+    await until(lambda: len(b.seen) == 4)
     for shadow in [s for s in d.tasks if s.head.prefix.startswith((b"GET /0 ", b"GET /1 ", b"GET /2 "))]:
         d.abandon(shadow, DropReason.BODY_LAG)  # 3 slots free, 1 mirror queued, the pump not yet run
     assert len(d.tasks) == 1
     assert d.submit((make_mirror(b.endpoint),), b"GET", b"/late", request_headers(), False) is None
     assert len(d.tasks) == 2  # /late started at once
     assert d.stats().queued == {BACKEND: 1}
-    await until(lambda: len(b.requests) == 6, "the pump started the queued mirror")
-    assert sorted(r.target for r in b.requests[4:]) == [b"/4", b"/late"]
+    await until(lambda: len(b.seen) == 6, "the pump started the queued mirror")
+    assert sorted(r.target for r in b.seen[4:]) == ["/4", "/late"]
     st = d.stats()
     assert st.queued == {BACKEND: 0}
     assert st.dropped == {"body_lag": 3}

@@ -7,8 +7,9 @@ import re
 import pytest
 
 from mirrorgate.mirror import logs
+from tests.support.waiting import until
 
-from .conftest import BACKEND, MakeDispatcher, StartBackend, make_mirror, refused_endpoint, request_headers, until
+from .conftest import BACKEND, MakeDispatcher, StartBackend, make_mirror, refused_endpoint, request_headers
 from .test_isolation import submit_many
 
 LOGGER = "mirrorgate.mirror"

@@ -8,8 +8,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mirrorgate.mirror import Dispatcher, MirrorConfig
 from mirrorgate.mirror.metrics import route_of, status_class
+from tests.support.backends import Mode
+from tests.support.waiting import until
 
-from .conftest import ROUTE, MakeDispatcher, Mode, StartBackend, make_mirror, refused_endpoint, request_headers, until
+from .conftest import ROUTE, MakeDispatcher, StartBackend, make_mirror, refused_endpoint, request_headers
 
 Labels = frozenset[tuple[str, str]]
 
@@ -46,7 +48,7 @@ def test_status_classes() -> None:
 
 async def test_metrics_text_has_every_family(start_backend: StartBackend, make_dispatcher: MakeDispatcher) -> None:
     ok, hole = await start_backend(), await start_backend(Mode.BLACKHOLE)
-    d = make_dispatcher(timeout=0.2, max_concurrent_per_backend=1, max_queue_per_backend=0)
+    d = make_dispatcher(timeout=1.0, max_concurrent_per_backend=1, max_queue_per_backend=0)  # ok answers well within
     good = make_mirror(ok.endpoint, k=0, backend="service/default/good:80")
     bad = make_mirror(hole.endpoint, k=1, backend="service/default/hole:80")
     never = make_mirror(refused_endpoint(), k=2, ppm=0, backend="service/default/never:80")

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from mirrorgate.echo import EchoConfig, EchoServer, start_echo
-from tests.dataplane.client import Conn, Response, encode_request
+from tests.support.client import Response, request
+from tests.support.manifests import gateway_doc, route_doc, service_docs
 
 WAIT = 20.0  # seconds any single wait may take before the test fails
 
@@ -66,28 +66,6 @@ async def backends() -> AsyncIterator[dict[str, Backend]]:
         await backend.server.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def service(name: str, port: int) -> str:
-    return f"""---
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: default}}
-spec: {{ports: [{{port: 8080, targetPort: {port}}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: {name}, namespace: default, labels: {{kubernetes.io/service-name: {name}}}}}
-addressType: IPv4
-endpoints: [{{addresses: [127.0.0.1]}}]
-ports: [{{port: {port}}}]
-"""
-
-
 def gateway_yaml(ports: list[int], backend: Backend, mirror: Backend | None = None, route_extra: str = "") -> str:
     """One Gateway with a listener per port, one route sending everything to ``backend`` (and
     mirroring all of it to ``mirror`` when given)."""
@@ -97,27 +75,11 @@ def gateway_yaml(ports: list[int], backend: Backend, mirror: Backend | None = No
         if mirror is not None
         else ""
     )
-    text = f"""apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: mirrorgate}}
-spec: {{controllerName: mirrorgate.dev/gateway-controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: default}}
-spec:
-  gatewayClassName: mirrorgate
-  listeners: [{listeners}]
-{service("primary", backend.port)}{service("mirror", mirror.port) if mirror is not None else ""}---
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: route, namespace: default}}
-spec:
-  parentRefs: [{{name: gw}}]
-  rules:
-  - backendRefs: [{{name: primary, port: 8080{route_extra}}}]
-{filters}"""
-    return text
+    services = service_docs("primary", backend.port, "default")
+    if mirror is not None:
+        services += service_docs("mirror", mirror.port, "default")
+    rules = f"  - backendRefs: [{{name: primary, port: 8080{route_extra}}}]\n{filters}"
+    return gateway_doc("default", listeners) + services + route_doc(rules, namespace="default")
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -242,13 +204,8 @@ async def gateways() -> AsyncIterator[Starter]:
 
 
 async def get(port: int, path: str = "/", host: str = "example.com") -> Response:
-    """One request on a fresh connection."""
-    conn = await Conn.open(port)
-    try:
-        await conn.send(encode_request("GET", path, host))
-        return await conn.read_response()
-    finally:
-        await conn.close()
+    """One GET on a fresh connection."""
+    return await request(port, "GET", path, host)
 
 
 async def admin_json(port: int, path: str) -> dict[str, object]:

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from mirrorgate.cli import main
-from tests.hardening.conftest import RawClient
-from tests.runtime.conftest import Backend, Starter, free_port, gateway_yaml, get
+from tests.runtime.conftest import Backend, Starter, gateway_yaml, get
+from tests.support.backends import free_port
+from tests.support.client import Conn as RawClient
 
 
 class HostRecorder:
@@ -156,7 +157,7 @@ async def test_grace_bounds_how_long_shutdown_waits(
 ) -> None:
     """--grace 0.2: a request still in flight when the grace period ends is aborted (no reply),
     and the process still exits 0 — long before the backend would have answered (5 s)."""
-    from tests.dataplane.client import Conn, encode_request
+    from tests.support.client import Conn, encode_request
 
     port = free_port()
     path = tmp_path / "gw.yaml"

@@ -8,19 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.dataplane.client import Conn, encode_request
 from tests.runtime.conftest import (
     WAIT,
     Backend,
     Starter,
     admin_json,
-    free_port,
     gateway_yaml,
     get,
     pod_of,
-    service,
     write_atomically,
 )
+from tests.support.backends import free_port
+from tests.support.client import Conn, encode_request
+from tests.support.manifests import service_docs
 
 RELOADED = r"reloaded: \d+ servers"
 
@@ -241,7 +241,8 @@ async def test_a_watched_directory_picks_up_new_files(
     await gw.wait_line(rf"listening on 127\.0\.0\.1:{port}")
     (conf / "notes.txt").write_text("not configuration")
     write_atomically(
-        conf / "10-extra.yaml", service("other", backends["b"].port).removeprefix("---\n") + "---\n" + EXTRA_ROUTE
+        conf / "10-extra.yaml",
+        service_docs("other", backends["b"].port, "default").removeprefix("---\n") + "---\n" + EXTRA_ROUTE,
     )
     await gw.wait_line(r"reloaded: 1 servers, 2 routes")
     assert pod_of(await get(port, "/extra/x")) == backends["b"].pod

@@ -10,18 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.dataplane.client import Conn, encode_request
 from tests.runtime.conftest import (
     WAIT,
     Backend,
     GatewayProcess,
     Starter,
     admin_json,
-    free_port,
     gateway_yaml,
     get,
     pod_of,
 )
+from tests.support.backends import free_port
+from tests.support.client import Conn, encode_request
 
 MIRRORED = re.compile(r'^mirrorgate_mirror_requests_total\{[^}]*outcome="2xx"[^}]*\} ([0-9.e+]+)$', re.M)
 
@@ -149,6 +149,18 @@ def test_workers_flag_rejects_nonsense() -> None:
     assert exc.value.code == 2
 
 
+async def reload_error(admin: int) -> dict[str, list[str]]:
+    """``lastReloadError`` of ``/status`` once the supervisor has it: a worker logs its failure
+    before it reports it, so the log line can come first."""
+    async with asyncio.timeout(WAIT):
+        while True:
+            last = (await admin_json(admin, "/status"))["lastReloadError"]
+            if last is not None:
+                assert isinstance(last, dict)
+                return last
+            await asyncio.sleep(0.01)
+
+
 async def test_a_reload_error_in_a_worker_shows_on_status(
     tmp_path: Path, backends: dict[str, Backend], gateways: Starter
 ) -> None:
@@ -167,9 +179,7 @@ async def test_a_reload_error_in_a_worker_shows_on_status(
         gw.proc.send_signal(signal.SIGHUP)
         await gw.wait_line(r"\[worker 0\] reload failed")
         await gw.wait_line(r"\[worker 1\] reload failed")
-        status = await admin_json(admin, "/status")
-    last = status["lastReloadError"]
-    assert isinstance(last, dict)
+        last = await reload_error(admin)
     assert any(e.startswith("worker ") and "cannot listen" in e for e in last["errors"])
     assert pod_of(await get(port)) == backends["a"].pod  # the workers kept their old table
     assert await gw.stop() == 0

@@ -11,45 +11,18 @@ import pytest
 from mirrorgate.errors import ConnectError, PoolTimeout, UpstreamError, UpstreamProtocolError
 from mirrorgate.upstream.connection import ResponseHead, State, UpstreamConnection
 from mirrorgate.upstream.pool import Pool, PoolConfig
+from tests.support.backends import Backend, answer_each, answer_once
+from tests.support.waiting import until
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
-class Server:
-    """Answers every request head with ``reply``; ``drop_all`` closes every open connection."""
-
-    def __init__(self, reply: bytes = OK) -> None:
-        self.reply = reply
-        self.accepted = 0
-        self.writers: list[asyncio.StreamWriter] = []
-        self.server: asyncio.Server | None = None
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.accepted += 1
-        self.writers.append(writer)
-        try:
-            while True:
-                await reader.readuntil(b"\r\n\r\n")
-                writer.write(self.reply)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    def drop_all(self) -> None:
-        for w in self.writers:
-            w.close()
-
-
 @pytest.fixture
-async def server() -> AsyncIterator[tuple[Server, tuple[str, int]]]:
-    s = Server()
-    s.server = await asyncio.start_server(s._serve, "127.0.0.1", 0)
-    yield s, ("127.0.0.1", int(s.server.sockets[0].getsockname()[1]))
-    s.drop_all()
-    s.server.close()
-    await s.server.wait_closed()
+async def server() -> AsyncIterator[tuple[Backend, tuple[str, int]]]:
+    """A backend answering every request head with ``OK``."""
+    backend = await Backend.scripted(answer_each(OK)).start()
+    yield backend, ("127.0.0.1", backend.port)
+    await backend.close()
 
 
 class Sink:
@@ -85,16 +58,7 @@ async def roundtrip(conn: UpstreamConnection, method: bytes = b"GET") -> Sink:
     return sink
 
 
-async def poll(cond: object, limit: int = 500) -> None:
-    assert callable(cond)
-    for _ in range(limit):
-        if cond():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition never became true")
-
-
-async def test_reuse_and_repr(server: tuple[Server, tuple[str, int]]) -> None:
+async def test_reuse_and_repr(server: tuple[Backend, tuple[str, int]]) -> None:
     srv, key = server
     pool = Pool()
     conn, reused = await pool.acquire(key)
@@ -114,7 +78,7 @@ async def test_reuse_and_repr(server: tuple[Server, tuple[str, int]]) -> None:
     pool.close()
 
 
-async def test_per_key_limit_queues_waiters_fifo(server: tuple[Server, tuple[str, int]]) -> None:
+async def test_per_key_limit_queues_waiters_fifo(server: tuple[Backend, tuple[str, int]]) -> None:
     _, key = server
     pool = Pool(PoolConfig(limit_per_key=1))
     first, _ = await pool.acquire(key)
@@ -134,7 +98,7 @@ async def test_per_key_limit_queues_waiters_fifo(server: tuple[Server, tuple[str
     pool.close()
 
 
-async def test_pool_timeout_and_cancelled_waiter_leave_no_trace(server: tuple[Server, tuple[str, int]]) -> None:
+async def test_pool_timeout_and_cancelled_waiter_leave_no_trace(server: tuple[Backend, tuple[str, int]]) -> None:
     _, key = server
     pool = Pool(PoolConfig(limit=1, pool_timeout=0.05))
     held, _ = await pool.acquire(key)
@@ -160,21 +124,21 @@ async def test_connect_refused() -> None:
     assert repr(pool) == "<Pool in_use=0 idle=0 waiting=0>"
 
 
-async def test_idle_connection_closed_by_upstream_is_dropped(server: tuple[Server, tuple[str, int]]) -> None:
+async def test_idle_connection_closed_by_upstream_is_dropped(server: tuple[Backend, tuple[str, int]]) -> None:
     srv, key = server
     pool = Pool()
     conn, _ = await pool.acquire(key)
     await roundtrip(conn)
     pool.release(conn, True)
     srv.drop_all()
-    await poll(lambda: repr(pool) == "<Pool in_use=0 idle=0 waiting=0>")
+    await until(lambda: repr(pool) == "<Pool in_use=0 idle=0 waiting=0>")
     fresh, reused = await pool.acquire(key)
     assert not reused
     assert fresh is not conn
     pool.release(fresh, False)
 
 
-async def test_idle_expiry_and_max_idle(server: tuple[Server, tuple[str, int]]) -> None:
+async def test_idle_expiry_and_max_idle(server: tuple[Backend, tuple[str, int]]) -> None:
     _, key = server
     pool = Pool(PoolConfig(idle_timeout=0.05, max_idle_per_key=1))
     a, _ = await pool.acquire(key)
@@ -184,11 +148,11 @@ async def test_idle_expiry_and_max_idle(server: tuple[Server, tuple[str, int]]) 
     pool.release(a, True)
     pool.release(b, True)
     assert repr(pool) == "<Pool in_use=0 idle=1 waiting=0>"
-    await poll(lambda: repr(pool) == "<Pool in_use=0 idle=0 waiting=0>")
+    await until(lambda: repr(pool) == "<Pool in_use=0 idle=0 waiting=0>")
     pool.close()
 
 
-async def test_close_refuses_new_acquires(server: tuple[Server, tuple[str, int]]) -> None:
+async def test_close_refuses_new_acquires(server: tuple[Backend, tuple[str, int]]) -> None:
     _, key = server
     pool = Pool()
     conn, _ = await pool.acquire(key)
@@ -200,7 +164,7 @@ async def test_close_refuses_new_acquires(server: tuple[Server, tuple[str, int]]
         await pool.acquire(key)
 
 
-async def test_random_operations_keep_counters_consistent(server: tuple[Server, tuple[str, int]]) -> None:
+async def test_random_operations_keep_counters_consistent(server: tuple[Backend, tuple[str, int]]) -> None:
     _, key = server
     cfg = PoolConfig(limit=4, limit_per_key=3, max_idle_per_key=2)
     pool = Pool(cfg)
@@ -225,36 +189,6 @@ async def test_random_operations_keep_counters_consistent(server: tuple[Server, 
     pool.close()
 
 
-class RawServer:
-    """Sends ``reply`` to the first request head, then waits for the client to close."""
-
-    def __init__(self, reply: bytes) -> None:
-        self.reply = reply
-        self.handlers: list[asyncio.Task[None]] = []
-        self.srv: asyncio.Server | None = None
-
-    async def start(self) -> tuple[str, int]:
-        self.srv = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return ("127.0.0.1", int(self.srv.sockets[0].getsockname()[1]))
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self.handlers.append(task)
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(self.reply)
-        await writer.drain()
-        await reader.read()
-        writer.close()
-        await writer.wait_closed()
-
-    async def close(self) -> None:
-        assert self.srv is not None
-        self.srv.close()
-        await asyncio.gather(*self.handlers)
-        await self.srv.wait_closed()
-
-
 @pytest.mark.parametrize(
     ("reply", "method", "status", "body", "reusable"),
     [
@@ -267,8 +201,8 @@ class RawServer:
     ],
 )
 async def test_response_framing(reply: bytes, method: bytes, status: int, body: bytes, reusable: bool) -> None:
-    srv = RawServer(reply)
-    key = await srv.start()
+    srv = await Backend.scripted(answer_once(reply)).start()
+    key = ("127.0.0.1", srv.port)
     pool = Pool()
     conn, _ = await pool.acquire(key)
     sink = Sink()
@@ -282,8 +216,8 @@ async def test_response_framing(reply: bytes, method: bytes, status: int, body: 
 
 
 async def test_malformed_response_fails_the_sink() -> None:
-    srv = RawServer(b"HTTP/1.1 abc\r\n\r\n")
-    key = await srv.start()
+    srv = await Backend.scripted(answer_once(b"HTTP/1.1 abc\r\n\r\n")).start()
+    key = ("127.0.0.1", srv.port)
     pool = Pool()
     conn, _ = await pool.acquire(key)
     with pytest.raises(UpstreamProtocolError):
@@ -294,8 +228,8 @@ async def test_malformed_response_fails_the_sink() -> None:
 
 
 async def test_bytes_after_the_response_poison_the_connection() -> None:
-    srv = RawServer(OK + b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-    key = await srv.start()
+    srv = await Backend.scripted(answer_once(OK + b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")).start()
+    key = ("127.0.0.1", srv.port)
     pool = Pool()
     conn, _ = await pool.acquire(key)
     assert await (await _start(conn)).done is True
@@ -348,15 +282,14 @@ async def test_parser_kept_across_responses_but_not_around_head() -> None:
     await server.wait_closed()
 
 
-async def test_each_response_head_is_read_on_its_own_even_when_one_repeats(
-    server: tuple[Server, tuple[str, int]],
-) -> None:
+async def test_each_response_head_is_read_on_its_own_even_when_one_repeats() -> None:
     """A connection derives framing and the relayed lines once per distinct head (a backend
     repeats its head until the Date changes): a different head on the same connection, or a
     repeated one after a different one, must still be read exactly as it is."""
-    srv, key = server
+    current = [OK]
+    srv = await Backend.scripted(answer_each(lambda: current[0])).start()
     pool = Pool()
-    conn, _ = await pool.acquire(key)
+    conn, _ = await pool.acquire(("127.0.0.1", srv.port))
     heads = [
         (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok", 2, False, b"ok"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nhi", 2, False, b"hi"),
@@ -376,7 +309,7 @@ async def test_each_response_head_is_read_on_its_own_even_when_one_repeats(
     ]
     relayed = []
     for reply, length, chunked, body in heads:
-        srv.reply = reply
+        current[0] = reply
         sink = await roundtrip(conn)
         assert sink.head is conn
         assert (conn.content_length, conn.chunked, bytes(sink.body)) == (length, chunked, body)
@@ -390,3 +323,4 @@ async def test_each_response_head_is_read_on_its_own_even_when_one_repeats(
     ]
     pool.release(conn, False)
     pool.close()
+    await srv.close()

@@ -1,0 +1,85 @@
+"""Manifest builders: YAML text for the Gateway API objects the tests load.
+
+Every builder returns one or more YAML documents, each starting with ``---``, so results can be
+concatenated in any order. Services point at ``127.0.0.1`` through an EndpointSlice, so a
+translated table routes to a real loopback port.
+"""
+
+from mirrorgate.providers.files import load_paths
+from mirrorgate.translate import TranslateResult, translate
+
+GATEWAY_CLASS = """---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: mirrorgate}
+spec: {controllerName: mirrorgate.dev/gateway-controller}
+"""
+
+
+def gateway_doc(
+    namespace: str = "infra", listeners: str = "{name: http, port: 80, protocol: HTTP}", name: str = "gw"
+) -> str:
+    """The GatewayClass and one Gateway; ``listeners`` is the flow-style list body."""
+    return f"""{GATEWAY_CLASS}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  gatewayClassName: mirrorgate
+  listeners: [{listeners}]
+"""
+
+
+def service_docs(name: str, port: int | str, namespace: str = "infra") -> str:
+    """A Service (port 8080 -> ``port``) and its EndpointSlice on 127.0.0.1:``port`` (``port`` may be
+    a ``$name`` placeholder substituted later)."""
+    return f"""---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: {namespace}}}
+spec: {{ports: [{{port: 8080, targetPort: {port}}}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: {name}, namespace: {namespace}, labels: {{kubernetes.io/service-name: {name}}}}}
+addressType: IPv4
+endpoints: [{{addresses: [127.0.0.1]}}]
+ports: [{{port: {port}}}]
+"""
+
+
+def route_doc(rules: str, name: str = "route", namespace: str = "infra", parent: str = "gw") -> str:
+    """An HTTPRoute attached to Gateway ``parent``; ``rules`` is the block-style list of rules,
+    each line indented by two spaces (``  - backendRefs: [...]``)."""
+    return f"""---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  parentRefs: [{{name: {parent}}}]
+  rules:
+{rules.rstrip()}
+"""
+
+
+def grant_doc(
+    namespace: str, from_namespace: str, *, from_kind: str = "HTTPRoute", to_kind: str = "Service", to_name: str = ""
+) -> str:
+    """A ReferenceGrant in ``namespace`` letting ``from_kind`` objects of ``from_namespace`` refer to
+    ``to_kind`` objects (all of them, or the one named ``to_name``)."""
+    name = f", name: {to_name}" if to_name else ""
+    return f"""---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {{name: grant-{from_namespace}-{from_kind.lower()}, namespace: {namespace}}}
+spec:
+  from: [{{group: gateway.networking.k8s.io, kind: {from_kind}, namespace: {from_namespace}}}]
+  to: [{{group: "", kind: {to_kind}{name}}}]
+"""
+
+
+def translate_text(text: str) -> TranslateResult:
+    """Load ``text`` as one file and translate it; every document must load."""
+    result = load_paths(["-"], stdin_text=text)
+    assert result.errors == (), [str(e) for e in result.errors]
+    return translate(result.snapshot)
