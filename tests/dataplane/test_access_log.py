@@ -16,8 +16,8 @@ import pytest
 from mirrorgate.dataplane import accesslog, accesswriter
 from mirrorgate.dataplane.accesslog import AccessLogged
 from mirrorgate.dataplane.accesswriter import AccessWriter
-from tests.dataplane.client import request
 from tests.dataplane.conftest import GatewayFactory
+from tests.support.client import request
 
 CONFIG = (Path(__file__).parent / "e2e_data" / "gateway.yaml").read_text()
 STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"  # logging's asctime

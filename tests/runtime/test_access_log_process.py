@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.dataplane.client import Conn, encode_request
-from tests.runtime.conftest import WAIT, Backend, Starter, free_port, gateway_yaml, get
+from tests.runtime.conftest import WAIT, Backend, Starter, gateway_yaml, get
+from tests.support.backends import free_port
+from tests.support.client import Conn, encode_request
 
 LINE = re.compile(r'^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} 127\.0\.0\.1:\d+ "GET /n/(\d+) HTTP/1\.1" 200 ')
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from tests.runtime.conftest import Backend, Starter, free_port, get, pod_of
+from tests.runtime.conftest import Backend, Starter, get, pod_of
+from tests.support.backends import free_port
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "envoy-gateway-mirror.yaml"
 
