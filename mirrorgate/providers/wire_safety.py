@@ -1,19 +1,27 @@
-"""Wire safety: values a filter puts on the wire must not carry CR, LF or NUL.
+"""Wire safety: values a filter puts on the wire must not carry control characters.
 
 The Gateway API CRDs only length-check HTTPHeader values and path modifiers, so an apiserver
 admits ``"a\\r\\nX-Evil: 1"``; sent as configured it would split a header or the request line
-(header and request smuggling through configuration). mirrorgate rejects such an object at load,
-like an admission error, with the field path. This is stricter than the apiserver on purpose.
+(header and request smuggling through configuration). RFC 9110 §5.5 allows no control character
+in a field value but HTAB (``field-vchar``, SP, HTAB, obs-text), and RFC 3986 none in a path; a
+value that is not valid Unicode (an unpaired surrogate) cannot be encoded at all. mirrorgate
+rejects such an object at load, like an admission error, with the field path. This is stricter
+than the apiserver on purpose.
 """
 
 import json
+import re
 
 from mirrorgate.errors import FieldError
 from mirrorgate.model.httproute import HTTPHeaderFilter, HTTPPathModifier, HTTPRoute, HTTPRouteFilter
 from mirrorgate.model.meta import Resource
 
-_FORBIDDEN = ("\r", "\n", "\0")
-MESSAGE = "must not contain CR, LF or NUL (mirrorgate sends this value on the wire)"
+# C0 controls but HTAB, DEL, and the surrogate range (unpaired surrogates are not encodable).
+_FORBIDDEN = re.compile("[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
+MESSAGE = (
+    "must not contain control characters other than HTAB (CR, LF, NUL, ...) or unpaired surrogates "
+    "(mirrorgate sends this value on the wire)"
+)
 
 
 def wire_problems(obj: Resource) -> list[FieldError]:
@@ -66,7 +74,7 @@ def _path(path: str, modifier: HTTPPathModifier) -> list[FieldError]:
 
 
 def _unsafe(value: str) -> bool:
-    return any(c in value for c in _FORBIDDEN)
+    return _FORBIDDEN.search(value) is not None
 
 
 def _bad(path: str, value: str) -> FieldError:
