@@ -141,7 +141,7 @@ def _generation(item: Obj) -> int:
 
 def _desired_item(item: Obj, controller: str, classes: set[str], gateways: set[Key]) -> Desired | None:
     kind, ns, name = key = item_key(item)
-    status = item.get("status") or {}
+    status = plain(item.get("status") or {})
     if kind == "GatewayClass" and name in classes:
         wanted = {"conditions": status.get("conditions") or [], "supportedFeatures": supported_features()}
         return Desired(_generation(item), wanted)
@@ -152,6 +152,15 @@ def _desired_item(item: Obj, controller: str, classes: set[str], gateways: set[K
         parents = [p for p in status.get("parents") or [] if _our_parent(p, controller, ns, gateways)]
         return Desired(_generation(item), {"parents": parents})
     return None
+
+
+def plain(value: Any) -> Any:
+    """JSON-shaped copy: tuples become lists, so it compares equal to what the API server returns."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
 
 
 def _listener(listener: Obj) -> Obj:
