@@ -319,6 +319,10 @@ def _transient(exc: KubeError) -> bool:
     return isinstance(exc, Unreachable) or (isinstance(exc, ApiError) and (exc.code >= 500 or exc.code == 429))
 
 
+def _name(key: Key) -> str:
+    return f"{key[0]} {key[1]}/{key[2]}" if key[1] else f"{key[0]} {key[2]}"
+
+
 def _rv(obj: Obj | None) -> str | None:
     return None if obj is None else (obj.get("metadata") or {}).get("resourceVersion")
 
@@ -408,6 +412,9 @@ class StatusSync:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():
                     raise
+            except Exception as exc:  # a bug must not end the writer: the next update tries again
+                log.exception("kubernetes status: pass failed")
+                self._failed(f"status pass failed: {exc!r}")
             finally:
                 self._pass = None
 
@@ -447,12 +454,12 @@ class StatusSync:
             except KubeError as exc:
                 if _transient(exc):
                     raise
-                self._failed(f"{'/'.join(p for p in key if p)}: {exc}")
+                self._failed(f"{_name(key)}: {exc}")
                 return
             self.writes += 1
             self._remember(key, result)
             return
-        self._failed(f"{'/'.join(p for p in key if p)}: still conflicting after {self.ATTEMPTS} attempts")
+        self._failed(f"{_name(key)}: still conflicting after {self.ATTEMPTS} attempts")
 
     def _body(self, key: Key, obj: Obj | None, addresses: list[dict[str, str]]) -> Obj | None:
         """The object to PUT, or None when there is nothing to write."""
@@ -486,6 +493,11 @@ class StatusSync:
         try:
             obj = await self.client.get(resource, key[2], key[1] or None)
         except NotFound:
+            return None
+        except KubeError as exc:
+            if _transient(exc):
+                raise
+            self._failed(f"{_name(key)}: {exc}")
             return None
         self._remember(key, obj)
         return obj

@@ -456,3 +456,21 @@ async def test_rejected_gateway_and_class_get_accepted_false(api: FakeApiServer,
     ]
     assert "supportedFeatures" not in cls
     assert status_of(api, "GatewayClass", "other") == {}
+
+
+async def test_a_failing_pass_does_not_end_the_writer(api: FakeApiServer, client: KubeClient) -> None:
+    seed(api, gateway_class(), gateway(), route())
+    calls: list[int] = []
+
+    def addresses() -> list[dict[str, str]]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("publish service lookup broke")
+        return []
+
+    async with running(make_sync(client, store_live(api), addresses)) as s:
+        s.set_leading(True)
+        await settle(s)
+        assert "publish service lookup broke" in (s.last_error or "")
+        await apply(s, world())
+        assert status_of(api, "Gateway", "gw", "default")["conditions"]
