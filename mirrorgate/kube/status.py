@@ -142,6 +142,8 @@ def _generation(item: Obj) -> int:
 def _desired_item(item: Obj, controller: str, classes: set[str], gateways: set[Key]) -> Desired | None:
     kind, ns, name = key = item_key(item)
     status = plain(item.get("status") or {})
+    if kind != "HTTPRoute" and not status:
+        return None  # not translated as ours: nothing to write
     if kind == "GatewayClass" and name in classes:
         wanted = {"conditions": status.get("conditions") or [], "supportedFeatures": supported_features()}
         return Desired(_generation(item), wanted)
