@@ -1,0 +1,111 @@
+"""``mirrorgate run --kubernetes`` as a real process against the fake API server.
+
+Every wait is for an event (a log line, readiness, a response) with a generous deadline, never a time.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from tests.kube.cluster import backend, gateway, gateway_class, route, start_kubernetes
+from tests.kube.fakeapi import FakeApiServer
+from tests.runtime.conftest import WAIT, Backend, GatewayProcess, admin_json, backends, free_port, get, pod_of
+
+__all__ = ["backends"]
+
+Start = Callable[..., Awaitable[GatewayProcess]]
+
+
+@pytest.fixture
+async def kube(api: FakeApiServer, tmp_path: Path) -> AsyncIterator[Start]:
+    started: list[GatewayProcess] = []
+    kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
+
+    async def start(*extra: str) -> GatewayProcess:
+        gw = await start_kubernetes(kubeconfig, *extra)
+        started.append(gw)
+        return gw
+
+    yield start
+    for gw in started:
+        await gw.kill()
+        print("\n".join(gw.lines))  # shown when the test failed
+
+
+async def readyz(admin: int) -> tuple[int, str]:
+    r = await get(admin, "/readyz", host="127.0.0.1")
+    return r.status, r.body.decode()
+
+
+async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Poll ``check`` until it holds; fail after ``WAIT`` seconds."""
+    try:
+        async with asyncio.timeout(WAIT):
+            while True:
+                if await check():
+                    return
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
+async def until_ready(admin: int) -> None:
+    async def ready() -> bool:
+        return (await readyz(admin))[0] == 200
+
+    await until(ready, "ready")
+
+
+async def until_pod(port: int, path: str, pod: str | None) -> None:
+    """Wait until ``path`` is answered by ``pod`` (None: answered 404, no route)."""
+    async with asyncio.timeout(WAIT):
+        while True:
+            try:
+                r = await get(port, path)
+            except OSError:
+                r = None
+            if r is not None and (pod_of(r) == pod if pod is not None and r.status == 200 else r.status == 404):
+                if pod is not None or r.status == 404:
+                    return
+            await asyncio.sleep(0.05)
+
+
+def world(api: FakeApiServer, backends: dict[str, Backend], port: int) -> None:
+    api.put("gatewayclasses", gateway_class())
+    api.put("gateways", gateway(port))
+    backend(api, "svc-a", backends["a"].port)
+    backend(api, "svc-b", backends["b"].port)
+    api.put("httproutes", route("ra", "svc-a", "/a"))
+
+
+async def test_serves_what_the_api_holds_and_follows_changes(
+    api: FakeApiServer, kube: Start, backends: dict[str, Backend]
+) -> None:
+    port = free_port()
+    world(api, backends, port)
+    gw = await kube()
+    admin = await gw.admin_port()
+    await until_ready(admin)
+    assert pod_of(await get(port, "/a")) == "a-1-2"
+    # create a route
+    api.put("httproutes", route("rb", "svc-b", "/b"))
+    await until_pod(port, "/b", "b-1-2")
+    # update it: /b now goes to svc-a
+    api.put("httproutes", route("rb", "svc-a", "/b"))
+    await until_pod(port, "/b", "a-1-2")
+    # an EndpointSlice update moves svc-a to backend b
+    backend(api, "svc-a", backends["b"].port)
+    await until_pod(port, "/a", "b-1-2")
+    # delete the route
+    api.delete("httproutes", "rb", "default")
+    await until_pod(port, "/b", None)
+    status = await admin_json(admin, "/status")
+    kube_status = status["kubernetes"]
+    assert isinstance(kube_status, dict)
+    assert kube_status["synced"] is True
+    metrics = (await get(admin, "/metrics", host="127.0.0.1")).body.decode()
+    assert "mirrorgate_kube_synced 1.0" in metrics
+    assert 'mirrorgate_kube_watch_connected{resource="httproutes.gateway.networking.k8s.io"} 1.0' in metrics
+    assert await gw.stop() == 0
