@@ -121,7 +121,12 @@ def kube_source(config: RunConfig) -> KubeSource[Loaded]:
         lease_namespace=k.lease_namespace,
         publish_service=k.publish_service,
     )
-    options = TranslateOptions(
-        bind=config.bind, controller_name=k.controller_name, missing_class_is_ours=False, mesh_parents_on_bind=True
-    )
+    options = kube_options(config.bind, k.controller_name)
     return KubeSource(conn, settings, Builder(options), writer_factory=status_writer())
+
+
+def kube_options(bind: str, controller_name: str) -> TranslateOptions:
+    """How the cluster's objects are translated (rule 1)."""
+    return TranslateOptions(
+        bind=bind, controller_name=controller_name, missing_class_is_ours=False, mesh_parents_on_bind=True
+    )
