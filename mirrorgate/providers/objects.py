@@ -14,6 +14,10 @@ Rules:
    define, so an unknown field there is a field of a newer or experimental CRD that mirrorgate
    does not implement, and the object is refused with the file path's message.
 4. A refused object is left out of the snapshot; its errors are returned with it, never raised.
+5. Decoding and admission are pure functions of the object, and the API server gives every
+   version of an object a new ``metadata.resourceVersion``: a ``DecodeCache`` keeps the outcome per
+   (kind, namespace, name, resourceVersion) from one build to the next, so a change to one object
+   decodes one object. Entries of objects no longer present are dropped at each build.
 """
 
 from collections.abc import Iterable
@@ -25,7 +29,7 @@ import msgspec.inspect as mi
 from mirrorgate.errors import ConfigError
 from mirrorgate.model.meta import ObjectKey, Resource
 from mirrorgate.model.snapshot import KINDS, Snapshot
-from mirrorgate.providers.files import decode_document
+from mirrorgate.providers.files import DocumentResult, decode_document
 
 PRUNED_KINDS = frozenset({("", "Service"), ("discovery.k8s.io", "EndpointSlice"), ("", "Namespace")})
 _META_KEPT = ("name", "namespace", "labels", "annotations", "generation", "creationTimestamp", "uid")
@@ -91,17 +95,44 @@ def identity(body: dict[str, Any]) -> tuple[ObjectKey, int]:
     return key, generation if isinstance(generation, int) else 0
 
 
-def build_snapshot(bodies: Iterable[dict[str, Any]], origin: str) -> ObjectsResult:
-    """Every admitted object in one snapshot; the refused ones listed with their errors (rule 4)."""
+class DecodeCache:
+    """Decode outcomes by (kind, namespace, name, resourceVersion) across builds (rule 5)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[ObjectKey, str], DocumentResult] = {}
+        self._next: dict[tuple[ObjectKey, str], DocumentResult] = {}
+
+    def decode(self, body: dict[str, Any], origin: str) -> DocumentResult:
+        meta = body.get("metadata")
+        version = meta.get("resourceVersion") if isinstance(meta, dict) else None
+        if not isinstance(version, str) or not version:
+            return decode_document(clean(body), origin)
+        key = (identity(body)[0], version)
+        result = self.entries.get(key)
+        if result is None:
+            result = decode_document(clean(body), origin)
+        self._next[key] = result
+        return result
+
+    def rotate(self) -> None:
+        """End of a build: keep only what this build used."""
+        self.entries, self._next = self._next, {}
+
+
+def build_snapshot(bodies: Iterable[dict[str, Any]], origin: str, cache: DecodeCache | None = None) -> ObjectsResult:
+    """Every admitted object in one snapshot; the refused ones listed with their errors (rule 4);
+    ``cache`` skips objects decoded by an earlier build (rule 5)."""
     admitted: list[Resource] = []
     refused: list[Refused] = []
     warnings: list[str] = []
     for body in bodies:
-        result = decode_document(clean(body), origin)
+        result = cache.decode(body, origin) if cache is not None else decode_document(clean(body), origin)
         warnings.extend(result.warnings)
         if result.obj is not None:
             admitted.append(result.obj)
         elif result.errors:
             key, generation = identity(body)
             refused.append(Refused(key=key, generation=generation, errors=result.errors))
+    if cache is not None:
+        cache.rotate()
     return ObjectsResult(snapshot=Snapshot.of(admitted), refused=tuple(refused), warnings=tuple(warnings))

@@ -22,7 +22,7 @@ from typing import Any
 
 from mirrorgate.kube.kubeconfig import resolve
 from mirrorgate.kube.source import Built, KubeSettings, KubeSource, Refusal, WriterFactory
-from mirrorgate.providers.objects import ObjectsResult, Refused, build_snapshot
+from mirrorgate.providers.objects import DecodeCache, ObjectsResult, Refused, build_snapshot
 from mirrorgate.serve.config import Loaded, RunConfig
 from mirrorgate.status_view import list_view
 from mirrorgate.translate import TranslateOptions, translate
@@ -39,10 +39,11 @@ class Builder:
     def __init__(self, options: TranslateOptions) -> None:
         self.options = options
         self._logged: set[str] = set()
+        self._cache = DecodeCache()
 
     def __call__(self, objects: Mapping[str, list[dict[str, Any]]]) -> Built[Loaded]:
         bodies = [o for kind in sorted(objects) for o in objects[kind]]
-        result = build_snapshot(bodies, ORIGIN)
+        result = build_snapshot(bodies, ORIGIN, self._cache)
         translated = translate(result.snapshot, self.options)
         loaded = Loaded(table=translated.table, status=list_view(result.snapshot, translated.statuses))
         self._log(result)

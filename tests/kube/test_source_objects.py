@@ -8,7 +8,7 @@ import yaml
 from mirrorgate.model.core import EndpointSlice, Service
 from mirrorgate.model.httproute import HTTPRoute
 from mirrorgate.providers.files import load_paths
-from mirrorgate.providers.objects import build_snapshot, clean, decode_object
+from mirrorgate.providers.objects import DecodeCache, build_snapshot, clean, decode_object
 
 ROUTE: dict[str, Any] = {
     "apiVersion": "gateway.networking.k8s.io/v1",
@@ -99,3 +99,17 @@ def test_build_snapshot_leaves_refused_objects_out_and_names_them() -> None:
         3,
     )
     assert "spec.hostnames[0]" in refused.message
+
+
+def test_the_decode_cache_reuses_an_unchanged_version_and_forgets_vanished_objects() -> None:
+    cache = DecodeCache()
+    first = build_snapshot([ROUTE], "kubernetes", cache)
+    (entry,) = cache.entries.values()
+    again = build_snapshot([ROUTE], "kubernetes", cache)
+    assert again.snapshot == first.snapshot
+    assert next(iter(cache.entries.values())) is entry  # not decoded again
+    newer = {**ROUTE, "metadata": {**ROUTE["metadata"], "resourceVersion": "13"}}
+    build_snapshot([newer], "kubernetes", cache)
+    assert [v for _, v in cache.entries] == ["13"]
+    build_snapshot([], "kubernetes", cache)
+    assert cache.entries == {}
