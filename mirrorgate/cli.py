@@ -305,6 +305,10 @@ def _run(args: argparse.Namespace) -> int:
     from mirrorgate.serve.config import RunConfig, StartupError
     from mirrorgate.serve.logs import setup_logging
 
+    kube, problem = _kube_run(args)
+    if problem is not None:
+        print(f"mirrorgate run: {problem}", file=sys.stderr)
+        return 2 if kube is None else 1
     setup_logging(args.access_log, log_format=args.log_format, level=args.log_level)
     admin = None if args.admin == "off" else parse_host_port(args.admin)
     overrides: dict[str, Any] = {}
@@ -319,10 +323,6 @@ def _run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"mirrorgate run: {flag}: {exc}", file=sys.stderr)
             return 2
-    kube, problem = _kube_run(args)
-    if problem is not None:
-        print(f"mirrorgate run: {problem}", file=sys.stderr)
-        return 2 if kube is None else 1
     config = RunConfig(
         paths=tuple(args.paths or ()),
         bind=args.bind,

@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 from mirrorgate.admin.server import AdminApp
 from mirrorgate.dataplane.matcher import Matcher, compile
 from mirrorgate.serve.admin import listen_admin, register_source_metrics, status_of, why_not_ready
-from mirrorgate.serve.apply import Reloader, ReloadFailed, ReloadMetrics, announce, load_checked
+from mirrorgate.serve.apply import Reloader, ReloadFailed, ReloadMetrics, announce_start, load_checked
 from mirrorgate.serve.config import Loaded, RunConfig, StartupError
 from mirrorgate.serve.plane import DataPlane
 from mirrorgate.serve.signals import cancel_all, on_signal, until_stopped
@@ -88,7 +88,7 @@ async def serve(
     try:
         with on_signal(signal.SIGHUP, reloader.request):
             await plane.start()
-            announce(loaded)
+            announce_start(loaded, source)
             tasks.append(asyncio.create_task(reloader.run()))
             tasks.append(asyncio.create_task(source.watch(reloader.request, stop)))
             await stop.wait()

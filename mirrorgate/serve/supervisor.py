@@ -48,7 +48,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mirrorgate.admin.server import AdminApp
 from mirrorgate.serve.admin import listen_admin, register_source_metrics, status_of, why_not_ready
-from mirrorgate.serve.apply import Reloader, ReloadMetrics, announce, load_checked
+from mirrorgate.serve.apply import Reloader, ReloadMetrics, announce_start, load_checked
 from mirrorgate.serve.config import Loaded, RunConfig, StartupError
 from mirrorgate.serve.signals import cancel_all, on_signal, until_stopped
 from mirrorgate.serve.source import ConfigSource, source_of
@@ -252,7 +252,7 @@ class Supervisor:
         log.info("worker %d ready", slot.index)
         if all(s.bound for s in self.slots) and not self.started.is_set():
             self.started.set()
-            announce(self.reloader.current)  # once for the group, not once per worker
+            announce_start(self.reloader.current, self.source)  # once for the group, not once per worker
         return True
 
     async def _stop_workers(self, keepers: list["asyncio.Task[None]"]) -> None:
