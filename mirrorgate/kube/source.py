@@ -58,6 +58,7 @@ T = TypeVar("T")
 QUIET = 0.1  # seconds without a change before a reload is asked for
 MAX_DELAY = 1.0  # seconds after the first change at most
 RETRY = (0.2, 10.0)  # connect / discovery backoff, first and longest
+COPY_TIMEOUT = 30.0  # seconds a load waits for the loop to copy the caches (a loop shutting down never does)
 FIXED = (GATEWAY_CLASSES, GATEWAYS, HTTP_ROUTES, SERVICES, ENDPOINT_SLICES, NAMESPACES)
 REFERENCE_GRANT = "ReferenceGrant"
 STATUS_KINDS = ("GatewayClass", "Gateway", "HTTPRoute")
@@ -167,13 +168,11 @@ class KubeSource(Generic[T]):
         build: Callable[[Mapping[str, list[dict[str, Any]]]], Built[T]],
         *,
         writer_factory: WriterFactory | None = None,
-        connect: Callable[[Connection], Any] | None = None,
     ) -> None:
         self.conn = conn
         self.settings = settings
         self._build = build
         self._writer_factory = writer_factory
-        self._connect = connect or (lambda c: KubeClient.connect(c))
         self.kinds = {r.kind: _Kind(r.kind, r) for r in FIXED}
         self.kinds[REFERENCE_GRANT] = _Kind(REFERENCE_GRANT)
         self.unsynced: T = build({}).result
@@ -182,7 +181,6 @@ class KubeSource(Generic[T]):
         self.elector: LeaderElector | None = None
         self.writer: StatusWriter | None = None
         self.last_error: str | None = None
-        self.no_reference_grants = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._debouncer: Debouncer | None = None
@@ -248,7 +246,7 @@ class KubeSource(Generic[T]):
                 "resource": kind.resource.qualified if kind.resource else None,
                 "connected": bool(r and r.health.connected),
                 "synced": bool(r and r.synced.is_set()),
-                "lastError": (r.health.last_error if r else None) or (None if r else self.last_error),
+                "lastError": r.health.last_error if r is not None else self.last_error,
             }
         return {
             "server": self.conn.server,
@@ -266,8 +264,7 @@ class KubeSource(Generic[T]):
         delay = RETRY[0]
         while not stop.is_set():
             try:
-                client: KubeClient = await self._connect(self.conn)
-                return client
+                return await KubeClient.connect(self.conn)
             except (KubeError, KubeconfigError) as exc:
                 self._error(f"cannot connect to {self.conn.server}: {exc}")
             await _sleep_or_stop(stop, delay)
@@ -299,7 +296,6 @@ class KubeSource(Generic[T]):
             delay = min(RETRY[1], delay * 2)
         kind = self.kinds[REFERENCE_GRANT]
         if resource is None:
-            self.no_reference_grants = True
             log.warning(
                 "kubernetes: the API server serves no ReferenceGrant (v1 or v1beta1): no cross-namespace grants"
             )
@@ -348,7 +344,7 @@ class KubeSource(Generic[T]):
         """A copy of every cache, taken on the loop (rule 4)."""
         if self._loop is None or threading.get_ident() == self._loop_thread:
             return self._copy()
-        return asyncio.run_coroutine_threadsafe(self._copy_async(), self._loop).result()
+        return asyncio.run_coroutine_threadsafe(self._copy_async(), self._loop).result(COPY_TIMEOUT)
 
     async def _copy_async(self) -> dict[str, list[dict[str, Any]]]:
         return self._copy()

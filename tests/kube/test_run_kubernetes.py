@@ -72,6 +72,13 @@ async def until_pod(port: int, path: str, pod: str | None) -> None:
             await asyncio.sleep(0.05)
 
 
+async def until_status(port: int, path: str, status: int) -> None:
+    async def answered() -> bool:
+        return (await get(port, path)).status == status
+
+    await until(answered, f"{path} to answer {status}")
+
+
 def world(api: FakeApiServer, backends: dict[str, Backend], port: int) -> None:
     api.put("gatewayclasses", gateway_class())
     api.put("gateways", gateway(port))
@@ -101,6 +108,14 @@ async def test_serves_what_the_api_holds_and_follows_changes(
     # delete the route
     api.delete("httproutes", "rb", "default")
     await until_pod(port, "/b", None)
+    # a new Service and its EndpointSlice; then the slice goes (no endpoints), then the Service
+    api.put("httproutes", route("rc", "svc-c", "/c"))
+    backend(api, "svc-c", backends["m"].port)
+    await until_pod(port, "/c", "m-1-2")
+    api.delete("endpointslices", "svc-c-1", "default")
+    await until_status(port, "/c", 503)
+    api.delete("services", "svc-c", "default")
+    await until_status(port, "/c", 500)
     status = await admin_json(admin, "/status")
     kube_status = status["kubernetes"]
     assert isinstance(kube_status, dict)
