@@ -33,7 +33,7 @@ from mirrorgate.status_view import list_view, utc_now
 from mirrorgate.translate import TranslateOptions, translate
 
 if TYPE_CHECKING:
-    from mirrorgate.serve.config import RunConfig
+    from mirrorgate.serve.config import KubeRun, RunConfig
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,8 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mirrorgate {__version__}")
     sub = parser.add_subparsers(metavar="COMMAND")
 
-    run = sub.add_parser("run", help="serve the Gateway API configuration in PATH until SIGINT/SIGTERM")
-    _add_files(run)
+    run = sub.add_parser(
+        "run", help="serve the Gateway API configuration in PATH (or the API server's) until SIGINT/SIGTERM"
+    )
+    _add_files(run, required=False)
+    _add_kubernetes(run)
     _add_endpoints(run)
     run.add_argument(
         "--bind", type=ip_literal, default="0.0.0.0", help="address listeners bind when a Gateway has none"
@@ -154,15 +157,46 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_files(p: argparse.ArgumentParser) -> None:
+def _add_files(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     p.add_argument(
         "-f",
         "--filename",
         dest="paths",
         action="append",
-        required=True,
+        required=required,
         metavar="PATH",
         help="YAML file, directory of *.yaml/*.yml, or - for stdin (repeatable)",
+    )
+
+
+def _add_kubernetes(p: argparse.ArgumentParser) -> None:
+    k = p.add_argument_group("Kubernetes (--kubernetes instead of -f)")
+    k.add_argument("--kubernetes", action="store_true", help="serve what the Kubernetes API server holds")
+    k.add_argument(
+        "--kubeconfig", metavar="PATH", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)"
+    )
+    k.add_argument("--context", metavar="NAME", help="kubeconfig context (default: its current-context)")
+    k.add_argument(
+        "--controller-name",
+        default="mirrorgate.dev/gateway-controller",
+        help="the GatewayClass controllerName served (default mirrorgate.dev/gateway-controller)",
+    )
+    k.add_argument(
+        "--watch-namespace",
+        dest="watch_namespaces",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="watch namespaced kinds in NS only (repeatable; default: every namespace)",
+    )
+    k.add_argument("--lease-namespace", metavar="NS", help="namespace of the leader Lease (default: the pod's)")
+    k.add_argument("--lease-name", default="mirrorgate-leader", help="name of the leader Lease")
+    k.add_argument("--no-leader-elect", action="store_true", help="always write status (a single replica only)")
+    k.add_argument(
+        "--publish-service",
+        type=namespaced_name,
+        metavar="NS/NAME",
+        help="the Service whose load-balancer ingress is every Gateway's status.addresses",
     )
 
 
@@ -271,6 +305,10 @@ def _run(args: argparse.Namespace) -> int:
     from mirrorgate.serve.config import RunConfig, StartupError
     from mirrorgate.serve.logs import setup_logging
 
+    kube, problem = _kube_run(args)
+    if problem is not None:
+        print(f"mirrorgate run: {problem}", file=sys.stderr)
+        return 2 if kube is None else 1
     setup_logging(args.access_log, log_format=args.log_format, level=args.log_level)
     admin = None if args.admin == "off" else parse_host_port(args.admin)
     overrides: dict[str, Any] = {}
@@ -286,7 +324,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"mirrorgate run: {flag}: {exc}", file=sys.stderr)
             return 2
     config = RunConfig(
-        paths=tuple(args.paths),
+        paths=tuple(args.paths or ()),
         bind=args.bind,
         grace=args.grace,
         access_log_json=args.access_log_json,
@@ -299,6 +337,7 @@ def _run(args: argparse.Namespace) -> int:
         workers=args.workers,
         limits=Limits(**overrides),
         endpoints=tuple(args.endpoints),
+        kube=kube,
     )
     try:
         _serve(config)
@@ -309,6 +348,42 @@ def _run(args: argparse.Namespace) -> int:
         print(f"mirrorgate run: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _kube_run(args: argparse.Namespace) -> "tuple[KubeRun | None, str | None]":
+    """``--kubernetes`` settings (None for ``-f``) and a problem: a usage error (no settings, exit 2),
+    or the Kubernetes client missing or a bad kubeconfig (settings, exit 1)."""
+    from mirrorgate.serve.config import KubeRun
+
+    if bool(args.paths) == args.kubernetes:
+        return None, "give either -f PATH or --kubernetes (one of them, not both)"
+    if not args.kubernetes:
+        return None, None
+    if args.endpoints:
+        return None, "--endpoints is for -f: with --kubernetes the cluster's EndpointSlices are used"
+    kube = KubeRun(
+        kubeconfig=args.kubeconfig,
+        context=args.context,
+        controller_name=args.controller_name,
+        watch_namespaces=tuple(dict.fromkeys(args.watch_namespaces)),
+        leader_elect=not args.no_leader_elect,
+        lease_name=args.lease_name,
+        lease_namespace=args.lease_namespace or "default",
+        publish_service=args.publish_service,
+    )
+    try:
+        import kubernetes_asyncio  # noqa: F401
+    except ImportError:
+        return kube, "--kubernetes needs the Kubernetes client: pip install 'mirrorgate[kubernetes]'"
+    from mirrorgate.kube.kubeconfig import KubeconfigError, pod_namespace, resolve
+
+    if args.lease_namespace is None:
+        kube = msgspec.structs.replace(kube, lease_namespace=pod_namespace())
+    try:
+        resolve(args.kubeconfig, args.context)
+    except KubeconfigError as exc:
+        return kube, str(exc)
+    return kube, None
 
 
 def _serve(config: "RunConfig") -> None:
@@ -393,6 +468,14 @@ def access_log(text: str) -> str:
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise argparse.ArgumentTypeError(f"cannot open {text!r} for appending: {why}") from None
     return text
+
+
+def namespaced_name(text: str) -> tuple[str, str]:
+    """``NAMESPACE/NAME``, both non-empty."""
+    ns, sep, name = text.partition("/")
+    if not sep or not ns or not name or "/" in name:
+        raise argparse.ArgumentTypeError(f"expected NAMESPACE/NAME, got {text!r}")
+    return ns, name
 
 
 def parse_host_port(text: str) -> tuple[str, int]:

@@ -299,3 +299,28 @@ def schema_error(text: str) -> FieldError:
         got = _TYPE_NAMES.get(e.group("got"), e.group("got"))
         return FieldError(path=path, message=f'Invalid value: "{got}": {path} in body must be of type {want}: "{got}"')
     return FieldError(path=path, message=f"Invalid value: {msg}")
+
+
+# --- the per-document steps, for objects that come from elsewhere (providers/objects.py) ---------
+
+
+class DocumentResult(msgspec.Struct, frozen=True, kw_only=True):
+    """One document through the file path: the admitted object (None when refused) and findings."""
+
+    obj: Resource | None
+    errors: tuple[ConfigError, ...] = ()
+    notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def decode_document(body: Any, origin: str) -> DocumentResult:
+    """``body`` decoded, classified, converted, admitted and wire-checked exactly as a document of
+    the file ``origin`` is, so the model and every error text are the same."""
+    load = _Load()
+    obj = _decode(_Doc(origin, 0, body), load)
+    if obj is not None:
+        load.add(origin, obj)
+    admitted = next(iter(load.admitted.values()), None)
+    return DocumentResult(
+        obj=admitted, errors=tuple(load.errors), notes=tuple(load.notes), warnings=tuple(load.warnings)
+    )

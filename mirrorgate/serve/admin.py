@@ -4,20 +4,49 @@ Rules:
 1. ``/status`` is the served resources with their status plus ``lastReloadError``: null when the
    last reload succeeded, else its time and error lines.
 2. An admin address that cannot be bound is a startup error.
+3. A source with its own state (``serve.source.Observed``: the Kubernetes source) adds its section
+   to ``/status`` (``kubernetes``), its reason not to be ready to ``/readyz`` (before the table's)
+   and its collector to ``/metrics``.
 """
 
 import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from mirrorgate.admin.server import AdminApp, start_admin
 from mirrorgate.serve.apply import Reloader
-from mirrorgate.serve.config import StartupError
+from mirrorgate.serve.config import Loaded, StartupError
+from mirrorgate.serve.report import not_served
+from mirrorgate.serve.source import ConfigSource, Observed
 
 
-def status_of(reloader: Reloader[Any], status: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
-    """The ``/status`` document (rule 1)."""
+def status_of(
+    reloader: Reloader[Any], status: Callable[[], dict[str, Any]], source: ConfigSource | None = None
+) -> Callable[[], dict[str, Any]]:
+    """The ``/status`` document (rule 1), with the source's own section (rule 3)."""
+    if isinstance(source, Observed):
+        observed = source
+        return lambda: {**status(), "lastReloadError": reloader.last_error, "kubernetes": observed.status_section()}
     return lambda: {**status(), "lastReloadError": reloader.last_error}
+
+
+def why_not_ready(source: ConfigSource, current: Callable[[], Loaded]) -> Callable[[], str | None]:
+    """The source's reason not to be ready (rule 3), else the table's (``serve/report.not_served``)."""
+    observed = source if isinstance(source, Observed) else None
+
+    def why() -> str | None:
+        loaded = current()
+        return (observed.not_ready(loaded) if observed else None) or not_served(loaded.status, loaded.table)
+
+    return why
+
+
+def register_source_metrics(registry: CollectorRegistry, source: ConfigSource) -> None:
+    """The source's own metrics (the Kubernetes source's watch, sync and leader gauges)."""
+    if isinstance(source, Observed):
+        registry.register(source.collector())
 
 
 async def listen_admin(app: AdminApp, address: tuple[str, int]) -> asyncio.Server:

@@ -43,7 +43,7 @@ from mirrorgate.ir import invariants
 from mirrorgate.ir.table import RoutingTable
 from mirrorgate.serve.config import ConfigInvalid, Loaded
 from mirrorgate.serve.report import counts, report
-from mirrorgate.serve.source import ConfigSource
+from mirrorgate.serve.source import ConfigSource, Observed
 from mirrorgate.status_view import utc_now
 
 log = logging.getLogger("mirrorgate")
@@ -94,6 +94,16 @@ def announce(loaded: Loaded, before: Loaded | None = None) -> None:
             log.info("  %s", line)
     for line in warnings:
         log.warning("%s", line)
+
+
+def announce_start(loaded: Loaded, source: ConfigSource) -> None:
+    """``announce`` at start, or, for a source not ready to be served yet (the Kubernetes source
+    before its first sync), why nothing is announced yet."""
+    why = source.not_ready(loaded) if isinstance(source, Observed) else None
+    if why is not None:
+        log.info("not serving yet: %s", why)
+    else:
+        announce(loaded)
 
 
 class Reloader(Generic[T]):

@@ -41,6 +41,19 @@ class ConfigInvalid(StartupError):
         self.lines = list(lines)
 
 
+class KubeRun(msgspec.Struct, frozen=True, kw_only=True):
+    """``run --kubernetes``: where the API server is and what this replica does with it."""
+
+    kubeconfig: str | None = None
+    context: str | None = None
+    controller_name: str = "mirrorgate.dev/gateway-controller"
+    watch_namespaces: tuple[str, ...] = ()
+    leader_elect: bool = True
+    lease_name: str = "mirrorgate-leader"
+    lease_namespace: str = "default"
+    publish_service: tuple[str, str] | None = None  # (namespace, name)
+
+
 class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
     paths: tuple[str, ...]
     bind: str = "0.0.0.0"
@@ -57,6 +70,7 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
     reuse_port: bool = False  # SO_REUSEPORT on listeners (set for workers)
     limits: Limits = msgspec.field(default_factory=Limits)  # per worker (``--limit NAME=VALUE``)
     endpoints: tuple[EndpointSpec, ...] = ()  # ``--endpoints``: Service endpoints the files do not carry
+    kube: KubeRun | None = None  # ``--kubernetes``: the API server is the source instead of ``paths``
 
 
 class Loaded(msgspec.Struct, frozen=True, kw_only=True):

@@ -23,13 +23,12 @@ from prometheus_client import CollectorRegistry
 
 from mirrorgate.admin.server import AdminApp
 from mirrorgate.dataplane.matcher import Matcher, compile
-from mirrorgate.serve.admin import listen_admin, status_of
-from mirrorgate.serve.apply import Reloader, ReloadFailed, ReloadMetrics, announce, load_checked
+from mirrorgate.serve.admin import listen_admin, register_source_metrics, status_of, why_not_ready
+from mirrorgate.serve.apply import Reloader, ReloadFailed, ReloadMetrics, announce_start, load_checked
 from mirrorgate.serve.config import Loaded, RunConfig, StartupError
 from mirrorgate.serve.plane import DataPlane
-from mirrorgate.serve.report import not_served
 from mirrorgate.serve.signals import cancel_all, on_signal, until_stopped
-from mirrorgate.serve.source import ConfigSource, FileSource
+from mirrorgate.serve.source import ConfigSource, source_of
 
 log = logging.getLogger("mirrorgate")
 
@@ -70,7 +69,7 @@ async def serve(
     """Serve ``source`` (default: ``config``'s ``-f`` paths) until ``stop`` is set, reloading when
     it changes and on SIGHUP, then shut down gracefully. ``registry`` (default: a new one)
     receives the process's metrics."""
-    source = source if source is not None else FileSource.of(config)
+    source = source if source is not None else source_of(config)
     loaded = load_checked(source)
     plane = DataPlane(
         loaded.table,
@@ -83,12 +82,13 @@ async def serve(
     )
     reloader = plane_reloader(plane, source, loaded)
     plane.registry.register(ReloadMetrics(reloader))
-    admin = await _start_admin(config, plane, reloader) if config.admin is not None else None
+    register_source_metrics(plane.registry, source)
+    admin = await _start_admin(config, plane, reloader, source) if config.admin is not None else None
     tasks: list[asyncio.Task[None]] = []
     try:
         with on_signal(signal.SIGHUP, reloader.request):
             await plane.start()
-            announce(loaded)
+            announce_start(loaded, source)
             tasks.append(asyncio.create_task(reloader.run()))
             tasks.append(asyncio.create_task(source.watch(reloader.request, stop)))
             await stop.wait()
@@ -101,14 +101,16 @@ async def serve(
             await admin.wait_closed()
 
 
-async def _start_admin(config: RunConfig, plane: DataPlane, reloader: Reloader[Built]) -> asyncio.Server:
+async def _start_admin(
+    config: RunConfig, plane: DataPlane, reloader: Reloader[Built], source: ConfigSource
+) -> asyncio.Server:
     assert config.admin is not None
     app = AdminApp(
         registry=plane.registry,
         table=lambda: plane.table,
-        status=status_of(reloader, lambda: reloader.current.loaded.status),
+        status=status_of(reloader, lambda: reloader.current.loaded.status, source),
         ready=lambda: plane.ready,
-        why_not_ready=lambda: not_served(reloader.current.loaded.status, plane.table),
+        why_not_ready=why_not_ready(source, lambda: reloader.current.loaded),
     )
     return await listen_admin(app, config.admin)
 

@@ -23,9 +23,10 @@ import asyncio
 import logging
 import os
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import watchfiles
+from prometheus_client.registry import Collector
 
 from mirrorgate.providers.endpoints import EndpointSpec
 from mirrorgate.serve.config import Loaded, RunConfig, load_config, read_stdin_once
@@ -54,6 +55,28 @@ class ConfigSource(Protocol):
     async def watch(self, changed: Trigger, stop: asyncio.Event) -> None:
         """Call ``changed()`` whenever ``load()`` may return something new, until ``stop``."""
         ...
+
+
+@runtime_checkable
+class Observed(Protocol):
+    """A source with its own readiness, ``/status`` section and metrics (the Kubernetes source)."""
+
+    def not_ready(self, current: Loaded) -> str | None:
+        """Why the process must not be ready with ``current`` served, or None."""
+        ...
+
+    def status_section(self) -> dict[str, Any]: ...
+
+    def collector(self) -> Collector: ...
+
+
+def source_of(config: RunConfig) -> ConfigSource:
+    """The source ``mirrorgate run`` asked for: the API server with ``--kubernetes``, else the files."""
+    if config.kube is not None:
+        from mirrorgate.serve.kube import kube_source
+
+        return kube_source(config)
+    return FileSource.of(config)
 
 
 class FileSource:

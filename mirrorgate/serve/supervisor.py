@@ -47,12 +47,11 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from mirrorgate.admin.server import AdminApp
-from mirrorgate.serve.admin import listen_admin, status_of
-from mirrorgate.serve.apply import Reloader, ReloadMetrics, announce, load_checked
+from mirrorgate.serve.admin import listen_admin, register_source_metrics, status_of, why_not_ready
+from mirrorgate.serve.apply import Reloader, ReloadMetrics, announce_start, load_checked
 from mirrorgate.serve.config import Loaded, RunConfig, StartupError
-from mirrorgate.serve.report import not_served
 from mirrorgate.serve.signals import cancel_all, on_signal, until_stopped
-from mirrorgate.serve.source import ConfigSource, FileSource
+from mirrorgate.serve.source import ConfigSource, source_of
 from mirrorgate.serve.worker import ENV_CONFIG, ENV_ID, ENV_STATUS_FD, STATUS_LINE_LIMIT, table_frame
 
 log = logging.getLogger("mirrorgate")
@@ -96,7 +95,7 @@ class Supervisor:
         self.started = asyncio.Event()  # every worker bound at least once
         self.stopping = False
         self.failure: str | None = None
-        self.source = source if source is not None else FileSource.of(config)
+        self.source = source if source is not None else source_of(config)
         self.reloader: Reloader[Loaded] = Reloader(
             load_checked(self.source),
             source=self.source,
@@ -146,12 +145,13 @@ class Supervisor:
         registry = CollectorRegistry()
         registry.register(self.metrics)
         registry.register(ReloadMetrics(self.reloader))
+        register_source_metrics(registry, self.source)
         app = AdminApp(
             registry=registry,
             table=lambda: self.reloader.current.table,
-            status=status_of(self.reloader, lambda: self.reloader.current.status),
+            status=status_of(self.reloader, lambda: self.reloader.current.status, self.source),
             ready=self.ready,
-            why_not_ready=lambda: not_served(self.reloader.current.status, self.reloader.current.table),
+            why_not_ready=why_not_ready(self.source, lambda: self.reloader.current),
         )
         return await listen_admin(app, self.config.admin)
 
@@ -209,7 +209,9 @@ class Supervisor:
         return code, bound
 
     def _env(self, slot: WorkerSlot, status_fd: int) -> dict[str, str]:
-        worker_config = msgspec.structs.replace(self.config, admin=None, watch=False, reuse_port=True, workers=1)
+        worker_config = msgspec.structs.replace(
+            self.config, admin=None, watch=False, reuse_port=True, workers=1, kube=None
+        )
         return {
             **os.environ,
             ENV_CONFIG: msgspec.json.encode(worker_config).decode(),
@@ -250,7 +252,7 @@ class Supervisor:
         log.info("worker %d ready", slot.index)
         if all(s.bound for s in self.slots) and not self.started.is_set():
             self.started.set()
-            announce(self.reloader.current)  # once for the group, not once per worker
+            announce_start(self.reloader.current, self.source)  # once for the group, not once per worker
         return True
 
     async def _stop_workers(self, keepers: list["asyncio.Task[None]"]) -> None:

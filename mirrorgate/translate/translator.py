@@ -1,7 +1,8 @@
 """translate(): Snapshot -> RoutingTable + statuses, in named phases of fixed order.
 
 Phases: classes -> gateways/listeners -> routes (rules, parents, attachment) -> mesh services
--> servers (the IR) -> statuses. Gateways whose class is absent from the input are ours.
+-> servers (the IR) -> statuses. Gateways whose class is absent from the input are ours unless
+``TranslateOptions.missing_class_is_ours`` is False (the Kubernetes source).
 """
 
 import ipaddress
@@ -52,6 +53,13 @@ CONTROLLER_NAME = "mirrorgate.dev/gateway-controller"
 class TranslateOptions(msgspec.Struct, frozen=True, kw_only=True):
     bind: str = "0.0.0.0"
     controller_name: str = CONTROLLER_NAME
+    # A Gateway whose GatewayClass is absent from the input: ours with files (a file rarely carries
+    # the class), not ours from an API server (where every class the cluster has is in the input).
+    missing_class_is_ours: bool = True
+    # Services as mesh listeners: every Service with a clusterIP, on that IP (files: the addresses
+    # are the user's to give the host), or only those a route names as its parent, on ``bind``
+    # (a pod, where cluster IPs are kube-proxy's and cannot be bound).
+    mesh_parents_on_bind: bool = False
 
 
 class TranslateResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -78,10 +86,13 @@ def translate(snap: Snapshot, options: TranslateOptions | None = None) -> Transl
     ours = _process_classes(snap, options, statuses)
     class_names = {gc.metadata.name for gc in snap.gateway_classes}
     gateways = tuple(
-        g for g in snap.gateways if g.spec.gateway_class_name in ours or g.spec.gateway_class_name not in class_names
+        g
+        for g in snap.gateways
+        if g.spec.gateway_class_name in ours
+        or (options.missing_class_is_ours and g.spec.gateway_class_name not in class_names)
     )
     infos = process_gateways(gateways, options.bind)
-    meshes = _mesh_listeners(snap, options.bind)
+    meshes = _mesh_listeners(snap, options.bind, parents_only=options.mesh_parents_on_bind)
     attached: dict[str, list[_Entry]] = defaultdict(list)
     for route in snap.http_routes:
         status = _process_route(snap, route, infos, meshes, options, attached)
@@ -239,7 +250,7 @@ def _gateway_status(info: GatewayInfo, attached: dict[str, list[_Entry]]) -> Gat
     return GatewayStatus(addresses=(address,), conditions=(accepted, programmed), listeners=listeners)
 
 
-def _mesh_listeners(snap: Snapshot, bind: str) -> tuple[_Mesh, ...]:
+def _mesh_listeners(snap: Snapshot, bind: str, *, parents_only: bool = False) -> tuple[_Mesh, ...]:
     """Services as virtual addresses (a Service as an HTTPRoute parentRef, GEP-1426 mesh
     routing): clusterIP:port for each port, or ``bind``:port when the Service has no clusterIP
     and some route names it as a parent. Requests no route matches go to the Service's own
@@ -252,7 +263,7 @@ def _mesh_listeners(snap: Snapshot, bind: str) -> tuple[_Mesh, ...]:
     }
     out = []
     for svc in snap.services:
-        ip = _cluster_ip(svc)
+        ip = None if parents_only else _cluster_ip(svc)
         if ip is None and (svc.metadata.namespace, svc.metadata.name) not in parents:
             continue
         for sp in svc.spec.ports:

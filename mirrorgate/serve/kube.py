@@ -1,0 +1,133 @@
+"""``run --kubernetes``: the API server's objects -> the same decode, admission and translate as ``-f``.
+
+Rules:
+1. The caches of ``kube.source.KubeSource`` go through ``providers.objects.build_snapshot`` (the
+   file path's per-document steps, with ``kubernetes`` where the file name stands) and
+   ``translate()`` with ``TranslateOptions(bind, controller_name, missing_class_is_ours=False,
+   mesh_parents_on_bind=True)``: a Gateway whose class the cluster does not have is not ours, and
+   a Service is a mesh listener only when a route names it as parent, bound on ``--bind`` (cluster
+   IPs belong to kube-proxy, not to the pod).
+2. An object admission refuses is left out of the snapshot, logged once per distinct message as a
+   warning naming kind, namespace and name, and handed to the status writer as a refusal
+   (``Accepted=False`` with the message) when it is ours: a GatewayClass with our
+   ``controllerName``, a Gateway of such a class, a route with a parent Gateway of such a class.
+3. The status writer is ``kube.status.StatusSync`` when that module is installed; without it no
+   status is written (one warning) and everything else works.
+"""
+
+import importlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from mirrorgate.kube.kubeconfig import resolve
+from mirrorgate.kube.source import Built, KubeSettings, KubeSource, Refusal, WriterFactory
+from mirrorgate.providers.objects import DecodeCache, ObjectsResult, Refused, build_snapshot
+from mirrorgate.serve.config import Loaded, RunConfig
+from mirrorgate.status_view import list_view
+from mirrorgate.translate import TranslateOptions, translate
+
+log = logging.getLogger("mirrorgate")
+
+ORIGIN = "kubernetes"
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+
+
+class Builder:
+    """Caches -> ``Built[Loaded]`` (rules 1-2); remembers which refusals it already logged."""
+
+    def __init__(self, options: TranslateOptions) -> None:
+        self.options = options
+        self._logged: set[str] = set()
+        self._cache = DecodeCache()
+
+    def __call__(self, objects: Mapping[str, list[dict[str, Any]]]) -> Built[Loaded]:
+        bodies = [o for kind in sorted(objects) for o in objects[kind]]
+        result = build_snapshot(bodies, ORIGIN, self._cache)
+        translated = translate(result.snapshot, self.options)
+        loaded = Loaded(table=translated.table, status=list_view(result.snapshot, translated.statuses))
+        self._log(result)
+        refused = [_refusal(r) for r in result.refused if _ours(r, objects, self.options.controller_name)]
+        return Built(loaded, loaded.status, refused)
+
+    def _log(self, result: ObjectsResult) -> None:
+        lines = {str(e) for r in result.refused for e in r.errors} | set(result.warnings)
+        for line in sorted(lines - self._logged):
+            log.warning("refused: %s", line)
+        self._logged = lines
+
+
+def _refusal(r: Refused) -> Refusal:
+    return Refusal(r.key.kind, r.key.namespace, r.key.name, r.generation, r.message)
+
+
+def _ours(r: Refused, objects: Mapping[str, list[dict[str, Any]]], controller: str) -> bool:
+    """Whether a refused object is one whose status we write (rule 2)."""
+    classes = {_name(c) for c in objects.get("GatewayClass", ()) if _spec(c).get("controllerName") == controller}
+    body = next((o for o in objects.get(r.key.kind, ()) if _identity(o) == (r.key.namespace, r.key.name)), {})
+    if r.key.kind == "GatewayClass":
+        return _spec(body).get("controllerName") == controller
+    if r.key.kind == "Gateway":
+        return _spec(body).get("gatewayClassName") in classes
+    if r.key.kind != "HTTPRoute":
+        return False
+    gateways = {_identity(g) for g in objects.get("Gateway", ()) if _spec(g).get("gatewayClassName") in classes}
+    return any(_parent(ref, r.key.namespace) in gateways for ref in _spec(body).get("parentRefs") or ())
+
+
+def _parent(ref: Any, namespace: str) -> tuple[str, str] | None:
+    if not isinstance(ref, dict) or ref.get("kind", "Gateway") != "Gateway":
+        return None
+    if ref.get("group", GATEWAY_GROUP) != GATEWAY_GROUP:
+        return None
+    return str(ref.get("namespace") or namespace), str(ref.get("name"))
+
+
+def _spec(obj: dict[str, Any]) -> dict[str, Any]:
+    spec = obj.get("spec")
+    return spec if isinstance(spec, dict) else {}
+
+
+def _name(obj: dict[str, Any]) -> str:
+    return _identity(obj)[1]
+
+
+def _identity(obj: dict[str, Any]) -> tuple[str, str]:
+    raw = obj.get("metadata")
+    meta: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+def status_writer() -> WriterFactory | None:
+    """``kube.status.StatusSync`` when installed (rule 3)."""
+    try:
+        module = importlib.import_module("mirrorgate.kube.status")
+    except ImportError:
+        log.warning("kubernetes: no status writer in this build: statuses are not written")
+        return None
+    factory: WriterFactory = module.StatusSync
+    return factory
+
+
+def kube_source(config: RunConfig) -> KubeSource[Loaded]:
+    """The source of ``run --kubernetes``; raises ``KubeconfigError`` for a bad kubeconfig."""
+    assert config.kube is not None
+    k = config.kube
+    conn = resolve(k.kubeconfig, k.context)
+    settings = KubeSettings(
+        controller_name=k.controller_name,
+        watch_namespaces=k.watch_namespaces,
+        leader_elect=k.leader_elect,
+        lease_name=k.lease_name,
+        lease_namespace=k.lease_namespace,
+        publish_service=k.publish_service,
+    )
+    options = kube_options(config.bind, k.controller_name)
+    return KubeSource(conn, settings, Builder(options), writer_factory=status_writer())
+
+
+def kube_options(bind: str, controller_name: str) -> TranslateOptions:
+    """How the cluster's objects are translated (rule 1)."""
+    return TranslateOptions(
+        bind=bind, controller_name=controller_name, missing_class_is_ours=False, mesh_parents_on_bind=True
+    )
