@@ -64,16 +64,6 @@ REFERENCE_GRANT = "ReferenceGrant"
 STATUS_KINDS = ("GatewayClass", "Gateway", "HTTPRoute")
 
 
-class Refusal(NamedTuple):
-    """An object the API server holds that admission refused (``Accepted=False`` with ``message``)."""
-
-    kind: str
-    namespace: str
-    name: str
-    generation: int
-    message: str
-
-
 class Built(NamedTuple, Generic[T]):
     """What ``build`` makes of the caches: the result, its status List, the refused objects."""
 

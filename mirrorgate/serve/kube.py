@@ -11,17 +11,17 @@ Rules:
    warning naming kind, namespace and name, and handed to the status writer as a refusal
    (``Accepted=False`` with the message) when it is ours: a GatewayClass with our
    ``controllerName``, a Gateway of such a class, a route with a parent Gateway of such a class.
-3. The status writer is ``kube.status.StatusSync`` when that module is installed; without it no
-   status is written (one warning) and everything else works.
+3. The status writer is ``kube.status.StatusSync``: the Lease holder writes the statuses of the
+   objects that are ours (``docs/kubernetes.md``, "Status").
 """
 
-import importlib
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 from mirrorgate.kube.kubeconfig import resolve
-from mirrorgate.kube.source import Built, KubeSettings, KubeSource, Refusal, WriterFactory
+from mirrorgate.kube.source import Built, KubeSettings, KubeSource
+from mirrorgate.kube.status import Rejected, StatusSync
 from mirrorgate.providers.objects import DecodeCache, ObjectsResult, Refused, build_snapshot
 from mirrorgate.serve.config import Loaded, RunConfig
 from mirrorgate.status_view import list_view
@@ -57,8 +57,8 @@ class Builder:
         self._logged = lines
 
 
-def _refusal(r: Refused) -> Refusal:
-    return Refusal(r.key.kind, r.key.namespace, r.key.name, r.generation, r.message)
+def _refusal(r: Refused) -> Rejected:
+    return Rejected(r.key.kind, r.key.namespace, r.key.name, r.generation, r.message)
 
 
 def _ours(r: Refused, objects: Mapping[str, list[dict[str, Any]]], controller: str) -> bool:
@@ -98,17 +98,6 @@ def _identity(obj: dict[str, Any]) -> tuple[str, str]:
     return str(meta.get("namespace") or ""), str(meta.get("name") or "")
 
 
-def status_writer() -> WriterFactory | None:
-    """``kube.status.StatusSync`` when installed (rule 3)."""
-    try:
-        module = importlib.import_module("mirrorgate.kube.status")
-    except ImportError:
-        log.warning("kubernetes: no status writer in this build: statuses are not written")
-        return None
-    factory: WriterFactory = module.StatusSync
-    return factory
-
-
 def kube_source(config: RunConfig) -> KubeSource[Loaded]:
     """The source of ``run --kubernetes``; raises ``KubeconfigError`` for a bad kubeconfig."""
     assert config.kube is not None
@@ -123,7 +112,7 @@ def kube_source(config: RunConfig) -> KubeSource[Loaded]:
         publish_service=k.publish_service,
     )
     options = kube_options(config.bind, k.controller_name)
-    return KubeSource(conn, settings, Builder(options), writer_factory=status_writer())
+    return KubeSource(conn, settings, Builder(options), writer_factory=StatusSync)
 
 
 def kube_options(bind: str, controller_name: str) -> TranslateOptions:

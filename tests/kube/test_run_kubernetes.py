@@ -11,7 +11,8 @@ import pytest
 
 from tests.kube.cluster import backend, gateway, gateway_class, route, start_kubernetes
 from tests.kube.fakeapi import FakeApiServer
-from tests.runtime.conftest import WAIT, Backend, GatewayProcess, admin_json, backends, free_port, get, pod_of
+from tests.runtime.conftest import WAIT, Backend, GatewayProcess, admin_json, backends, get, pod_of
+from tests.support.backends import free_port
 
 __all__ = ["backends"]
 
