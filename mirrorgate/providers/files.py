@@ -29,6 +29,7 @@ import yaml
 from mirrorgate.errors import ConfigError, FieldError
 from mirrorgate.model.meta import ObjectKey, Resource
 from mirrorgate.model.snapshot import CLUSTER_SCOPED, KINDS, VERSIONS, Snapshot
+from mirrorgate.providers import yamlnodes
 from mirrorgate.providers.admission import admit
 from mirrorgate.providers.kinds import Verdict, classify
 from mirrorgate.providers.wire_safety import wire_problems
@@ -143,13 +144,21 @@ def _parse(file: str, text: str, errors: list[ConfigError]) -> Iterator[_Doc]:
             if node is None:  # pragma: no cover - check_node() said there is one
                 continue
             line = node.start_mark.line + 1
-            yield from _flatten(file, line, loader.construct_document(node))
+            yield from _flatten(file, line, _construct(loader, node))
     except _DuplicateKey as exc:
         errors.append(ConfigError(file, "", FieldError(path="", message=f"invalid YAML: {exc}")))
     except yaml.YAMLError as exc:
         errors.append(ConfigError(file, "", FieldError(path="", message=_yaml_message(text, exc))))
     finally:
         loader.dispose()
+
+
+def _construct(loader: yaml.SafeLoader | yaml.CSafeLoader, node: yaml.Node) -> Any:
+    """The document's data: the plain case without PyYAML's constructor, the rest with it."""
+    try:
+        return yamlnodes.construct(loader, node)
+    except yamlnodes.Unusual:
+        return loader.construct_document(node)
 
 
 class _DuplicateKey(yaml.YAMLError):
@@ -176,13 +185,15 @@ class _StrictKeys:
         return super().construct_mapping(node, deep=deep)  # type: ignore[misc,no-any-return]
 
 
-class _Loader(_StrictKeys, yaml.SafeLoader):
+class _Loader(yamlnodes.MemoResolve, _StrictKeys, yaml.SafeLoader):
     """PyYAML's pure-Python safe loader with strict keys."""
 
 
 # libyaml's parser (about ten times faster; same marks) when PyYAML was built with it.
 _FastLoader: type[yaml.SafeLoader] | type[yaml.CSafeLoader] = (
-    type("_CLoader", (_StrictKeys, yaml.CSafeLoader), {}) if hasattr(yaml, "CSafeLoader") else _Loader
+    type("_CLoader", (yamlnodes.MemoResolve, _StrictKeys, yaml.CSafeLoader), {})
+    if hasattr(yaml, "CSafeLoader")
+    else _Loader
 )
 
 
