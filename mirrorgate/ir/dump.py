@@ -100,7 +100,7 @@ class _Unusual(Exception):
 
 
 _STR_TAG = "tag:yaml.org,2002:str"
-_RESOLVER = yaml.resolver.Resolver()
+_RESOLVER: Any = yaml.resolver.Resolver()
 # First characters that stop a plain scalar (YAML indicators), and the ones that do when a space follows.
 _INDICATOR_FIRST = frozenset("#,[]{}&*!|>'\"%@`")
 _INDICATOR_BEFORE_SPACE = frozenset("?:-")
@@ -206,3 +206,7 @@ def _block_plain(s: str) -> bool:
     if s[0] in _INDICATOR_BEFORE_SPACE and (len(s) == 1 or s[1] == " "):
         return False
     return not (": " in s[1:] or (s[-1] == ":" and len(s) > 1) or " #" in s)
+
+
+def to_json(data: Any) -> str:
+    return msgspec.json.format(msgspec.json.encode(data), indent=2).decode() + "\n"
