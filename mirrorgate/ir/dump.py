@@ -4,15 +4,15 @@ Rules:
 1. Mappings are sorted by key, lists keep their (precedence or spec) order, numbers are integers.
 2. YAML text is what ``yaml.safe_dump`` (PyYAML's pure-Python emitter) writes, byte for byte.
    A direct block writer produces it when the data is dicts with string keys of 1 to 119
-   characters, lists or tuples (none directly inside another), str, int, bool and None, every string
-   printable ASCII, no object met twice and no line long enough for PyYAML to fold; for such
-   data PyYAML's choices reduce to plain or single-quoted scalars and fixed indentation. Any
-   other data goes through PyYAML.
-3. A top-level mapping is written key by key, and a long list under one of its keys in batches:
-   block style writes the items of such a list at the left margin, each as a top-level list
-   would, so the pieces concatenate to the whole document, and one unusual item sends only its
-   batch through PyYAML. Data where one dict or list appears twice is written whole (PyYAML
-   anchors it).
+   characters, lists or tuples (none directly inside another), str, int, bool and None, every
+   string printable ASCII, no object met twice and no line long enough for PyYAML to fold; for
+   such data PyYAML's choices reduce to plain or single-quoted scalars and fixed indentation.
+   Any other data goes through PyYAML.
+3. When the writer cannot take the whole document, a top-level mapping is written key by key,
+   and a long list under one of its keys in batches: block style writes the items of such a
+   list at the left margin, each as a top-level list would, so the pieces concatenate to the
+   whole document, and one unusual item sends only its batch through PyYAML. Data where one
+   dict or list appears twice is written whole (PyYAML anchors it).
 4. The cyclic garbage collector is paused while a dump runs: a dump builds no cycles, and each
    collection would walk every object of the process (the whole configuration), which made the
    collector most of the time spent on a large dump.
@@ -37,6 +37,9 @@ def table_to_builtins(table: RoutingTable) -> dict[str, Any]:
 def to_yaml(data: Any) -> str:
     """Block-style YAML with sorted keys: stable text for golden files and diffs."""
     with paused_gc():
+        whole = _written(data)
+        if whole is not None:
+            return whole
         if isinstance(data, dict) and data and all(isinstance(k, str) for k in data) and not _shares(data):
             return "".join(_top_level_entry(k, data[k]) for k in sorted(data))
         return _dump(data)
@@ -85,14 +88,22 @@ def _top_level_entry(key: str, value: Any) -> str:
 
 
 def _dump(data: Any) -> str:
-    if isinstance(data, (dict, *_SEQUENCES)) and data:
-        try:
-            return _BlockWriter().document(data)
-        except _Unusual:
-            pass
+    text = _written(data)
+    if text is not None:
+        return text
     return yaml.dump(
         data, Dumper=yaml.SafeDumper, sort_keys=True, default_flow_style=False, allow_unicode=True, width=1000
     )
+
+
+def _written(data: Any) -> str | None:
+    """``data`` as the block writer writes it; None when it is left to PyYAML."""
+    if not isinstance(data, (dict, *_SEQUENCES)) or not data:
+        return None
+    try:
+        return _BlockWriter().document(data)
+    except _Unusual:
+        return None
 
 
 class _Unusual(Exception):
