@@ -13,19 +13,16 @@ Rules:
    list at the left margin, each as a top-level list would, so the pieces concatenate to the
    whole document, and one unusual item sends only its batch through PyYAML. Data where one
    dict or list appears twice is written whole (PyYAML anchors it).
-4. The cyclic garbage collector is paused while a dump runs: a dump builds no cycles, and each
-   collection would walk every object of the process (the whole configuration), which made the
-   collector most of the time spent on a large dump.
+4. The cyclic garbage collector is paused while a dump runs (``ir.gcpause``): a dump builds no
+   cycles, and collections walking the whole configuration were most of a large dump's time.
 """
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import msgspec
 import yaml
 
+from mirrorgate.ir.gcpause import paused_gc
 from mirrorgate.ir.table import RoutingTable
 
 
@@ -60,19 +57,6 @@ def _shares(data: Any) -> bool:
 
 
 _SEQUENCES = (list, tuple)  # PyYAML's safe representer writes a tuple as a list
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """The cyclic garbage collector paused, for work that builds many objects and no cycles
-    (rule 4); what it allocates is freed by reference counting as usual."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 # Items of a long top-level list dumped at a time, as one small document (rule 3).

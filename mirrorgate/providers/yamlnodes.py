@@ -82,19 +82,19 @@ class _Builder:
 
 
 class MemoResolve:
-    """Mixin for a PyYAML loader: resolved tags remembered (rule 3)."""
+    """Mixin for a PyYAML loader: the tags of scalars remembered (rule 3)."""
 
-    _resolved: dict[Any, Any]
+    _resolved: dict[tuple[str, Any], Any]
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        memo: dict[Any, Any] | None = getattr(self, "_resolved", None)
+        if kind is not ScalarNode or self.yaml_path_resolvers:  # type: ignore[attr-defined]
+            return super().resolve(kind, value, implicit)  # type: ignore[misc]
+        memo: dict[tuple[str, Any], Any] | None = getattr(self, "_resolved", None)
         if memo is None:
             memo = {}
             self._resolved = memo
-        key = (kind, value, implicit)
+        key = (value, implicit)  # str and bools: a key the cyclic GC soon stops tracking
         tag = memo.get(key)
         if tag is None:
-            tag = super().resolve(kind, value, implicit)  # type: ignore[misc]
-            if not self.yaml_path_resolvers:  # type: ignore[attr-defined]
-                memo[key] = tag
+            tag = memo[key] = super().resolve(kind, value, implicit)  # type: ignore[misc]
         return tag

@@ -9,6 +9,7 @@ from collections import defaultdict
 
 import msgspec
 
+from mirrorgate.ir.gcpause import paused_gc
 from mirrorgate.ir.table import (
     Action,
     Backend,
@@ -74,7 +75,11 @@ class _Mesh(msgspec.Struct, frozen=True, kw_only=True):
 
 def translate(snap: Snapshot, options: TranslateOptions | None = None) -> TranslateResult:
     """Translate a snapshot; deterministic, pure, and never raises on admitted input."""
-    options = options or TranslateOptions()
+    with paused_gc():  # builds a large acyclic result (ir.gcpause)
+        return _translate(snap, options or TranslateOptions())
+
+
+def _translate(snap: Snapshot, options: TranslateOptions) -> TranslateResult:
     statuses: dict[str, AnyStatus] = {}
     ours = _process_classes(snap, options, statuses)
     class_names = {gc.metadata.name for gc in snap.gateway_classes}

@@ -89,6 +89,6 @@ def test_resolved_tags_are_remembered_per_loader() -> None:
     try:
         loader.get_single_node()
         memo = getattr(loader, "_resolved")  # noqa: B009 - set by the MemoResolve mixin
-        assert memo[(yaml.ScalarNode, "1", (True, False))] == "tag:yaml.org,2002:int"
+        assert memo[("1", (True, False))] == "tag:yaml.org,2002:int"
     finally:
         loader.dispose()
