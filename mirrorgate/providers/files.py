@@ -18,6 +18,10 @@ Rules:
    layer may not import): it builds many objects and no cycles, and collections walking every
    object of the process were a sixth of a large load; cycles made meanwhile are found by the
    next collection.
+7. A load remembers each unchanged document chunk of the previous load (``doccache``): a file
+   where some chunk is remembered parses only its other chunks, each alone, and takes the
+   remembered objects for the rest, in document order; when a changed chunk does not parse
+   alone, the whole file is parsed, so every message and line is what a full parse gives.
 """
 
 import gc
@@ -35,7 +39,7 @@ import yaml
 from mirrorgate.errors import ConfigError, FieldError
 from mirrorgate.model.meta import ObjectKey, Resource
 from mirrorgate.model.snapshot import CLUSTER_SCOPED, KINDS, VERSIONS, Snapshot
-from mirrorgate.providers import yamlnodes
+from mirrorgate.providers import doccache, yamlnodes
 from mirrorgate.providers.admission import admit
 from mirrorgate.providers.kinds import Verdict, classify
 from mirrorgate.providers.wire_safety import wire_problems
@@ -68,8 +72,9 @@ class _Load:
         self.admitted: dict[str, Resource] = {}
         self.sources: dict[str, str] = {}
 
-    def add(self, file: str, obj: Resource) -> None:
-        """Admit ``obj`` unless invalid; a later file replaces an earlier file's object of the same key."""
+    def add(self, file: str, obj: Resource, problems: Sequence[FieldError] | None = None) -> None:
+        """Admit ``obj`` unless invalid (``problems``: its admission problems, when known); a later
+        file replaces an earlier file's object of the same key."""
         ident = str(obj.key)
         earlier = self.sources.get(ident)
         if earlier is not None and self.admitted[ident] == obj:
@@ -80,7 +85,8 @@ class _Load:
             )
             self.errors.append(ConfigError(file, ident, err))
             return
-        problems = admit(obj) or wire_problems(obj)
+        if problems is None:
+            problems = admission_problems(obj)
         if problems:
             self.errors.extend(ConfigError(file, ident, p) for p in problems)
             return
@@ -88,6 +94,9 @@ class _Load:
             self.notes.append(f"{file}: {ident} replaces its definition in {earlier} (later files win)")
         self.admitted[ident] = obj
         self.sources[ident] = file
+
+    def findings(self) -> tuple[int, int, int]:
+        return len(self.errors), len(self.notes), len(self.warnings)
 
     def result(self) -> LoadResult:
         return LoadResult(
@@ -119,11 +128,74 @@ def _paused_gc() -> Iterator[None]:
 
 def _load_paths(paths: Sequence[str], stdin_text: str | None) -> LoadResult:
     load = _Load()
-    for doc in _documents(paths, load.errors, stdin_text):
-        obj = _decode(doc, load)
-        if obj is not None:
-            load.add(doc.file, obj)
+    _CACHE.next.clear()
+    for file in expand_paths(paths):
+        text = _read(file, load.errors, stdin_text)
+        if text is not None:
+            _load_text(file, text, load)
+    _CACHE.finish()
     return load.result()
+
+
+# Chunks of the previous load (rule 7).
+_CACHE = doccache.Cache()
+
+
+def admission_problems(obj: Resource) -> tuple[FieldError, ...]:
+    """Why the apiserver would refuse ``obj``, or why mirrorgate cannot send it on the wire."""
+    return tuple(admit(obj) or wire_problems(obj))
+
+
+def _load_text(file: str, text: str, load: _Load) -> None:
+    chunks = doccache.split(text)
+    if chunks is not None and any(_CACHE.get(c) is not None for c in chunks) and _load_chunks(file, chunks, load):
+        return
+    recorder = doccache.Recorder(chunks) if chunks is not None else None
+    parse_errors: list[ConfigError] = []
+    for doc in _parse(file, text, parse_errors):
+        outcome = _take(doc, load)
+        if recorder is not None:
+            recorder.note(doc.line, outcome)
+    load.errors.extend(parse_errors)
+    if recorder is not None and not parse_errors:
+        recorder.keep_all(_CACHE)
+
+
+def _load_chunks(file: str, chunks: list[doccache.Chunk], load: _Load) -> bool:
+    """Load a file whose unchanged chunks are remembered; False (nothing done) when a changed
+    chunk does not parse alone: the whole file is then parsed as usual, for its messages."""
+    fresh: dict[int, list[_Doc]] = {}
+    for i, chunk in enumerate(chunks):
+        if _CACHE.get(chunk) is None:
+            errors: list[ConfigError] = []
+            docs = [_Doc(file, chunk.line + d.line, d.body) for d in _parse(file, chunk.text, errors)]
+            if errors:
+                return False
+            fresh[i] = docs
+    recorder = doccache.Recorder(chunks)
+    for i, chunk in enumerate(chunks):
+        if i in fresh:
+            for doc in fresh[i]:
+                recorder.note(doc.line, _take(doc, load))
+            continue
+        for line, obj, problems in _CACHE.get(chunk) or ():
+            load.add(file, obj, problems)
+            recorder.note(chunk.line + line, (obj, problems))
+    recorder.keep_all(_CACHE)
+    return True
+
+
+def _take(doc: _Doc, load: _Load) -> tuple[Resource, tuple[FieldError, ...]] | None:
+    """Decode and add one document; its object and admission problems when decoding it found
+    nothing to report (what a chunk may remember), else None."""
+    before = load.findings()
+    obj = _decode(doc, load)
+    if obj is None:
+        return None
+    clean = load.findings() == before
+    problems = admission_problems(obj)
+    load.add(doc.file, obj, problems)
+    return (obj, problems) if clean else None
 
 
 def expand_paths(paths: Sequence[str]) -> list[str]:
@@ -139,13 +211,6 @@ def expand_paths(paths: Sequence[str]) -> list[str]:
         else:
             files.append(p)
     return files
-
-
-def _documents(paths: Sequence[str], errors: list[ConfigError], stdin_text: str | None) -> Iterator[_Doc]:
-    for file in expand_paths(paths):
-        text = _read(file, errors, stdin_text)
-        if text is not None:
-            yield from _parse(file, text, errors)
 
 
 def _read(file: str, errors: list[ConfigError], stdin_text: str | None) -> str | None:
