@@ -110,7 +110,8 @@ class _BlockWriter:
     list directly in a list, an object met twice, a line PyYAML would fold, another type)."""
 
     def __init__(self) -> None:
-        self.out: list[str] = []
+        self.out: list[str] = []  # lines not yet joined
+        self.parts: list[str] = []  # joined lines
         self.seen: set[int] = set()
         self.rendered: dict[str, str] = {}
 
@@ -119,10 +120,15 @@ class _BlockWriter:
             self.mapping(data, 0, "")
         else:
             self.sequence(data, 0)
-        text = "".join(self.out)
+        self.flush()
+        return "".join(self.parts)
+
+    def flush(self) -> None:
+        """Join the lines written so far (a million short strings would cost more than the text)."""
         if any(len(line) > _MAX_LINE for line in self.out):
             raise _Unusual
-        return text
+        self.parts.append("".join(self.out))
+        self.out.clear()
 
     def collection(self, data: Any) -> None:
         if data == ():  # the one empty tuple: PyYAML never anchors it
@@ -161,6 +167,8 @@ class _BlockWriter:
                 raise _Unusual
             else:
                 self.out.append(f"{prefix}{self.leaf(item)}\n")
+            if len(self.out) > 4096:
+                self.flush()
 
     def leaf(self, value: Any) -> str:
         t = type(value)
