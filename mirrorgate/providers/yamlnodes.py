@@ -8,7 +8,9 @@ Rules:
    messages.
 2. Plain means: mappings, sequences and scalars with the default tags; scalar values go through
    the loader's own constructor for their tag (``int``, ``bool``, ``null``, ``float``,
-   ``timestamp``...), strings are the node's value as PyYAML returns them.
+   ``timestamp``...), strings are the node's value as PyYAML returns them; equal strings met by
+   one loader are returned as one object (a configuration repeats its names, kinds and groups
+   thousands of times, and the decoded objects keep them).
 3. ``MemoResolve`` remembers the tag the resolver gave a (kind, value, implicit) triple: the
    composer asks again for every repeated key and value, and the answer only depends on them
    when no path resolver is registered (none is, for the safe loaders).
@@ -46,6 +48,7 @@ class _Builder:
     def __init__(self, loader: Any) -> None:
         self.loader = loader
         self.seen: set[int] = set()
+        self.strings: dict[str, str] = loader.__dict__.setdefault("_strings", {})
 
     def build(self, node: Node) -> Any:
         ident = id(node)
@@ -55,7 +58,7 @@ class _Builder:
         cls, tag = type(node), node.tag
         if cls is ScalarNode:
             if tag == _STR:
-                return node.value
+                return self.strings.setdefault(node.value, node.value)
             if tag == _NULL:
                 return None
             if tag in _SCALAR_TAGS:
