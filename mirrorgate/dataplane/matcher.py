@@ -48,6 +48,7 @@ from typing import Generic, TypeVar
 from urllib.parse import unquote_to_bytes
 
 from mirrorgate.dataplane.headers import HeaderEdit, compile_edit
+from mirrorgate.ir.gcpause import paused_gc
 from mirrorgate.ir.table import Action, Backend, HTTPListener, Match, PathType, RoutingTable, UpstreamAddress
 
 T = TypeVar("T")
@@ -437,6 +438,11 @@ class Matcher:
 
 def compile(table: RoutingTable) -> Matcher:
     """Compile a routing table: every regex, host dict and plan is built here, once."""
+    with paused_gc():  # many objects, no cycles (ir.gcpause)
+        return _compile(table)
+
+
+def _compile(table: RoutingTable) -> Matcher:
     balancers: dict[tuple[str, tuple[UpstreamAddress, ...]], RoundRobin] = {}
     plans: dict[int, Plan] = {}
 

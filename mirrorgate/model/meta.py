@@ -1,4 +1,9 @@
-"""ObjectMeta subset, ObjectKey and the base class every modelled object derives from."""
+"""ObjectMeta subset, ObjectKey and the base class every modelled object derives from.
+
+Modelled objects are frozen trees decoded from data: they cannot form a reference cycle, so they
+are not tracked by the cyclic garbage collector (``gc=False``), which would otherwise walk every
+object of a large configuration on each full collection.
+"""
 
 from typing import Any, NamedTuple
 
@@ -16,7 +21,7 @@ class ObjectKey(NamedTuple):
         return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
 
 
-class ObjectMeta(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+class ObjectMeta(msgspec.Struct, frozen=True, kw_only=True, rename="camel", gc=False):
     """The part of ``metadata`` mirrorgate uses; other fields are ignored."""
 
     name: str = ""
@@ -28,7 +33,7 @@ class ObjectMeta(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     uid: str = ""
 
 
-class Resource(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+class Resource(msgspec.Struct, frozen=True, kw_only=True, rename="camel", gc=False):
     """Common envelope: apiVersion, kind, metadata."""
 
     api_version: str
@@ -41,13 +46,15 @@ class Resource(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 
 
 # A LabelSelector (matchLabels / matchExpressions), shared by Namespaces selectors.
-class LabelSelectorRequirement(msgspec.Struct, frozen=True, kw_only=True, rename="camel", forbid_unknown_fields=True):
+class LabelSelectorRequirement(
+    msgspec.Struct, frozen=True, kw_only=True, rename="camel", forbid_unknown_fields=True, gc=False
+):
     key: str
     operator: str
     values: tuple[str, ...] = ()
 
 
-class LabelSelector(msgspec.Struct, frozen=True, kw_only=True, rename="camel", forbid_unknown_fields=True):
+class LabelSelector(msgspec.Struct, frozen=True, kw_only=True, rename="camel", forbid_unknown_fields=True, gc=False):
     match_labels: dict[str, str] = msgspec.field(default_factory=dict)
     match_expressions: tuple[LabelSelectorRequirement, ...] = ()
 
@@ -75,5 +82,5 @@ def _requirement_matches(req: LabelSelectorRequirement, labels: dict[str, str]) 
 JSON = Any
 
 
-class Spec(msgspec.Struct, frozen=True, kw_only=True, rename="camel", forbid_unknown_fields=True):
+class Spec(msgspec.Struct, frozen=True, kw_only=True, rename="camel", forbid_unknown_fields=True, gc=False):
     """Base of every ``spec`` struct: camelCase names, unknown fields rejected."""

@@ -37,7 +37,7 @@ VERSIONS: dict[tuple[str, str], tuple[str, ...]] = {
 CLUSTER_SCOPED = frozenset({"GatewayClass", "Namespace"})
 
 
-class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
+class Snapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The frozen input of ``translate()``; each tuple sorted by ``ObjectKey``."""
 
     gateway_classes: tuple[GatewayClass, ...] = ()

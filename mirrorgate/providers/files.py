@@ -14,12 +14,22 @@ Rules:
 5. YAML is decoded strictly, as kubectl does: a key given twice in one mapping is an error
    naming the line and the key. libyaml parses when PyYAML has it; messages and lines are
    those of PyYAML's pure-Python parser either way.
+6. A load pauses the cyclic garbage collector (as ``mirrorgate.ir.gcpause`` does, which this
+   layer may not import): it builds many objects and no cycles, and collections walking every
+   object of the process were a sixth of a large load; cycles made meanwhile are found by the
+   next collection.
+7. A load remembers each unchanged document chunk of the previous load (``doccache``): a file
+   where some chunk is remembered parses only its other chunks, each alone, and takes the
+   remembered objects for the rest, in document order; when a changed chunk does not parse
+   alone, the whole file is parsed, so every message and line is what a full parse gives.
 """
 
+import gc
 import json
 import re
 import sys
 from collections.abc import Hashable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +39,7 @@ import yaml
 from mirrorgate.errors import ConfigError, FieldError
 from mirrorgate.model.meta import ObjectKey, Resource
 from mirrorgate.model.snapshot import CLUSTER_SCOPED, KINDS, VERSIONS, Snapshot
+from mirrorgate.providers import doccache, yamlnodes
 from mirrorgate.providers.admission import admit
 from mirrorgate.providers.kinds import Verdict, classify
 from mirrorgate.providers.wire_safety import wire_problems
@@ -61,8 +72,9 @@ class _Load:
         self.admitted: dict[str, Resource] = {}
         self.sources: dict[str, str] = {}
 
-    def add(self, file: str, obj: Resource) -> None:
-        """Admit ``obj`` unless invalid; a later file replaces an earlier file's object of the same key."""
+    def add(self, file: str, obj: Resource, problems: Sequence[FieldError] | None = None) -> None:
+        """Admit ``obj`` unless invalid (``problems``: its admission problems, when known); a later
+        file replaces an earlier file's object of the same key."""
         ident = str(obj.key)
         earlier = self.sources.get(ident)
         if earlier is not None and self.admitted[ident] == obj:
@@ -73,7 +85,8 @@ class _Load:
             )
             self.errors.append(ConfigError(file, ident, err))
             return
-        problems = admit(obj) or wire_problems(obj)
+        if problems is None:
+            problems = admission_problems(obj)
         if problems:
             self.errors.extend(ConfigError(file, ident, p) for p in problems)
             return
@@ -81,6 +94,9 @@ class _Load:
             self.notes.append(f"{file}: {ident} replaces its definition in {earlier} (later files win)")
         self.admitted[ident] = obj
         self.sources[ident] = file
+
+    def findings(self) -> tuple[int, int, int]:
+        return len(self.errors), len(self.notes), len(self.warnings)
 
     def result(self) -> LoadResult:
         return LoadResult(
@@ -94,12 +110,92 @@ class _Load:
 
 def load_paths(paths: Sequence[str], stdin_text: str | None = None) -> LoadResult:
     """Load every path; return the snapshot of admitted objects with all problems collected."""
+    with _paused_gc():
+        return _load_paths(paths, stdin_text)
+
+
+@contextmanager
+def _paused_gc() -> Iterator[None]:
+    """The cyclic garbage collector paused (rule 6); re-enabled only if it was enabled."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _load_paths(paths: Sequence[str], stdin_text: str | None) -> LoadResult:
     load = _Load()
-    for doc in _documents(paths, load.errors, stdin_text):
-        obj = _decode(doc, load)
-        if obj is not None:
-            load.add(doc.file, obj)
+    _CACHE.next.clear()
+    for file in expand_paths(paths):
+        text = _read(file, load.errors, stdin_text)
+        if text is not None:
+            _load_text(file, text, load)
+    _CACHE.finish()
     return load.result()
+
+
+# Chunks of the previous load (rule 7).
+_CACHE = doccache.Cache()
+
+
+def admission_problems(obj: Resource) -> tuple[FieldError, ...]:
+    """Why the apiserver would refuse ``obj``, or why mirrorgate cannot send it on the wire."""
+    return tuple(admit(obj) or wire_problems(obj))
+
+
+def _load_text(file: str, text: str, load: _Load) -> None:
+    chunks = doccache.split(text)
+    if chunks is not None and any(_CACHE.get(c) is not None for c in chunks) and _load_chunks(file, chunks, load):
+        return
+    recorder = doccache.Recorder(chunks) if chunks is not None else None
+    parse_errors: list[ConfigError] = []
+    for doc in _parse(file, text, parse_errors):
+        outcome = _take(doc, load)
+        if recorder is not None:
+            recorder.note(doc.line, outcome)
+    load.errors.extend(parse_errors)
+    if recorder is not None and not parse_errors:
+        recorder.keep_all(_CACHE)
+
+
+def _load_chunks(file: str, chunks: list[doccache.Chunk], load: _Load) -> bool:
+    """Load a file whose unchanged chunks are remembered; False (nothing done) when a changed
+    chunk does not parse alone: the whole file is then parsed as usual, for its messages."""
+    fresh: dict[int, list[_Doc]] = {}
+    for i, chunk in enumerate(chunks):
+        if _CACHE.get(chunk) is None:
+            errors: list[ConfigError] = []
+            docs = [_Doc(file, chunk.line + d.line, d.body) for d in _parse(file, chunk.text, errors)]
+            if errors:
+                return False
+            fresh[i] = docs
+    recorder = doccache.Recorder(chunks)
+    for i, chunk in enumerate(chunks):
+        if i in fresh:
+            for doc in fresh[i]:
+                recorder.note(doc.line, _take(doc, load))
+            continue
+        for line, obj, problems in _CACHE.get(chunk) or ():
+            load.add(file, obj, problems)
+            recorder.note(chunk.line + line, (obj, problems))
+    recorder.keep_all(_CACHE)
+    return True
+
+
+def _take(doc: _Doc, load: _Load) -> tuple[Resource, tuple[FieldError, ...]] | None:
+    """Decode and add one document; its object and admission problems when decoding it found
+    nothing to report (what a chunk may remember), else None."""
+    before = load.findings()
+    obj = _decode(doc, load)
+    if obj is None:
+        return None
+    clean = load.findings() == before
+    problems = admission_problems(obj)
+    load.add(doc.file, obj, problems)
+    return (obj, problems) if clean else None
 
 
 def expand_paths(paths: Sequence[str]) -> list[str]:
@@ -115,13 +211,6 @@ def expand_paths(paths: Sequence[str]) -> list[str]:
         else:
             files.append(p)
     return files
-
-
-def _documents(paths: Sequence[str], errors: list[ConfigError], stdin_text: str | None) -> Iterator[_Doc]:
-    for file in expand_paths(paths):
-        text = _read(file, errors, stdin_text)
-        if text is not None:
-            yield from _parse(file, text, errors)
 
 
 def _read(file: str, errors: list[ConfigError], stdin_text: str | None) -> str | None:
@@ -143,13 +232,21 @@ def _parse(file: str, text: str, errors: list[ConfigError]) -> Iterator[_Doc]:
             if node is None:  # pragma: no cover - check_node() said there is one
                 continue
             line = node.start_mark.line + 1
-            yield from _flatten(file, line, loader.construct_document(node))
+            yield from _flatten(file, line, _construct(loader, node))
     except _DuplicateKey as exc:
         errors.append(ConfigError(file, "", FieldError(path="", message=f"invalid YAML: {exc}")))
     except yaml.YAMLError as exc:
         errors.append(ConfigError(file, "", FieldError(path="", message=_yaml_message(text, exc))))
     finally:
         loader.dispose()
+
+
+def _construct(loader: yaml.SafeLoader | yaml.CSafeLoader, node: yaml.Node) -> Any:
+    """The document's data: the plain case without PyYAML's constructor, the rest with it."""
+    try:
+        return yamlnodes.construct(loader, node)
+    except yamlnodes.Unusual:
+        return loader.construct_document(node)
 
 
 class _DuplicateKey(yaml.YAMLError):
@@ -176,13 +273,15 @@ class _StrictKeys:
         return super().construct_mapping(node, deep=deep)  # type: ignore[misc,no-any-return]
 
 
-class _Loader(_StrictKeys, yaml.SafeLoader):
+class _Loader(yamlnodes.MemoResolve, _StrictKeys, yaml.SafeLoader):
     """PyYAML's pure-Python safe loader with strict keys."""
 
 
 # libyaml's parser (about ten times faster; same marks) when PyYAML was built with it.
 _FastLoader: type[yaml.SafeLoader] | type[yaml.CSafeLoader] = (
-    type("_CLoader", (_StrictKeys, yaml.CSafeLoader), {}) if hasattr(yaml, "CSafeLoader") else _Loader
+    type("_CLoader", (yamlnodes.MemoResolve, _StrictKeys, yaml.CSafeLoader), {})
+    if hasattr(yaml, "CSafeLoader")
+    else _Loader
 )
 
 

@@ -11,10 +11,10 @@ import msgspec
 from mirrorgate.ir.table import UpstreamAddress
 from mirrorgate.model.core import EndpointSlice, Service, ServicePort
 from mirrorgate.model.snapshot import Snapshot
+from mirrorgate.translate.index import Index
 from mirrorgate.translate.refs import reference_permitted
 from mirrorgate.translate.status import Reason
 
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 # appProtocols the HTTP/1.1 data plane can speak to a backend.
 HTTP_APP_PROTOCOLS = frozenset({"http", "HTTP", "kubernetes.io/http"})
 
@@ -35,7 +35,7 @@ class Unresolved(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def resolve(
-    snap: Snapshot,
+    ix: Index,
     *,
     route_ns: str,
     group: str,
@@ -52,7 +52,7 @@ def resolve(
             message=f"Unsupported backend kind {kind!r} in group {group!r}: only core Service is supported",
         )
     if not reference_permitted(
-        snap.reference_grants,
+        ix.grants.get(ns, ()),
         from_namespace=route_ns,
         from_kind="HTTPRoute",
         to_group="",
@@ -64,7 +64,7 @@ def resolve(
             reason=Reason.REF_NOT_PERMITTED,
             message=f"Backend ref to Service {ns}/{name} not permitted by any ReferenceGrant",
         )
-    svc = find_service(snap, ns, name)
+    svc = ix.service(ns, name)
     if svc is None:
         return Unresolved(reason=Reason.BACKEND_NOT_FOUND, message=f"Service {ns}/{name} not found")
     if svc.spec.type == "ExternalName":
@@ -81,28 +81,34 @@ def resolve(
         )
     return Resolved(
         name=f"service/{ns}/{name}:{port}",
-        endpoints=service_endpoints(snap, svc, sport),
+        endpoints=ready_endpoints(ix, svc, sport),
         app_protocol=sport.app_protocol,
     )
 
 
-def find_service(snap: Snapshot, namespace: str, name: str) -> Service | None:
-    return next((s for s in snap.services if s.metadata.namespace == namespace and s.metadata.name == name), None)
-
-
 def service_endpoints(snap: Snapshot, svc: Service, sport: ServicePort) -> tuple[UpstreamAddress, ...]:
     """Ready endpoints of one Service port, from EndpointSlices and legacy Endpoints, sorted."""
-    ns, name = svc.metadata.namespace, svc.metadata.name
+    return ready_endpoints(Index(snap), svc, sport)
+
+
+def ready_endpoints(ix: Index, svc: Service, sport: ServicePort) -> tuple[UpstreamAddress, ...]:
+    """``service_endpoints`` through an index, computed once per Service port."""
+    key = ((svc.metadata.namespace, svc.metadata.name), sport)
+    found = ix.ready.get(key)
+    if found is None:
+        found = ix.ready[key] = _ready_endpoints(ix, key[0], sport)
+    return found
+
+
+def _ready_endpoints(ix: Index, svc: tuple[str, str], sport: ServicePort) -> tuple[UpstreamAddress, ...]:
     found: set[UpstreamAddress] = set()
-    for sl in snap.endpoint_slices:
-        if sl.metadata.namespace == ns and sl.metadata.labels.get(SERVICE_NAME_LABEL) == name:
-            found.update(_slice_endpoints(sl, sport))
-    for ep in snap.endpoints:
-        if ep.metadata.namespace == ns and ep.metadata.name == name:
-            for subset in ep.subsets:
-                target = _pick_port([(p.name, p.port) for p in subset.ports], sport)
-                if target is not None:
-                    found.update(UpstreamAddress(address=a.ip, port=target) for a in subset.addresses)
+    for sl in ix.slices.get(svc, ()):
+        found.update(_slice_endpoints(sl, sport))
+    for ep in ix.endpoints.get(svc, ()):
+        for subset in ep.subsets:
+            target = _pick_port([(p.name, p.port) for p in subset.ports], sport)
+            if target is not None:
+                found.update(UpstreamAddress(address=a.ip, port=target) for a in subset.addresses)
     return tuple(sorted(found, key=lambda e: (e.address, e.port)))
 
 

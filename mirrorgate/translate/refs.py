@@ -2,13 +2,15 @@
 when a ReferenceGrant in the target namespace lists the source (group, kind, namespace) in
 ``spec.from`` and the target (group, kind, optional name) in ``spec.to`` (GEP-709)."""
 
+from collections.abc import Iterable
+
 from mirrorgate.model.core import ReferenceGrant
 
 ROUTE_GROUP = "gateway.networking.k8s.io"
 
 
 def reference_permitted(
-    grants: tuple[ReferenceGrant, ...],
+    grants: Iterable[ReferenceGrant],
     *,
     from_namespace: str,
     from_kind: str,

@@ -7,8 +7,8 @@ belong to another controller are left out, as the spec says.
 import msgspec
 
 from mirrorgate.model.httproute import HTTPRoute, ParentReference
-from mirrorgate.model.snapshot import Snapshot
 from mirrorgate.translate import hostnames
+from mirrorgate.translate.index import Index
 from mirrorgate.translate.listeners import ROUTE_GROUP, GatewayInfo, ListenerInfo
 from mirrorgate.translate.status import Reason
 
@@ -26,7 +26,7 @@ class ParentResult(msgspec.Struct, frozen=True, kw_only=True):
     refusal: tuple[Reason, str] | None = None  # why no listener accepted the route
 
 
-def attach_to_gateway(snap: Snapshot, route: HTTPRoute, ref: ParentReference, gw: GatewayInfo) -> ParentResult:
+def attach_to_gateway(ix: Index, route: HTTPRoute, ref: ParentReference, gw: GatewayInfo) -> ParentResult:
     """Which listeners of ``gw`` accept ``route`` through ``ref``: ParentReference ``sectionName``
     and ``port``, the Listener's ``allowedRoutes`` (namespaces and kinds), and the intersection of
     ``Listener.hostname`` with ``HTTPRoute.spec.hostnames``."""
@@ -38,7 +38,7 @@ def attach_to_gateway(snap: Snapshot, route: HTTPRoute, ref: ParentReference, gw
     ]
     if not candidates:
         return ParentResult(ref=ref, refusal=(Reason.NO_MATCHING_PARENT, _no_parent_message(ref, gw)))
-    allowed = [li for li in candidates if li.served and _allows(snap, li, route)]
+    allowed = [li for li in candidates if li.served and _allows(ix, li, route)]
     if not allowed:
         return ParentResult(
             ref=ref,
@@ -70,7 +70,7 @@ def _no_parent_message(ref: ParentReference, gw: GatewayInfo) -> str:
     return f"No listener of Gateway {g.namespace}/{g.name} matches {' and '.join(what)}"
 
 
-def _allows(snap: Snapshot, li: ListenerInfo, route: HTTPRoute) -> bool:
+def _allows(ix: Index, li: ListenerInfo, route: HTTPRoute) -> bool:
     if not any((k.group, k.kind) == (ROUTE_GROUP, "HTTPRoute") for k in li.supported_kinds):
         return False
     ns_rule = li.spec.allowed_routes.namespaces
@@ -80,7 +80,7 @@ def _allows(snap: Snapshot, li: ListenerInfo, route: HTTPRoute) -> bool:
     if ns_rule.from_ == "Same":
         return route_ns == li.gateway.metadata.namespace
     if ns_rule.from_ == "Selector" and ns_rule.selector is not None:
-        ns = next((n for n in snap.namespaces if n.metadata.name == route_ns), None)
+        ns = ix.namespaces.get(route_ns)
         labels = dict(ns.metadata.labels) if ns is not None else {}
         labels.setdefault("kubernetes.io/metadata.name", route_ns)
         return ns_rule.selector.matches(labels)

@@ -30,8 +30,8 @@ from mirrorgate.model.httproute import (
     HTTPRouteFilter,
     HTTPRouteRule,
 )
-from mirrorgate.model.snapshot import Snapshot
 from mirrorgate.translate.backends import Resolved, Unresolved, resolve
+from mirrorgate.translate.index import Index
 from mirrorgate.translate.status import Reason
 
 
@@ -48,7 +48,7 @@ class RuleResult(msgspec.Struct, frozen=True, kw_only=True):
     unresolved: tuple[Unresolved, ...] = ()  # refs that make ResolvedRefs False
 
 
-def build_rule(snap: Snapshot, route: HTTPRoute, index: int, rule: HTTPRouteRule) -> RuleResult:
+def build_rule(ix: Index, route: HTTPRoute, index: int, rule: HTTPRouteRule) -> RuleResult:
     """Translate one rule; never raises on admitted input."""
     ns = route.metadata.namespace
     name = f"httproute/{ns}/{route.metadata.name}/rule/{index}"
@@ -57,10 +57,10 @@ def build_rule(snap: Snapshot, route: HTTPRoute, index: int, rule: HTTPRouteRule
         return RuleResult(action=None, problem=problem)
     unresolved: list[Unresolved] = []
     prefix = _single_prefix(rule)
-    filters, status = _filters(snap, ns, f"{name}/mirror", rule.filters, prefix, unresolved)
+    filters, status = _filters(ix, ns, f"{name}/mirror", rule.filters, prefix, unresolved)
     backends = tuple(
         _backend(
-            snap,
+            ix,
             ns,
             f"{name}/backend/{i}",
             ref.group,
@@ -111,7 +111,7 @@ def _single_prefix(rule: HTTPRouteRule) -> str:
 
 
 def _backend(
-    snap: Snapshot,
+    ix: Index,
     ns: str,
     name: str,
     group: str,
@@ -124,8 +124,8 @@ def _backend(
     prefix: str,
     unresolved: list[Unresolved],
 ) -> Backend:
-    res = resolve(snap, route_ns=ns, group=group, kind=kind, name=ref_name, namespace=ref_ns, port=port)
-    bfilters, status = _filters(snap, ns, f"{name}/mirror", filters, prefix, unresolved)
+    res = resolve(ix, route_ns=ns, group=group, kind=kind, name=ref_name, namespace=ref_ns, port=port)
+    bfilters, status = _filters(ix, ns, f"{name}/mirror", filters, prefix, unresolved)
     if isinstance(res, Unresolved):
         unresolved.append(res)
         return Backend(name=f"{name}/invalid", weight=weight, status=500)
@@ -140,7 +140,7 @@ def _backend(
 
 
 def _filters(
-    snap: Snapshot,
+    ix: Index,
     ns: str,
     mirror_prefix: str,
     filters: tuple[HTTPRouteFilter, ...],
@@ -170,7 +170,7 @@ def _filters(
                 status_code=r.status_code,
             )
         elif f.request_mirror is not None:
-            m = _mirror(snap, ns, f"{mirror_prefix}/{len(mirrors)}", f.request_mirror, unresolved)
+            m = _mirror(ix, ns, f"{mirror_prefix}/{len(mirrors)}", f.request_mirror, unresolved)
             if m is not None:
                 mirrors.append(m)
         elif f.extension_ref is not None:
@@ -214,12 +214,10 @@ def _path_modifier(p: HTTPPathModifier | None, prefix: str) -> PathModifier | No
     return PathModifier(type=p.type, value=p.replace_prefix_match or "", prefix=prefix)
 
 
-def _mirror(
-    snap: Snapshot, ns: str, name: str, m: HTTPRequestMirrorFilter, unresolved: list[Unresolved]
-) -> Mirror | None:
+def _mirror(ix: Index, ns: str, name: str, m: HTTPRequestMirrorFilter, unresolved: list[Unresolved]) -> Mirror | None:
     ref = m.backend_ref
     res = resolve(
-        snap, route_ns=ns, group=ref.group, kind=ref.kind, name=ref.name, namespace=ref.namespace, port=ref.port
+        ix, route_ns=ns, group=ref.group, kind=ref.kind, name=ref.name, namespace=ref.namespace, port=ref.port
     )
     if isinstance(res, Unresolved):
         unresolved.append(Unresolved(reason=res.reason, message=f"Mirror dropped: {res.message}"))

@@ -46,7 +46,7 @@ class Reason(StrEnum):
     BACKEND_NOT_FOUND = "BackendNotFound"
 
 
-class _S(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
+class _S(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True, gc=False):
     pass
 
 

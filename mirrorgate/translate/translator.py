@@ -10,6 +10,7 @@ from collections import defaultdict
 
 import msgspec
 
+from mirrorgate.ir.gcpause import paused_gc
 from mirrorgate.ir.table import (
     Action,
     Backend,
@@ -27,7 +28,8 @@ from mirrorgate.model.core import Service
 from mirrorgate.model.httproute import HTTPRoute, HTTPRouteMatch, ParentReference
 from mirrorgate.model.snapshot import Snapshot
 from mirrorgate.translate import hostnames
-from mirrorgate.translate.backends import service_endpoints
+from mirrorgate.translate.backends import ready_endpoints
+from mirrorgate.translate.index import Index
 from mirrorgate.translate.listeners import GatewayInfo, listener_conditions, process_gateways
 from mirrorgate.translate.precedence import PrecedenceKey, precedence_key
 from mirrorgate.translate.routes import Attachment, ParentResult, attach_to_gateway
@@ -81,7 +83,11 @@ class _Mesh(msgspec.Struct, frozen=True, kw_only=True):
 
 def translate(snap: Snapshot, options: TranslateOptions | None = None) -> TranslateResult:
     """Translate a snapshot; deterministic, pure, and never raises on admitted input."""
-    options = options or TranslateOptions()
+    with paused_gc():  # builds a large acyclic result (ir.gcpause)
+        return _translate(snap, options or TranslateOptions())
+
+
+def _translate(snap: Snapshot, options: TranslateOptions) -> TranslateResult:
     statuses: dict[str, AnyStatus] = {}
     ours = _process_classes(snap, options, statuses)
     class_names = {gc.metadata.name for gc in snap.gateway_classes}
@@ -92,10 +98,12 @@ def translate(snap: Snapshot, options: TranslateOptions | None = None) -> Transl
         or (options.missing_class_is_ours and g.spec.gateway_class_name not in class_names)
     )
     infos = process_gateways(gateways, options.bind)
-    meshes = _mesh_listeners(snap, options.bind, parents_only=options.mesh_parents_on_bind)
+    ix = Index(snap)
+    meshes = _mesh_listeners(ix, options.bind, parents_only=options.mesh_parents_on_bind)
+    parents = _Parents(infos, meshes)
     attached: dict[str, list[_Entry]] = defaultdict(list)
     for route in snap.http_routes:
-        status = _process_route(snap, route, infos, meshes, options, attached)
+        status = _process_route(ix, route, parents, options, attached)
         if status.parents:
             statuses[str(route.key)] = status
     for info in infos:
@@ -114,17 +122,16 @@ def _process_classes(snap: Snapshot, options: TranslateOptions, statuses: dict[s
 
 
 def _process_route(
-    snap: Snapshot,
+    ix: Index,
     route: HTTPRoute,
-    infos: tuple[GatewayInfo, ...],
-    meshes: tuple[_Mesh, ...],
+    known: "_Parents",
     options: TranslateOptions,
     attached: dict[str, list[_Entry]],
 ) -> RouteStatus:
-    rules = [build_rule(snap, route, i, r) for i, r in enumerate(route.spec.rules)]
+    rules = [build_rule(ix, route, i, r) for i, r in enumerate(route.spec.rules)]
     parents = []
     for ref in route.spec.parent_refs:
-        result = _resolve_parent(snap, route, ref, infos, meshes)
+        result = _resolve_parent(ix, route, ref, known)
         if result is None:
             continue
         conditions = _route_conditions(route, rules, result)
@@ -139,15 +146,25 @@ def _process_route(
     return RouteStatus(parents=tuple(parents))
 
 
-def _resolve_parent(
-    snap: Snapshot, route: HTTPRoute, ref: ParentReference, infos: tuple[GatewayInfo, ...], meshes: tuple[_Mesh, ...]
-) -> ParentResult | None:
+class _Parents:
+    """The Gateways of ours and the mesh Service ports, by (namespace, name), in input order."""
+
+    def __init__(self, infos: tuple[GatewayInfo, ...], meshes: tuple[_Mesh, ...]) -> None:
+        self.gateways: dict[tuple[str, str], GatewayInfo] = {}
+        for info in infos:
+            self.gateways.setdefault((info.gateway.metadata.namespace, info.gateway.metadata.name), info)
+        self.services: dict[tuple[str, str], list[_Mesh]] = defaultdict(list)
+        for m in meshes:
+            self.services[(m.service.metadata.namespace, m.service.metadata.name)].append(m)
+
+
+def _resolve_parent(ix: Index, route: HTTPRoute, ref: ParentReference, known: _Parents) -> ParentResult | None:
     ns = ref.namespace or route.metadata.namespace
     if (ref.group, ref.kind) == ("gateway.networking.k8s.io", "Gateway"):
-        gw = next((i for i in infos if (i.gateway.metadata.namespace, i.gateway.metadata.name) == (ns, ref.name)), None)
-        return attach_to_gateway(snap, route, ref, gw) if gw is not None else None
+        gw = known.gateways.get((ns, ref.name))
+        return attach_to_gateway(ix, route, ref, gw) if gw is not None else None
     if (ref.group, ref.kind) == ("", "Service"):
-        ports = [m for m in meshes if (m.service.metadata.namespace, m.service.metadata.name) == (ns, ref.name)]
+        ports = known.services.get((ns, ref.name), [])
         if not ports:
             return None
         chosen = [
@@ -250,25 +267,25 @@ def _gateway_status(info: GatewayInfo, attached: dict[str, list[_Entry]]) -> Gat
     return GatewayStatus(addresses=(address,), conditions=(accepted, programmed), listeners=listeners)
 
 
-def _mesh_listeners(snap: Snapshot, bind: str, *, parents_only: bool = False) -> tuple[_Mesh, ...]:
+def _mesh_listeners(ix: Index, bind: str, *, parents_only: bool = False) -> tuple[_Mesh, ...]:
     """Services as virtual addresses (a Service as an HTTPRoute parentRef, GEP-1426 mesh
     routing): clusterIP:port for each port, or ``bind``:port when the Service has no clusterIP
     and some route names it as a parent. Requests no route matches go to the Service's own
     endpoints, as kube-proxy would send them."""
     parents = {
         (ref.namespace or r.metadata.namespace, ref.name)
-        for r in snap.http_routes
+        for r in ix.snap.http_routes
         for ref in r.spec.parent_refs
         if (ref.group, ref.kind) == ("", "Service")
     }
     out = []
-    for svc in snap.services:
+    for svc in ix.snap.services:
         ip = None if parents_only else _cluster_ip(svc)
         if ip is None and (svc.metadata.namespace, svc.metadata.name) not in parents:
             continue
         for sp in svc.spec.ports:
             name = f"service/{svc.metadata.namespace}/{svc.metadata.name}:{sp.port}"
-            backend = Backend(name=name, weight=1, endpoints=service_endpoints(snap, svc, sp))
+            backend = Backend(name=name, weight=1, endpoints=ready_endpoints(ix, svc, sp))
             listener = HTTPListener(
                 name=name, port=sp.port, default_action=Action(rule=f"{name}/default", backends=(backend,))
             )
