@@ -143,3 +143,28 @@ class TlsServer:
             pass
         finally:
             writer.close()
+
+
+def memory_handshake(server: ssl.SSLContext, client: ssl.SSLContext, sni: str | None) -> BaseException | None:
+    """Handshake in memory (two ``SSLObject`` over ``MemoryBIO`` pairs); the server side's error, if any."""
+    to_server, to_client = ssl.MemoryBIO(), ssl.MemoryBIO()
+    server_in, server_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    client_side = client.wrap_bio(to_client, to_server, server_hostname=sni)
+    server_side = server.wrap_bio(server_in, server_out, server_side=True)
+    done = {"client": False, "server": False}
+    for _ in range(10):
+        for name, side in (("client", client_side), ("server", server_side)):
+            if not done[name]:
+                try:
+                    side.do_handshake()
+                    done[name] = True
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    pass
+                except ssl.SSLError as error:
+                    if name == "server":
+                        return error
+            server_in.write(to_server.read())
+            to_client.write(server_out.read())
+        if all(done.values()):
+            return None
+    return TimeoutError("handshake did not finish")
