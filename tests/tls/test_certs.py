@@ -1,9 +1,11 @@
+import dataclasses
 import os
 import pickle
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from mirrorgate.tls.certs import InvalidCertificate, PrivateKey, parse_tls_secret
@@ -88,6 +90,10 @@ def test_the_private_key_is_never_shown_or_pickled(pki: Pki) -> None:
     assert repr(pair.key) == "PrivateKey(<redacted>)"
     with pytest.raises(TypeError):
         pickle.dumps(pair.key)
+    with pytest.raises(TypeError):
+        msgspec.json.encode(pair)
+    with pytest.raises(TypeError):
+        dataclasses.asdict(pair)
     assert pair.key.reveal().startswith(b"-----BEGIN")
     assert PrivateKey(b"x") == PrivateKey(b"x")
 

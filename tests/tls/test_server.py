@@ -193,13 +193,20 @@ def test_a_host_no_listener_matches_is_not_misdirected(pki: Pki) -> None:
 
 
 def test_uvloop_chooses_by_sni_too(pki: Pki, listeners: list[ListenerTls]) -> None:
-    async def main() -> list[str]:
+    async def main() -> tuple[list[str], bytes]:
         async with TlsServer(TlsPort(listeners).context) as server:
-            return (await handshake(server.port, pki.client_context(), "b.example.com")).names
+            names = (await handshake(server.port, pki.client_context(), "b.example.com")).names
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", server.port, ssl=pki.client_context(), server_hostname="c.example.com"
+            )
+            writer.write(b"which\n")
+            chosen = await reader.readline()
+            writer.close()
+            return names, chosen
 
     loop = uvloop.new_event_loop()
     try:
-        assert loop.run_until_complete(main()) == ["b.example.com"]
+        assert loop.run_until_complete(main()) == (["b.example.com"], b"wild\n")
     finally:
         loop.close()
 
