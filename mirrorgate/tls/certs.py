@@ -142,6 +142,10 @@ def parse_leaf(blocks: Sequence[bytes]) -> CertificateInfo:
             infos.append(parse_certificate(der))
         except X509Error as error:
             raise InvalidCertificate(f"tls.crt: certificate {index + 1}: {error}") from None
+    if infos[0].key_type not in ("RSA", "ECDSA"):
+        raise InvalidCertificate(
+            f"tls.crt: unsupported key algorithm {infos[0].key_type} (RSA and ECDSA are supported)"
+        )
     return infos[0]
 
 

@@ -3,7 +3,8 @@
 Rules:
 - Only what certificate selection and validation use is read: the validity window, the subject
   alternative names (``dNSName``, ``uniformResourceIdentifier``, ``iPAddress``) and the public key
-  algorithm (RSA, or ECDSA with its named curve). The signature is never checked here: OpenSSL
+  algorithm (RSA, ECDSA with its named curve, anything else by its OID: ``certs`` refuses it on a leaf
+  only, so an intermediate of another kind still loads). The signature is never checked here: OpenSSL
   checks the key pair when the certificate is loaded, and clients check the chain.
 - The subject common name is never read: modern clients ignore it for host names (RFC 6125
   section 6.4.4, CA/Browser Forum baseline requirements), so it never makes a certificate match.
@@ -44,7 +45,7 @@ class CertificateInfo:
     dns_names: tuple[str, ...]  # lower-cased, in certificate order
     uris: tuple[str, ...]
     ip_addresses: tuple[bytes, ...]
-    key_type: str  # "RSA" or "ECDSA"
+    key_type: str  # "RSA", "ECDSA", or the algorithm's object identifier (Ed25519: "1.3.101.112")
     curve: str | None  # "P-256", ... for ECDSA; None for RSA
 
 
@@ -101,10 +102,13 @@ def decode_oid(value: bytes) -> str:
 
 
 def decode_time(tag: int, value: bytes) -> datetime:
+    """UTCTime's two-digit year means 19YY from 50 up, else 20YY (RFC 5280 section 4.1.2.5.1)."""
     text = value.decode("ascii", "replace")
-    pattern = "%y%m%d%H%M%SZ" if tag == UTC_TIME else "%Y%m%d%H%M%SZ"
+    full = text
+    if tag == UTC_TIME and text[:2].isdigit():
+        full = ("19" if int(text[:2]) >= 50 else "20") + text
     try:
-        return datetime.strptime(text, pattern).replace(tzinfo=UTC)
+        return datetime.strptime(full, "%Y%m%d%H%M%SZ").replace(tzinfo=UTC)
     except ValueError:
         raise X509Error(f"bad validity time {text!r}") from None
 
@@ -149,7 +153,7 @@ def public_key(der: bytes, element: tuple[int, int, int]) -> tuple[str, str | No
     if algorithm == OID_EC and len(parts) > 1 and parts[1][0] == OID:
         curve_oid = decode_oid(der[parts[1][1] : parts[1][2]])
         return "ECDSA", CURVES.get(curve_oid, curve_oid)
-    raise X509Error(f"unsupported public key algorithm {algorithm} (RSA and ECDSA are supported)")
+    return algorithm, None
 
 
 def subject_alt_names(

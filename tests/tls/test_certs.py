@@ -7,10 +7,14 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.x509.oid import NameOID
 
 from mirrorgate.tls.certs import InvalidCertificate, PrivateKey, parse_tls_secret
 from mirrorgate.tls.keyfile import memory_file, private_file
-from mirrorgate.tls.x509 import X509Error, parse_certificate
+from mirrorgate.tls.x509 import GENERALIZED_TIME, UTC_TIME, X509Error, decode_time, parse_certificate
 from tests.support.certs import Pki, mismatched
 
 
@@ -113,3 +117,32 @@ def test_key_files_are_private_and_gone_afterwards() -> None:
 def test_malformed_der_is_an_x509_error(der: bytes) -> None:
     with pytest.raises(X509Error):
         parse_certificate(der)
+
+
+def test_an_ed25519_leaf_is_refused_by_name() -> None:
+    key = ed25519.Ed25519PrivateKey.generate()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ed")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(datetime(2000, 1, 1, tzinfo=UTC))
+        .not_valid_after(datetime(2049, 12, 31, tzinfo=UTC))
+        .sign(key, None)
+    )
+    assert parse_certificate(cert.public_bytes(serialization.Encoding.DER)).not_after.year == 2049
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    with pytest.raises(InvalidCertificate, match=r"tls\.crt: unsupported key algorithm 1\.3\.101\.112"):
+        parse_tls_secret(cert.public_bytes(serialization.Encoding.PEM), key_pem)
+
+
+def test_two_digit_years_from_50_are_the_1900s() -> None:
+    assert decode_time(UTC_TIME, b"500101000000Z").year == 1950
+    assert decode_time(UTC_TIME, b"491231235959Z").year == 2049
+    assert decode_time(GENERALIZED_TIME, b"20500101000000Z").year == 2050
+    with pytest.raises(X509Error, match="bad validity time"):
+        decode_time(UTC_TIME, b"zz")
