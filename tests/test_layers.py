@@ -13,10 +13,11 @@ ALLOWED: dict[str, set[str]] = {
     "providers": {"providers", "model", "errors", "gocompat"},
     "translate": {"translate", "model", "ir", "errors"},
     "ir": {"ir", "errors"},
-    "dataplane": {"dataplane", "upstream", "mirror", "ir", "errors", "wire", "settings"},
-    "upstream": {"upstream", "ir", "errors", "wire"},
-    "mirror": {"mirror", "upstream", "ir", "errors", "wire", "settings"},
-    "admin": {"admin", "ir", "errors", "wire"},
+    "tls": {"tls", "errors"},  # a leaf: certificates and TLS contexts every serving package may use
+    "dataplane": {"dataplane", "upstream", "mirror", "ir", "errors", "wire", "settings", "tls"},
+    "upstream": {"upstream", "ir", "errors", "wire", "tls"},
+    "mirror": {"mirror", "upstream", "ir", "errors", "wire", "settings", "tls"},
+    "admin": {"admin", "ir", "errors", "wire", "tls"},
     "echo": {"echo", "wire", "gocompat"},
     "kube": {"kube", "model", "errors"},  # Kubernetes API access; never the serving packages
 }
