@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from mirrorgate.kube.leader import LeaseTimings
+from mirrorgate.serve.kube import lease_timings
 from tests.kube.cluster import (
     CONTROLLER,
     backend,
@@ -27,6 +29,7 @@ from tests.kube.cluster import (
     status_writes,
 )
 from tests.kube.fakeapi import FakeApiServer
+from tests.kube.fakestore import StatusError
 from tests.kube.test_run_kubernetes import metrics_of, until, until_pod, until_ready, world
 from tests.runtime.conftest import Backend, GatewayProcess, admin_json, backends, get, pod_of
 from tests.support.backends import free_port
@@ -296,7 +299,7 @@ async def test_an_object_admission_refuses_gets_accepted_false(
 def holder(api: FakeApiServer) -> str:
     try:
         lease = api.get("leases", "mirrorgate-leader", "default")
-    except Exception:
+    except StatusError:  # not created yet
         return ""
     return str(lease["spec"].get("holderIdentity") or "")
 
@@ -357,3 +360,11 @@ async def test_two_replicas_one_leader_takeover_and_release(
     await holds(lambda: holder(api).startswith("pod-3_"), "pod-3 to take the released Lease")
     api.put("httproutes", route("rb", "svc-a", "/b"))
     await holds(lambda: parent_accepted(api, "rb", generation=2), "pod-3 to write status")
+
+
+def test_lease_timings_from_the_environment(caplog: pytest.LogCaptureFixture) -> None:
+    assert lease_timings(None) is None
+    assert lease_timings("2,1.5,0.25") == LeaseTimings(2.0, 1.5, 0.25)
+    for bad in ("2,1.5", "x,1,0.1", "1,2,0.5"):  # too few, not a number, renew deadline over the duration
+        assert lease_timings(bad) is None
+    assert len([r for r in caplog.records if "MIRRORGATE_LEASE_TIMINGS" in r.getMessage()]) == 3
