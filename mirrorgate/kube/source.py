@@ -49,7 +49,7 @@ from mirrorgate.kube.client import (
     Resource,
 )
 from mirrorgate.kube.kubeconfig import Connection, KubeconfigError
-from mirrorgate.kube.leader import LeaderElector
+from mirrorgate.kube.leader import LeaderElector, LeaseTimings
 from mirrorgate.kube.reflector import Reflector, ReflectorHealth
 
 log = logging.getLogger("mirrorgate.kube")
@@ -97,6 +97,7 @@ class KubeSettings:
     lease_namespace: str = "default"
     publish_service: tuple[str, str] | None = None  # (namespace, name)
     identity: str | None = None  # the Lease holder identity (default: $POD_NAME plus a random suffix)
+    lease_timings: LeaseTimings | None = None  # None: client-go's 15 s / 10 s / 2 s
 
 
 @dataclass
@@ -372,6 +373,7 @@ class KubeSource(Generic[T]):
                 self.settings.lease_name,
                 self.settings.lease_namespace,
                 identity=self.settings.identity,
+                timings=self.settings.lease_timings,
                 on_started=lambda: self._set_leading(True),
                 on_stopped=lambda: self._set_leading(False),
             )

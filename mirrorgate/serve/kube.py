@@ -13,13 +13,19 @@ Rules:
    ``controllerName``, a Gateway of such a class, a route with a parent Gateway of such a class.
 3. The status writer is ``kube.status.StatusSync``: the Lease holder writes the statuses of the
    objects that are ours (``docs/kubernetes.md``, "Status").
+4. The Lease timings are client-go's (15 s lease, 10 s renew deadline, 2 s retry period) unless
+   the environment variable ``MIRRORGATE_LEASE_TIMINGS`` is ``DURATION,RENEW,RETRY`` (seconds):
+   a hidden knob, read here only, so that tests can run leader takeovers in seconds. A value that
+   is not three numbers satisfying ``LeaseTimings``' rules is ignored with a warning.
 """
 
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
 
 from mirrorgate.kube.kubeconfig import resolve
+from mirrorgate.kube.leader import LeaseTimings
 from mirrorgate.kube.source import Built, KubeSettings, KubeSource
 from mirrorgate.kube.status import Rejected, StatusSync
 from mirrorgate.providers.objects import DecodeCache, ObjectsResult, Refused, build_snapshot
@@ -31,6 +37,7 @@ log = logging.getLogger("mirrorgate")
 
 ORIGIN = "kubernetes"
 GATEWAY_GROUP = "gateway.networking.k8s.io"
+LEASE_TIMINGS_ENV = "MIRRORGATE_LEASE_TIMINGS"
 
 
 class Builder:
@@ -110,9 +117,22 @@ def kube_source(config: RunConfig) -> KubeSource[Loaded]:
         lease_name=k.lease_name,
         lease_namespace=k.lease_namespace,
         publish_service=k.publish_service,
+        lease_timings=lease_timings(os.environ.get(LEASE_TIMINGS_ENV)),
     )
     options = kube_options(config.bind, k.controller_name)
     return KubeSource(conn, settings, Builder(options), writer_factory=StatusSync)
+
+
+def lease_timings(value: str | None) -> LeaseTimings | None:
+    """``MIRRORGATE_LEASE_TIMINGS`` as ``LeaseTimings`` (rule 4); None: the defaults."""
+    if not value:
+        return None
+    try:
+        duration, renew, retry = (float(part) for part in value.split(","))
+        return LeaseTimings(duration, renew, retry)
+    except ValueError as exc:
+        log.warning("%s=%r ignored (want DURATION,RENEW,RETRY in seconds): %s", LEASE_TIMINGS_ENV, value, exc)
+        return None
 
 
 def kube_options(bind: str, controller_name: str) -> TranslateOptions:

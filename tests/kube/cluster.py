@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.kube.fakeapi import FakeApiServer
+from tests.kube.fakestore import Obj
 from tests.runtime.conftest import GatewayProcess
 
 GW = "gateway.networking.k8s.io/v1"
@@ -70,11 +71,37 @@ def backend(api: FakeApiServer, name: str, port: int) -> None:
     api.put("endpointslices", endpoint_slice(name, port))
 
 
-async def start_kubernetes(kubeconfig: Path, *extra: str) -> GatewayProcess:
-    """``python -m mirrorgate run --kubernetes --kubeconfig KUBECONFIG`` (one process unless told)."""
+def set_status(api: FakeApiServer, plural: str, name: str, status: dict[str, Any], namespace: str = "default") -> Obj:
+    """Replace the stored ``status`` of an object, as another writer (a load balancer, a controller) would."""
+    kind = api.kind(plural)
+    ns = namespace if kind.namespaced else ""
+    return api.store.replace_status(kind, ns, name, {"metadata": {"name": name}, "status": status})
+
+
+def status_of(api: FakeApiServer, plural: str, name: str, namespace: str = "default") -> dict[str, Any]:
+    kind = api.kind(plural)
+    status = api.get(plural, name, namespace if kind.namespaced else "").get("status")
+    return status if isinstance(status, dict) else {}
+
+
+def status_writes(api: FakeApiServer) -> list[str]:
+    """The paths of every write on a ``/status`` subresource so far."""
+    return [w.path for w in api.writes if w.path.endswith("/status")]
+
+
+async def start_kubernetes(
+    kubeconfig: Path, *extra: str, leader_elect: bool = False, env: dict[str, str] | None = None
+) -> GatewayProcess:
+    """``python -m mirrorgate run --kubernetes --kubeconfig KUBECONFIG`` (one process unless told).
+
+    Without ``leader_elect`` the process writes status without a Lease (``--no-leader-elect``);
+    ``env`` adds environment variables (``POD_NAME``, ``MIRRORGATE_LEASE_TIMINGS``).
+    """
     if "--workers" not in extra:
         extra = (*extra, "--workers", "1")
-    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    if not leader_elect:
+        extra = (*extra, "--no-leader-elect")
+    base = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -87,11 +114,10 @@ async def start_kubernetes(kubeconfig: Path, *extra: str) -> GatewayProcess:
         "127.0.0.1",
         "--admin",
         "127.0.0.1:0",
-        "--no-leader-elect",
         *extra,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env={**env, "PYTHONUNBUFFERED": "1"},
+        env={**base, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     return GatewayProcess(proc)

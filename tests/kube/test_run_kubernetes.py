@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.kube.cluster import backend, gateway, gateway_class, route, start_kubernetes
+from tests.kube.cluster import backend, gateway, gateway_class, route, start_kubernetes, status_of
 from tests.kube.fakeapi import FakeApiServer
 from tests.runtime.conftest import WAIT, Backend, GatewayProcess, admin_json, backends, get, pod_of
 from tests.support.backends import free_port
@@ -161,6 +161,16 @@ async def test_keeps_serving_through_an_outage_and_relists_after_410(
     await gw.wait_line(r"410")
     assert pod_of(await get(port, "/a")) == "a-1-2"
 
+    async def reconnected() -> bool:
+        return 'mirrorgate_kube_watch_connected{resource="httproutes.gateway.networking.k8s.io"} 1.0' in (
+            await metrics_of(admin)
+        )
+
+    await until(reconnected, "the watch to be reported connected again")
+    section = (await admin_json(admin, "/status"))["kubernetes"]
+    assert isinstance(section, dict)
+    assert section["resources"]["HTTPRoute"]["connected"] is True
+
 
 async def test_other_controllers_classes_and_their_gateways_are_ignored(
     api: FakeApiServer, kube: Start, backends: dict[str, Backend]
@@ -206,6 +216,12 @@ async def test_unready_while_the_api_server_is_down_at_start(
     await until_ready(admin)
     assert pod_of(await get(port, "/a")) == "a-1-2"
     assert "mirrorgate_kube_synced 1.0" in await metrics_of(admin)
+
+    async def status_written() -> bool:
+        conditions = status_of(api, "gateways", "gw").get("conditions") or []
+        return any(c["type"] == "Programmed" and c["status"] == "True" for c in conditions)
+
+    await until(status_written, "the Gateway's status once the API server is up")
 
 
 async def test_workers_get_the_supervisors_tables(
