@@ -25,9 +25,16 @@ import yaml
 from mirrorgate.ir.gcpause import paused_gc
 from mirrorgate.ir.table import RoutingTable
 
+SECRET_FIELDS = ("chainPem", "keyPem")  # Certificate fields never dumped (private key material)
+
 
 def table_to_builtins(table: RoutingTable) -> dict[str, Any]:
+    """The table as JSON-shaped data for ``/config_dump`` and ``status --routing-table``: every
+    field but the PEM of ``certificates`` (a private key never leaves the process that serves it)."""
     out: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(table))
+    for cert in out.get("certificates", ()):
+        for name in SECRET_FIELDS:
+            cert.pop(name, None)
     return out
 
 

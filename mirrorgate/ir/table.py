@@ -104,13 +104,43 @@ class URLRewrite(Struct, frozen=True, kw_only=True):
     path: PathModifier | None = None
 
 
+class SubjectAltName(Struct, frozen=True, kw_only=True):
+    """One ``BackendTLSPolicy.spec.validation.subjectAltNames`` entry: ``type`` Hostname or URI."""
+
+    type: str
+    value: str
+
+
+class BackendTLS(Struct, frozen=True, kw_only=True):
+    """TLS to a backend (BackendTLSPolicy, GEP-1897): ``hostname`` is the SNI and, unless
+    ``subject_alt_names`` are given, the name the certificate must carry. ``ca_digest`` names the
+    CA bundle in ``RoutingTable.trust`` (``None``: the system CA store,
+    ``wellKnownCACertificates: System``). ``policy`` is ``backendtlspolicy/<ns>/<name>``."""
+
+    policy: str
+    hostname: str
+    ca_digest: str | None = None
+    subject_alt_names: tuple[SubjectAltName, ...] = ()
+
+
+class ExternalName(Struct, frozen=True, kw_only=True):
+    """A Service of ``type: ExternalName``: ``host`` is resolved by DNS when a request needs it
+    (with a cache); ``port`` is the Service port the route names."""
+
+    host: str
+    port: int
+
+
 class Mirror(Struct, frozen=True, kw_only=True):
-    """One RequestMirror: sample ``ppm`` of requests (one uniform draw per request) to one endpoint."""
+    """One RequestMirror: sample ``ppm`` of requests (one uniform draw per request) to one endpoint.
+    ``tls`` and ``external`` as for ``Backend``."""
 
     name: str
     backend: str
     ppm: int
     endpoints: tuple[UpstreamAddress, ...] = ()
+    tls: BackendTLS | None = None
+    external: ExternalName | None = None
 
 
 class Filters(Struct, frozen=True, kw_only=True):
@@ -138,6 +168,8 @@ class Backend(Struct, frozen=True, kw_only=True):
     status: int = 0
     filters: Filters = msgspec.field(default_factory=Filters)
     app_protocol: str | None = None
+    tls: BackendTLS | None = None  # a BackendTLSPolicy targets this Service (port)
+    external: ExternalName | None = None  # an ExternalName Service: ``endpoints`` is empty
 
 
 class Action(Struct, frozen=True, kw_only=True):
@@ -190,7 +222,33 @@ class Server(Struct, frozen=True, kw_only=True):
     listeners: tuple[HTTPListener, ...] = ()
 
 
+class Certificate(Struct, frozen=True, kw_only=True):
+    """A certificate chain and its private key (a ``kubernetes.io/tls`` Secret), named by
+    ``digest`` (``sha256:<hex>`` over both). ``source`` is ``secret/<ns>/<name>``. The PEM
+    travels to worker processes with the table; ``ir.dump`` never writes ``chain_pem`` or
+    ``key_pem`` (``/config_dump`` and ``status --routing-table`` show ``digest``, ``source`` and
+    ``dnsNames`` only)."""
+
+    digest: str
+    source: str
+    dns_names: tuple[str, ...] = ()
+    not_after: str = ""  # RFC 3339
+    chain_pem: str
+    key_pem: str
+
+
+class TrustBundle(Struct, frozen=True, kw_only=True):
+    """A CA bundle (a ConfigMap's ``ca.crt``) named by ``digest``; ``source`` is ``configmap/<ns>/<name>``."""
+
+    digest: str
+    source: str
+    ca_pem: str
+
+
 class RoutingTable(Struct, frozen=True, kw_only=True):
-    """Everything the data plane serves. Equal tables are interchangeable (no-op reload)."""
+    """Everything the data plane serves. Equal tables are interchangeable (no-op reload).
+    ``certificates`` and ``trust`` hold the TLS material the listeners and backends name by digest."""
 
     servers: tuple[Server, ...] = ()
+    certificates: tuple[Certificate, ...] = ()
+    trust: tuple[TrustBundle, ...] = ()

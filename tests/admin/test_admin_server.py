@@ -52,3 +52,17 @@ async def test_admin_endpoints() -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+def test_the_dump_never_holds_a_private_key() -> None:
+    from mirrorgate.ir.dump import table_to_builtins
+    from mirrorgate.ir.table import Certificate, RoutingTable
+
+    cert = Certificate(
+        digest="sha256:ab", source="secret/default/tls", dns_names=("a.example",), chain_pem="CHAIN", key_pem="KEY"
+    )
+    dumped = table_to_builtins(RoutingTable(certificates=(cert,)))
+    assert dumped["certificates"] == [
+        {"digest": "sha256:ab", "source": "secret/default/tls", "dnsNames": ["a.example"]}
+    ]
+    assert "KEY" not in repr(dumped)
