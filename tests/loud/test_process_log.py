@@ -3,6 +3,7 @@
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.runtime.conftest import Backend, Starter, gateway_yaml, write_atomically
+from tests.runtime.conftest import Backend, Starter, gateway_yaml, get, write_atomically
 from tests.support.backends import free_port
 
 
@@ -104,3 +105,28 @@ async def test_two_quick_sigints_stop_cleanly(tmp_path: Path, backends: dict[str
         assert await proc.wait() == 0, err
     assert "Traceback" not in err
     assert "Event loop is closed" not in err
+
+
+class _Refusing:
+    """A mirror backend nobody listens on: every mirror connect is refused."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+
+
+@pytest.mark.parametrize("level", ["debug", "info"])
+async def test_mirror_drops_at_debug_and_the_breaker_at_warning(
+    tmp_path: Path, gateways: Starter, backends: dict[str, Backend], level: str
+) -> None:
+    port = free_port()
+    path = tmp_path / "gw.yaml"
+    path.write_text(gateway_yaml([port], backends["a"], mirror=_Refusing()))  # type: ignore[arg-type]
+    gw = await gateways(path, "--log-level", level, "--mirror-limit", "breaker-failures=3")
+    await gw.wait_line(rf"listening on 127\.0\.0\.1:{port}")
+    for i in range(6):
+        assert (await get(port, f"/d/{i}")).status == 200  # the primary never notices
+    await gw.wait_line(r"warning: mirror backend .*: breaker open after 3 consecutive failures \(last: connect_error\)")
+    drops = [line for line in gw.lines if re.search(r"mirror to .* dropped: connect_error", line)]
+    assert bool(drops) == (level == "debug"), gw.lines
+    assert await gw.stop() == 0
+    assert not any("Traceback" in line for line in gw.lines)
