@@ -58,6 +58,7 @@ MAX_HEAD = Limits().max_head_bytes  # the default head limit (tests size their h
 MAX_HEAD_BUFFER = 1024 * 1024  # raw bytes received while inside one head (bounds llhttp's own buffering)
 SLICE = 2048  # a read longer than this is parsed in slices of it, outside a Content-Length body (rule 6)
 STOPPED = 16  # ReadGate reason: nothing more will be read from this connection
+_HASH = ord("#")
 _SPECIAL = frozenset({b"host", b"content-length", b"transfer-encoding", b"expect"})  # framing and routing
 # RFC 9112 §3.2: Host = uri-host [ ":" port ] (RFC 3986: IP-literal or reg-name); anything else -> 400
 _valid_hosts: set[bytes] = set()  # Host values that passed _VALID_HOST (bounded; see _build_exchange)
@@ -371,7 +372,7 @@ class HttpProtocol(asyncio.Protocol):
             else:
                 target, host = _origin_form(target)
                 replace_header(self._headers, b"host", host)
-        if b"#" in target:
+        if _HASH in target:  # (an int: ``b"#" in`` first fails to read b"#" as an int, raising inside)
             raise ProtocolError("a fragment is not part of a request-target")
         if host and host not in _valid_hosts:
             if not _VALID_HOST(host):

@@ -40,6 +40,7 @@ from mirrorgate.errors import UpstreamClosed, UpstreamError, UpstreamProtocolErr
 from mirrorgate.wire.hop import strip_hop_by_hop_raw
 
 Header = tuple[bytes, bytes]
+_Memo = tuple[bytes, bytes, int, int | None, bool, bytes | bool | None]
 
 
 class StaleConnection(UpstreamClosed):
@@ -163,7 +164,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.keep_alive = False
         # The last distinct head and what was derived from it (``_derive``): a backend sends the
         # same head over and over (until its Date changes), so most heads are compared, not parsed.
-        self._memo: tuple[bytes, bytes, int, int | None, bool, bytes | bool | None] = (b"", b"", 0, None, False, False)
+        self._memo: _Memo = (b"", b"", 0, None, False, False)
 
     def relay_block(self) -> bytes | None:
         """The header lines without the hop-by-hop ones (``wire.hop.strip_hop_by_hop_raw``),
@@ -305,29 +306,21 @@ class UpstreamConnection(asyncio.Protocol):
         sink = self._sink
         if sink is None:  # a second response nobody asked for: the stream cannot be trusted
             raise UpstreamProtocolError("unsolicited response")
+        memo = self._memo
+        raw = memo[0]
         buf = self._head_buf
-        start = self._head_pos
-        if start or not buf.startswith(b"HTTP/1.1 "):  # after an interim response; HTTP/1.0; leading CRLFs
-            while buf.startswith(b"\r\n", start):  # llhttp skips empty lines before a response
-                start += 2
-            version = buf[start : start + 9]
-            if version != b"HTTP/1.1 " and version != b"HTTP/1.0 ":
-                raise UpstreamProtocolError(f"upstream answered {version!r}")
-        end = buf.find(b"\r\n\r\n", start) + 4  # the first empty line ends the head (strict CRLF)
-        if end < 4:
-            raise UpstreamProtocolError("cannot locate the response head")
-        raw = buf[start:end] if start or end != len(buf) else buf
-        status = self._parser.get_status_code()
-        if status < 200 and status >= 100 and status != 101:
-            self._informational = True
-            self._head_buf = buf[end:]  # the final head gets the whole allowance
-            self._head_pos = 0
-            return
+        # The last distinct head again: it ends at its first empty line, which is its last bytes,
+        # and it was validated and checked against the limits when it was derived.
+        if self._head_pos or not raw or not buf.startswith(raw):
+            head = self._head_of(buf, self._head_pos)
+            if head is None:  # an interim response
+                return
+            raw = head
+            if raw != memo[0]:
+                memo = self._memo = self._derive(raw)
         self._in_head = False
         self._head_buf = b""
-        memo = self._memo
-        if raw != memo[0]:
-            memo = self._memo = self._derive(raw)
+        status = self._parser.get_status_code()
         _, low, lines, length, chunked, _ = memo
         self.status = status
         self.raw = raw
@@ -347,7 +340,27 @@ class UpstreamConnection(asyncio.Protocol):
         if self._is_head:
             self._complete()
 
-    def _derive(self, raw: bytes) -> tuple[bytes, bytes, int, int | None, bool, bytes | bool | None]:
+    def _head_of(self, buf: bytes, start: int) -> bytes | None:
+        """The head at ``start`` in ``buf``, checked (rule 3a); None, and ready for the final
+        head, when it is an interim response."""
+        if start or not buf.startswith(b"HTTP/1.1 "):  # after an interim response; HTTP/1.0; leading CRLFs
+            while buf.startswith(b"\r\n", start):  # llhttp skips empty lines before a response
+                start += 2
+            version = buf[start : start + 9]
+            if version != b"HTTP/1.1 " and version != b"HTTP/1.0 ":
+                raise UpstreamProtocolError(f"upstream answered {version!r}")
+        end = buf.find(b"\r\n\r\n", start) + 4  # the first empty line ends the head (strict CRLF)
+        if end < 4:
+            raise UpstreamProtocolError("cannot locate the response head")
+        status = self._parser.get_status_code()
+        if status < 200 and status >= 100 and status != 101:
+            self._informational = True
+            self._head_buf = buf[end:]  # the final head gets the whole allowance
+            self._head_pos = 0
+            return None
+        return buf[start:end] if start or end != len(buf) else buf
+
+    def _derive(self, raw: bytes) -> _Memo:
         """(raw, lower-cased, index of the header lines, content length, chunked, False: the relay
         block, computed on first use) of a head; raises when it is over the limits."""
         lines = raw.index(b"\n") + 1
