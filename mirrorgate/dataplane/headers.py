@@ -158,7 +158,7 @@ def encode_forward(
     for name, value in headers:
         kind = kinds.get(name)
         if kind is None:
-            if name.startswith(b"proxy-"):
+            if name[:1] == b"p" and name.startswith(b"proxy-"):  # (a one-byte slice allocates nothing)
                 continue
         elif kind == _HOST:
             if host_at < 0:

@@ -195,7 +195,19 @@ class HttpProtocol(asyncio.Protocol):
         if len(data) > SLICE:
             self._feed(data)
             return
-        self._parse(data)
+        if self._in_head:
+            self._parse(data)
+            return
+        try:  # _parse(), inlined for the common read: one small request, no head in progress
+            self.parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            self._parse_error(exc)
+        if self._in_head and not self._head_started:  # a head began in this read and is not complete
+            self._head_started = self.loop.time()
+        ex = self._starting
+        if ex is not None:
+            self._starting = None
+            ex.begin()
 
     def _feed(self, data: bytes) -> None:
         """Parse ``data`` in slices, stopping while ``max_pipelined`` requests are queued (rule 6)."""

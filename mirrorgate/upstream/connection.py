@@ -79,6 +79,10 @@ class ResponseHead(Protocol):
     def headers(self) -> list[Header]: ...
     def relay_block(self) -> bytes | None: ...
 
+    # the head as the relay last wrote it for this ``raw`` when it added no line (b"": not yet);
+    # reset with every new distinct head
+    relayed: bytes
+
 
 class ResponseSink(Protocol):
     """The callbacks an upstream connection drives (implemented by the exchange)."""
@@ -118,6 +122,7 @@ class UpstreamConnection(asyncio.Protocol):
         "pool_key",
         "raw",
         "read_paused",
+        "relayed",
         "released_at",
         "state",
         "status",
@@ -162,6 +167,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.content_length: int | None = None
         self.chunked = False
         self.keep_alive = False
+        self.relayed = b""  # (``ResponseHead.relayed``)
         # The last distinct head and what was derived from it (``_derive``): a backend sends the
         # same head over and over (until its Date changes), so most heads are compared, not parsed.
         self._memo: _Memo = (b"", b"", 0, None, False, False)
@@ -318,6 +324,7 @@ class UpstreamConnection(asyncio.Protocol):
             raw = head
             if raw != memo[0]:
                 memo = self._memo = self._derive(raw)
+                self.relayed = b""
         self._in_head = False
         self._head_buf = b""
         status = self._parser.get_status_code()
