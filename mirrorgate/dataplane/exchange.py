@@ -278,7 +278,9 @@ class Exchange(ResponseRelay, AccessLogged):
                 return self.finish()
             encoded = None
             if plan.plain:
-                encoded = encode_forward(self.method, self.target, self.headers, proto.client_ip, b"http")
+                encoded = encode_forward(
+                    self.method, self.target, self.headers, proto.client_ip, b"http", proto.forward_tail
+                )
             if encoded is not None:
                 parts, self.request_id, host_at = encoded
                 target = self._route_plain(plan, parts, host_at)

@@ -141,15 +141,22 @@ def _names_only_hop_fields(value: bytes, headers: list[Header]) -> bool:
     return True
 
 
+def forward_tail(client_ip: bytes, proto: bytes) -> bytes:
+    """The ``X-Forwarded-For`` and ``-Proto`` lines of a request that had no ``X-Forwarded-For``
+    (the same for every request of a connection: made once per connection)."""
+    return b"x-forwarded-for: " + client_ip + b"\r\nx-forwarded-proto: " + proto + b"\r\n"
+
+
 def encode_forward(
-    method: bytes, target: bytes, headers: list[Header], client_ip: bytes, proto: bytes
+    method: bytes, target: bytes, headers: list[Header], client_ip: bytes, proto: bytes, tail: bytes = b""
 ) -> tuple[list[bytes], bytes, int] | None:
     """``forward_headers`` and the encoding of the request line and of the resulting header lines,
     in one pass and without the intermediate list (the hot path of a rule without request
     filters). Returns the head's parts so far, the request id and the index in the parts of the
     Host value (-1: no Host line); the caller adds its own lines and the final CRLF. None when
     a Connection header names a field that is not itself dropped (it may name an earlier line):
-    use ``forward_headers`` then."""
+    use ``forward_headers`` then. ``tail``: ``forward_tail(client_ip, proto)`` when the caller
+    keeps it (b"": made here when needed)."""
     parts = [method, b" ", target, b" HTTP/1.1\r\n"]
     xff: list[bytes] | None = None
     request_id = b""
@@ -180,7 +187,7 @@ def encode_forward(
             continue
         parts += (name, b": ", value, b"\r\n")
     if xff is None:
-        parts += (b"x-forwarded-for: ", client_ip, b"\r\nx-forwarded-proto: ", proto, b"\r\n")
+        parts.append(tail or forward_tail(client_ip, proto))
     else:
         xff.append(client_ip)
         parts += (b"x-forwarded-for: ", b", ".join(xff), b"\r\nx-forwarded-proto: ", proto, b"\r\n")

@@ -45,7 +45,7 @@ import httptools
 
 from mirrorgate.dataplane import flow
 from mirrorgate.dataplane.exchange import Exchange
-from mirrorgate.dataplane.headers import replace_header
+from mirrorgate.dataplane.headers import forward_tail, replace_header
 from mirrorgate.dataplane.limits import Limits
 from mirrorgate.dataplane.matcher import ServerKey
 from mirrorgate.dataplane.replies import local_reply
@@ -92,6 +92,7 @@ class HttpProtocol(asyncio.Protocol):
         "client",
         "client_ip",
         "closed",
+        "forward_tail",
         "gate",
         "idle_since",
         "idle_timer",
@@ -121,6 +122,7 @@ class HttpProtocol(asyncio.Protocol):
         self.gate = flow.ReadGate()
         self.client = "-"
         self.client_ip = b""
+        self.forward_tail = forward_tail(b"", b"http")  # (per connection, see ``connection_made``)
         self.closed = False
         self.write_paused = False
         self.shutting_down = False
@@ -161,6 +163,7 @@ class HttpProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
             self.client_ip = str(peer[0]).encode()
+            self.forward_tail = forward_tail(self.client_ip, b"http")
             self.client = f"{peer[0]}:{peer[1]}"
         if len(self.state.connections) >= self.limits.max_connections:
             self.state.rejected_connections += 1
