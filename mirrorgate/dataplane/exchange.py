@@ -72,6 +72,7 @@ log = logging.getLogger("mirrorgate.dataplane")
 Header = tuple[bytes, bytes]
 
 _NONE: Any = ()  # ``body_chunks`` and ``tees`` until their first item (a tuple: nobody can append to it)
+_monotonic = time.monotonic
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 
 
@@ -143,7 +144,7 @@ class Exchange(ResponseRelay, AccessLogged):
         # fixed at creation
         self.proto = proto
         self.state = state
-        self.started = time.monotonic()
+        self.started = _monotonic()
         # lifecycle
         self.task: asyncio.Task[None] | None = None  # only while dialling a new upstream connection
         self.timer: asyncio.TimerHandle | None = None  # request/backendRequest timeout

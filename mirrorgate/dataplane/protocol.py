@@ -380,7 +380,7 @@ class HttpProtocol(asyncio.Protocol):
         method = parser.get_method()
         if method == b"CONNECT":  # rule 5: never forwarded (a 2xx would make the upstream a tunnel)
             raise ProtocolError("CONNECT is not supported", 501)
-        if not target.startswith(b"/"):
+        if target[:1] != b"/":  # (not startswith: a one-byte slice allocates nothing)
             if target == b"*":
                 if method != b"OPTIONS":
                     raise ProtocolError("asterisk-form is for OPTIONS only")
