@@ -18,7 +18,9 @@ Rules:
    ``on_headers_complete`` takes the head's raw bytes from what was fed since the response
    began (``_head_buf``; a response always starts at the first byte after the request, or
    after an interim response). ``ResponseHead`` carries them; its ``headers`` list is built
-   only when someone asks (response edits, tests).
+   only when someone asks (response edits, tests). A buffer that starts with the last distinct
+   head (``_memo``) holds that head (a head ends at its first empty line): it is taken without a
+   search, and the relay keeps what it wrote for it (``relayed``) until the next distinct head.
 3b. A response head over ``max_head_bytes`` (raw bytes, or twice that received while inside
    it) or ``max_headers`` lines, or a version other than HTTP/1.0 and 1.1, is an
    ``UpstreamProtocolError`` (502; a mirror drop): nothing of it is relayed.
