@@ -6,7 +6,9 @@ response; ``Exchange`` inherits it (``ResponseRelay`` is a mixin: it keeps no st
 
 Rules:
 1. One client write per upstream read (``flush``): the parts of one read are joined when small,
-   handed over as they are when large (no copy).
+   handed over as they are when large (no copy). A head relayed with nothing added or edited
+   is kept on its upstream connection (``ResponseHead.relayed``) and reused while the upstream
+   repeats that head.
 2. Framing: a response without content-length is re-chunked for an HTTP/1.1 client and ends with
    the connection for an HTTP/1.0 one; HEAD, 204 and 304 have no body (RFC 9112 §6.3).
 3. Keep-alive survives only if the client asked for it and its request body was read to its end
