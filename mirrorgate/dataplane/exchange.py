@@ -72,6 +72,7 @@ log = logging.getLogger("mirrorgate.dataplane")
 Header = tuple[bytes, bytes]
 
 _NONE: Any = ()  # ``body_chunks`` and ``tees`` until their first item (a tuple: nobody can append to it)
+_monotonic = time.monotonic
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 
 
@@ -143,7 +144,7 @@ class Exchange(ResponseRelay, AccessLogged):
         # fixed at creation
         self.proto = proto
         self.state = state
-        self.started = time.monotonic()
+        self.started = _monotonic()
         # lifecycle
         self.task: asyncio.Task[None] | None = None  # only while dialling a new upstream connection
         self.timer: asyncio.TimerHandle | None = None  # request/backendRequest timeout
@@ -278,7 +279,9 @@ class Exchange(ResponseRelay, AccessLogged):
                 return self.finish()
             encoded = None
             if plan.plain:
-                encoded = encode_forward(self.method, self.target, self.headers, proto.client_ip, b"http")
+                encoded = encode_forward(
+                    self.method, self.target, self.headers, proto.client_ip, b"http", proto.forward_tail
+                )
             if encoded is not None:
                 parts, self.request_id, host_at = encoded
                 target = self._route_plain(plan, parts, host_at)

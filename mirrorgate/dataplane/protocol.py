@@ -45,7 +45,7 @@ import httptools
 
 from mirrorgate.dataplane import flow
 from mirrorgate.dataplane.exchange import Exchange
-from mirrorgate.dataplane.headers import replace_header
+from mirrorgate.dataplane.headers import forward_tail, replace_header
 from mirrorgate.dataplane.limits import Limits
 from mirrorgate.dataplane.matcher import ServerKey
 from mirrorgate.dataplane.replies import local_reply
@@ -58,6 +58,7 @@ MAX_HEAD = Limits().max_head_bytes  # the default head limit (tests size their h
 MAX_HEAD_BUFFER = 1024 * 1024  # raw bytes received while inside one head (bounds llhttp's own buffering)
 SLICE = 2048  # a read longer than this is parsed in slices of it, outside a Content-Length body (rule 6)
 STOPPED = 16  # ReadGate reason: nothing more will be read from this connection
+_HASH = ord("#")
 _SPECIAL = frozenset({b"host", b"content-length", b"transfer-encoding", b"expect"})  # framing and routing
 # RFC 9112 §3.2: Host = uri-host [ ":" port ] (RFC 3986: IP-literal or reg-name); anything else -> 400
 _valid_hosts: set[bytes] = set()  # Host values that passed _VALID_HOST (bounded; see _build_exchange)
@@ -91,6 +92,7 @@ class HttpProtocol(asyncio.Protocol):
         "client",
         "client_ip",
         "closed",
+        "forward_tail",
         "gate",
         "idle_since",
         "idle_timer",
@@ -120,6 +122,7 @@ class HttpProtocol(asyncio.Protocol):
         self.gate = flow.ReadGate()
         self.client = "-"
         self.client_ip = b""
+        self.forward_tail = forward_tail(b"", b"http")  # (per connection, see ``connection_made``)
         self.closed = False
         self.write_paused = False
         self.shutting_down = False
@@ -160,6 +163,7 @@ class HttpProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
             self.client_ip = str(peer[0]).encode()
+            self.forward_tail = forward_tail(self.client_ip, b"http")
             self.client = f"{peer[0]}:{peer[1]}"
         if len(self.state.connections) >= self.limits.max_connections:
             self.state.rejected_connections += 1
@@ -194,7 +198,19 @@ class HttpProtocol(asyncio.Protocol):
         if len(data) > SLICE:
             self._feed(data)
             return
-        self._parse(data)
+        if self._in_head:
+            self._parse(data)
+            return
+        try:  # _parse(), inlined for the common read: one small request, no head in progress
+            self.parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            self._parse_error(exc)
+        if self._in_head and not self._head_started:  # a head began in this read and is not complete
+            self._head_started = self.loop.time()
+        ex = self._starting
+        if ex is not None:
+            self._starting = None
+            ex.begin()
 
     def _feed(self, data: bytes) -> None:
         """Parse ``data`` in slices, stopping while ``max_pipelined`` requests are queued (rule 6)."""
@@ -364,14 +380,14 @@ class HttpProtocol(asyncio.Protocol):
         method = parser.get_method()
         if method == b"CONNECT":  # rule 5: never forwarded (a 2xx would make the upstream a tunnel)
             raise ProtocolError("CONNECT is not supported", 501)
-        if not target.startswith(b"/"):
+        if target[:1] != b"/":  # (not startswith: a one-byte slice allocates nothing)
             if target == b"*":
                 if method != b"OPTIONS":
                     raise ProtocolError("asterisk-form is for OPTIONS only")
             else:
                 target, host = _origin_form(target)
                 replace_header(self._headers, b"host", host)
-        if b"#" in target:
+        if _HASH in target:  # (an int: ``b"#" in`` first fails to read b"#" as an int, raising inside)
             raise ProtocolError("a fragment is not part of a request-target")
         if host and host not in _valid_hosts:
             if not _VALID_HOST(host):

@@ -6,7 +6,9 @@ response; ``Exchange`` inherits it (``ResponseRelay`` is a mixin: it keeps no st
 
 Rules:
 1. One client write per upstream read (``flush``): the parts of one read are joined when small,
-   handed over as they are when large (no copy).
+   handed over as they are when large (no copy). A head relayed with nothing added or edited
+   is kept on its upstream connection (``ResponseHead.relayed``) and reused while the upstream
+   repeats that head.
 2. Framing: a response without content-length is re-chunked for an HTTP/1.1 client and ends with
    the connection for an HTTP/1.0 one; HEAD, 204 and 304 have no body (RFC 9112 §6.3).
 3. Keep-alive survives only if the client asked for it and its request body was read to its end
@@ -66,15 +68,14 @@ class ResponseRelay:
 
     def on_response_head(self, rh: ResponseHead) -> None:
         status = self.status = rh.status
-        block = None if self.response_edits else rh.relay_block()
-        if block is None:
-            headers = strip_hop_by_hop(rh.headers)
-            for edit in self.response_edits:
-                headers = edit.apply(headers)
-            block = b"".join([b"%s: %s\r\n" % line for line in headers])
-        line = _STATUS_LINES.get(status) or status_line(status)
         if rh.content_length is not None and self.keep_alive and self.body_done and self.version == "1.1":
-            self.out.append(line + block + b"\r\n")  # the common case: nothing to add
+            if not self.response_edits:  # the common case: the head as relayed last time, if any
+                head = rh.relayed
+                if not head:
+                    head = rh.relayed = self._head_lines(rh, status) + b"\r\n"
+                self.out.append(head)
+                return
+            self.out.append(self._head_lines(rh, status) + b"\r\n")  # nothing to add
             return
         extra = b"\r\n"
         if rh.content_length is None and self.method != b"HEAD" and status != 204 and status != 304:
@@ -88,7 +89,18 @@ class ResponseRelay:
             self.keep_alive = False
         elif self.version == "1.0":
             extra = extra[:-2] + b"connection: keep-alive\r\n\r\n"
-        self.out.append(line + block + extra)
+        self.out.append(self._head_lines(rh, status) + extra)
+
+    def _head_lines(self, rh: ResponseHead, status: int) -> bytes:
+        """The status line and the header lines to relay (rule 1 of the module: hop-by-hop lines
+        dropped, response edits applied), without the empty line."""
+        block = None if self.response_edits else rh.relay_block()
+        if block is None:
+            headers = strip_hop_by_hop(rh.headers)
+            for edit in self.response_edits:
+                headers = edit.apply(headers)
+            block = b"".join([b"%s: %s\r\n" % line for line in headers])
+        return (_STATUS_LINES.get(status) or status_line(status)) + block
 
     def on_response_body(self, chunk: bytes) -> None:
         if self.response_chunked:

@@ -32,6 +32,7 @@ class ClientConnection(Protocol):
     gate: ReadGate  # the client's read side
     client: str  # ``ip:port`` for the access log
     client_ip: bytes
+    forward_tail: bytes  # ``headers.forward_tail(client_ip, b"http")``
     write_paused: bool  # the client's write buffer is above its high-water mark
 
     @property

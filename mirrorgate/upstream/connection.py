@@ -18,7 +18,9 @@ Rules:
    ``on_headers_complete`` takes the head's raw bytes from what was fed since the response
    began (``_head_buf``; a response always starts at the first byte after the request, or
    after an interim response). ``ResponseHead`` carries them; its ``headers`` list is built
-   only when someone asks (response edits, tests).
+   only when someone asks (response edits, tests). A buffer that starts with the last distinct
+   head (``_memo``) holds that head (a head ends at its first empty line): it is taken without a
+   search, and the relay keeps what it wrote for it (``relayed``) until the next distinct head.
 3b. A response head over ``max_head_bytes`` (raw bytes, or twice that received while inside
    it) or ``max_headers`` lines, or a version other than HTTP/1.0 and 1.1, is an
    ``UpstreamProtocolError`` (502; a mirror drop): nothing of it is relayed.
@@ -40,6 +42,7 @@ from mirrorgate.errors import UpstreamClosed, UpstreamError, UpstreamProtocolErr
 from mirrorgate.wire.hop import strip_hop_by_hop_raw
 
 Header = tuple[bytes, bytes]
+_Memo = tuple[bytes, bytes, int, int | None, bool, bytes | bool | None]
 
 
 class StaleConnection(UpstreamClosed):
@@ -77,6 +80,10 @@ class ResponseHead(Protocol):
     @property
     def headers(self) -> list[Header]: ...
     def relay_block(self) -> bytes | None: ...
+
+    # the head as the relay last wrote it for this ``raw`` when it added no line (b"": not yet);
+    # reset with every new distinct head
+    relayed: bytes
 
 
 class ResponseSink(Protocol):
@@ -117,6 +124,7 @@ class UpstreamConnection(asyncio.Protocol):
         "pool_key",
         "raw",
         "read_paused",
+        "relayed",
         "released_at",
         "state",
         "status",
@@ -161,9 +169,10 @@ class UpstreamConnection(asyncio.Protocol):
         self.content_length: int | None = None
         self.chunked = False
         self.keep_alive = False
+        self.relayed = b""  # (``ResponseHead.relayed``)
         # The last distinct head and what was derived from it (``_derive``): a backend sends the
         # same head over and over (until its Date changes), so most heads are compared, not parsed.
-        self._memo: tuple[bytes, bytes, int, int | None, bool, bytes | bool | None] = (b"", b"", 0, None, False, False)
+        self._memo: _Memo = (b"", b"", 0, None, False, False)
 
     def relay_block(self) -> bytes | None:
         """The header lines without the hop-by-hop ones (``wire.hop.strip_hop_by_hop_raw``),
@@ -305,29 +314,22 @@ class UpstreamConnection(asyncio.Protocol):
         sink = self._sink
         if sink is None:  # a second response nobody asked for: the stream cannot be trusted
             raise UpstreamProtocolError("unsolicited response")
+        memo = self._memo
+        raw = memo[0]
         buf = self._head_buf
-        start = self._head_pos
-        if start or not buf.startswith(b"HTTP/1.1 "):  # after an interim response; HTTP/1.0; leading CRLFs
-            while buf.startswith(b"\r\n", start):  # llhttp skips empty lines before a response
-                start += 2
-            version = buf[start : start + 9]
-            if version != b"HTTP/1.1 " and version != b"HTTP/1.0 ":
-                raise UpstreamProtocolError(f"upstream answered {version!r}")
-        end = buf.find(b"\r\n\r\n", start) + 4  # the first empty line ends the head (strict CRLF)
-        if end < 4:
-            raise UpstreamProtocolError("cannot locate the response head")
-        raw = buf[start:end] if start or end != len(buf) else buf
-        status = self._parser.get_status_code()
-        if status < 200 and status >= 100 and status != 101:
-            self._informational = True
-            self._head_buf = buf[end:]  # the final head gets the whole allowance
-            self._head_pos = 0
-            return
+        # The last distinct head again: it ends at its first empty line, which is its last bytes,
+        # and it was validated and checked against the limits when it was derived.
+        if self._head_pos or not raw or not buf.startswith(raw):
+            head = self._head_of(buf, self._head_pos)
+            if head is None:  # an interim response
+                return
+            raw = head
+            if raw != memo[0]:
+                memo = self._memo = self._derive(raw)
+                self.relayed = b""
         self._in_head = False
         self._head_buf = b""
-        memo = self._memo
-        if raw != memo[0]:
-            memo = self._memo = self._derive(raw)
+        status = self._parser.get_status_code()
         _, low, lines, length, chunked, _ = memo
         self.status = status
         self.raw = raw
@@ -347,7 +349,27 @@ class UpstreamConnection(asyncio.Protocol):
         if self._is_head:
             self._complete()
 
-    def _derive(self, raw: bytes) -> tuple[bytes, bytes, int, int | None, bool, bytes | bool | None]:
+    def _head_of(self, buf: bytes, start: int) -> bytes | None:
+        """The head at ``start`` in ``buf``, checked (rule 3a); None, and ready for the final
+        head, when it is an interim response."""
+        if start or not buf.startswith(b"HTTP/1.1 "):  # after an interim response; HTTP/1.0; leading CRLFs
+            while buf.startswith(b"\r\n", start):  # llhttp skips empty lines before a response
+                start += 2
+            version = buf[start : start + 9]
+            if version != b"HTTP/1.1 " and version != b"HTTP/1.0 ":
+                raise UpstreamProtocolError(f"upstream answered {version!r}")
+        end = buf.find(b"\r\n\r\n", start) + 4  # the first empty line ends the head (strict CRLF)
+        if end < 4:
+            raise UpstreamProtocolError("cannot locate the response head")
+        status = self._parser.get_status_code()
+        if status < 200 and status >= 100 and status != 101:
+            self._informational = True
+            self._head_buf = buf[end:]  # the final head gets the whole allowance
+            self._head_pos = 0
+            return None
+        return buf[start:end] if start or end != len(buf) else buf
+
+    def _derive(self, raw: bytes) -> _Memo:
         """(raw, lower-cased, index of the header lines, content length, chunked, False: the relay
         block, computed on first use) of a head; raises when it is over the limits."""
         lines = raw.index(b"\n") + 1

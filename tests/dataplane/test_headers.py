@@ -1,11 +1,13 @@
 """Unit tests of dataplane.headers, using the tables of the Gateway API type docs
 (``HTTPPathModifier.replacePrefixMatch``, ``HTTPRequestRedirectFilter`` port and scheme)."""
 
+import itertools
 import uuid
 
 import pytest
 from hypothesis import given, strategies as st
 
+from mirrorgate.dataplane import headers as headers_module
 from mirrorgate.dataplane.headers import (
     compile_edit,
     encode_forward,
@@ -87,6 +89,20 @@ def test_request_ids_are_uuid4() -> None:
     for rid in list(ids)[:50]:
         assert uuid.UUID(rid.decode()).version == 4
         assert str(uuid.UUID(rid.decode())).encode() == rid
+
+
+def test_request_ids_spell_the_counter_across_table_and_wrap_boundaries() -> None:
+    """An id is the prefix and the counter modulo 2**48 in 12 hex digits, also where the table of
+    last digits wraps (every 4096 ids) and where the counter passes 2**48."""
+    ids = headers_module._ids
+    saved = ids.next, ids.high
+    try:
+        for start in (4094, 2**48 - 2, 0x123456789FFE):
+            ids.next = itertools.count(start).__next__
+            got = [new_request_id() for _ in range(4)]
+            assert got == [ids.prefix + b"%012x" % ((start + i) & 0xFFFFFFFFFFFF) for i in range(4)]
+    finally:
+        ids.next, ids.high = saved
 
 
 def test_request_modifier_set_add_remove() -> None:

@@ -300,6 +300,12 @@ async def test_each_response_head_is_read_on_its_own_even_when_one_repeats() -> 
             b"abc",
         ),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok", 2, False, b"ok"),
+        (  # the repeated head after an interim response: found after it, not at the buffer's start
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok",
+            2,
+            False,
+            b"ok",
+        ),
         (
             b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\n\r\nabc",
             3,
@@ -318,6 +324,7 @@ async def test_each_response_head_is_read_on_its_own_even_when_one_repeats() -> 
         b"Content-Length: 2\r\n",
         b"Content-Length: 2\r\n",
         b"X-A: 1\r\n",
+        b"Content-Length: 2\r\n",
         b"Content-Length: 2\r\n",
         None,
     ]
