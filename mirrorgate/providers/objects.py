@@ -31,7 +31,9 @@ from mirrorgate.model.meta import ObjectKey, Resource
 from mirrorgate.model.snapshot import KINDS, Snapshot
 from mirrorgate.providers.files import DocumentResult, decode_document
 
-PRUNED_KINDS = frozenset({("", "Service"), ("discovery.k8s.io", "EndpointSlice"), ("", "Namespace")})
+PRUNED_KINDS = frozenset(
+    {("", "Service"), ("discovery.k8s.io", "EndpointSlice"), ("", "Namespace"), ("", "Secret"), ("", "ConfigMap")}
+)
 _META_KEPT = ("name", "namespace", "labels", "annotations", "generation", "creationTimestamp", "uid")
 
 
