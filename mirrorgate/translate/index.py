@@ -15,6 +15,8 @@ from collections import defaultdict
 from mirrorgate.ir.table import UpstreamAddress
 from mirrorgate.model.core import Endpoints, EndpointSlice, Namespace, ReferenceGrant, Service, ServicePort
 from mirrorgate.model.snapshot import Snapshot
+from mirrorgate.model.tls import ConfigMap, Secret
+from mirrorgate.translate.backendtls import Policies
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
@@ -39,6 +41,11 @@ class Index:
         self.grants: dict[str, list[ReferenceGrant]] = defaultdict(list)
         for grant in snap.reference_grants:
             self.grants[grant.metadata.namespace].append(grant)
+        self.secrets: dict[_NsName, Secret] = {(s.metadata.namespace, s.metadata.name): s for s in snap.secrets}
+        self.config_maps: dict[_NsName, ConfigMap] = {
+            (c.metadata.namespace, c.metadata.name): c for c in snap.config_maps
+        }
+        self.policies = Policies()  # the BackendTLSPolicies, set by translate() once resolved
         self.ready: dict[tuple[_NsName, ServicePort], tuple[UpstreamAddress, ...]] = {}
 
     def service(self, namespace: str, name: str) -> Service | None:
