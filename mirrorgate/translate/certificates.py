@@ -73,7 +73,16 @@ def resolve_certificate(ix: Index, gw_ns: str, ref: SecretObjectReference) -> Ce
         to_name=ref.name,
     ):
         return Reason.REF_NOT_PERMITTED, f"Certificate ref to {where} not permitted by any ReferenceGrant"
-    secret = ix.secrets.get((ns, ref.name))
+    found = ix.pairs.get((ns, ref.name))
+    if found is None:
+        found = ix.pairs[(ns, ref.name)] = _secret_pair(ix, ns, ref.name)
+    return found
+
+
+def _secret_pair(ix: Index, ns: str, name: str) -> Certificate | tuple[Reason, str]:
+    """The Secret's validated pair, or (InvalidCertificateRef, what is wrong)."""
+    where = f"Secret {ns}/{name}"
+    secret = ix.secrets.get((ns, name))
     if secret is None:
         return Reason.INVALID_CERTIFICATE_REF, f"{where} not found"
     if secret.type != TLS_SECRET_TYPE:
@@ -88,7 +97,7 @@ def resolve_certificate(ix: Index, gw_ns: str, ref: SecretObjectReference) -> Ce
         return Reason.INVALID_CERTIFICATE_REF, f"{where}: {error}"
     return Certificate(
         digest=pair.digest,
-        source=f"secret/{ns}/{ref.name}",
+        source=f"secret/{ns}/{name}",
         dns_names=pair.dns_names,
         not_after=pair.leaf.not_after.isoformat().replace("+00:00", "Z"),
         chain_pem=pair.chain_pem.decode(),
