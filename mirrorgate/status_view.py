@@ -1,4 +1,8 @@
-"""Render loaded objects with their computed status, shaped like ``kubectl get -o yaml|json``."""
+"""Render loaded objects with their computed status, shaped like ``kubectl get -o yaml|json``.
+
+A Secret's ``data`` and ``stringData`` values are shown as ``<redacted>``: a ``kubernetes.io/tls``
+Secret holds a private key, and this view is what ``/status`` and ``mirrorgate status`` print.
+"""
 
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +18,10 @@ def object_view(obj: Resource, status: AnyStatus | None, now: str | None = None)
     """One object as the apiserver would return it: defaults applied, empty fields omitted,
     ``status`` from the translation (conditions get ``lastTransitionTime`` = ``now`` when given)."""
     body: dict[str, Any] = prune(msgspec.to_builtins(obj))
+    if body.get("kind") == "Secret":  # private keys never leave the process: keys listed, values redacted
+        for field in ("data", "stringData"):
+            if field in body:
+                body[field] = dict.fromkeys(body[field], "<redacted>")
     if status is not None:
         st: dict[str, Any] = msgspec.to_builtins(status)
         if now is not None:

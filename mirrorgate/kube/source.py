@@ -6,9 +6,11 @@ serving side hands in, since this package never imports the serving packages.
 
 Rules:
 1. One ``Reflector`` per kind: GatewayClass, Gateway, HTTPRoute, ReferenceGrant (``v1``, else
-   ``v1beta1``, by discovery; neither served: no grants, one warning), Service, EndpointSlice,
-   Namespace. ``watch_namespaces`` limits the namespaced kinds; GatewayClass and Namespace are
-   always read cluster-wide.
+   ``v1beta1``, by discovery; neither served: no grants, one warning), BackendTLSPolicy (``v1``
+   when discovery lists it; else none, one note), Service, EndpointSlice, Namespace, Secret
+   (HTTPS listeners' certificateRefs) and ConfigMap (BackendTLSPolicy CA bundles).
+   ``watch_namespaces`` limits the namespaced kinds; GatewayClass and Namespace are always read
+   cluster-wide. Secret and ConfigMap contents are never logged (only their counts).
 2. A cache change that can change the configuration pokes a debouncer (``QUIET`` seconds without
    changes, ``MAX_DELAY`` at most after the first) that calls ``changed()`` once. A change to
    ``status`` alone (our own status writes, the load balancer's) or to ``resourceVersion`` is
@@ -39,6 +41,7 @@ from prometheus_client.registry import Collector
 
 from mirrorgate.kube.client import (
     ENDPOINT_SLICES,
+    GATEWAY_API,
     GATEWAY_CLASSES,
     GATEWAYS,
     HTTP_ROUTES,
@@ -59,8 +62,12 @@ QUIET = 0.1  # seconds without a change before a reload is asked for
 MAX_DELAY = 1.0  # seconds after the first change at most
 RETRY = (0.2, 10.0)  # connect / discovery backoff, first and longest
 COPY_TIMEOUT = 30.0  # seconds a load waits for the loop to copy the caches (a loop shutting down never does)
-FIXED = (GATEWAY_CLASSES, GATEWAYS, HTTP_ROUTES, SERVICES, ENDPOINT_SLICES, NAMESPACES)
+SECRETS = Resource("", "v1", "secrets", "Secret", namespaced=True)
+CONFIG_MAPS = Resource("", "v1", "configmaps", "ConfigMap", namespaced=True)
+BACKEND_TLS_POLICIES = Resource(GATEWAY_API, "v1", "backendtlspolicies", "BackendTLSPolicy", namespaced=True)
+FIXED = (GATEWAY_CLASSES, GATEWAYS, HTTP_ROUTES, SERVICES, ENDPOINT_SLICES, NAMESPACES, SECRETS, CONFIG_MAPS)
 REFERENCE_GRANT = "ReferenceGrant"
+BACKEND_TLS_POLICY = "BackendTLSPolicy"
 STATUS_KINDS = ("GatewayClass", "Gateway", "HTTPRoute")
 
 
@@ -166,6 +173,7 @@ class KubeSource(Generic[T]):
         self._writer_factory = writer_factory
         self.kinds = {r.kind: _Kind(r.kind, r) for r in FIXED}
         self.kinds[REFERENCE_GRANT] = _Kind(REFERENCE_GRANT)
+        self.kinds[BACKEND_TLS_POLICY] = _Kind(BACKEND_TLS_POLICY)
         self.unsynced: T = build({}).result
         self.synced = False
         self.leading = not settings.leader_elect
@@ -200,6 +208,7 @@ class KubeSource(Generic[T]):
                     if kind.resource is not None:
                         self._start(group, client, kind)
                 group.create_task(self._discover_grants(group, client))
+                group.create_task(self._discover_policies(group, client))
                 group.create_task(self._wait_synced(changed))
                 self._start_status(group, client)
                 await stopper
@@ -293,6 +302,25 @@ class KubeSource(Generic[T]):
             kind.reflector = _Empty()
             return
         kind.resource = resource
+        self._start(group, client, kind)
+
+    async def _discover_policies(self, group: asyncio.TaskGroup, client: KubeClient) -> None:
+        """BackendTLSPolicy is read only when the API server serves it (its CRD is installed)."""
+        delay = RETRY[0]
+        while True:
+            try:
+                served = await client.serves(BACKEND_TLS_POLICIES)
+                break
+            except (KubeError, KubeconfigError) as exc:
+                self._error(f"discovering BackendTLSPolicy: {exc}")
+            await asyncio.sleep(delay)
+            delay = min(RETRY[1], delay * 2)
+        kind = self.kinds[BACKEND_TLS_POLICY]
+        if not served:
+            log.info("kubernetes: the API server serves no BackendTLSPolicy (v1): backends are reached in plain HTTP")
+            kind.reflector = _Empty()
+            return
+        kind.resource = BACKEND_TLS_POLICIES
         self._start(group, client, kind)
 
     async def _wait_synced(self, changed: Callable[..., None]) -> None:

@@ -9,6 +9,7 @@ from mirrorgate.model.core import Endpoints, EndpointSlice, Namespace, Reference
 from mirrorgate.model.gateway import Gateway, GatewayClass
 from mirrorgate.model.httproute import HTTPRoute
 from mirrorgate.model.meta import Resource
+from mirrorgate.model.tls import BackendTLSPolicy, ConfigMap, Secret
 
 # kind -> model class, for the kinds mirrorgate reads, keyed by (API group, kind).
 KINDS: dict[tuple[str, str], type[Resource]] = {
@@ -16,10 +17,13 @@ KINDS: dict[tuple[str, str], type[Resource]] = {
     ("gateway.networking.k8s.io", "Gateway"): Gateway,
     ("gateway.networking.k8s.io", "HTTPRoute"): HTTPRoute,
     ("gateway.networking.k8s.io", "ReferenceGrant"): ReferenceGrant,
+    ("gateway.networking.k8s.io", "BackendTLSPolicy"): BackendTLSPolicy,
     ("", "Service"): Service,
     ("", "Endpoints"): Endpoints,
     ("", "Namespace"): Namespace,
     ("discovery.k8s.io", "EndpointSlice"): EndpointSlice,
+    ("", "Secret"): Secret,
+    ("", "ConfigMap"): ConfigMap,
 }
 
 # Served versions per group and kind (what an apiserver with the v1.6 standard CRDs accepts).
@@ -28,10 +32,13 @@ VERSIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("gateway.networking.k8s.io", "Gateway"): ("v1", "v1beta1"),
     ("gateway.networking.k8s.io", "HTTPRoute"): ("v1", "v1beta1"),
     ("gateway.networking.k8s.io", "ReferenceGrant"): ("v1", "v1beta1"),
+    ("gateway.networking.k8s.io", "BackendTLSPolicy"): ("v1",),
     ("", "Service"): ("v1",),
     ("", "Endpoints"): ("v1",),
     ("", "Namespace"): ("v1",),
     ("discovery.k8s.io", "EndpointSlice"): ("v1",),
+    ("", "Secret"): ("v1",),
+    ("", "ConfigMap"): ("v1",),
 }
 
 CLUSTER_SCOPED = frozenset({"GatewayClass", "Namespace"})
@@ -48,6 +55,9 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     endpoint_slices: tuple[EndpointSlice, ...] = ()
     endpoints: tuple[Endpoints, ...] = ()
     namespaces: tuple[Namespace, ...] = ()
+    secrets: tuple[Secret, ...] = ()
+    config_maps: tuple[ConfigMap, ...] = ()
+    backend_tls_policies: tuple[BackendTLSPolicy, ...] = ()
 
     @classmethod
     def of(cls, objects: Iterable[Resource]) -> "Snapshot":
@@ -64,6 +74,9 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
             endpoint_slices=_pick(ordered, EndpointSlice),
             endpoints=_pick(ordered, Endpoints),
             namespaces=_pick(ordered, Namespace),
+            secrets=_pick(ordered, Secret),
+            config_maps=_pick(ordered, ConfigMap),
+            backend_tls_policies=_pick(ordered, BackendTLSPolicy),
         )
 
     def objects(self) -> tuple[Resource, ...]:
@@ -76,6 +89,9 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
             *self.endpoint_slices,
             *self.endpoints,
             *self.namespaces,
+            *self.secrets,
+            *self.config_maps,
+            *self.backend_tls_policies,
         )
 
 

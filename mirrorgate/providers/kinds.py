@@ -46,15 +46,15 @@ KNOWN_KINDS = frozenset(
     {
         # Kubernetes
         *("APIService", "Binding", "CSIDriver", "CSINode", "CertificateSigningRequest", "ClusterRole"),
-        *("ClusterRoleBinding", "ComponentStatus", "ConfigMap", "CronJob", "CustomResourceDefinition"),
+        *("ClusterRoleBinding", "ComponentStatus", "CronJob", "CustomResourceDefinition"),
         *("DaemonSet", "Deployment", "Event", "FlowSchema", "HorizontalPodAutoscaler", "IPAddress", "Ingress"),
         *("IngressClass", "Job", "Lease", "LimitRange", "MutatingWebhookConfiguration", "NetworkPolicy", "Node"),
         *("PersistentVolume", "PersistentVolumeClaim", "Pod", "PodDisruptionBudget", "PodTemplate"),
         *("PriorityClass", "PriorityLevelConfiguration", "ReplicaSet", "ReplicationController", "ResourceQuota"),
-        *("Role", "RoleBinding", "RuntimeClass", "Secret", "ServiceAccount", "ServiceCIDR", "StatefulSet"),
+        *("Role", "RoleBinding", "RuntimeClass", "ServiceAccount", "ServiceCIDR", "StatefulSet"),
         *("StorageClass", "ValidatingWebhookConfiguration", "VolumeAttachment", "ServiceImport", "ServiceExport"),
         # Gateway API kinds mirrorgate does not serve (standard and experimental channels)
-        *sorted(GATEWAY_UNSERVED := frozenset(("GRPCRoute", "TLSRoute", "TCPRoute", "UDPRoute", "BackendTLSPolicy"))),
+        *sorted(GATEWAY_UNSERVED := frozenset(("GRPCRoute", "TLSRoute", "TCPRoute", "UDPRoute"))),
         *("ListenerSet", "XListenerSet", "XBackendTrafficPolicy", "XMesh", "BackendLBPolicy"),
         # Istio, Envoy Gateway, Prometheus operator, cert-manager
         *("VirtualService", "DestinationRule", "ServiceEntry", "Sidecar", "WorkloadEntry", "WorkloadGroup"),

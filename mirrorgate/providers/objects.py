@@ -7,7 +7,7 @@ Rules:
 2. What the API server adds and mirrorgate computes or never reads is dropped first: ``status``
    (the statuses are ours to compute) and ``metadata`` fields the model ignores anyway
    (``managedFields``, ``resourceVersion``, ...).
-3. Core kinds (Service, EndpointSlice, Namespace) were validated by the API server against its own
+3. Core kinds (Service, EndpointSlice, Namespace, Secret, ConfigMap) were validated by the API server against its own
    schema, which knows fields the model does not (``spec.sessionAffinityConfig``,
    ``endpoints[].deprecatedTopology``, ...): they are pruned to the model's fields before
    decoding. Gateway API kinds are decoded strictly: the CRD already pruned what it does not
@@ -31,7 +31,9 @@ from mirrorgate.model.meta import ObjectKey, Resource
 from mirrorgate.model.snapshot import KINDS, Snapshot
 from mirrorgate.providers.files import DocumentResult, decode_document
 
-PRUNED_KINDS = frozenset({("", "Service"), ("discovery.k8s.io", "EndpointSlice"), ("", "Namespace")})
+PRUNED_KINDS = frozenset(
+    {("", "Service"), ("discovery.k8s.io", "EndpointSlice"), ("", "Namespace"), ("", "Secret"), ("", "ConfigMap")}
+)
 _META_KEPT = ("name", "namespace", "labels", "annotations", "generation", "creationTimestamp", "uid")
 
 

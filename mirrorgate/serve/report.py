@@ -6,14 +6,16 @@ callers log them (``serve/single.py`` and ``serve/supervisor.py`` at start, ``se
 on each reload) or print them (``mirrorgate validate``).
 
 Rules:
-1. ``listener_lines``: one line per served listener: its address, port, protocol, hostname and the
-   HTTPRoutes attached to it.
+1. ``listener_lines``: one line per served listener: its address, port, protocol (HTTPS with its
+   certificates' sources), hostname and the HTTPRoutes attached to it.
 2. ``problems``: one line per thing the statuses know is wrong, naming ``Kind namespace/name`` and
    the condition with its reason and message: a condition that is not fine (Accepted, Programmed or
    ResolvedRefs ``False``; Conflicted or PartiallyInvalid ``True``) on a Gateway, one of its
-   listeners or a route's parent; a Gateway of another GatewayClass's controller (left alone); a
-   route attached to no parent served here; a Service a route uses that has no ready endpoint
-   (requests to it get 503, mirror copies to it are dropped).
+   listeners (InvalidCertificateRef, RefNotPermitted, ...), a route's parent or a BackendTLSPolicy's
+   ancestor (InvalidCACertificateRef, Conflicted, ...); a Gateway of another GatewayClass's
+   controller (left alone); a route attached to no parent served here; a Service a route uses that
+   has no ready endpoint (requests to it get 503, mirror copies to it are dropped; an ExternalName
+   Service has none by design).
 3. ``not_served``: ``None`` while some listener is served, else why nothing is (``/readyz`` says it,
    the start-up log and ``validate`` warn with it).
 """
@@ -72,10 +74,17 @@ def listener_lines(table: RoutingTable) -> list[str]:
             attached = ", ".join(routes) if routes else "none"
             host = lst.hostname or "*"
             out.append(
-                f"listener {lst.name}: {server.address}:{server.port} HTTP, hostname {host}, "
+                f"listener {lst.name}: {server.address}:{server.port} {_protocol(table, lst)}, hostname {host}, "
                 f"{len(routes)} route(s) attached: {attached}"
             )
     return out
+
+
+def _protocol(table: RoutingTable, listener: HTTPListener) -> str:
+    if listener.tls is None:
+        return "HTTP"
+    sources = {c.digest: c.source for c in table.certificates}
+    return f"HTTPS ({', '.join(sources.get(d, d) for d in listener.tls.certificates)})"
 
 
 def counts(table: RoutingTable) -> str:
@@ -94,6 +103,7 @@ def problems(status: dict[str, Any], table: RoutingTable) -> list[str]:
         *_gateway_problems(status),
         *_foreign_gateways(status),
         *_route_problems(status),
+        *_policy_problems(status),
         *_no_endpoints(table),
     ]
 
@@ -137,6 +147,14 @@ def _route_problems(status: dict[str, Any]) -> Iterator[str]:
                 yield f"{_ref(route)} (parent {where}): {text}"
 
 
+def _policy_problems(status: dict[str, Any]) -> Iterator[str]:
+    for policy in _items(status, "BackendTLSPolicy"):
+        for ancestor in policy.get("status", {}).get("ancestors", []):
+            where = _parent_text(ancestor.get("ancestorRef", {}), policy)
+            for text in _bad(ancestor.get("conditions", [])):
+                yield f"{_ref(policy)} (ancestor {where}): {text}"
+
+
 def _parent_text(ref: Item, route: Item) -> str:
     ns = ref.get("namespace") or route.get("metadata", {}).get("namespace", "")
     section = f" section {ref['sectionName']}" if ref.get("sectionName") else ""
@@ -169,7 +187,7 @@ def _ns_name(item: Item) -> tuple[str, str]:
 
 def _filter_mirrors(filters: Filters) -> Iterator[tuple[str, bool]]:
     for m in filters.mirrors:
-        yield m.backend, not m.endpoints
+        yield m.backend, not m.endpoints and m.external is None
 
 
 def _action_refs(action: Action) -> Iterator[tuple[str, bool]]:
@@ -179,7 +197,7 @@ def _action_refs(action: Action) -> Iterator[tuple[str, bool]]:
         return
     for b in action.backends:
         if b.status == 0:
-            yield b.name, not b.endpoints
+            yield b.name, not b.endpoints and b.external is None
         yield from _filter_mirrors(b.filters)
 
 

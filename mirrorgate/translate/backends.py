@@ -3,12 +3,15 @@
 A Service port resolves to endpoints the way kube-proxy does: the EndpointSlices labelled
 ``kubernetes.io/service-name: <svc>`` in the Service's namespace, port matched by the Service
 port's name; legacy ``v1 Endpoints`` of the same name likewise. An endpoint whose
-``conditions.ready`` is false is left out (unset means ready).
+``conditions.ready`` is false is left out (unset means ready). A Service of type ExternalName has
+no endpoints: it resolves to its ``spec.externalName`` on the route's port (``ExternalName``), which
+the data plane resolves by DNS. The BackendTLSPolicy governing the Service port (by its name, else
+the whole Service; ``backendtls``) gives the ``BackendTLS``, or, with no valid CA, a 500.
 """
 
 import msgspec
 
-from mirrorgate.ir.table import UpstreamAddress
+from mirrorgate.ir.table import BackendTLS, ExternalName, UpstreamAddress
 from mirrorgate.model.core import EndpointSlice, Service, ServicePort
 from mirrorgate.model.snapshot import Snapshot
 from mirrorgate.translate.index import Index
@@ -25,6 +28,9 @@ class Resolved(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     endpoints: tuple[UpstreamAddress, ...]
     app_protocol: str | None = None
+    tls: BackendTLS | None = None
+    external: ExternalName | None = None
+    tls_failed: bool = False  # a BackendTLSPolicy targets it but has no valid CA: connections must fail
 
 
 class Unresolved(msgspec.Struct, frozen=True, kw_only=True):
@@ -67,11 +73,9 @@ def resolve(
     svc = ix.service(ns, name)
     if svc is None:
         return Unresolved(reason=Reason.BACKEND_NOT_FOUND, message=f"Service {ns}/{name} not found")
-    if svc.spec.type == "ExternalName":
-        return Unresolved(
-            reason=Reason.INVALID_KIND, message=f"Service {ns}/{name} is of type ExternalName, which is not supported"
-        )
     sport = next((p for p in svc.spec.ports if p.port == port), None)
+    if svc.spec.type == "ExternalName" and port is not None:
+        return _with_policy(ix, svc, sport, _external(svc, port))
     if sport is None:
         return Unresolved(reason=Reason.BACKEND_NOT_FOUND, message=f"Service {ns}/{name} has no port {port}")
     if sport.app_protocol is not None and sport.app_protocol not in HTTP_APP_PROTOCOLS:
@@ -79,11 +83,27 @@ def resolve(
             reason=Reason.UNSUPPORTED_PROTOCOL,
             message=f"Service {ns}/{name} port {port} has unsupported appProtocol {sport.app_protocol!r}",
         )
-    return Resolved(
+    plain = Resolved(
         name=f"service/{ns}/{name}:{port}",
         endpoints=ready_endpoints(ix, svc, sport),
         app_protocol=sport.app_protocol,
     )
+    return _with_policy(ix, svc, sport, plain)
+
+
+def _external(svc: Service, port: int) -> Resolved:
+    """An ExternalName Service: no endpoints, the name and the route's port."""
+    name = f"service/{svc.metadata.namespace}/{svc.metadata.name}:{port}"
+    return Resolved(name=name, endpoints=(), external=ExternalName(host=svc.spec.external_name or "", port=port))
+
+
+def _with_policy(ix: Index, svc: Service, sport: ServicePort | None, resolved: Resolved) -> Resolved:
+    applied = ix.policies.applied(svc.metadata.namespace, svc.metadata.name, (sport.name or "") if sport else "")
+    if applied is None:
+        return resolved
+    if applied.tls is None:
+        return msgspec.structs.replace(resolved, tls_failed=True)
+    return msgspec.structs.replace(resolved, tls=applied.tls)
 
 
 def service_endpoints(snap: Snapshot, svc: Service, sport: ServicePort) -> tuple[UpstreamAddress, ...]:

@@ -7,14 +7,18 @@ Rules:
 2. An Index belongs to one ``translate()`` call and is dropped with it: translation stays pure,
    and nothing is kept between calls.
 3. The ready endpoints of one Service port are computed once per call (many routes send to the
-   same Service).
+   same Service), and so is the check of one Secret's certificate and key (many listeners name
+   the same wildcard certificate).
 """
 
 from collections import defaultdict
 
-from mirrorgate.ir.table import UpstreamAddress
+from mirrorgate.ir.table import Certificate, UpstreamAddress
 from mirrorgate.model.core import Endpoints, EndpointSlice, Namespace, ReferenceGrant, Service, ServicePort
 from mirrorgate.model.snapshot import Snapshot
+from mirrorgate.model.tls import ConfigMap, Secret
+from mirrorgate.translate.backendtls import Policies
+from mirrorgate.translate.status import Reason
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
@@ -39,6 +43,12 @@ class Index:
         self.grants: dict[str, list[ReferenceGrant]] = defaultdict(list)
         for grant in snap.reference_grants:
             self.grants[grant.metadata.namespace].append(grant)
+        self.secrets: dict[_NsName, Secret] = {(s.metadata.namespace, s.metadata.name): s for s in snap.secrets}
+        self.config_maps: dict[_NsName, ConfigMap] = {
+            (c.metadata.namespace, c.metadata.name): c for c in snap.config_maps
+        }
+        self.policies = Policies()  # the BackendTLSPolicies, set by translate() once resolved
+        self.pairs: dict[_NsName, Certificate | tuple[Reason, str]] = {}
         self.ready: dict[tuple[_NsName, ServicePort], tuple[UpstreamAddress, ...]] = {}
 
     def service(self, namespace: str, name: str) -> Service | None:

@@ -133,9 +133,11 @@ def _backend(
         name=res.name,
         weight=weight,
         endpoints=res.endpoints,
-        status=status,
+        status=500 if res.tls_failed else status,
         filters=bfilters,
         app_protocol=res.app_protocol,
+        tls=res.tls,
+        external=res.external,
     )
 
 
@@ -223,7 +225,11 @@ def _mirror(ix: Index, ns: str, name: str, m: HTTPRequestMirrorFilter, unresolve
         unresolved.append(Unresolved(reason=res.reason, message=f"Mirror dropped: {res.message}"))
         return None
     assert isinstance(res, Resolved)
-    return Mirror(name=name, backend=res.name, ppm=mirror_ppm(m), endpoints=res.endpoints)
+    if res.tls_failed:
+        return None  # its BackendTLSPolicy has no valid CA (the policy's status says so)
+    return Mirror(
+        name=name, backend=res.name, ppm=mirror_ppm(m), endpoints=res.endpoints, tls=res.tls, external=res.external
+    )
 
 
 def mirror_ppm(m: HTTPRequestMirrorFilter) -> int:

@@ -35,6 +35,7 @@ class Reason(StrEnum):
     INVALID_ROUTE_KINDS = "InvalidRouteKinds"
     HOSTNAME_CONFLICT = "HostnameConflict"
     PROTOCOL_CONFLICT = "ProtocolConflict"
+    INVALID_CERTIFICATE_REF = "InvalidCertificateRef"
     # Route
     NOT_ALLOWED_BY_LISTENERS = "NotAllowedByListeners"
     NO_MATCHING_LISTENER_HOSTNAME = "NoMatchingListenerHostname"
@@ -44,6 +45,10 @@ class Reason(StrEnum):
     REF_NOT_PERMITTED = "RefNotPermitted"
     INVALID_KIND = "InvalidKind"
     BACKEND_NOT_FOUND = "BackendNotFound"
+    # BackendTLSPolicy (PolicyAncestorStatus)
+    CONFLICTED = "Conflicted"
+    INVALID_CA_CERTIFICATE_REF = "InvalidCACertificateRef"
+    NO_VALID_CA_CERTIFICATE = "NoValidCACertificate"
 
 
 class _S(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True, gc=False):
@@ -108,7 +113,21 @@ class RouteStatus(_S, frozen=True, kw_only=True):
     parents: tuple[RouteParentStatus, ...] = ()
 
 
-AnyStatus = GatewayClassStatus | GatewayStatus | RouteStatus
+class PolicyAncestorStatus(_S, frozen=True, kw_only=True):
+    """Gateway API ``PolicyAncestorStatus``: one ancestor (a Gateway whose routes use a targeted Service)."""
+
+    ancestor_ref: ParentRef
+    controller_name: str
+    conditions: tuple[Condition, ...] = ()
+
+
+class PolicyStatus(_S, frozen=True, kw_only=True):
+    """Gateway API ``PolicyStatus`` (BackendTLSPolicy): ``ancestors`` is required by the schema."""
+
+    ancestors: tuple[PolicyAncestorStatus, ...] = msgspec.field(name="ancestors")
+
+
+AnyStatus = GatewayClassStatus | GatewayStatus | RouteStatus | PolicyStatus
 
 
 def cond(kind: CondType, ok: bool, reason: Reason, message: str, generation: int) -> Condition:

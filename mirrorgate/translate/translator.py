@@ -1,7 +1,9 @@
 """translate(): Snapshot -> RoutingTable + statuses, in named phases of fixed order.
 
-Phases: classes -> gateways/listeners -> routes (rules, parents, attachment) -> mesh services
--> servers (the IR) -> statuses. Gateways whose class is absent from the input are ours unless
+Phases: classes -> BackendTLSPolicies -> gateways/listeners (HTTPS certificates) -> routes
+(rules, parents, attachment) -> mesh services -> servers (the IR, with the certificates and trust
+bundles in use) -> statuses (BackendTLSPolicy ancestors: our Gateways whose routes use a target).
+Gateways whose class is absent from the input are ours unless
 ``TranslateOptions.missing_class_is_ours`` is False (the Kubernetes source).
 """
 
@@ -14,8 +16,10 @@ from mirrorgate.ir.gcpause import paused_gc
 from mirrorgate.ir.table import (
     Action,
     Backend,
+    Certificate,
     HeaderMatch,
     HTTPListener,
+    ListenerTLS,
     Match,
     PathType,
     QueryMatch,
@@ -29,6 +33,8 @@ from mirrorgate.model.httproute import HTTPRoute, HTTPRouteMatch, ParentReferenc
 from mirrorgate.model.snapshot import Snapshot
 from mirrorgate.translate import hostnames
 from mirrorgate.translate.backends import ready_endpoints
+from mirrorgate.translate.backendtls import policy_statuses, resolve_policies, service_users
+from mirrorgate.translate.certificates import unique
 from mirrorgate.translate.index import Index
 from mirrorgate.translate.listeners import GatewayInfo, listener_conditions, process_gateways
 from mirrorgate.translate.precedence import PrecedenceKey, precedence_key
@@ -97,8 +103,9 @@ def _translate(snap: Snapshot, options: TranslateOptions) -> TranslateResult:
         if g.spec.gateway_class_name in ours
         or (options.missing_class_is_ours and g.spec.gateway_class_name not in class_names)
     )
-    infos = process_gateways(gateways, options.bind)
     ix = Index(snap)
+    ix.policies = resolve_policies(snap, ix.config_maps)
+    infos = process_gateways(gateways, options.bind, ix)
     meshes = _mesh_listeners(ix, options.bind, parents_only=options.mesh_parents_on_bind)
     parents = _Parents(infos, meshes)
     attached: dict[str, list[_Entry]] = defaultdict(list)
@@ -108,7 +115,10 @@ def _translate(snap: Snapshot, options: TranslateOptions) -> TranslateResult:
             statuses[str(route.key)] = status
     for info in infos:
         statuses[str(info.gateway.key)] = _gateway_status(info, attached)
-    return TranslateResult(table=_build_table(infos, meshes, attached), statuses=statuses)
+    users = service_users(snap.http_routes, set(parents.gateways))
+    statuses.update(policy_statuses(ix.policies, users, options.controller_name))
+    table = _build_table(infos, meshes, attached)
+    return TranslateResult(table=msgspec.structs.replace(table, trust=ix.policies.trust()), statuses=statuses)
 
 
 def _process_classes(snap: Snapshot, options: TranslateOptions, statuses: dict[str, AnyStatus]) -> set[str]:
@@ -307,14 +317,18 @@ def _build_table(
     infos: tuple[GatewayInfo, ...], meshes: tuple[_Mesh, ...], attached: dict[str, list[_Entry]]
 ) -> RoutingTable:
     servers: dict[tuple[str, int], list[HTTPListener]] = defaultdict(list)
+    certificates: list[Certificate] = []
     for info in infos:
         for li in info.listeners:
             if li.served:
+                certificates.extend(li.certificates)
+                tls = ListenerTLS(certificates=tuple(sorted({c.digest for c in li.certificates})))
                 listener = HTTPListener(
                     name=li.name,
                     hostname=li.hostname,
                     port=li.spec.port,
                     virtual_hosts=_virtual_hosts(attached.get(li.name, [])),
+                    tls=tls if li.spec.protocol == "HTTPS" else None,
                 )
                 servers[(li.address, li.spec.port)].append(listener)
     for m in meshes:
@@ -328,7 +342,8 @@ def _build_table(
                 listeners=tuple(sorted(ls, key=lambda x: (hostnames.specificity(x.hostname), x.name))),
             )
             for (addr, port), ls in sorted(servers.items())
-        )
+        ),
+        certificates=unique(certificates),
     )
 
 

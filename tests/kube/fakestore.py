@@ -44,10 +44,13 @@ def default_kinds(reference_grant_versions: tuple[str, ...] = ("v1",)) -> list[K
         Kind("", ("v1",), "namespaces", "Namespace", namespaced=False, status=True),
         Kind("", ("v1",), "services", "Service", namespaced=True, status=True),
         Kind("discovery.k8s.io", ("v1",), "endpointslices", "EndpointSlice", namespaced=True, status=False),
+        Kind("", ("v1",), "secrets", "Secret", namespaced=True, status=False),
+        Kind("", ("v1",), "configmaps", "ConfigMap", namespaced=True, status=False),
         Kind("coordination.k8s.io", ("v1",), "leases", "Lease", namespaced=True, status=False),
         Kind(gw, ("v1",), "gatewayclasses", "GatewayClass", namespaced=False, status=True),
         Kind(gw, ("v1",), "gateways", "Gateway", namespaced=True, status=True),
         Kind(gw, ("v1",), "httproutes", "HTTPRoute", namespaced=True, status=True),
+        Kind(gw, ("v1",), "backendtlspolicies", "BackendTLSPolicy", namespaced=True, status=True),
     ]
     if reference_grant_versions:
         kinds.append(Kind(gw, reference_grant_versions, "referencegrants", "ReferenceGrant", True, status=False))

@@ -32,7 +32,8 @@ def _broken(port: int, tls_port: int, backend: Backend) -> str:
 
 
 PROBLEMS = [
-    r"warning: Gateway default/gw listener tls: Accepted=False \(UnsupportedProtocol\): ",
+    r"warning: Gateway default/gw listener tls: ResolvedRefs=False \(InvalidCertificateRef\): "
+    r"HTTPS listener has no tls\.certificateRefs\.",
     r"warning: HTTPRoute default/route \(parent Gateway default/gw\): ResolvedRefs=False \(BackendNotFound\): "
     r"Service default/missing not found\.",
     r"warning: Service default/shadow:80: no endpoints \(used by httproute/default/route\): .*"

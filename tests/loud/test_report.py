@@ -106,7 +106,10 @@ def test_missing_backend_https_listener_and_no_endpoints(tmp_path: object) -> No
     text = CLASS.format(controller=OURS) + GATEWAY + HTTPS + ROUTE.replace("name: primary", "name: gone")
     status, table = _report(text + SERVICES, f"{tmp_path}/p.yaml")
     lines = problems(status, table)
-    assert "Gateway default/tls listener https: Accepted=False (UnsupportedProtocol)" in "\n".join(lines)
+    assert (
+        "Gateway default/tls listener https: ResolvedRefs=False (InvalidCertificateRef): "
+        "HTTPS listener has no tls.certificateRefs." in lines
+    )
     assert (
         "HTTPRoute default/r (parent Gateway default/eg): ResolvedRefs=False (BackendNotFound): "
         "Service default/gone not found." in lines

@@ -88,8 +88,8 @@ def load(tmp_path: Path, api: str, kind: str) -> tuple[list[str], list[str], lis
             f"{GW}/v1",
             "Frobnicator",
             f'Frobnicator team/r: kind: no matches for kind "Frobnicator" in version "{GW}/v1": mirrorgate serves '
-            f"GatewayClass (v1, v1beta1), Gateway (v1, v1beta1), HTTPRoute (v1, v1beta1), ReferenceGrant (v1, v1beta1) "
-            f"in {GW}",
+            f"GatewayClass (v1, v1beta1), Gateway (v1, v1beta1), HTTPRoute (v1, v1beta1), "
+            f"ReferenceGrant (v1, v1beta1), BackendTLSPolicy (v1) in {GW}",
             id="unknown-gateway-kind",
         ),
         pytest.param(
@@ -115,8 +115,6 @@ def test_unserved_version_of_a_served_kind_lists_the_served_ones(tmp_path: Path)
 COMMON = [
     ("apps/v1", "Deployment"),
     ("v1", "Pod"),
-    ("v1", "ConfigMap"),
-    ("v1", "Secret"),
     ("v1", "ServiceAccount"),
     ("networking.k8s.io/v1", "Ingress"),
     ("networking.k8s.io/v1", "IngressClass"),
