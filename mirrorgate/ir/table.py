@@ -200,6 +200,12 @@ class VirtualHost(Struct, frozen=True, kw_only=True):
     routes: tuple[Route, ...] = ()
 
 
+class ListenerTLS(Struct, frozen=True, kw_only=True):
+    """An HTTPS listener's TLS termination: the digests of its certificates in ``RoutingTable.certificates``."""
+
+    certificates: tuple[str, ...]
+
+
 class HTTPListener(Struct, frozen=True, kw_only=True):
     """One Gateway listener (or a Service port for mesh parents) on a server.
 
@@ -212,6 +218,7 @@ class HTTPListener(Struct, frozen=True, kw_only=True):
     port: int
     virtual_hosts: tuple[VirtualHost, ...] = ()
     default_action: Action | None = None
+    tls: ListenerTLS | None = None  # HTTPS (tls.mode Terminate); None: plain HTTP
 
 
 class Server(Struct, frozen=True, kw_only=True):
