@@ -275,13 +275,14 @@ class HttpProtocol(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         # Half-close: finish what is owed, then close (returning True keeps our side writable).
+        # TLS has no half-close (a close_notify shuts the session down): False there.
         self._stop_reading()
         parsing, self.parsing = self.parsing, None
         if parsing is not None and not parsing.body_done:
             parsing.fail_body(ProtocolError("client closed its side mid-body"))
         if self.running is None and not self.queue:
             self.close()
-        return True
+        return self.scheme == b"http"
 
     def pause_writing(self) -> None:
         self.write_paused = True

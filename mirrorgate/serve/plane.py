@@ -20,8 +20,10 @@ Rules:
 6. A server whose listeners carry ``tls`` is bound with one ``TlsPort`` (``tls/server.py``): its
    front context never changes, so new certificates on an unchanged (address, port) are a
    ``TlsPort.reload`` (new connections get them, open ones keep theirs), never a re-bind. Every
-   TLS port of a table is built before anything is swapped: a certificate that cannot be loaded
-   fails the apply and changes nothing. Handshakes are bounded by ``limits.handshake_timeout``.
+   certificate of a table is parsed before anything changes: one that cannot be loaded fails the
+   apply (``StartupError``) and changes nothing. A server that turns from HTTP to HTTPS (or back)
+   on one (address, port) is the one re-bind: its old socket is retired first, then the new one
+   bound. Handshakes are bounded by ``limits.handshake_timeout``.
    Certificates are parsed once per digest; the key material is never logged.
 """
 
@@ -117,13 +119,18 @@ class DataPlane:
         """Serve ``table`` (rule 1); raises ``StartupError`` (and changes nothing) when a new
         server cannot be bound. ``matcher`` is ``compile(table)`` when the caller has it."""
         wanted = {(s.address, s.port): s for s in table.servers}
-        opened: dict[ServerKey, asyncio.Server] = {}
         sni = self._sni_tables(table, wanted)
+        for key in [k for k in wanted if k in self.listeners and (k in sni) != (k in self.state.tls_ports)]:
+            self._retire(key)  # HTTP <-> HTTPS on one (address, port): a new socket (rule 6)
         ports = {key: self.state.tls_ports.get(key) or TlsPort(listeners) for key, listeners in sni.items()}
+        opened: dict[ServerKey, asyncio.Server] = {}
         try:
             for key, server in wanted.items():
                 if key not in self.listeners:
                     opened[key] = await self._bind(server, ports.get(key))
+            for key, port in ports.items():
+                if port is self.state.tls_ports.get(key):
+                    port.reload(sni[key])
         except BaseException as exc:  # OSError, or cancelled mid-way: nothing half-applied stays open
             for srv in opened.values():
                 srv.close()
@@ -133,9 +140,6 @@ class DataPlane:
         self.state.matcher = matcher if matcher is not None else compile(table)
         self.table = table
         upstream_tls.set_trust(table)
-        for key, port in ports.items():
-            if port is self.state.tls_ports.get(key):
-                port.reload(sni[key])
         self.state.tls_ports = ports
         accesslog.flush()
         for key, srv in opened.items():

@@ -5,8 +5,14 @@ is closed after ``handshake-timeout``."""
 
 import asyncio
 
+import msgspec
+import pytest
+
 from mirrorgate.dataplane.limits import Limits
-from mirrorgate.ir.table import Certificate, HTTPListener
+from mirrorgate.ir.dump import table_to_builtins
+from mirrorgate.ir.table import Certificate, HTTPListener, ListenerTLS, RoutingTable
+from mirrorgate.serve.config import StartupError
+from mirrorgate.serve.worker import FRAME, table_frame
 from tests.support.certs import Pki
 from tests.support.client import Conn, encode_request
 from tests.support.waiting import until
@@ -112,3 +118,48 @@ async def test_handshake_that_never_comes_is_closed_after_the_timeout() -> None:
                 assert await reader.read() == b""  # closed by the gateway, nothing sent
             writer.close()
             await until(lambda: not gw.state.connections and not gw.state.tasks)
+
+
+async def test_http_turned_https_on_one_port_is_rebound_and_a_bad_certificate_changes_nothing() -> None:
+    pki = Pki()
+    async with TlsBackend(None) as up:
+        cert = certificate(pki.leaf("foo.example.com"))
+        act = action(backend(up.port))
+        https = https_table((listener("foo", "foo.example.com", (cert,), act),), (cert,))
+        plain_listener = msgspec.structs.replace(https.servers[0].listeners[0], tls=None)
+        plain = msgspec.structs.replace(
+            https, servers=(msgspec.structs.replace(https.servers[0], listeners=(plain_listener,)),), certificates=()
+        )
+        async with serving(plain) as gw:
+            conn = await Conn.open(gw.port(443))
+            assert await get(conn, "foo.example.com") == 200
+            conn.writer.close()
+            await gw.apply(https)
+            tls = await open_tls(gw.port(443), pki, "foo.example.com")
+            assert await get(tls, "foo.example.com") == 200
+            bad = msgspec.structs.replace(cert, digest="sha256:bad", key_pem=pki.leaf("x.test").key.decode())
+            bad_listener = msgspec.structs.replace(
+                https.servers[0].listeners[0], tls=ListenerTLS(certificates=(bad.digest,))
+            )
+            broken = msgspec.structs.replace(
+                https,
+                servers=(msgspec.structs.replace(https.servers[0], listeners=(bad_listener,)),),
+                certificates=(bad,),
+            )
+            with pytest.raises(StartupError, match="cannot be served"):
+                await gw.apply(broken)
+            assert gw.table is https
+            assert await get(tls, "foo.example.com") == 200
+            tls.writer.close()
+
+
+def test_worker_frames_carry_the_pem_and_dumps_never_do() -> None:
+    pki = Pki()
+    cert = certificate(pki.leaf("foo.example.com"))
+    table = https_table((listener("foo", "foo.example.com", (cert,), action(backend(1))),), (cert,))
+    frame = table_frame(table)
+    assert msgspec.json.decode(frame[FRAME.size :], type=RoutingTable) == table
+    dumped = msgspec.json.encode(table_to_builtins(table))
+    assert b"PRIVATE KEY" not in dumped
+    assert b"BEGIN CERTIFICATE" not in dumped
+    assert cert.digest.encode() in dumped
