@@ -9,7 +9,8 @@ Rules:
    ``u < ppm_k`` (GEP-3171 percentages as parts per million), so a 5% mirror's sample is a
    subset of a 10% mirror's. A request whose mirrors all take 100% makes no draw (it could not
    change anything).
-2. Admission of a fired mirror (``admit``), in order: no endpoints -> drop ``no_endpoints``;
+2. Admission of a fired mirror (``admit``), in order: no endpoints (and not an ExternalName
+   Service) -> drop ``no_endpoints``;
    breaker open -> drop ``breaker_open``; no free slot that a queued mirror is not waiting for,
    and the queue full -> drop ``over_capacity``; else ``start`` gives it a slot (it is sent now,
    concurrently with the primary) or a place in the bounded queue. A drop at admission allocates
@@ -24,9 +25,11 @@ Rules:
    ``_drop``/``response_complete`` are the only places.
 4. Mirrors use their own ``Pool`` (own limits, own timeouts); a failed or abandoned connection is
    aborted (never closed gracefully: that would keep its unsent buffer alive), a complete
-   response returns it to the pool when reusable.
-5. Only connect errors, connect timeouts and response timeouts feed the circuit breaker; only a
-   complete response closes it (``breaker.py``).
+   response returns it to the pool when reusable. A TLS or ExternalName mirror's pool key
+   carries its TLS settings and name (``upstream/tls.py``); its handshake or certificate failing
+   is a drop ``tls``, its name not resolving a drop ``dns``.
+5. Only connect errors (``tls`` and ``dns`` included), connect timeouts and response timeouts
+   feed the circuit breaker; only a complete response closes it (``breaker.py``).
 6. ``close()``/``shutdown()`` drop queued mirrors and stop every in-flight one (the runtime calls
    it before it cancels primaries); ``CancelledError`` always propagates.
 7. Deadlines: one timer for the whole dispatcher, armed at the earliest deadline of the in-flight
