@@ -117,13 +117,15 @@ class Procs:
         self.procs = []
 
 
-def wrk(port: int, duration: int, connections: int, script: Path | None) -> tuple[float, float, int]:
+def wrk(
+    port: int, duration: int, connections: int, script: Path | None, scheme: str = "http"
+) -> tuple[float, float, int]:
     """(requests/s, p99 ms, requests) of one wrk run."""
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "--latency"]
     if script is not None:
         argv += ["-s", str(script)]
     out = subprocess.run(
-        pinned(0, [*argv, f"http://127.0.0.1:{port}/"]),
+        pinned(0, [*argv, f"{scheme}://127.0.0.1:{port}/"]),
         capture_output=True,
         text=True,
         check=True,
@@ -140,11 +142,11 @@ def wrk(port: int, duration: int, connections: int, script: Path | None) -> tupl
     )
 
 
-def measured(pid: int, port: int, duration: int, connections: int, script: Path | None) -> Run:
+def measured(pid: int, port: int, duration: int, connections: int, script: Path | None, scheme: str = "http") -> Run:
     """One wrk run with the CPU that the proxy ``pid`` (and its children) spent during it."""
     pids = tree(pid)
     before = cpu_sample(pids)
-    rps, p99, requests = wrk(port, duration, connections, script)
+    rps, p99, requests = wrk(port, duration, connections, script, scheme)
     user, system = cpu_per_request(before, cpu_sample(pids), requests)
     return rps, p99, user, system
 

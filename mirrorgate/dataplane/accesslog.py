@@ -22,6 +22,7 @@ from json.encoder import encode_basestring_ascii as _quote  # what json.dumps us
 
 from mirrorgate.dataplane.accesswriter import AccessWriter
 from mirrorgate.dataplane.state import ClientConnection, GatewayState, access_log
+from mirrorgate.upstream.tls import Key
 
 _MILLIS = tuple(f",{ms:03d} " for ms in range(1000))  # logging's ``,%03d`` msecs, and the space after
 
@@ -103,11 +104,11 @@ class AccessLogged:
     status: int
     bytes_sent: int
     route: str
-    key: tuple[str, int]
+    key: Key  # the upstream pool key: (address, port, ...)
     request_id: bytes
 
     def _endpoint(self) -> str:
-        address, port = self.key
+        address, port = self.key[0], self.key[1]
         return f"{address}:{port}" if address else ""
 
     def _log(self) -> None:

@@ -65,6 +65,7 @@ from mirrorgate.dataplane.state import BodyTee, ClientConnection, GatewayState, 
 from mirrorgate.errors import ProtocolError, UpstreamError
 from mirrorgate.ir.table import Mirror, Redirect, URLRewrite
 from mirrorgate.upstream.connection import StaleConnection, UpstreamConnection
+from mirrorgate.upstream.tls import Key
 from mirrorgate.wire.authority import authority
 
 log = logging.getLogger("mirrorgate.dataplane")
@@ -165,7 +166,7 @@ class Exchange(ResponseRelay, AccessLogged):
         self.conn: UpstreamConnection | None = None
         self.reused = False
         self.retried = False
-        self.key: tuple[str, int] = ("", 0)  # the endpoint, once chosen
+        self.key: Key = ("", 0)  # the endpoint, once chosen
         self.upstream_head = b""
         self.response_edits: tuple[HeaderEdit, ...] = ()
         # response
@@ -268,6 +269,9 @@ class Exchange(ResponseRelay, AccessLogged):
                 self._local(self.body_error.status)
                 return self.finish()
             proto = self.proto
+            if proto.tls_listener is not None and self.state.misdirected(proto, self.host):
+                self._local(421)  # RFC 9110 section 15.5.20: the SNI chose another listener
+                return self.finish()
             d = self.state.matcher.select(proto.server_key, self.host, self.method, self.target, self.headers)
             self.route = d.route
             plan = d.plan
@@ -280,7 +284,7 @@ class Exchange(ResponseRelay, AccessLogged):
             encoded = None
             if plan.plain:
                 encoded = encode_forward(
-                    self.method, self.target, self.headers, proto.client_ip, b"http", proto.forward_tail
+                    self.method, self.target, self.headers, proto.client_ip, proto.scheme, proto.forward_tail
                 )
             if encoded is not None:
                 parts, self.request_id, host_at = encoded
@@ -294,7 +298,7 @@ class Exchange(ResponseRelay, AccessLogged):
                 parts, host_at, target = routed
             key = self.key
             if host_at < 0:  # HTTP/1.0 clients may omit Host; HTTP/1.1 upstreams require one
-                parts += (b"host: ", authority(*key), b"\r\n")
+                parts += (b"host: ", authority(key[0], key[1]), b"\r\n")
             if self.chunked:
                 parts.append(b"transfer-encoding: chunked\r\n")
             parts.append(b"\r\n")
@@ -446,7 +450,7 @@ class Exchange(ResponseRelay, AccessLogged):
         self.proto.exchange_done(self)
 
     def _rule_filters(self, plan: Plan) -> tuple[bytes, list[Header]]:
-        headers, self.request_id = forward_headers(self.headers, self.proto.client_ip, b"http")
+        headers, self.request_id = forward_headers(self.headers, self.proto.client_ip, self.proto.scheme)
         if plan.request_edit is not None:
             headers = plan.request_edit.apply(headers)
         return _rewrite(plan.action.filters.url_rewrite, self.target, headers), headers

@@ -38,6 +38,10 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     # Apache's mod_reqtimeout uses 500 B/s; a body trickled slower than this holds a client and
     # an upstream connection for ever otherwise.
     min_body_rate: int = 500
+    # Seconds a client has to finish the TLS handshake of an HTTPS listener, else the connection
+    # is closed (uvloop's default is 60 s; NGINX bounds it by client_header_timeout, 60 s).
+    # A handshake that never comes holds a socket and an SSL object until then.
+    handshake_timeout: float = 10.0
     # Seconds an idle keep-alive connection is kept (NGINX keepalive_timeout: 75 s).
     keepalive_timeout: float = 75.0
     # Client connections one worker holds; more are closed at once (NGINX worker_connections).

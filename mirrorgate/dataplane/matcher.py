@@ -42,18 +42,30 @@ Backend and endpoint choice:
 
 import re
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from random import Random
 from typing import Generic, TypeVar
 from urllib.parse import unquote_to_bytes
 
 from mirrorgate.dataplane.headers import HeaderEdit, compile_edit
 from mirrorgate.ir.gcpause import paused_gc
-from mirrorgate.ir.table import Action, Backend, HTTPListener, Match, PathType, RoutingTable, UpstreamAddress
+from mirrorgate.ir.table import (
+    Action,
+    Backend,
+    BackendTLS,
+    ExternalName,
+    HTTPListener,
+    Match,
+    PathType,
+    RoutingTable,
+    UpstreamAddress,
+)
+from mirrorgate.upstream.tls import Key, keys_for, trust_of
 
 T = TypeVar("T")
 ServerKey = tuple[str, int]
 Headers = Sequence[tuple[bytes, bytes]]
+BalancerKey = tuple[str, tuple[UpstreamAddress, ...], BackendTLS | None, ExternalName | None]
 
 _EXACT, _PREFIX, _REGEX, _ANY = 0, 1, 2, 3
 
@@ -105,9 +117,10 @@ class RoundRobin:
 
     __slots__ = ("endpoints", "keys", "next")
 
-    def __init__(self, endpoints: tuple[UpstreamAddress, ...]) -> None:
+    def __init__(self, endpoints: tuple[UpstreamAddress, ...], keys: tuple[Key, ...] | None = None) -> None:
         self.endpoints = endpoints
-        self.keys = tuple((e.address, e.port) for e in endpoints)  # the pool's keys, made once
+        # the pool's keys, made once: (address, port), or with TLS / ExternalName (upstream.tls)
+        self.keys = keys if keys is not None else tuple((e.address, e.port) for e in endpoints)
         self.next = 0
 
     def choose(self) -> UpstreamAddress | None:
@@ -118,7 +131,7 @@ class RoundRobin:
         self.next = (i + 1) % len(eps)
         return eps[i]
 
-    def choose_key(self) -> tuple[str, int] | None:
+    def choose_key(self) -> Key | None:
         """``choose`` as the pool's key ``(address, port)``."""
         keys = self.keys
         n = len(keys)
@@ -179,7 +192,9 @@ class Plan:
         "total",
     )
 
-    def __init__(self, action: Action, balancers: dict[tuple[str, tuple[UpstreamAddress, ...]], RoundRobin]) -> None:
+    def __init__(
+        self, action: Action, balancers: dict[BalancerKey, RoundRobin], trust: Mapping[str, str] | None = None
+    ) -> None:
         self.action = action
         self.request_edit: HeaderEdit | None = compile_edit(action.filters.request_headers, lower_names=True)
         self.response_edit: HeaderEdit | None = compile_edit(action.filters.response_headers, lower_names=False)
@@ -194,10 +209,10 @@ class Plan:
         for b in action.backends:
             if b.weight <= 0:
                 continue
-            key = (b.name, b.endpoints)
+            key = (b.name, b.endpoints, b.tls, b.external)
             rr = balancers.get(key)
             if rr is None:
-                rr = balancers[key] = RoundRobin(b.endpoints)
+                rr = balancers[key] = RoundRobin(b.endpoints, keys_for(b.endpoints, b.tls, b.external, trust or {}))
             total += b.weight
             targets.append(Target(b, rr, self.response_edit))
             cumulative.append(total)
@@ -443,13 +458,14 @@ def compile(table: RoutingTable) -> Matcher:
 
 
 def _compile(table: RoutingTable) -> Matcher:
-    balancers: dict[tuple[str, tuple[UpstreamAddress, ...]], RoundRobin] = {}
+    balancers: dict[BalancerKey, RoundRobin] = {}
     plans: dict[int, Plan] = {}
+    trust = trust_of(table)
 
     def plan_of(action: Action) -> Plan:
         plan = plans.get(id(action))
         if plan is None:
-            plan = plans[id(action)] = Plan(action, balancers)
+            plan = plans[id(action)] = Plan(action, balancers, trust)
         return plan
 
     servers: dict[ServerKey, HostIndex[_ListenerMatcher]] = {}

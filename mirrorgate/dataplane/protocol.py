@@ -51,6 +51,7 @@ from mirrorgate.dataplane.matcher import ServerKey
 from mirrorgate.dataplane.replies import local_reply
 from mirrorgate.dataplane.state import GatewayState
 from mirrorgate.errors import ProtocolError
+from mirrorgate.tls.server import chosen_listener
 
 log = logging.getLogger("mirrorgate.dataplane")
 
@@ -103,9 +104,11 @@ class HttpProtocol(asyncio.Protocol):
         "pending_error",
         "queue",
         "running",
+        "scheme",
         "server_key",
         "shutting_down",
         "state",
+        "tls_listener",
         "transport",
         "write_paused",
     )
@@ -122,6 +125,8 @@ class HttpProtocol(asyncio.Protocol):
         self.gate = flow.ReadGate()
         self.client = "-"
         self.client_ip = b""
+        self.scheme = b"http"  # b"https" on a TLS connection
+        self.tls_listener: str | None = None  # the listener the SNI chose (TLS connections)
         self.forward_tail = forward_tail(b"", b"http")  # (per connection, see ``connection_made``)
         self.closed = False
         self.write_paused = False
@@ -161,9 +166,13 @@ class HttpProtocol(asyncio.Protocol):
         self.transport = transport
         self.gate.transport = transport
         peer = transport.get_extra_info("peername")
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:  # called once the handshake is done: the SNI chose a listener
+            self.scheme = b"https"
+            self.tls_listener = chosen_listener(ssl_object)
         if isinstance(peer, tuple):
             self.client_ip = str(peer[0]).encode()
-            self.forward_tail = forward_tail(self.client_ip, b"http")
+            self.forward_tail = forward_tail(self.client_ip, self.scheme)
             self.client = f"{peer[0]}:{peer[1]}"
         if len(self.state.connections) >= self.limits.max_connections:
             self.state.rejected_connections += 1
@@ -266,13 +275,14 @@ class HttpProtocol(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         # Half-close: finish what is owed, then close (returning True keeps our side writable).
+        # TLS has no half-close (a close_notify shuts the session down): False there.
         self._stop_reading()
         parsing, self.parsing = self.parsing, None
         if parsing is not None and not parsing.body_done:
             parsing.fail_body(ProtocolError("client closed its side mid-body"))
         if self.running is None and not self.queue:
             self.close()
-        return True
+        return self.scheme == b"http"
 
     def pause_writing(self) -> None:
         self.write_paused = True

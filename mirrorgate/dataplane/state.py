@@ -18,6 +18,7 @@ from mirrorgate.dataplane.flow import ReadGate
 from mirrorgate.dataplane.limits import Limits
 from mirrorgate.dataplane.matcher import Matcher, ServerKey
 from mirrorgate.ir.table import Mirror
+from mirrorgate.tls.server import TlsPort
 from mirrorgate.upstream.pool import Pool
 
 access_log = logging.getLogger("mirrorgate.access")
@@ -32,7 +33,9 @@ class ClientConnection(Protocol):
     gate: ReadGate  # the client's read side
     client: str  # ``ip:port`` for the access log
     client_ip: bytes
-    forward_tail: bytes  # ``headers.forward_tail(client_ip, b"http")``
+    forward_tail: bytes  # ``headers.forward_tail(client_ip, scheme)``
+    scheme: bytes  # b"https" on a TLS connection (``X-Forwarded-Proto``), else b"http"
+    tls_listener: str | None  # the listener the SNI chose on a TLS connection
     write_paused: bool  # the client's write buffer is above its high-water mark
 
     @property
@@ -99,6 +102,7 @@ class GatewayState:
         "rejected_connections",
         "rng",
         "tasks",
+        "tls_ports",
     )
 
     def __init__(
@@ -122,6 +126,13 @@ class GatewayState:
         self.no_connections = asyncio.Event()  # set whenever ``connections`` becomes empty
         self.no_connections.set()
         self.tasks: set[asyncio.Task[None]] = set()
+        self.tls_ports: dict[ServerKey, TlsPort] = {}  # the HTTPS servers' SNI tables
+
+    def misdirected(self, conn: ClientConnection, host: bytes) -> bool:
+        """The request's Host selects another listener of the port than the SNI chose (421)."""
+        port = self.tls_ports.get(conn.server_key)
+        name = host.partition(b":")[0].decode("latin-1") if not host.startswith(b"[") else ""
+        return port is not None and bool(name) and port.misdirected(conn.tls_listener, name)
 
     def track(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)

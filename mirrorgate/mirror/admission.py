@@ -84,7 +84,7 @@ class Admission:
                     continue
             if backend.blocked:  # the breaker is open (a flag: no clock read on this path)
                 reason = _BREAKER_OPEN
-            elif not mirror.endpoints:
+            elif not mirror.endpoints and mirror.external is None:
                 reason = _NO_ENDPOINTS
             elif (queued := len(backend.queue)) >= self._max_queue and backend.inflight + queued >= self._cap:
                 # no place: the queue is full and every free slot is a queued mirror's (rule 8)

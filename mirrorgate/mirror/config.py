@@ -27,6 +27,8 @@ class DropReason(StrEnum):
     BODY_MISMATCH = "body_mismatch"  # the body disagreed with its content-length
     PRIMARY_ABORTED = "primary_aborted"  # the client vanished before the body ended
     CONNECT_ERROR = "connect_error"  # refused, unreachable, closed while connecting
+    TLS = "tls"  # the TLS handshake failed or the certificate did not verify (BackendTLSPolicy)
+    DNS = "dns"  # an ExternalName Service's host did not resolve
     TIMEOUT = "timeout"  # connect timeout, or no complete response within ``timeout``
     RESET = "reset"  # the backend closed or reset the connection before the response ended
     PROTOCOL_ERROR = "protocol_error"  # the backend answered something that is not HTTP/1.x

@@ -9,7 +9,8 @@ Rules:
    ``u < ppm_k`` (GEP-3171 percentages as parts per million), so a 5% mirror's sample is a
    subset of a 10% mirror's. A request whose mirrors all take 100% makes no draw (it could not
    change anything).
-2. Admission of a fired mirror (``admit``), in order: no endpoints -> drop ``no_endpoints``;
+2. Admission of a fired mirror (``admit``), in order: no endpoints (and not an ExternalName
+   Service) -> drop ``no_endpoints``;
    breaker open -> drop ``breaker_open``; no free slot that a queued mirror is not waiting for,
    and the queue full -> drop ``over_capacity``; else ``start`` gives it a slot (it is sent now,
    concurrently with the primary) or a place in the bounded queue. A drop at admission allocates
@@ -24,9 +25,11 @@ Rules:
    ``_drop``/``response_complete`` are the only places.
 4. Mirrors use their own ``Pool`` (own limits, own timeouts); a failed or abandoned connection is
    aborted (never closed gracefully: that would keep its unsent buffer alive), a complete
-   response returns it to the pool when reusable.
-5. Only connect errors, connect timeouts and response timeouts feed the circuit breaker; only a
-   complete response closes it (``breaker.py``).
+   response returns it to the pool when reusable. A TLS or ExternalName mirror's pool key
+   carries its TLS settings and name (``upstream/tls.py``); its handshake or certificate failing
+   is a drop ``tls``, its name not resolving a drop ``dns``.
+5. Only connect errors (``tls`` and ``dns`` included), connect timeouts and response timeouts
+   feed the circuit breaker; only a complete response closes it (``breaker.py``).
 6. ``close()``/``shutdown()`` drop queued mirrors and stop every in-flight one (the runtime calls
    it before it cancels primaries); ``CancelledError`` always propagates.
 7. Deadlines: one timer for the whole dispatcher, armed at the earliest deadline of the in-flight
@@ -53,15 +56,18 @@ from random import Random
 from prometheus_client import CollectorRegistry
 
 from mirrorgate.errors import ConnectError, ConnectTimeout, PoolTimeout, UpstreamError, UpstreamProtocolError
-from mirrorgate.ir.table import Mirror
+from mirrorgate.ir.table import Mirror, UpstreamAddress
 from mirrorgate.mirror.admission import Admission, Admitted, Backend
 from mirrorgate.mirror.config import DropReason, MirrorConfig
 from mirrorgate.mirror.head import MirrorHead, build_head, head_from_parts
 from mirrorgate.mirror.logs import DropLog, breaker_closed, breaker_failed
 from mirrorgate.mirror.metrics import BackendGauges, MirrorCollector, MirrorSeries, MirrorStats, Stats
 from mirrorgate.mirror.shadow import Shadow, Tee
+from mirrorgate.tls.client import BackendTlsError
 from mirrorgate.upstream.connection import StaleConnection, UpstreamConnection
+from mirrorgate.upstream.dns import DnsError
 from mirrorgate.upstream.pool import Pool, PoolConfig
+from mirrorgate.upstream.tls import Key, current_trust, keys_for
 
 log = logging.getLogger("mirrorgate.mirror")
 
@@ -76,8 +82,20 @@ _SHUTDOWN: str = DropReason.SHUTDOWN.value
 _INTERNAL_ERROR: str = DropReason.INTERNAL_ERROR.value
 
 
+def secured_endpoint(mirror: Mirror, i: int) -> tuple[UpstreamAddress, Key]:
+    """The ``i``-th endpoint of a TLS or ExternalName mirror and its pool key (``upstream/tls.py``)."""
+    ext = mirror.external
+    endpoints = mirror.endpoints if ext is None else (UpstreamAddress(address=ext.host, port=ext.port),)
+    keys = keys_for(mirror.endpoints, mirror.tls, ext, current_trust())
+    return endpoints[i % len(endpoints)], keys[i % len(keys)]
+
+
 def _classify(exc: UpstreamError) -> tuple[DropReason, bool]:
     """Drop reason of an upstream failure, and whether it counts against the breaker."""
+    if isinstance(exc, BackendTlsError):
+        return DropReason.TLS, True
+    if isinstance(exc, DnsError):
+        return DropReason.DNS, True
     if isinstance(exc, ConnectTimeout):
         return DropReason.TIMEOUT, True
     if isinstance(exc, ConnectError):
@@ -219,7 +237,11 @@ class Dispatcher(Admission):
             endpoints = mirror.endpoints
             i = backend.rr
             backend.rr = i + 1
-            shadow = Shadow(self, head, endpoints[i % len(endpoints)], backend, series, now, probe, deadline)
+            if mirror.tls is None and mirror.external is None:
+                shadow = Shadow(self, head, endpoints[i % len(endpoints)], backend, series, now, probe, deadline)
+            else:
+                endpoint, key = secured_endpoint(mirror, i)
+                shadow = Shadow(self, head, endpoint, backend, series, now, probe, deadline, key)
             if has_slot:
                 self._start(shadow)
             else:
@@ -323,8 +345,7 @@ class Dispatcher(Admission):
 
     def _connect(self, shadow: Shadow) -> None:
         """A pooled connection now (no task, no coroutine), else a task that dials one."""
-        endpoint = shadow.endpoint
-        conn = self.pool.take_idle((endpoint.address, endpoint.port))
+        conn = self.pool.take_idle(shadow.key)
         if conn is not None:
             self._attach(shadow, conn, True)
             return
@@ -334,9 +355,8 @@ class Dispatcher(Admission):
         task.add_done_callback(partial(self._dial_done, shadow))
 
     async def _dial(self, shadow: Shadow) -> None:
-        endpoint = shadow.endpoint
         try:
-            conn, reused = await self.pool.acquire((endpoint.address, endpoint.port))
+            conn, reused = await self.pool.acquire(shadow.key)
         except UpstreamError as exc:
             reason, breaker = _classify(exc)
             self._failed(shadow, reason, breaker=breaker)

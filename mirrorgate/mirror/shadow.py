@@ -31,6 +31,7 @@ from mirrorgate.mirror.config import DropReason
 from mirrorgate.mirror.head import MirrorHead
 from mirrorgate.mirror.metrics import MirrorSeries
 from mirrorgate.upstream.connection import ResponseHead, UpstreamConnection
+from mirrorgate.upstream.tls import Key
 
 _LAST_CHUNK = b"0\r\n\r\n"
 
@@ -56,6 +57,7 @@ class Shadow:
         "endpoint",
         "finished",
         "head",
+        "key",
         "lag",
         "owner",
         "pending",
@@ -80,11 +82,13 @@ class Shadow:
         started: float,
         probe: int,
         deadline: float | None,
+        key: Key | None = None,
     ) -> None:
         # fixed at submit
         self.owner = owner
         self.head = head
         self.endpoint = endpoint
+        self.key: Key = key or (endpoint.address, endpoint.port)  # the pool key (upstream.tls)
         self.backend = backend
         self.series = series
         self.started = started  # submitted (the duration metric counts from here)

@@ -17,6 +17,14 @@ Rules:
 4. The mirror dispatcher and the admin server share one Prometheus registry per process.
 5. A reload hands the buffered access-log lines to their writer; shutdown waits for them to be
    written, at most ``ACCESS_LOG_DRAIN`` seconds.
+6. A server whose listeners carry ``tls`` is bound with one ``TlsPort`` (``tls/server.py``): its
+   front context never changes, so new certificates on an unchanged (address, port) are a
+   ``TlsPort.reload`` (new connections get them, open ones keep theirs), never a re-bind. Every
+   certificate of a table is parsed before anything changes: one that cannot be loaded fails the
+   apply (``StartupError``) and changes nothing. A server that turns from HTTP to HTTPS (or back)
+   on one (address, port) is the one re-bind: its old socket is retired first, then the new one
+   bound. Handshakes are bounded by ``limits.handshake_timeout``.
+   Certificates are parsed once per digest; the key material is never logged.
 """
 
 import asyncio
@@ -34,10 +42,13 @@ from mirrorgate.dataplane.limits import Limits
 from mirrorgate.dataplane.matcher import Matcher, ServerKey, compile
 from mirrorgate.dataplane.protocol import HttpProtocol
 from mirrorgate.dataplane.state import GatewayState
-from mirrorgate.ir.table import RoutingTable, Server
+from mirrorgate.ir.table import Certificate, RoutingTable, Server
 from mirrorgate.mirror.config import MirrorConfig
 from mirrorgate.mirror.dispatcher import Dispatcher
 from mirrorgate.serve.config import StartupError
+from mirrorgate.tls.certs import CertifiedKey, InvalidCertificate, parse_tls_secret
+from mirrorgate.tls.server import ListenerTls, TlsPort
+from mirrorgate.upstream import tls as upstream_tls
 from mirrorgate.upstream.pool import Pool, PoolConfig
 
 log = logging.getLogger("mirrorgate")
@@ -88,6 +99,8 @@ class DataPlane:
         self.ready = False  # every listener bound
         self.listeners: dict[ServerKey, asyncio.Server] = {}  # IR server key -> its listening socket(s)
         self.bound: dict[ServerKey, int] = {}  # IR server key -> bound port
+        self.limits = limits
+        self.pairs: dict[str, CertifiedKey] = {}  # certificate digest -> parsed pair (rule 6)
 
     @property
     def servers(self) -> list[asyncio.Server]:
@@ -106,11 +119,18 @@ class DataPlane:
         """Serve ``table`` (rule 1); raises ``StartupError`` (and changes nothing) when a new
         server cannot be bound. ``matcher`` is ``compile(table)`` when the caller has it."""
         wanted = {(s.address, s.port): s for s in table.servers}
+        sni = self._sni_tables(table, wanted)
+        for key in [k for k in wanted if k in self.listeners and (k in sni) != (k in self.state.tls_ports)]:
+            self._retire(key)  # HTTP <-> HTTPS on one (address, port): a new socket (rule 6)
+        ports = {key: self.state.tls_ports.get(key) or TlsPort(listeners) for key, listeners in sni.items()}
         opened: dict[ServerKey, asyncio.Server] = {}
         try:
             for key, server in wanted.items():
                 if key not in self.listeners:
-                    opened[key] = await self._bind(server)
+                    opened[key] = await self._bind(server, ports.get(key))
+            for key, port in ports.items():
+                if port is self.state.tls_ports.get(key):
+                    port.reload(sni[key])
         except BaseException as exc:  # OSError, or cancelled mid-way: nothing half-applied stays open
             for srv in opened.values():
                 srv.close()
@@ -119,6 +139,8 @@ class DataPlane:
             raise
         self.state.matcher = matcher if matcher is not None else compile(table)
         self.table = table
+        upstream_tls.set_trust(table)
+        self.state.tls_ports = ports
         accesslog.flush()
         for key, srv in opened.items():
             self.listeners[key] = srv
@@ -127,7 +149,41 @@ class DataPlane:
         for key in [k for k in self.listeners if k not in wanted]:
             self._retire(key)
 
-    async def _bind(self, server: Server) -> asyncio.Server:
+    def _sni_tables(
+        self, table: RoutingTable, wanted: Mapping[ServerKey, Server]
+    ) -> dict[ServerKey, list[ListenerTls]]:
+        """Each TLS server's listeners with their parsed certificates (rule 6); raises
+        ``StartupError`` naming the certificate that cannot be served."""
+        certificates = {c.digest: c for c in table.certificates}
+        pairs: dict[str, CertifiedKey] = {}
+        out: dict[ServerKey, list[ListenerTls]] = {}
+        for key, server in wanted.items():
+            listeners = []
+            for lst in server.listeners:
+                if lst.tls is None:
+                    continue
+                chain = tuple(self._pair(certificates, d, pairs) for d in lst.tls.certificates if d in certificates)
+                if chain:
+                    listeners.append(ListenerTls(lst.name, lst.hostname or None, chain))
+            if listeners:
+                out[key] = listeners
+        self.pairs = pairs
+        return out
+
+    def _pair(
+        self, certificates: Mapping[str, Certificate], digest: str, pairs: dict[str, CertifiedKey]
+    ) -> CertifiedKey:
+        pair = pairs.get(digest) or self.pairs.get(digest)
+        if pair is None:
+            cert = certificates[digest]
+            try:
+                pair = parse_tls_secret(cert.chain_pem.encode(), cert.key_pem.encode())
+            except InvalidCertificate as error:
+                raise StartupError(f"certificate {cert.source} ({digest}) cannot be served: {error}") from None
+        pairs[digest] = pair
+        return pair
+
+    async def _bind(self, server: Server, tls: TlsPort | None = None) -> asyncio.Server:
         loop = asyncio.get_running_loop()
         port = self.port_overrides.get(server.port, server.port)
         return await loop.create_server(
@@ -137,6 +193,8 @@ class DataPlane:
             backlog=1024,
             reuse_address=True,
             reuse_port=self.reuse_port or None,
+            ssl=tls.context if tls is not None else None,
+            ssl_handshake_timeout=self.limits.handshake_timeout if tls is not None else None,
         )
 
     def _retire(self, key: ServerKey) -> None:

@@ -39,6 +39,7 @@ from typing import Any, Protocol, cast
 import httptools
 
 from mirrorgate.errors import UpstreamClosed, UpstreamError, UpstreamProtocolError
+from mirrorgate.upstream.tls import Key
 from mirrorgate.wire.hop import strip_hop_by_hop_raw
 
 Header = tuple[bytes, bytes]
@@ -134,7 +135,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def __init__(
         self,
-        key: tuple[str, int],
+        key: Key,
         on_lost: Callable[["UpstreamConnection"], None],
         max_head_bytes: int = 64 * 1024,
         max_headers: int = 200,

@@ -3,8 +3,14 @@
 Owns: dialling endpoints, idle connections per key, the limits, the waiters and idle expiry.
 
 Rules:
-1. Key = ``(address, port)`` of one endpoint. Endpoint addresses are IPs (the control plane
-   resolved them), so dialling never does DNS; it runs under ``connect_timeout``.
+1. Key = ``(address, port)`` of one endpoint, or ``(host, port, tls, external)`` for TLS or
+   ExternalName (``upstream/tls.py``). Endpoint addresses are IPs (the control plane resolved
+   them); an ExternalName host is resolved by the process's ``Resolver`` when dialling (a
+   ``DnsError``: 503), then its first address is dialled. Dialling, the TLS handshake and the
+   policy's ``verify()`` run under ``connect_timeout``; a certificate that does not verify is a
+   ``BackendTlsError`` (503, as Envoy's "upstream connect error ... TLS error"): the request
+   never reaches the backend. A TLS connection released reusable leaves its session to the
+   next dial (``remember()``).
 2. Limits count connections in use: ``active + connecting <= limit`` in total and
    ``<= limit_per_key`` per key. A connect in progress holds its slot (a reservation), so dials
    count against the limits. Idle connections are kept up to ``max_idle_per_key`` per key,
@@ -22,13 +28,15 @@ Rules:
 """
 
 import asyncio
+import ssl
 import time
 from collections import OrderedDict, deque
 
 from mirrorgate.errors import ConnectError, ConnectTimeout, PoolTimeout
+from mirrorgate.tls.client import BackendTlsError, ClientTls
 from mirrorgate.upstream.connection import State, UpstreamConnection
+from mirrorgate.upstream.tls import Key, resolver
 
-Key = tuple[str, int]
 _ACTIVE, _IDLE, _CLOSED = State.ACTIVE, State.IDLE, State.CLOSED  # enum attribute lookups are slow in 3.11
 _monotonic = time.monotonic
 
@@ -119,6 +127,8 @@ class Pool:
         self._active -= 1
         t = conn.transport
         if reusable and not self._closed and not conn.lost and t is not None and not t.is_closing():
+            if len(conn.key) > 2:
+                remember(conn.key, t)
             idle = ks.idle
             if len(idle) < self._max_idle:
                 conn.state = _IDLE
@@ -198,10 +208,17 @@ class Pool:
         conn.pool_key = ks
         try:
             async with asyncio.timeout(self.config.connect_timeout):
-                await loop.create_connection(lambda: conn, key[0], key[1])
+                if len(key) > 2:
+                    await dial_tls(loop, conn, key)
+                else:
+                    await loop.create_connection(lambda: conn, key[0], key[1])
         except TimeoutError:
             self._connect_failed(conn)
             raise ConnectTimeout(f"connect to {key[0]}:{key[1]} timed out") from None
+        except ssl.SSLError as exc:
+            self._connect_failed(conn)
+            reason = exc.verify_message if isinstance(exc, ssl.SSLCertVerificationError) else exc.reason or exc
+            raise BackendTlsError(f"TLS handshake with {key[0]}:{key[1]} failed: {reason}") from None
         except OSError as exc:
             self._connect_failed(conn)
             raise ConnectError(f"connect to {key[0]}:{key[1]} failed: {exc.strerror or exc}") from None
@@ -276,3 +293,29 @@ class Pool:
                 del self._keys[key]
         if self._n_idle:
             self._sweeper = asyncio.get_running_loop().call_later(self.config.idle_timeout / 2, self._sweep)
+
+
+async def dial_tls(loop: asyncio.AbstractEventLoop, conn: UpstreamConnection, key: Key) -> None:
+    """Dial a TLS or ExternalName key (rule 1): resolve, connect, handshake, verify."""
+    host, port, tls, external = key  # type: ignore[misc]
+    address = host
+    if external:
+        address = (await resolver().resolve(host, port))[0].host
+    if tls is None:
+        await loop.create_connection(lambda: conn, address, port)
+        return
+    assert isinstance(tls, ClientTls)
+    transport, _ = await loop.create_connection(lambda: conn, address, port, **tls.connect_kwargs())
+    try:
+        tls.verify(transport.get_extra_info("ssl_object"))
+    except BackendTlsError:
+        transport.abort()
+        raise
+
+
+def remember(key: Key, transport: asyncio.BaseTransport) -> None:
+    tls = key[2]  # type: ignore[misc]
+    if tls is not None:
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            tls.remember(ssl_object)
