@@ -11,7 +11,9 @@ Rules:
    high-water mark (the transport's ``pause_writing``), and resumed when it drains.
 3. Half-close: an EOF from one side is passed on (``write_eof``) and the other direction keeps
    flowing; once both sides have sent EOF, or either connection is lost, both are closed
-   (buffered bytes are still written). A side that cannot pass an EOF on is closed instead.
+   (buffered bytes are still written; a side still writing them ``websocket_idle_timeout``
+   seconds later is aborted, so a peer that stopped reading cannot hold a connection for ever).
+   A side that cannot pass an EOF on is closed instead.
 4. Idle timeout: no byte in either direction for ``websocket_idle_timeout`` seconds closes both
    (one timer, re-armed only when it fires).
 5. The end is reported once (``TunnelOwner.tunnel_closed``, with the bytes relayed to the
@@ -166,4 +168,10 @@ class Tunnel:
         for t in (self.client, self.upstream):
             if not t.is_closing():
                 t.close()
+        if self.client.get_write_buffer_size() or self.upstream.get_write_buffer_size():
+            self.loop.call_later(self.idle, self._abort)  # rule 3
         self.owner.tunnel_closed(self.to_client)
+
+    def _abort(self) -> None:
+        self.client.abort()
+        self.upstream.abort()
