@@ -44,6 +44,9 @@ spec:
     backendRefs: [{name: infra-backend-v1, port: 8080}]
   - matches: [{path: {type: PathPrefix, value: /refusing}}]
     backendRefs: [{name: infra-backend-v3, port: 8080}]
+  - matches: [{path: {type: PathPrefix, value: /slow-handshake}}]
+    timeouts: {request: 300ms}
+    backendRefs: [{name: infra-backend-v2, port: 8080}]
   - matches: [{path: {type: PathPrefix, value: /app-protocol}}]
     backendRefs: [{name: ws-app-protocol, port: 8080}]
 ---
@@ -65,7 +68,7 @@ Gateway = Callable[..., Awaitable[DataPlane]]
 
 @pytest.fixture
 async def backends() -> AsyncIterator[dict[str, WsEchoBackend]]:
-    made = {"v1": await WsEchoBackend().start(), "v2": await WsEchoBackend().start()}
+    made = {"v1": await WsEchoBackend().start(), "v2": await WsEchoBackend(delay=5.0).start()}
     made["v3"] = await WsEchoBackend(refuse=400).start()
     yield made
     for b in made.values():
@@ -210,6 +213,15 @@ async def test_a_refused_handshake_is_relayed_then_the_connection_closes(
     assert ws.status == 400
     assert ws.headers[b"connection"] == b"close"
     assert await ws.reader.readexactly(7) == b"refused"
+    assert await ws.closed_by_peer()
+    ws.close()
+    await settled(gw)
+
+
+async def test_the_route_timeout_bounds_the_handshake(gateway: Gateway, backends: dict[str, WsEchoBackend]) -> None:
+    gw = await gateway()
+    ws = await WsClient.connect(gw.port(80), "/slow-handshake")  # the backend answers after 5 s
+    assert ws.status == 504
     assert await ws.closed_by_peer()
     ws.close()
     await settled(gw)

@@ -7,7 +7,8 @@ Rules:
 2. The backend answers a handshake (``Upgrade: websocket``, ``Sec-WebSocket-Key``) with 101 and
    ``Sec-WebSocket-Accept`` (§4.2.2), or with ``refuse`` (a status) when set; any other request
    gets 200 with the request head it received as its body, then the connection closes. It
-   records every request head (``heads``) and counts open tunnels (``open``).
+   records every request head (``heads``) and counts open tunnels (``open``); ``delay`` seconds
+   pass before it answers a handshake.
 3. A text message ``close-now`` makes the backend close the TCP connection at once (without a
    close frame), to test the backend side going away.
 """
@@ -69,8 +70,9 @@ def _headers(head: bytes) -> dict[bytes, bytes]:
 
 
 class WsEchoBackend:
-    def __init__(self, refuse: int = 0) -> None:
+    def __init__(self, refuse: int = 0, delay: float = 0.0) -> None:
         self.refuse = refuse
+        self.delay = delay
         self.heads: list[bytes] = []
         self.open = 0  # tunnels open now
         self.server: asyncio.Server | None = None
@@ -94,23 +96,28 @@ class WsEchoBackend:
             key = h.get(b"sec-websocket-key")
             if key is None or b"websocket" not in h.get(b"upgrade", b"").lower():
                 writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(head) + head)
-            elif self.refuse:
-                writer.write(b"HTTP/1.1 %d Refused\r\ncontent-length: 7\r\n\r\nrefused" % self.refuse)
             else:
-                writer.write(
-                    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                    b"Sec-WebSocket-Accept: " + accept_key(key) + b"\r\n\r\n"
-                )
-                self.open += 1
-                try:
-                    await self._echo(reader, writer)
-                finally:
-                    self.open -= 1
+                await asyncio.sleep(self.delay)
+                await self._handshake(key, reader, writer)
             await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass
         finally:
             writer.close()
+
+    async def _handshake(self, key: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.refuse:
+            writer.write(b"HTTP/1.1 %d Refused\r\ncontent-length: 7\r\n\r\nrefused" % self.refuse)
+            return
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: " + accept_key(key) + b"\r\n\r\n"
+        )
+        self.open += 1
+        try:
+            await self._echo(reader, writer)
+        finally:
+            self.open -= 1
 
     async def _echo(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
