@@ -35,6 +35,13 @@ Rules:
    and has no body (a streamed body cannot be replayed).
 7. Keep-alive: the client connection survives only if the client asked for it, the request body
    was read to its end and the response was framed (content-length or chunked).
+8. Upgrade (``upgrade``, a WebSocket handshake: the protocol's rule 5): routed, filtered and
+   timed like any request, forwarded with ``connection: upgrade`` and ``upgrade: websocket``,
+   never mirrored (each sampled mirror counted as dropped, reason ``upgrade``). After the
+   backend's 101 (relayed, ``relay.py``) the route's timeout stops, the upstream connection
+   leaves the pool (``Pool.hand_over``) and both transports go to a ``tunnel.Tunnel``; the
+   exchange finishes when the tunnel closes (its access line: status 101, the bytes relayed to
+   the client, the tunnel's whole duration). Any other answer is relayed as usual.
 """
 
 import asyncio
@@ -62,6 +69,7 @@ from mirrorgate.dataplane.replies import (
     strip_body,
 )
 from mirrorgate.dataplane.state import BodyTee, ClientConnection, GatewayState, access_log
+from mirrorgate.dataplane.tunnel import Tunnel
 from mirrorgate.errors import ProtocolError, UpstreamError
 from mirrorgate.ir.table import Mirror, Redirect, URLRewrite
 from mirrorgate.upstream.connection import StaleConnection, UpstreamConnection
@@ -74,6 +82,8 @@ Header = tuple[bytes, bytes]
 
 _NONE: Any = ()  # ``body_chunks`` and ``tees`` until their first item (a tuple: nobody can append to it)
 _monotonic = time.monotonic
+_UPGRADE_LINES = b"connection: upgrade\r\nupgrade: websocket\r\n"  # rule 8
+_UPGRADE = "upgrade"  # the mirrors' drop reason (``mirror.config.DropReason.UPGRADE``)
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 
 
@@ -112,6 +122,7 @@ class Exchange(ResponseRelay, AccessLogged):
         "task",
         "tees",
         "timer",
+        "upgrade",
         "upstream_head",
         "version",
     )
@@ -142,6 +153,7 @@ class Exchange(ResponseRelay, AccessLogged):
         self.content_length = content_length
         self.expect_continue = expect_continue
         self.has_body = has_body = chunked or bool(content_length)
+        self.upgrade = False  # a WebSocket handshake (set by the protocol, rule 8)
         # fixed at creation
         self.proto = proto
         self.state = state
@@ -282,7 +294,7 @@ class Exchange(ResponseRelay, AccessLogged):
                 self._redirect(plan.redirect, d)
                 return self.finish()
             encoded = None
-            if plan.plain:
+            if plan.plain and not self.upgrade:
                 encoded = encode_forward(
                     self.method, self.target, self.headers, proto.client_ip, proto.scheme, proto.forward_tail
                 )
@@ -373,6 +385,8 @@ class Exchange(ResponseRelay, AccessLogged):
             self._submit_mirrors(backend.filters.mirrors, target_bytes, headers)
         self.key = key
         parts, host_at = encode_head(self.method, target_bytes, headers)
+        if self.upgrade:
+            parts.append(_UPGRADE_LINES)
         return parts, host_at, target
 
     def _dispatch(self) -> None:
@@ -458,6 +472,9 @@ class Exchange(ResponseRelay, AccessLogged):
     def _submit_mirrors(self, mirrors: tuple[Mirror, ...], target: bytes, headers: list[Header]) -> None:
         mirror = self.state.mirror
         assert mirror is not None
+        if self.upgrade:  # rule 8: a tunnel is never mirrored
+            mirror.refuse(mirrors, _UPGRADE)
+            return
         self._tee(mirror.submit(mirrors, self.method, target, list(headers), self.has_body))
 
     def _tee(self, tee: BodyTee | None) -> None:
@@ -542,6 +559,29 @@ class Exchange(ResponseRelay, AccessLogged):
             self.proto.abort()
 
     # --- ResponseSink (the rest is ``relay.ResponseRelay``) ---------------------------------------
+
+    def on_switched(self, conn: UpstreamConnection, rest: bytes) -> None:
+        """The backend's 101 was relayed (rule 8): the exchange becomes a tunnel; ``rest`` is what
+        the backend sent after its head."""
+        timer = self.timer
+        if timer is not None:
+            self.timer = None
+            timer.cancel()
+        self.conn = self.body_conn = None
+        self.state.pool.hand_over(conn)
+        upstream = conn.transport
+        handed = self.proto.hand_over()
+        if handed is None or upstream is None or upstream.is_closing():  # one side is gone already
+            conn.abort()
+            self.proto.abort()
+            return self.finish()
+        client, early = handed
+        tunnel = Tunnel(self, client, upstream, self.state.limits.websocket_idle_timeout, self.proto.connection_lost)
+        tunnel.start(early, rest, self.proto.write_paused)
+
+    def tunnel_closed(self, to_client: int) -> None:
+        self.bytes_sent = to_client
+        self.finish()
 
     def on_upstream_failed(self, exc: UpstreamError) -> None:
         if self.finished:

@@ -49,6 +49,10 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     # Parsed requests queued behind the running one on a connection; the rest of what the client
     # sent stays unparsed (and reading paused) until the queue drains.
     max_pipelined: int = 32
+    # Seconds a WebSocket tunnel (after a 101) may pass with no byte in either direction before
+    # both sides are closed (NGINX proxy_read_timeout is 60 s; Envoy's stream idle timeout is
+    # 300 s, which keeps a quiet chat or dashboard alive without application pings).
+    websocket_idle_timeout: float = 300.0
     # Upstream (primary and mirror) response heads: bytes and header lines -> 502 / mirror drop.
     max_response_head_bytes: int = 64 * KIB
     max_response_headers: int = 200

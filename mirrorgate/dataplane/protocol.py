@@ -30,9 +30,17 @@ Rules:
 3. Request header names are lower-cased here, once. Trailers of chunked requests are dropped.
 4. An absolute-form target (``http://host/path``) is reduced to origin-form; its authority
    replaces the Host header (RFC 9112 §3.2.2).
-5. ``Upgrade`` is not supported: the request is answered as a plain request (the upgrade headers
-   are hop-by-hop and stripped) and the connection closes after it. ``CONNECT`` is answered 501
-   and never forwarded (a 2xx from a backend would turn a pooled connection into a tunnel).
+5. Nothing is parsed after a request that asks for an upgrade (``Upgrade`` with ``Connection:
+   upgrade``, RFC 9110 §7.8): what follows it may be another protocol. A WebSocket handshake
+   (GET, HTTP/1.1, no body, ``websocket`` among the Upgrade tokens) is forwarded with its
+   upgrade headers (``Exchange.upgrade``); the bytes read after its head are kept
+   (``upgrade_rest``) and, after a 101, the exchange takes the transport over (``hand_over``)
+   for a tunnel. A backend answering anything else is relayed and the connection closes after
+   it. Any other upgrade (``h2c``, unknown protocols) is served as a plain HTTP/1.1 request (the
+   upgrade headers and those Connection names are hop-by-hop and stripped: RFC 9113 §3.2 lets a
+   server ignore h2c) and the connection closes after it (``connection: close``). ``CONNECT``
+   is answered 501 and never forwarded (a 2xx from a backend would turn a pooled connection
+   into a tunnel).
 """
 
 import asyncio
@@ -60,7 +68,7 @@ MAX_HEAD_BUFFER = 1024 * 1024  # raw bytes received while inside one head (bound
 SLICE = 2048  # a read longer than this is parsed in slices of it, outside a Content-Length body (rule 6)
 STOPPED = 16  # ReadGate reason: nothing more will be read from this connection
 _HASH = ord("#")
-_SPECIAL = frozenset({b"host", b"content-length", b"transfer-encoding", b"expect"})  # framing and routing
+_SPECIAL = frozenset({b"host", b"content-length", b"transfer-encoding", b"expect", b"upgrade"})  # framing, routing
 # RFC 9112 §3.2: Host = uri-host [ ":" port ] (RFC 3986: IP-literal or reg-name); anything else -> 400
 _valid_hosts: set[bytes] = set()  # Host values that passed _VALID_HOST (bounded; see _build_exchange)
 _VALID_HOST = re.compile(
@@ -110,6 +118,7 @@ class HttpProtocol(asyncio.Protocol):
         "state",
         "tls_listener",
         "transport",
+        "upgrade_rest",
         "write_paused",
     )
 
@@ -138,6 +147,7 @@ class HttpProtocol(asyncio.Protocol):
         self.parsing: Exchange | None = None  # the exchange whose body the parser is reading
         self.pending_error = 0  # status of a protocol error to send once the owed responses are out
         self.backlog = b""  # bytes received but left unparsed while the pipeline queue is full (rule 6)
+        self.upgrade_rest: bytes | None = None  # bytes after a WebSocket handshake's head (rule 5)
         self._starting: Exchange | None = None  # to begin once the read being parsed is done (rule 1)
         # per request head being parsed
         self._url = b""  # the request-target, when it came in one piece
@@ -200,6 +210,8 @@ class HttpProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.gate.reasons & STOPPED:
+            if self.upgrade_rest is not None:  # a read under way when reading paused (rule 5)
+                self.upgrade_rest += data
             return
         if self.backlog:  # (reading is paused; a read already under way may still arrive)
             self.backlog += data
@@ -213,7 +225,7 @@ class HttpProtocol(asyncio.Protocol):
         try:  # _parse(), inlined for the common read: one small request, no head in progress
             self.parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
-            self._parse_error(exc)
+            self._parse_error(exc, data)
         if self._in_head and not self._head_started:  # a head began in this read and is not complete
             self._head_started = self.loop.time()
         ex = self._starting
@@ -228,6 +240,8 @@ class HttpProtocol(asyncio.Protocol):
         limit = self.limits.max_pipelined
         while at < end:
             if self.gate.reasons & STOPPED:
+                if self.upgrade_rest is not None:  # the slices after the upgrade request's (rule 5)
+                    self.upgrade_rest += data[at:]
                 return
             if len(self.queue) >= limit:
                 self.backlog = data[at:]  # reading is paused (PIPELINE) while anything is queued
@@ -248,7 +262,7 @@ class HttpProtocol(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
-            self._parse_error(exc)
+            self._parse_error(exc, data)
         if self._in_head and not self._head_started:  # a head began in this read and is not complete
             self._head_started = self.loop.time()
         ex = self._starting
@@ -256,10 +270,12 @@ class HttpProtocol(asyncio.Protocol):
             self._starting = None
             ex.begin()
 
-    def _parse_error(self, exc: Exception) -> None:
-        """What ``feed_data`` raised: a protocol error, a bug in a callback, or an upgrade."""
+    def _parse_error(self, exc: Exception, data: bytes) -> None:
+        """What ``feed_data`` raised (feeding ``data``): a protocol error, a bug in a callback, or an upgrade."""
         if isinstance(exc, httptools.HttpParserUpgrade):
             self._stop_reading()  # rule 5: the request was handed over; nothing after it is read
+            if self.upgrade_rest is not None:
+                self.upgrade_rest = data[exc.args[0] :]
             parsing, self.parsing = self.parsing, None
             if parsing is not None and not parsing.body_done:
                 parsing.fail_body(ProtocolError("protocol upgrades are not supported"))
@@ -385,8 +401,9 @@ class HttpProtocol(asyncio.Protocol):
             raise ProtocolError("exactly one Host header is required")
         length = None
         chunked = expect = False
+        upgrade = b""
         if self._special is not None:
-            length, chunked, expect = self._framing(self._special, version)
+            length, chunked, expect, upgrade = self._framing(self._special, version)
         method = parser.get_method()
         if method == b"CONNECT":  # rule 5: never forwarded (a 2xx would make the upstream a tunnel)
             raise ProtocolError("CONNECT is not supported", 501)
@@ -405,7 +422,7 @@ class HttpProtocol(asyncio.Protocol):
             if len(_valid_hosts) >= 1024:  # clients send a few Host values over and over
                 _valid_hosts.clear()
             _valid_hosts.add(host)
-        return Exchange(
+        ex = Exchange(
             self,
             self.state,
             method,
@@ -418,15 +435,34 @@ class HttpProtocol(asyncio.Protocol):
             length,
             expect,
         )
+        if upgrade:
+            self._upgrade(ex, upgrade)
+        return ex
 
-    def _framing(self, special: list[tuple[bytes, bytes]], version: str) -> tuple[int | None, bool, bool]:
-        """(content length, chunked, expect 100-continue) from the Content-Length,
-        Transfer-Encoding and Expect lines, in order; raises on conflicting framing (rule 2)."""
+    def _upgrade(self, ex: Exchange, upgrade: bytes) -> None:
+        """Rule 5: a request with an Upgrade header; only ``Connection: upgrade`` makes it one."""
+        listed: set[bytes] = set()
+        for name, value in self._headers:
+            if name == b"connection":
+                listed.update(t.strip(b" \t").lower() for t in value.split(b","))
+        if b"upgrade" not in listed:  # a plain request (the header is hop-by-hop, stripped)
+            return
+        ex.keep_alive = False  # nothing is read after it
+        protocols = {t.strip(b" \t").lower().partition(b"/")[0] for t in upgrade.split(b",")}
+        if b"websocket" in protocols and ex.method == b"GET" and ex.version == "1.1" and not ex.has_body:
+            ex.upgrade = True
+            self.upgrade_rest = b""
+
+    def _framing(self, special: list[tuple[bytes, bytes]], version: str) -> tuple[int | None, bool, bool, bytes]:
+        """(content length, chunked, expect 100-continue, the Upgrade values joined) from the
+        Content-Length, Transfer-Encoding, Expect and Upgrade lines, in order; raises on
+        conflicting framing (rule 2)."""
         length: bytes | None = None
         lengths = 0
         chunked = False
         codings: list[bytes] = []
         expect = False
+        upgrade = b""
         for name, value in special:
             if name == b"content-length":
                 lengths += 1
@@ -435,6 +471,8 @@ class HttpProtocol(asyncio.Protocol):
             elif name == b"transfer-encoding":
                 chunked = True
                 codings += [c.strip().lower() for c in value.split(b",")]
+            elif name == b"upgrade":
+                upgrade = value if not upgrade else upgrade + b"," + value
             elif not expect:  # expect
                 expect = value.strip().lower() == b"100-continue"
         if lengths > 1 or (lengths and chunked):
@@ -448,7 +486,7 @@ class HttpProtocol(asyncio.Protocol):
             if codings[-1] != b"chunked" or b"chunked" in codings[:-1]:
                 raise ProtocolError("invalid Transfer-Encoding")
             raise ProtocolError("unsupported transfer coding", 501)  # §6.1: a coding we cannot decode
-        return (None if length is None else int(length)), chunked, expect
+        return (None if length is None else int(length)), chunked, expect, upgrade
 
     def _start(self, ex: Exchange) -> None:
         self.running = ex
@@ -591,6 +629,18 @@ class HttpProtocol(asyncio.Protocol):
         self.shutting_down = True
         if self.running is None and not self.queue:
             self.close()
+
+    def hand_over(self) -> tuple[asyncio.Transport, bytes] | None:
+        """The transport and the bytes read after the WebSocket handshake (rule 5), for a tunnel
+        that replaces this protocol on it and calls ``connection_lost`` when it is lost; None
+        when the connection is gone."""
+        t = self.transport
+        if self.closed or t is None or t.is_closing():
+            return None
+        self._cancel_idle_timer()
+        self.gate.transport = None  # the tunnel pauses and resumes the transport itself
+        rest, self.upgrade_rest = self.upgrade_rest or b"", None
+        return t, rest
 
     @property
     def idle(self) -> bool:

@@ -19,12 +19,17 @@ Rules:
    connection, everything after the head, chunk framing included (NGINX's ``$body_bytes_sent``):
    it grows as each part is queued in ``out``, and ``Exchange._fail`` takes back what was queued
    but never written.
+6. A ``101 Switching Protocols`` is relayed only to a WebSocket handshake (``upgrade``), with
+   ``connection: upgrade`` and ``upgrade: websocket`` put back (the backend's are hop-by-hop);
+   to any other request it is an ``UpstreamProtocolError`` (502). The exchange then becomes a
+   tunnel (``Exchange.on_switched``).
 """
 
 from mirrorgate.dataplane import flow
 from mirrorgate.dataplane.headers import HeaderEdit
 from mirrorgate.dataplane.replies import STATUS_LINES as _STATUS_LINES, status_line
 from mirrorgate.dataplane.state import ClientConnection, GatewayState
+from mirrorgate.errors import UpstreamProtocolError
 from mirrorgate.upstream.connection import ResponseHead, UpstreamConnection
 from mirrorgate.wire.hop import strip_hop_by_hop
 
@@ -47,6 +52,7 @@ class ResponseRelay:
     # the request, as the exchange received it
     method: bytes
     version: str
+    upgrade: bool
     keep_alive: bool
     body_done: bool
     request_sent: bool
@@ -68,6 +74,8 @@ class ResponseRelay:
 
     def on_response_head(self, rh: ResponseHead) -> None:
         status = self.status = rh.status
+        if status == 101:
+            return self._switching_head(rh)
         if rh.content_length is not None and self.keep_alive and self.body_done and self.version == "1.1":
             if not self.response_edits:  # the common case: the head as relayed last time, if any
                 head = rh.relayed
@@ -90,6 +98,12 @@ class ResponseRelay:
         elif self.version == "1.0":
             extra = extra[:-2] + b"connection: keep-alive\r\n\r\n"
         self.out.append(self._head_lines(rh, status) + extra)
+
+    def _switching_head(self, rh: ResponseHead) -> None:
+        """Rule 6: the 101's head as relayed to the client."""
+        if not self.upgrade:
+            raise UpstreamProtocolError("upstream switched protocols unasked")
+        self.out.append(self._head_lines(rh, 101) + b"connection: upgrade\r\nupgrade: websocket\r\n\r\n")
 
     def _head_lines(self, rh: ResponseHead, status: int) -> bytes:
         """The status line and the header lines to relay (rule 1 of the module: hop-by-hop lines

@@ -45,6 +45,8 @@ class ClientConnection(Protocol):
     def exchange_done(self, ex: Any) -> None: ...  # ``ex``: the ``Exchange`` that finished
     def shutdown(self) -> None: ...
     def abort(self) -> None: ...
+    def hand_over(self) -> tuple[asyncio.Transport, bytes] | None: ...  # for a tunnel; None: gone
+    def connection_lost(self, exc: Exception | None) -> None: ...
 
 
 class BodyTee(Protocol):
@@ -79,6 +81,9 @@ class MirrorDispatcher(Protocol):
     # line and header lines, before the endpoint's lines; not modified), ``parts[host_at]`` the
     # Host value (-1: none), ``content_length`` the request's (None: none).
     def admit(self, mirrors: tuple[Mirror, ...]) -> list[Any] | None: ...
+    # the mirrors of a request that is never mirrored (an upgrade): each one sampled is counted
+    # as dropped with ``reason``
+    def refuse(self, mirrors: tuple[Mirror, ...], reason: str) -> None: ...
     def start(
         self,
         admitted: list[Any],

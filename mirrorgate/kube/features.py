@@ -22,6 +22,7 @@ SUPPORTED_FEATURES: Final = frozenset(
         "HTTPRoute303RedirectStatusCode",
         "HTTPRoute307RedirectStatusCode",
         "HTTPRoute308RedirectStatusCode",
+        "HTTPRouteBackendProtocolWebSocket",
         "HTTPRouteBackendRequestHeaderModification",
         "HTTPRouteBackendTimeout",
         "HTTPRouteHostRewrite",

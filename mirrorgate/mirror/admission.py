@@ -112,6 +112,27 @@ class Admission:
                 self._log_drop(backend, reason)
         return admitted
 
+    def refuse(self, mirrors: tuple[Mirror, ...], reason: str) -> None:
+        """Count each mirror of a request that is never mirrored (an upgrade) as dropped with
+        ``reason``, after the request's sampling draw as in ``admit`` (a mirror sampled out is
+        not a drop); no breaker, capacity or endpoint is looked at."""
+        if self._closed:
+            return
+        u = -1
+        routes = self._routes
+        for mirror in mirrors:
+            route = routes.get(mirror.name)
+            if route is None or route[1].name != mirror.backend:
+                route = self._route(mirror)
+            series, backend = route
+            if mirror.ppm < PPM:
+                if u < 0:
+                    u = self._draw()
+                if u >= mirror.ppm:
+                    series.sampled_out += 1
+                    continue
+            self._refuse(backend, series, reason)
+
     def _draw(self) -> int:
         """The request's uniform draw in [0, PPM) (rule 1)."""
         bits = self._getrandbits

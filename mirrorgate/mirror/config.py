@@ -32,6 +32,7 @@ class DropReason(StrEnum):
     TIMEOUT = "timeout"  # connect timeout, or no complete response within ``timeout``
     RESET = "reset"  # the backend closed or reset the connection before the response ended
     PROTOCOL_ERROR = "protocol_error"  # the backend answered something that is not HTTP/1.x
+    UPGRADE = "upgrade"  # the request was a protocol upgrade (WebSocket): a tunnel is never mirrored
     SHUTDOWN = "shutdown"  # the dispatcher shut down while the mirror was queued or in flight
     INTERNAL_ERROR = "internal_error"  # a bug in mirrorgate (logged with its traceback)
 

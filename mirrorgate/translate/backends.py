@@ -18,8 +18,9 @@ from mirrorgate.translate.index import Index
 from mirrorgate.translate.refs import reference_permitted
 from mirrorgate.translate.status import Reason
 
-# appProtocols the HTTP/1.1 data plane can speak to a backend.
-HTTP_APP_PROTOCOLS = frozenset({"http", "HTTP", "kubernetes.io/http"})
+# appProtocols the HTTP/1.1 data plane can speak to a backend (``kubernetes.io/ws``: WebSocket over
+# HTTP/1.1, Gateway API HTTPRouteBackendProtocolWebSocket; every backend may be upgraded to).
+HTTP_APP_PROTOCOLS = frozenset({"http", "HTTP", "kubernetes.io/http", "kubernetes.io/ws"})
 
 
 class Resolved(msgspec.Struct, frozen=True, kw_only=True):

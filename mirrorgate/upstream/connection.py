@@ -29,6 +29,11 @@ Rules:
    sink: the exchange may retry it once when that is safe (idempotent, no body).
 6. Bytes or EOF arriving while IDLE, or bytes beyond the end of the response, close the
    connection; the pool drops it on ``acquire``/``release``.
+7. A ``101 Switching Protocols`` ends HTTP on the connection (RFC 9110 §15.2.2): its head is
+   reported like a final one, then the sink's ``on_switched`` receives the connection and the
+   bytes that followed the head, and the connection reports nothing more (its transport now
+   belongs to the sink, e.g. a tunnel). A sink without ``on_switched`` (nobody asked for an
+   upgrade) fails with ``UpstreamProtocolError``.
 """
 
 import asyncio
@@ -96,6 +101,12 @@ class ResponseSink(Protocol):
     def on_upstream_failed(self, exc: UpstreamError) -> None: ...
     def on_upstream_write_paused(self, paused: bool) -> None: ...
     def flush(self) -> None: ...
+
+
+class SwitchingSink(ResponseSink, Protocol):
+    """A sink that asked for a protocol upgrade (rule 7)."""
+
+    def on_switched(self, conn: "UpstreamConnection", rest: bytes) -> None: ...
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -243,6 +254,9 @@ class UpstreamConnection(asyncio.Protocol):
             self._fail(cause if isinstance(cause, UpstreamError) else UpstreamProtocolError(str(exc)))
         except httptools.HttpParserError as exc:
             self._fail(UpstreamProtocolError(f"malformed upstream response: {exc}"))
+        except httptools.HttpParserUpgrade as exc:
+            self._switched(sink, data[exc.args[0] :])
+            return
         if self._sink is sink:  # still relaying: one write to the client per upstream read (rule 2)
             sink.flush()  # (a sink the response completed or failed has written what it had)
 
@@ -332,6 +346,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._head_buf = b""
         status = self._parser.get_status_code()
         _, low, lines, length, chunked, _ = memo
+        if status == 101:  # rule 7: no message completes after it (``on_message_complete``)
+            self._informational = True
         self.status = status
         self.raw = raw
         self.low = low
@@ -389,6 +405,20 @@ class UpstreamConnection(asyncio.Protocol):
         i = low.rfind(b"\ntransfer-encoding:", lines - 1)
         chunked = i >= 0 and low[i + 19 : low.index(b"\r", i)].rstrip(b" \t").endswith(b"chunked")
         return raw, low, lines, None, chunked, False
+
+    def _switched(self, sink: ResponseSink, rest: bytes) -> None:
+        """Rule 7: hand the connection and ``rest`` (what followed the 101's head) to ``sink``."""
+        if self._sink is not sink:  # the sink failed while the head was reported
+            return
+        on_switched = getattr(sink, "on_switched", None)
+        if on_switched is None:
+            self._fail(UpstreamProtocolError("upstream switched protocols unasked"))
+            sink.flush()
+            return
+        self._sink = None
+        self._in_head = False
+        sink.flush()
+        cast(SwitchingSink, sink).on_switched(self, rest)
 
     def on_body(self, body: bytes) -> None:
         sink = self._sink

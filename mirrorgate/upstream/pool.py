@@ -25,6 +25,8 @@ Rules:
    (``PoolTimeout`` -> 503).
 6. One sweep timer closes idle connections older than ``idle_timeout``; it runs only while some
    connection is idle.
+7. ``hand_over`` gives up an ACTIVE connection without closing it (a 101 made it a tunnel): it
+   leaves the counters and the limits, and is never returned to the pool.
 """
 
 import asyncio
@@ -142,6 +144,16 @@ class Pool:
                 return
         conn.state = _CLOSED
         conn.close()
+        if self._waiters:
+            self._wake(conn.key)
+
+    def hand_over(self, conn: UpstreamConnection) -> None:
+        """Rule 7: ``conn`` (ACTIVE) now belongs to its user; its slot is free."""
+        if conn.state is not _ACTIVE:
+            return
+        conn.pool_key.in_use -= 1
+        self._active -= 1
+        conn.state = _CLOSED
         if self._waiters:
             self._wake(conn.key)
 

@@ -120,6 +120,9 @@ class RecordingDispatcher:
     def admit(self, mirrors: tuple[Mirror, ...]) -> list[Any] | None:
         return [mirrors]
 
+    def refuse(self, mirrors: tuple[Mirror, ...], reason: str) -> None:
+        raise AssertionError("not expected")
+
     def start(
         self,
         admitted: list[Any],
