@@ -243,6 +243,9 @@ class Certificate(Struct, frozen=True, kw_only=True):
     chain_pem: str
     key_pem: str
 
+    def __repr__(self) -> str:  # the key never reaches a log line or a traceback through a repr
+        return f"Certificate(digest={self.digest!r}, source={self.source!r}, key_pem=<redacted>)"
+
 
 class TrustBundle(Struct, frozen=True, kw_only=True):
     """A CA bundle (a ConfigMap's ``ca.crt``) named by ``digest``; ``source`` is ``configmap/<ns>/<name>``."""

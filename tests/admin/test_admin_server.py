@@ -66,3 +66,12 @@ def test_the_dump_never_holds_a_private_key() -> None:
         {"digest": "sha256:ab", "source": "secret/default/tls", "dnsNames": ["a.example"]}
     ]
     assert "KEY" not in repr(dumped)
+
+
+def test_a_certificate_repr_hides_the_key() -> None:
+    from mirrorgate.ir.table import Certificate
+
+    cert = Certificate(digest="sha256:ab", source="secret/default/tls", chain_pem="CHAIN", key_pem="PRIVATE")
+    assert "PRIVATE" not in repr(cert)
+    assert "PRIVATE" not in str(cert)
+    assert "PRIVATE" not in repr((cert,))
