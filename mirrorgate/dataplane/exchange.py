@@ -69,7 +69,6 @@ from mirrorgate.dataplane.replies import (
     strip_body,
 )
 from mirrorgate.dataplane.state import BodyTee, ClientConnection, GatewayState, access_log
-from mirrorgate.dataplane.tunnel import Tunnel
 from mirrorgate.errors import ProtocolError, UpstreamError
 from mirrorgate.ir.table import Mirror, Redirect, URLRewrite
 from mirrorgate.upstream.connection import StaleConnection, UpstreamConnection
@@ -121,7 +120,6 @@ class Exchange(ResponseRelay, AccessLogged):
         "target",
         "task",
         "tees",
-        "timer",
         "upgrade",
         "upstream_head",
         "version",
@@ -559,29 +557,6 @@ class Exchange(ResponseRelay, AccessLogged):
             self.proto.abort()
 
     # --- ResponseSink (the rest is ``relay.ResponseRelay``) ---------------------------------------
-
-    def on_switched(self, conn: UpstreamConnection, rest: bytes) -> None:
-        """The backend's 101 was relayed (rule 8): the exchange becomes a tunnel; ``rest`` is what
-        the backend sent after its head."""
-        timer = self.timer
-        if timer is not None:
-            self.timer = None
-            timer.cancel()
-        self.conn = self.body_conn = None
-        self.state.pool.hand_over(conn)
-        upstream = conn.transport
-        handed = self.proto.hand_over()
-        if handed is None or upstream is None or upstream.is_closing():  # one side is gone already
-            conn.abort()
-            self.proto.abort()
-            return self.finish()
-        client, early = handed
-        tunnel = Tunnel(self, client, upstream, self.state.limits.websocket_idle_timeout, self.proto.connection_lost)
-        tunnel.start(early, rest, self.proto.write_paused)
-
-    def tunnel_closed(self, to_client: int) -> None:
-        self.bytes_sent = to_client
-        self.finish()
 
     def on_upstream_failed(self, exc: UpstreamError) -> None:
         if self.finished:

@@ -45,7 +45,6 @@ Rules:
 
 import asyncio
 import logging
-import re
 from collections import deque
 from typing import cast
 
@@ -53,6 +52,7 @@ import httptools
 
 from mirrorgate.dataplane import flow
 from mirrorgate.dataplane.exchange import Exchange
+from mirrorgate.dataplane.framing import check_host, origin_form, request_framing, upgrade_protocols, valid_hosts
 from mirrorgate.dataplane.headers import forward_tail, replace_header
 from mirrorgate.dataplane.limits import Limits
 from mirrorgate.dataplane.matcher import ServerKey
@@ -69,13 +69,6 @@ SLICE = 2048  # a read longer than this is parsed in slices of it, outside a Con
 STOPPED = 16  # ReadGate reason: nothing more will be read from this connection
 _HASH = ord("#")
 _SPECIAL = frozenset({b"host", b"content-length", b"transfer-encoding", b"expect", b"upgrade"})  # framing, routing
-# RFC 9112 §3.2: Host = uri-host [ ":" port ] (RFC 3986: IP-literal or reg-name); anything else -> 400
-_valid_hosts: set[bytes] = set()  # Host values that passed _VALID_HOST (bounded; see _build_exchange)
-_VALID_HOST = re.compile(
-    rb"(?:\[[0-9A-Za-z:._~%!$&'()*+,;=-]+\]"  # IP-literal
-    rb"|[A-Za-z0-9._~%!$&'()*+,;=-]*)"  # reg-name or IPv4address
-    rb"(?::[0-9]*)?"
-).fullmatch
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -403,7 +396,7 @@ class HttpProtocol(asyncio.Protocol):
         chunked = expect = False
         upgrade = b""
         if self._special is not None:
-            length, chunked, expect, upgrade = self._framing(self._special, version)
+            length, chunked, expect, upgrade = request_framing(self._special, version, self.limits.max_body_bytes)
         method = parser.get_method()
         if method == b"CONNECT":  # rule 5: never forwarded (a 2xx would make the upstream a tunnel)
             raise ProtocolError("CONNECT is not supported", 501)
@@ -412,16 +405,12 @@ class HttpProtocol(asyncio.Protocol):
                 if method != b"OPTIONS":
                     raise ProtocolError("asterisk-form is for OPTIONS only")
             else:
-                target, host = _origin_form(target)
+                target, host = origin_form(target)
                 replace_header(self._headers, b"host", host)
         if _HASH in target:  # (an int: ``b"#" in`` first fails to read b"#" as an int, raising inside)
             raise ProtocolError("a fragment is not part of a request-target")
-        if host and host not in _valid_hosts:
-            if not _VALID_HOST(host):
-                raise ProtocolError("invalid Host")
-            if len(_valid_hosts) >= 1024:  # clients send a few Host values over and over
-                _valid_hosts.clear()
-            _valid_hosts.add(host)
+        if host and host not in valid_hosts:
+            check_host(host)
         ex = Exchange(
             self,
             self.state,
@@ -441,52 +430,13 @@ class HttpProtocol(asyncio.Protocol):
 
     def _upgrade(self, ex: Exchange, upgrade: bytes) -> None:
         """Rule 5: a request with an Upgrade header; only ``Connection: upgrade`` makes it one."""
-        listed: set[bytes] = set()
-        for name, value in self._headers:
-            if name == b"connection":
-                listed.update(t.strip(b" \t").lower() for t in value.split(b","))
-        if b"upgrade" not in listed:  # a plain request (the header is hop-by-hop, stripped)
+        protocols = upgrade_protocols(self._headers, upgrade)
+        if protocols is None:  # a plain request (the header is hop-by-hop, stripped)
             return
         ex.keep_alive = False  # nothing is read after it
-        protocols = {t.strip(b" \t").lower().partition(b"/")[0] for t in upgrade.split(b",")}
         if b"websocket" in protocols and ex.method == b"GET" and ex.version == "1.1" and not ex.has_body:
             ex.upgrade = True
             self.upgrade_rest = b""
-
-    def _framing(self, special: list[tuple[bytes, bytes]], version: str) -> tuple[int | None, bool, bool, bytes]:
-        """(content length, chunked, expect 100-continue, the Upgrade values joined) from the
-        Content-Length, Transfer-Encoding, Expect and Upgrade lines, in order; raises on
-        conflicting framing (rule 2)."""
-        length: bytes | None = None
-        lengths = 0
-        chunked = False
-        codings: list[bytes] = []
-        expect = False
-        upgrade = b""
-        for name, value in special:
-            if name == b"content-length":
-                lengths += 1
-                if lengths == 1:
-                    length = value
-            elif name == b"transfer-encoding":
-                chunked = True
-                codings += [c.strip().lower() for c in value.split(b",")]
-            elif name == b"upgrade":
-                upgrade = value if not upgrade else upgrade + b"," + value
-            elif not expect:  # expect
-                expect = value.strip().lower() == b"100-continue"
-        if lengths > 1 or (lengths and chunked):
-            raise ProtocolError("conflicting message framing")
-        cap = self.limits.max_body_bytes
-        if cap and length is not None and length.isdigit() and int(length) > cap:
-            raise ProtocolError("request body too large", 413)
-        if chunked and version == "1.0":
-            raise ProtocolError("Transfer-Encoding on HTTP/1.0")
-        if chunked and codings != [b"chunked"]:  # RFC 9112 §6.3: chunked must be final, else 400
-            if codings[-1] != b"chunked" or b"chunked" in codings[:-1]:
-                raise ProtocolError("invalid Transfer-Encoding")
-            raise ProtocolError("unsupported transfer coding", 501)  # §6.1: a coding we cannot decode
-        return (None if length is None else int(length)), chunked, expect, upgrade
 
     def _start(self, ex: Exchange) -> None:
         self.running = ex
@@ -645,19 +595,3 @@ class HttpProtocol(asyncio.Protocol):
     @property
     def idle(self) -> bool:
         return self.running is None and not self.queue and self.parsing is None
-
-
-def _origin_form(target: bytes) -> tuple[bytes, bytes]:
-    """``http://host:port/p?q`` -> (``/p?q``, ``host:port``); anything else is a 400."""
-    scheme, sep, rest = target.partition(b"://")
-    if not sep or scheme.lower() not in (b"http", b"https"):
-        raise ProtocolError("invalid request-target")
-    slash = rest.find(b"/")
-    query = rest.find(b"?")
-    cut = min(i for i in (slash, query, len(rest)) if i >= 0)
-    authority, path = rest[:cut], rest[cut:]
-    if not authority or b"@" in authority:
-        raise ProtocolError("invalid request-target")
-    if not path.startswith(b"/"):
-        path = b"/" + path
-    return path, authority

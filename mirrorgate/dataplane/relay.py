@@ -22,13 +22,17 @@ Rules:
 6. A ``101 Switching Protocols`` is relayed only to a WebSocket handshake (``upgrade``), with
    ``connection: upgrade`` and ``upgrade: websocket`` put back (the backend's are hop-by-hop);
    to any other request it is an ``UpstreamProtocolError`` (502). The exchange then becomes a
-   tunnel (``Exchange.on_switched``).
+   tunnel (``on_switched``): the upstream connection leaves the pool, both transports go to a
+   ``tunnel.Tunnel``, and the exchange finishes when the tunnel closes (``tunnel_closed``).
 """
+
+import asyncio
 
 from mirrorgate.dataplane import flow
 from mirrorgate.dataplane.headers import HeaderEdit
 from mirrorgate.dataplane.replies import STATUS_LINES as _STATUS_LINES, status_line
 from mirrorgate.dataplane.state import ClientConnection, GatewayState
+from mirrorgate.dataplane.tunnel import Tunnel
 from mirrorgate.errors import UpstreamProtocolError
 from mirrorgate.upstream.connection import ResponseHead, UpstreamConnection
 from mirrorgate.wire.hop import strip_hop_by_hop
@@ -47,6 +51,7 @@ class ResponseRelay:
         "response_chunked",
         "response_started",
         "status",
+        "timer",
     )
 
     # the request, as the exchange received it
@@ -61,6 +66,7 @@ class ResponseRelay:
     state: GatewayState
     conn: UpstreamConnection | None
     body_conn: UpstreamConnection | None
+    timer: asyncio.TimerHandle | None
     response_edits: tuple[HeaderEdit, ...]
     # the response
     status: int
@@ -71,6 +77,29 @@ class ResponseRelay:
 
     def finish(self) -> None:
         raise NotImplementedError  # ``Exchange.finish``
+
+    def on_switched(self, conn: UpstreamConnection, rest: bytes) -> None:
+        """The backend's 101 was relayed (rule 8): the exchange becomes a tunnel; ``rest`` is what
+        the backend sent after its head."""
+        timer = self.timer
+        if timer is not None:
+            self.timer = None
+            timer.cancel()
+        self.conn = self.body_conn = None
+        self.state.pool.hand_over(conn)
+        upstream = conn.transport
+        handed = self.proto.hand_over()
+        if handed is None or upstream is None or upstream.is_closing():  # one side is gone already
+            conn.abort()
+            self.proto.abort()
+            return self.finish()
+        client, early = handed
+        tunnel = Tunnel(self, client, upstream, self.state.limits.websocket_idle_timeout, self.proto.connection_lost)
+        tunnel.start(early, rest, self.proto.write_paused)
+
+    def tunnel_closed(self, to_client: int) -> None:
+        self.bytes_sent = to_client
+        self.finish()
 
     def on_response_head(self, rh: ResponseHead) -> None:
         status = self.status = rh.status

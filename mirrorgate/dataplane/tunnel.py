@@ -1,7 +1,7 @@
 """The byte relay of an upgraded exchange (WebSocket, after the backend's ``101 Switching Protocols``).
 
 Owns: the client and upstream transports once HTTP has ended on both, from the 101 to the
-close of either; the exchange that made it (``Exchange.on_switched``) is told when it ends.
+close of either; the exchange that made it (``relay.ResponseRelay.on_switched``) is told when it ends.
 
 Rules:
 1. Bytes are relayed as they arrive, unchanged, in both directions (the gateway does not parse
