@@ -68,7 +68,7 @@ BACKEND_TLS_POLICIES = Resource(GATEWAY_API, "v1", "backendtlspolicies", "Backen
 FIXED = (GATEWAY_CLASSES, GATEWAYS, HTTP_ROUTES, SERVICES, ENDPOINT_SLICES, NAMESPACES, SECRETS, CONFIG_MAPS)
 REFERENCE_GRANT = "ReferenceGrant"
 BACKEND_TLS_POLICY = "BackendTLSPolicy"
-STATUS_KINDS = ("GatewayClass", "Gateway", "HTTPRoute")
+STATUS_KINDS = ("GatewayClass", "Gateway", "HTTPRoute", "BackendTLSPolicy")
 
 
 class Built(NamedTuple, Generic[T]):
@@ -390,7 +390,7 @@ class KubeSource(Generic[T]):
                 client,
                 controller_name=self.settings.controller_name,
                 live=self._live,
-                resources={r.kind: r for r in FIXED if r.kind in STATUS_KINDS},
+                resources={r.kind: r for r in (*FIXED, BACKEND_TLS_POLICIES) if r.kind in STATUS_KINDS},
                 addresses=self.addresses,
             )
             group.create_task(self.writer.run())

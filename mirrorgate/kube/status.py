@@ -9,13 +9,20 @@ Rules:
 - Ownership. A GatewayClass is ours when ``spec.controllerName`` is our controller name; a
   Gateway when its class is ours. An HTTPRoute's ``status.parents`` entries are ours when their
   ``controllerName`` is ours; entries for a Gateway parent are written only when that Gateway is
-  ours. Nothing of another controller is ever written.
+  ours. A BackendTLSPolicy's ``status.ancestors`` entries are ours when their ``controllerName``
+  is ours and their ``ancestorRef`` is a Gateway of ours. Nothing of another controller is ever
+  written.
 - Merge (read-modify-write on the live object). GatewayClass: the ``Accepted`` condition and
   ``supportedFeatures`` (GEP-2162). Gateway: conditions, ``listeners`` (each with
   ``supportedKinds``, ``attachedRoutes`` and conditions, all required by the CRD) and
   ``addresses`` from ``addresses()``. HTTPRoute (``parents`` is an atomic list shared by every
   controller): our entries are updated in place, our entries for parents we no longer have are
   dropped, new ones are appended; entries of other controllers stay untouched and in order.
+  BackendTLSPolicy: ``ancestors`` (``PolicyAncestorStatus``, also shared by every controller) is
+  merged the same way, our entries keyed by ``ancestorRef``, and only for ancestors that are
+  Gateways of ours. The Gateway API caps that list at ``MAX_ANCESTORS`` entries: other
+  controllers' entries are never dropped to make room; ours that do not fit are left out (in
+  their merged order) and recorded as an error.
   Conditions are a map keyed by ``type``: ours are replaced in place, types we never set are
   kept, our types we no longer set are dropped.
 - ``observedGeneration`` is the generation that was translated. ``lastTransitionTime`` is the
@@ -31,8 +38,8 @@ Rules:
   is retried with backoff (the server's Retry-After when longer) until it succeeds or leadership
   is lost. Any other refusal (400, 403, 422) is recorded and the object skipped.
 - Coalescing. ``update`` only replaces the desired state and wakes the one writer task; a pass
-  visits objects in a stable order (GatewayClasses, Gateways, HTTPRoutes, each by namespace and
-  name) and reads the newest desired state for each; updates during a pass cause one more pass.
+  visits objects in a stable order (GatewayClasses, Gateways, HTTPRoutes, BackendTLSPolicies,
+  each by namespace and name) and reads the newest desired state for each; updates during a pass cause one more pass.
 - Objects our admission refused (``Rejected``) get ``Accepted=False``: a GatewayClass with
   reason ``InvalidParameters``, a Gateway with ``Invalid`` (and ``Programmed=False``, no
   listeners, no addresses), an HTTPRoute with ``UnsupportedValue`` in one entry per parentRef to
@@ -61,8 +68,11 @@ LiveFn = Callable[[str, str, str], Obj | None]
 
 GATEWAY_API = "gateway.networking.k8s.io"
 OWNED_CONDITIONS = frozenset({"Accepted", "Programmed", "ResolvedRefs", "Conflicted", "PartiallyInvalid"})
-KIND_ORDER = {"GatewayClass": 0, "Gateway": 1, "HTTPRoute": 2}
+KIND_ORDER = {"GatewayClass": 0, "Gateway": 1, "HTTPRoute": 2, "BackendTLSPolicy": 3}
 MAX_MESSAGE = 32 * 1024
+MAX_ANCESTORS = 16  # PolicyStatus.ancestors maxItems
+# kind -> (its shared list of per-controller entries, the reference field of one entry)
+SHARED = {"HTTPRoute": ("parents", "parentRef"), "BackendTLSPolicy": ("ancestors", "ancestorRef")}
 
 
 class Rejected(NamedTuple):
@@ -142,7 +152,7 @@ def _generation(item: Obj) -> int:
 def _desired_item(item: Obj, controller: str, classes: set[str], gateways: set[Key]) -> Desired | None:
     kind, ns, name = key = item_key(item)
     status = plain(item.get("status") or {})
-    if kind != "HTTPRoute" and not status:
+    if kind not in SHARED and not status:
         return None  # not translated as ours: nothing to write
     if kind == "GatewayClass" and name in classes:
         wanted = {"conditions": status.get("conditions") or [], "supportedFeatures": supported_features()}
@@ -153,6 +163,9 @@ def _desired_item(item: Obj, controller: str, classes: set[str], gateways: set[K
     if kind == "HTTPRoute":
         parents = [p for p in status.get("parents") or [] if _our_parent(p, controller, ns, gateways)]
         return Desired(_generation(item), {"parents": parents})
+    if kind == "BackendTLSPolicy":
+        ancestors = [a for a in status.get("ancestors") or [] if _our_ancestor(a, controller, ns, gateways)]
+        return Desired(_generation(item), {"ancestors": ancestors})
     return None
 
 
@@ -179,6 +192,13 @@ def _our_parent(entry: Obj, controller: str, route_ns: str, gateways: set[Key]) 
     if entry.get("controllerName") != controller:
         return False
     return _parent_allowed(entry.get("parentRef") or {}, route_ns, gateways)
+
+
+def _our_ancestor(entry: Obj, controller: str, policy_ns: str, gateways: set[Key]) -> bool:
+    """A policy's ancestor entry is ours when its controller is ours and it names a Gateway of ours."""
+    ref = entry.get("ancestorRef") or {}
+    is_gateway = (ref.get("group", GATEWAY_API), ref.get("kind", "Gateway")) == (GATEWAY_API, "Gateway")
+    return entry.get("controllerName") == controller and is_gateway and _parent_allowed(ref, policy_ns, gateways)
 
 
 def _parent_allowed(ref: Obj, route_ns: str, gateways: set[Key]) -> bool:
@@ -227,10 +247,13 @@ def _refused_parent(ref: Obj, controller: str, r: Rejected) -> Obj:
 def merged_status(kind: str, wanted: Desired, live_status: Obj, controller: str, addresses: list[Obj], now: str) -> Obj:
     """The live status with our part replaced as the rules say; fields we do not own are kept."""
     st = copy.deepcopy(live_status)
-    if kind == "HTTPRoute":
-        parents = merge_parents(live_status.get("parents") or [], wanted.status["parents"], controller, now)
-        if parents or "parents" in st:
-            st["parents"] = parents
+    if kind in SHARED:
+        field, ref = SHARED[kind]
+        entries = merge_parents(live_status.get(field) or [], wanted.status[field], controller, now, ref)
+        if kind == "BackendTLSPolicy":
+            entries = capped(entries, controller)
+        if entries or field in st:
+            st[field] = entries
         return st
     st["conditions"] = merge_conditions(live_status.get("conditions") or [], wanted.status["conditions"], now)
     if kind == "GatewayClass":
@@ -273,18 +296,35 @@ def _merge_listener(wanted: Obj, live: Obj | None, now: str) -> Obj:
     return {**wanted, "conditions": merge_conditions((live or {}).get("conditions") or [], wanted["conditions"], now)}
 
 
-def merge_parents(live: Iterable[Obj], wanted: Iterable[Obj], controller: str, now: str) -> list[Obj]:
-    """Other controllers' entries untouched and in order; ours updated in place, dropped or appended."""
-    pending = {_ref_id(p.get("parentRef") or {}): p for p in wanted}
+def merge_parents(
+    live: Iterable[Obj], wanted: Iterable[Obj], controller: str, now: str, ref: str = "parentRef"
+) -> list[Obj]:
+    """Other controllers' entries untouched and in order; ours updated in place, dropped or appended.
+
+    ``ref`` names the entry's reference field: ``parentRef`` (routes) or ``ancestorRef`` (policies)."""
+    pending = {_ref_id(p.get(ref) or {}): p for p in wanted}
     out = []
     for entry in live:
         if entry.get("controllerName") != controller:
             out.append(entry)
             continue
-        mine = pending.pop(_ref_id(entry.get("parentRef") or {}), None)
+        mine = pending.pop(_ref_id(entry.get(ref) or {}), None)
         if mine is not None:
             out.append(_merge_parent(mine, entry, now))
     out.extend(_merge_parent(p, None, now) for p in pending.values())
+    return out
+
+
+def capped(entries: list[Obj], controller: str) -> list[Obj]:
+    """At most ``MAX_ANCESTORS`` entries: every other controller's kept, ours in order while room is left."""
+    room = MAX_ANCESTORS - sum(1 for e in entries if e.get("controllerName") != controller)
+    out = []
+    for entry in entries:
+        if entry.get("controllerName") == controller:
+            if room <= 0:
+                continue
+            room -= 1
+        out.append(entry)
     return out
 
 
@@ -301,8 +341,9 @@ def _merge_parent(wanted: Obj, live: Obj | None, now: str) -> Obj:
 
 def behind(kind: str, wanted: Desired, live_status: Obj, controller: str) -> bool:
     """Whether a live condition of ours has a newer ``observedGeneration`` than the one translated."""
-    if kind == "HTTPRoute":
-        mine = [p for p in live_status.get("parents") or [] if p.get("controllerName") == controller]
+    if kind in SHARED:
+        field = SHARED[kind][0]
+        mine = [p for p in live_status.get(field) or [] if p.get("controllerName") == controller]
         conditions = [c for p in mine for c in p.get("conditions") or []]
     else:
         conditions = [c for c in live_status.get("conditions") or [] if c.get("type") in OWNED_CONDITIONS]
@@ -475,7 +516,17 @@ class StatusSync:
         status = merged_status(key[0], wanted, live_status, self.controller_name, addresses, utc_now())
         if status == live_status:
             return None
+        self._record_cap(key, wanted, status)
         return {**obj, "apiVersion": resource.api_version, "kind": resource.kind, "status": status}
+
+    def _record_cap(self, key: Key, wanted: Desired, status: Obj) -> None:
+        """Ours left out of a policy's capped ``ancestors`` list are recorded, once per write."""
+        if key[0] != "BackendTLSPolicy":
+            return
+        written = sum(1 for a in status.get("ancestors") or [] if a.get("controllerName") == self.controller_name)
+        left_out = len(wanted.status["ancestors"]) - written
+        if left_out > 0:
+            self._failed(f"{_name(key)}: {left_out} ancestor entries of ours left out (at most {MAX_ANCESTORS})")
 
     def _live(self, key: Key) -> Obj | None:
         """The cached object, or what we last wrote or read while the cache still shows an older version."""

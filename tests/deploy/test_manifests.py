@@ -54,6 +54,7 @@ CLUSTER_RULES = {
     ("gateway.networking.k8s.io", "gatewayclasses/status", ("patch", "update"), ()),
     ("gateway.networking.k8s.io", "gateways/status", ("patch", "update"), ()),
     ("gateway.networking.k8s.io", "httproutes/status", ("patch", "update"), ()),
+    ("gateway.networking.k8s.io", "backendtlspolicies/status", ("patch", "update"), ()),
 }
 LEASE_RULES = {
     ("coordination.k8s.io", "leases", ("create",), ()),

@@ -15,6 +15,7 @@ import pytest
 
 from mirrorgate.kube.client import GATEWAY_CLASSES, GATEWAYS, HTTP_ROUTES, KubeClient
 from mirrorgate.kube.features import supported_features
+from mirrorgate.kube.source import BACKEND_TLS_POLICIES
 from mirrorgate.kube.status import Rejected, StatusSync
 from tests.kube.fakeapi import FakeApiServer
 from tests.kube.helpers import eventually
@@ -23,8 +24,20 @@ Obj = dict[str, Any]
 OURS = "mirrorgate.dev/gateway-controller"
 OTHER = "example.net/other-controller"
 GW_API = "gateway.networking.k8s.io"
-RESOURCES = {"GatewayClass": GATEWAY_CLASSES, "Gateway": GATEWAYS, "HTTPRoute": HTTP_ROUTES}
-PLURAL = {"GatewayClass": "gatewayclasses", "Gateway": "gateways", "HTTPRoute": "httproutes"}
+RESOURCES = {
+    "GatewayClass": GATEWAY_CLASSES,
+    "Gateway": GATEWAYS,
+    "HTTPRoute": HTTP_ROUTES,
+    "BackendTLSPolicy": BACKEND_TLS_POLICIES,
+}
+PLURAL = {
+    "GatewayClass": "gatewayclasses",
+    "Gateway": "gateways",
+    "HTTPRoute": "httproutes",
+    "BackendTLSPolicy": "backendtlspolicies",
+    "Service": "services",
+    "ConfigMap": "configmaps",
+}
 OLD = "2020-01-01T00:00:00Z"
 
 
