@@ -38,6 +38,7 @@ from tests.support.websocket import TEXT, WsClient, WsEchoBackend
 __all__ = ["gateways"]  # the fixture, imported to be used here
 
 STAGING = "staging.localtest"
+GARBAGE = Leaf(b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n", b"not a key\n")
 
 
 @dataclass
@@ -70,6 +71,7 @@ def https_listeners(port: int) -> str:
             one("wild", "*.wild.example.com", "{name: cert-wild}"),
             one("missing", "missing.example.com", "{name: nope}"),
             one("bad", "bad.example.com", "{name: cert-bad}"),
+            one("garbage", "garbage.example.com", "{name: cert-garbage}"),
             one("granted", "granted.example.com", "{name: granted, namespace: other}"),
             one("ungranted", "ungranted.example.com", "{name: ungranted, namespace: other}"),
         ]
@@ -122,6 +124,7 @@ def world_yaml(w: World, other_ca: Pki) -> str:
     text += secret_doc("cert-b", w.leaves["b"], base64_data=True)
     text += secret_doc("cert-wild", w.leaves["wild"])
     text += secret_doc("cert-bad", w.leaves["bad"])
+    text += secret_doc("cert-garbage", GARBAGE, base64_data=True)
     text += secret_doc("granted", w.leaves["granted"], "other", base64_data=True)
     text += secret_doc("ungranted", w.leaves["ungranted"], "other")
     text += grant_doc("other", "default", from_kind="Gateway", to_kind="Secret", to_name="granted")
@@ -253,6 +256,8 @@ async def test_sni_status_421_and_backend_tls(gateways: Starter, world: World) -
     assert "nope" in conds["missing"]["ResolvedRefs"][2]
     assert conds["bad"]["ResolvedRefs"][:2] == ("False", "InvalidCertificateRef")
     assert "does not match" in conds["bad"]["ResolvedRefs"][2]
+    assert conds["garbage"]["ResolvedRefs"][:2] == ("False", "InvalidCertificateRef")
+    assert "Secret default/cert-garbage: tls.crt" in conds["garbage"]["ResolvedRefs"][2]
     assert conds["ungranted"]["ResolvedRefs"][:2] == ("False", "RefNotPermitted")
     assert (await https_get(w, "a.example.com")).status == 200
     await backend_tls(w, gw)
