@@ -174,7 +174,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
 
 async def started(gateways: Starter, w: World, *flags: str) -> GatewayProcess:
     gw = await gateways(w.path, *flags)
-    await gw.wait_line(r"reloaded|serving|listening")
+    await gw.wait_line(r"serving \d+ listener")  # every worker ready
     await wait_serving(w.http_port)
     return gw
 
