@@ -153,6 +153,8 @@ def _parser() -> argparse.ArgumentParser:
     echo.add_argument("--bind", type=ip_literal, default="0.0.0.0")
     echo.add_argument("--name", default=None, help="pod name reported in responses (default: $POD_NAME)")
     echo.add_argument("--namespace", default=None, help="namespace reported in responses (default: $NAMESPACE)")
+    echo.add_argument("--tls-cert", default="", metavar="PEM", help="serve HTTPS with this certificate chain file")
+    echo.add_argument("--tls-key", default="", metavar="PEM", help="the private key file of --tls-cert")
     echo.set_defaults(handler=_echo)
     return parser
 
@@ -277,7 +279,10 @@ def _echo(args: argparse.Namespace) -> int:
 
     overrides = {k: v for k, v in (("name", args.name), ("namespace", args.namespace)) if v is not None}
     try:
-        run_echo(EchoConfig(port=args.port, bind=args.bind, **overrides))
+        run_echo(EchoConfig(port=args.port, bind=args.bind, tls_cert=args.tls_cert, tls_key=args.tls_key, **overrides))
+    except ValueError as exc:
+        print(f"mirrorgate echo: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"mirrorgate echo: cannot listen on {args.bind}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1

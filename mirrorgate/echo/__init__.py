@@ -5,6 +5,9 @@ the JSON body, ``X-Echo-Set-Header``, ``?delay=``, ``/status/NNN``, ``/health``,
 the ``Echoing back request made to <RequestURI> to client (<addr>)`` log line, byte-identical,
 followed by `` body_length=<N> body_sha256=<hex> host=<Host>`` (what was received: the mirror's
 ``-shadow`` Host can be checked there); request bodies are streamed and hashed, never stored.
+With a certificate and key (``EchoConfig.tls_cert``/``tls_key``, ``--tls-cert``/``--tls-key``)
+the one port speaks HTTPS (TLS, ALPN ``http/1.1``) with the same answers and log lines, so a TLS
+mirror target can be tried locally.
 
 Modules: ``config`` (``EchoConfig`` and the echoed identity), ``http11`` (reason phrases, status
 lines, Date, request targets, Go's canonical header keys), ``app`` (request handling),

@@ -29,6 +29,8 @@ class EchoConfig(msgspec.Struct, frozen=True, kw_only=True):
     service: str = ""  # "" -> $SERVICE_NAME
     ingress: str = ""  # "" -> $INGRESS_NAME
     http_port: str = ""  # echoed "httpPort"; "" -> $HTTP_PORT, else the bound port
+    tls_cert: str = ""  # PEM file of the certificate chain; with tls_key, the server speaks HTTPS
+    tls_key: str = ""  # PEM file of the private key matching tls_cert
 
 
 class EchoIdentity(msgspec.Struct, frozen=True, kw_only=True):

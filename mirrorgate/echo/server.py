@@ -2,11 +2,14 @@
 and ``run_echo`` (the ``mirrorgate echo`` process, until SIGINT or SIGTERM).
 
 Rules: every connection and task is tracked by the ``EchoApp``, so ``EchoServer.close`` can stop
-them all; the startup line is echo-basic's ``Starting server, listening on port N (http)``.
+them all; the startup line is echo-basic's ``Starting server, listening on port N (http)``, with
+``(https)`` when a certificate and key are given (then every connection is TLS, HTTP/1.1 inside).
+A certificate or key that cannot be loaded is a ``ValueError`` naming the file, never the key.
 """
 
 import asyncio
 import signal
+import ssl
 import sys
 from typing import Self, TextIO
 
@@ -46,24 +49,44 @@ class EchoServer:
         await self.close()
 
 
+def tls_context(cert: str, key: str) -> ssl.SSLContext:
+    """A server context serving ``cert`` (PEM chain) with ``key`` (PEM); ``ValueError`` if unusable."""
+    if not cert or not key:
+        raise ValueError("--tls-cert and --tls-key go together")
+    for path in (cert, key):
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as exc:
+        raise ValueError(f"cannot load the certificate {cert} with the key {key}: {exc.strerror or exc}") from None
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
 async def start_echo(config: EchoConfig, *, log: TextIO | None = None) -> EchoServer:
     """Bind ``config.bind:config.port`` and start serving; log lines go to ``log`` (default stderr).
 
     Prints echo-basic's ``Starting server, listening on port N (http)`` with the bound port.
-    Raises ``ValueError`` for a port outside 0..65535 and ``OSError`` when the address cannot be
-    bound; raising anything else is a bug.
+    Raises ``ValueError`` for a port outside 0..65535 or an unusable certificate or key, and
+    ``OSError`` when the address cannot be bound; raising anything else is a bug.
     """
     if not 0 <= config.port <= 65535:
         raise ValueError(f"port must be in 0..65535, got {config.port}")
+    tls = tls_context(config.tls_cert, config.tls_key) if config.tls_cert or config.tls_key else None
     loop = asyncio.get_running_loop()
     app = EchoApp(sys.stderr if log is None else log)
     server = await loop.create_server(
-        lambda: EchoProtocol(app), host=config.bind, port=config.port, backlog=1024, start_serving=False
+        lambda: EchoProtocol(app), host=config.bind, port=config.port, backlog=1024, start_serving=False, ssl=tls
     )
     port = int(server.sockets[0].getsockname()[1])
     app.set_identity(resolve_identity(config, port))
     await server.start_serving()
-    app.emit(f"Starting server, listening on port {port} (http)\n")
+    app.emit(f"Starting server, listening on port {port} ({'https' if tls else 'http'})\n")
     return EchoServer(server, app, port)
 
 

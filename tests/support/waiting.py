@@ -5,7 +5,7 @@ host makes a test slower, never red.
 """
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 WAIT_LIMIT = 20.0  # seconds: the bound of every ``until``
 
@@ -17,3 +17,12 @@ async def until(predicate: Callable[[], bool], what: str = "condition", limit: f
     while not predicate():
         assert loop.time() < give_up, f"gave up waiting for {what}"
         await asyncio.sleep(0.005)
+
+
+async def until_async(probe: Callable[[], Awaitable[bool]], what: str = "condition", limit: float = WAIT_LIMIT) -> None:
+    """``until`` for a probe that must await (a request, a handshake), polling every 50 ms."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + limit
+    while not await probe():
+        assert loop.time() < give_up, f"gave up waiting for {what}"
+        await asyncio.sleep(0.05)

@@ -17,6 +17,7 @@ import asyncio
 import base64
 import hashlib
 import os
+from ssl import SSLContext
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 TEXT, BINARY, CLOSE, PING, PONG = 1, 2, 8, 9, 10
@@ -145,9 +146,16 @@ class WsClient:
 
     @classmethod
     async def connect(
-        cls, port: int, path: str = "/", host: str = "example.com", extra: bytes = b"", upgrade: bytes = b"websocket"
+        cls,
+        port: int,
+        path: str = "/",
+        host: str = "example.com",
+        extra: bytes = b"",
+        upgrade: bytes = b"websocket",
+        ssl: SSLContext | None = None,
     ) -> "WsClient":
-        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 22)
+        tls = {"ssl": ssl, "server_hostname": host} if ssl is not None else {}
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 22, **tls)  # type: ignore[arg-type]
         c = cls(reader, writer)
         key = base64.b64encode(os.urandom(16))
         writer.write(
