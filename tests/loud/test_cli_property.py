@@ -10,6 +10,8 @@ hold no traceback). Everything runs in a temporary directory (``--access-log`` v
 there), with the admin server off unless the example says otherwise; worker counts stay small.
 """
 
+import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -75,12 +77,17 @@ def _run(argv: list[str], cwd: str) -> tuple[int | None, str]:
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        env={**os.environ, "TMPDIR": cwd},  # what it creates (the demo's directory) goes with cwd
     )
     try:
         _, err = proc.communicate(timeout=RUNNING_FOR)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        _, err = proc.communicate()
+        proc.send_signal(signal.SIGINT)  # as a user stops it; a stuck one is killed
+        try:
+            _, err = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
         return None, err.decode(errors="replace")
     return proc.returncode, err.decode(errors="replace")
 
