@@ -314,7 +314,9 @@ def _run(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"mirrorgate run: {problem}", file=sys.stderr)
         return 2 if kube is None else 1
-    setup_logging(args.access_log, log_format=args.log_format, level=args.log_level)
+    # with workers, each worker writes its own access log; the supervisor serves no request
+    access_log = args.access_log if args.workers == 1 else "off"
+    setup_logging(access_log, log_format=args.log_format, level=args.log_level)
     admin = None if args.admin == "off" else parse_host_port(args.admin)
     overrides: dict[str, Any] = {}
     mirror_overrides: dict[str, Any] = {}
