@@ -10,11 +10,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mirrorgate"
 ALLOWED: dict[str, set[str]] = {
     "wire": set(),  # a leaf: HTTP/1.1 wire helpers every serving package may use
     "model": {"model", "errors"},
-    "providers": {"providers", "model", "errors", "gocompat"},
-    "translate": {"translate", "model", "ir", "errors", "tls"},  # tls: a pure leaf (certificate checks)
-    "ir": {"ir", "errors"},
+    "providers": {"providers", "model", "errors", "gocompat", "gcpause"},
+    "translate": {"translate", "model", "ir", "errors", "tls", "gcpause"},  # tls: a pure leaf (certificate checks)
+    "ir": {"ir", "errors", "gcpause"},
     "tls": {"tls", "errors"},  # a leaf: certificates and TLS contexts every serving package may use
-    "dataplane": {"dataplane", "upstream", "mirror", "ir", "errors", "wire", "settings", "tls"},
+    "dataplane": {"dataplane", "upstream", "mirror", "ir", "errors", "wire", "settings", "tls", "gcpause"},
     "upstream": {"upstream", "ir", "errors", "wire", "tls"},
     "mirror": {"mirror", "upstream", "ir", "errors", "wire", "settings", "tls"},
     "admin": {"admin", "ir", "errors", "wire", "tls"},

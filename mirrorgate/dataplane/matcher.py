@@ -48,7 +48,7 @@ from typing import Generic, TypeVar
 from urllib.parse import unquote_to_bytes
 
 from mirrorgate.dataplane.headers import HeaderEdit, compile_edit
-from mirrorgate.ir.gcpause import paused_gc
+from mirrorgate.gcpause import paused_gc
 from mirrorgate.ir.table import (
     Action,
     Backend,
@@ -453,7 +453,7 @@ class Matcher:
 
 def compile(table: RoutingTable) -> Matcher:
     """Compile a routing table: every regex, host dict and plan is built here, once."""
-    with paused_gc():  # many objects, no cycles (ir.gcpause)
+    with paused_gc():  # many objects, no cycles (mirrorgate.gcpause)
         return _compile(table)
 
 

@@ -13,7 +13,7 @@ Rules:
    list at the left margin, each as a top-level list would, so the pieces concatenate to the
    whole document, and one unusual item sends only its batch through PyYAML. Data where one
    dict or list appears twice is written whole (PyYAML anchors it).
-4. The cyclic garbage collector is paused while a dump runs (``ir.gcpause``): a dump builds no
+4. The cyclic garbage collector is paused while a dump runs (``mirrorgate.gcpause``): a dump builds no
    cycles, and collections walking the whole configuration were most of a large dump's time.
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 import yaml
 
-from mirrorgate.ir.gcpause import paused_gc
+from mirrorgate.gcpause import paused_gc
 from mirrorgate.ir.table import RoutingTable
 
 SECRET_FIELDS = ("chainPem", "keyPem")  # Certificate fields never dumped (private key material)

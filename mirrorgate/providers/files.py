@@ -14,22 +14,19 @@ Rules:
 5. YAML is decoded strictly, as kubectl does: a key given twice in one mapping is an error
    naming the line and the key. libyaml parses when PyYAML has it; messages and lines are
    those of PyYAML's pure-Python parser either way.
-6. A load pauses the cyclic garbage collector (as ``mirrorgate.ir.gcpause`` does, which this
-   layer may not import): it builds many objects and no cycles, and collections walking every
-   object of the process were a sixth of a large load; cycles made meanwhile are found by the
-   next collection.
+6. A load pauses the cyclic garbage collector (``mirrorgate.gcpause``): it builds many objects
+   and no cycles, and collections walking every object of the process were a sixth of a large
+   load; cycles made meanwhile are found by the next collection.
 7. A load remembers each unchanged document chunk of the previous load (``doccache``): a file
    where some chunk is remembered parses only its other chunks, each alone, and takes the
    remembered objects for the rest, in document order; when a changed chunk does not parse
    alone, the whole file is parsed, so every message and line is what a full parse gives.
 """
 
-import gc
 import json
 import re
 import sys
 from collections.abc import Hashable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +34,7 @@ import msgspec
 import yaml
 
 from mirrorgate.errors import ConfigError, FieldError
+from mirrorgate.gcpause import paused_gc
 from mirrorgate.model.meta import ObjectKey, Resource
 from mirrorgate.model.snapshot import CLUSTER_SCOPED, KINDS, VERSIONS, Snapshot
 from mirrorgate.providers import doccache, yamlnodes
@@ -110,20 +108,8 @@ class _Load:
 
 def load_paths(paths: Sequence[str], stdin_text: str | None = None) -> LoadResult:
     """Load every path; return the snapshot of admitted objects with all problems collected."""
-    with _paused_gc():
+    with paused_gc():
         return _load_paths(paths, stdin_text)
-
-
-@contextmanager
-def _paused_gc() -> Iterator[None]:
-    """The cyclic garbage collector paused (rule 6); re-enabled only if it was enabled."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def _load_paths(paths: Sequence[str], stdin_text: str | None) -> LoadResult:

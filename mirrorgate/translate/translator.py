@@ -12,7 +12,7 @@ from collections import defaultdict
 
 import msgspec
 
-from mirrorgate.ir.gcpause import paused_gc
+from mirrorgate.gcpause import paused_gc
 from mirrorgate.ir.table import (
     Action,
     Backend,
@@ -89,7 +89,7 @@ class _Mesh(msgspec.Struct, frozen=True, kw_only=True):
 
 def translate(snap: Snapshot, options: TranslateOptions | None = None) -> TranslateResult:
     """Translate a snapshot; deterministic, pure, and never raises on admitted input."""
-    with paused_gc():  # builds a large acyclic result (ir.gcpause)
+    with paused_gc():  # builds a large acyclic result (mirrorgate.gcpause)
         return _translate(snap, options or TranslateOptions())
 
 
