@@ -6,13 +6,17 @@ and starts the data plane with every listener port remapped to an ephemeral one.
 """
 
 import io
-from collections.abc import AsyncIterator, Awaitable, Callable
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from random import Random
 from string import Template
 
 import pytest
 
+from mirrorgate.dataplane import accesslog
+from mirrorgate.dataplane.accesswriter import AccessWriter
 from mirrorgate.echo import EchoConfig, EchoServer, start_echo
 from mirrorgate.serve.config import load_table
 from mirrorgate.serve.plane import DataPlane
@@ -55,3 +59,23 @@ async def gateway_for(tmp_path: Path, echo_ports: dict[str, int]) -> AsyncIterat
     yield make
     for gw in started:
         await gw.shutdown(1.0)
+
+
+@pytest.fixture
+def log_file(tmp_path: Path) -> Iterator[Path]:
+    """The process's access log written to a file through an ``AccessWriter``."""
+    path = tmp_path / "access.log"
+    access = logging.getLogger("mirrorgate.access")
+    level, disabled = access.level, access.disabled
+    access.setLevel(logging.INFO)
+    access.disabled = False
+    accesslog.install(AccessWriter(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)))
+    yield path
+    accesslog.install(None)
+    access.setLevel(level)
+    access.disabled = disabled
+
+
+def lines_of(path: Path) -> list[str]:
+    accesslog.drain(5.0)
+    return path.read_text().splitlines()

@@ -3,10 +3,8 @@ documented field, text and JSON, byte for byte what ``logging``'s ``%(asctime)s 
 handler and ``json.dumps`` wrote before, the worker tag, and the writer's buffer bound."""
 
 import json
-import logging
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -16,32 +14,12 @@ import pytest
 from mirrorgate.dataplane import accesslog, accesswriter
 from mirrorgate.dataplane.accesslog import AccessLogged
 from mirrorgate.dataplane.accesswriter import AccessWriter
-from tests.dataplane.conftest import GatewayFactory
+from tests.dataplane.conftest import GatewayFactory, lines_of
 from tests.support.client import request
 
 CONFIG = (Path(__file__).parent / "e2e_data" / "gateway.yaml").read_text()
 STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"  # logging's asctime
 FIELDS = ["time", "client", "method", "target", "status", "bytes", "duration_ms", "route", "endpoint", "request_id"]
-
-
-@pytest.fixture
-def log_file(tmp_path: Path) -> Iterator[Path]:
-    """The process's access log written to a file through an ``AccessWriter``."""
-    path = tmp_path / "access.log"
-    access = logging.getLogger("mirrorgate.access")
-    level, disabled = access.level, access.disabled
-    access.setLevel(logging.INFO)
-    access.disabled = False
-    accesslog.install(AccessWriter(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)))
-    yield path
-    accesslog.install(None)
-    access.setLevel(level)
-    access.disabled = disabled
-
-
-def lines_of(path: Path) -> list[str]:
-    accesslog.drain(5.0)
-    return path.read_text().splitlines()
 
 
 async def test_text_and_json_lines_carry_every_field(gateway_for: GatewayFactory, log_file: Path) -> None:

@@ -4,10 +4,9 @@ rule dropped as ``upgrade``, closes from either side, the idle timeout, a refuse
 h2c served as HTTP/1.1, the access line, and the connections and tasks back to zero."""
 
 import asyncio
-import logging
 import os
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from random import Random
 from string import Template
@@ -15,11 +14,10 @@ from string import Template
 import pytest
 from prometheus_client import generate_latest
 
-from mirrorgate.dataplane import accesslog
-from mirrorgate.dataplane.accesswriter import AccessWriter
 from mirrorgate.dataplane.limits import Limits
 from mirrorgate.serve.config import load_table
 from mirrorgate.serve.plane import DataPlane
+from tests.dataplane.conftest import lines_of
 from tests.support.backends import free_port
 from tests.support.client import request
 from tests.support.waiting import until
@@ -271,25 +269,6 @@ async def test_a_101_to_a_plain_request_is_a_502(gateway: Gateway, tmp_path: Pat
         await gw.shutdown(1.0)
     finally:
         server.close()
-
-
-@pytest.fixture
-def log_file(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "access.log"
-    access = logging.getLogger("mirrorgate.access")
-    level, disabled = access.level, access.disabled
-    access.setLevel(logging.INFO)
-    access.disabled = False
-    accesslog.install(AccessWriter(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)))
-    yield path
-    accesslog.install(None)
-    access.setLevel(level)
-    access.disabled = disabled
-
-
-def lines_of(path: Path) -> list[str]:
-    accesslog.drain(5.0)
-    return path.read_text().splitlines()
 
 
 async def test_one_access_line_when_the_tunnel_closes(
