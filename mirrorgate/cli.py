@@ -113,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=VALUE",
         help="override a per-worker limit, e.g. max-headers=200, body-timeout=10, keepalive-timeout=30, "
-        "max-body-bytes=10485760 (repeatable; docs/threat-model.md lists them and their defaults)",
+        "max-body-bytes=10485760 (repeatable; docs/behavior.md lists them and their defaults)",
     )
     run.add_argument(
         "--mirror-limit",

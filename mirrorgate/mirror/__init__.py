@@ -1,7 +1,8 @@
 """Request mirroring: sampling, isolation and the body tee behind the data plane's mirror hook.
 
-The runtime installs one ``Dispatcher`` per process as ``GatewayState.mirror``; the exchange calls
-``Dispatcher.submit`` once per request whose rule has mirrors and never awaits anything here.
+``serve/plane.py``'s ``DataPlane`` installs one ``Dispatcher`` per process as
+``GatewayState.mirror``; the exchange calls ``Dispatcher.submit`` once per request whose rule has
+mirrors and never awaits anything here.
 See ``docs/mirroring.md`` for the semantics and the defaults.
 """
 

@@ -141,7 +141,7 @@ class Dispatcher(Admission):
         rng: Random | None = None,
         head_limits: tuple[int, int] = (64 * 1024, 200),
     ) -> None:
-        """``head_limits``: (bytes, header lines) of a mirror response head; more is a drop (reset)."""
+        """``head_limits``: (bytes, header lines) of a mirror response head; more is a drop (``protocol_error``)."""
         self.config = cfg = config or MirrorConfig()
         self.rng = rng = rng or Random()
         # ``randrange(PPM)`` of a plain ``Random`` is this rejection loop over ``getrandbits``
