@@ -79,6 +79,12 @@ class Loaded(msgspec.Struct, frozen=True, kw_only=True):
     table: RoutingTable
     status: dict[str, Any]  # the kubectl-shaped List of resources with their status
 
+    @classmethod
+    def of(cls, snapshot: Snapshot, options: TranslateOptions) -> "Loaded":
+        """``snapshot`` translated: the one way every source (files, the Kubernetes API) builds one."""
+        translated = translate(snapshot, options)
+        return cls(table=translated.table, status=list_view(snapshot, translated.statuses))
+
 
 def read_paths(paths: Sequence[str], stdin_text: str | None = None) -> LoadResult:
     """``load_paths``, with a path that cannot be listed (a directory without permission) as a
@@ -110,8 +116,7 @@ def load_config(
     if result.errors:
         raise ConfigInvalid([str(e) for e in result.errors])
     snapshot = apply_endpoints(result.snapshot, endpoints)
-    translated = translate(snapshot, TranslateOptions(bind=bind))
-    return Loaded(table=translated.table, status=list_view(snapshot, translated.statuses))
+    return Loaded.of(snapshot, TranslateOptions(bind=bind))
 
 
 def apply_endpoints(snapshot: Snapshot, endpoints: Sequence[EndpointSpec]) -> Snapshot:

@@ -30,8 +30,7 @@ from mirrorgate.kube.source import Built, KubeSettings, KubeSource
 from mirrorgate.kube.status import Rejected, StatusSync
 from mirrorgate.providers.objects import DecodeCache, ObjectsResult, Refused, build_snapshot
 from mirrorgate.serve.config import Loaded, RunConfig
-from mirrorgate.status_view import list_view
-from mirrorgate.translate import TranslateOptions, translate
+from mirrorgate.translate import TranslateOptions
 
 log = logging.getLogger("mirrorgate")
 
@@ -51,8 +50,7 @@ class Builder:
     def __call__(self, objects: Mapping[str, list[dict[str, Any]]]) -> Built[Loaded]:
         bodies = [o for kind in sorted(objects) for o in objects[kind]]
         result = build_snapshot(bodies, ORIGIN, self._cache)
-        translated = translate(result.snapshot, self.options)
-        loaded = Loaded(table=translated.table, status=list_view(result.snapshot, translated.statuses))
+        loaded = Loaded.of(result.snapshot, self.options)
         self._log(result)
         refused = [_refusal(r) for r in result.refused if _ours(r, objects, self.options.controller_name)]
         return Built(loaded, loaded.status, refused)
