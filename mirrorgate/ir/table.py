@@ -131,9 +131,55 @@ class ExternalName(Struct, frozen=True, kw_only=True):
     port: int
 
 
+class SampleBy(Struct, frozen=True, kw_only=True):
+    """``MirrorPolicy.spec.sampleBy``: the request's draw is a stable hash of one value of the
+    request, so a given user or session is always in or always out of the sample, in every
+    worker, replica and restart. ``source`` is ``Header`` (``name`` lower-cased), ``Cookie`` or
+    ``QueryParam`` (``name`` case-sensitive). ``missing``: what a request without the key gets,
+    ``Random`` (the uniform draw) or ``Skip`` (not mirrored, counted as sampled out)."""
+
+    source: str
+    name: str
+    missing: str = "Random"
+
+
+class MirrorHost(Struct, frozen=True, kw_only=True):
+    """``MirrorPolicy.spec.host``: the mirrored request's Host. ``type`` ``Original`` (as the
+    primary sends it), ``ShadowSuffix`` (``-shadow`` before the port) or ``Literal`` (``value``,
+    a hostname with an optional port)."""
+
+    type: str
+    value: str = ""
+
+
+class MirrorCompare(Struct, frozen=True, kw_only=True):
+    """``MirrorPolicy.spec.compare``: compare the mirror's response with the primary's.
+
+    ``headers``: lower-case names of the response headers compared (``()``: every header but
+    ``ignore_headers``). ``ignore_headers``: lower-case names never compared. ``ignore_paths``:
+    JSON paths (``$.id``, ``$.items[*].updatedAt``) left out of a JSON body comparison.
+    ``max_body_bytes``: bytes kept of each body (a longer body is compared by its digest and
+    length). ``redact_headers``: lower-case names whose values are masked wherever a mismatch is
+    kept or shown. ``keep_mismatches``: the size of the ring of latest mismatches."""
+
+    headers: tuple[str, ...] = ()
+    ignore_headers: tuple[str, ...] = ()
+    ignore_paths: tuple[str, ...] = ()
+    max_body_bytes: int = 65_536
+    redact_headers: tuple[str, ...] = ("authorization", "cookie", "set-cookie")
+    keep_mismatches: int = 20
+
+
 class Mirror(Struct, frozen=True, kw_only=True):
     """One RequestMirror: sample ``ppm`` of requests (one uniform draw per request) to one endpoint.
-    ``tls`` and ``external`` as for ``Backend``."""
+    ``tls`` and ``external`` as for ``Backend``.
+
+    A mirror made from a ``MirrorPolicy`` (an ``ExtensionRef`` filter) has ``policy``
+    (``mirrorpolicy/<ns>/<name>``) and may have the rest: ``sample_by`` replaces the uniform draw
+    with a hash of a request value; ``host`` overrides the gateway's shadow Host rule;
+    ``request_headers`` edits the mirrored copy only (after the rule's own edits);
+    ``timeout_ms`` and ``max_body_lag`` override the gateway-wide mirror timeout and body lag
+    budget; ``compare`` compares its responses with the primary's."""
 
     name: str
     backend: str
@@ -141,6 +187,13 @@ class Mirror(Struct, frozen=True, kw_only=True):
     endpoints: tuple[UpstreamAddress, ...] = ()
     tls: BackendTLS | None = None
     external: ExternalName | None = None
+    policy: str = ""
+    sample_by: SampleBy | None = None
+    host: MirrorHost | None = None
+    request_headers: HeaderModifier | None = None
+    timeout_ms: int | None = None
+    max_body_lag: int | None = None
+    compare: MirrorCompare | None = None
 
 
 class Filters(Struct, frozen=True, kw_only=True):
