@@ -192,7 +192,8 @@ def _filters(
                 unresolved.append(
                     Unresolved(
                         reason=Reason.BACKEND_NOT_FOUND,
-                        message=f"ExtensionRef filter: MirrorPolicy {ns}/{ref.name} not found; "
+                        message=f"ExtensionRef filter: no MirrorPolicy {ns}/{ref.name} "
+                        "(absent, or refused by admission); "
                         "requests it would handle get 500",
                     )
                 )

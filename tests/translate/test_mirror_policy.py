@@ -211,11 +211,13 @@ def test_an_unresolvable_backend_drops_only_the_mirror(backend_ref: str, reason:
 @pytest.mark.parametrize(
     ("policies", "ref", "message"),
     [
-        pytest.param("", POLICY_REF, "MirrorPolicy infra/shadow not found", id="no-such-policy"),
+        pytest.param(
+            "", POLICY_REF, "no MirrorPolicy infra/shadow (absent, or refused by admission)", id="no-such-policy"
+        ),
         pytest.param(
             mirror_policy_doc("shadow", "  backendRef: {name: shadow, port: 8080}", namespace="shadow"),
             POLICY_REF,
-            "MirrorPolicy infra/shadow not found",
+            "no MirrorPolicy infra/shadow (absent, or refused by admission)",
             id="policy-in-another-namespace",
         ),
         pytest.param(
