@@ -154,7 +154,9 @@ async def test_statuses_and_refusals_of_ours_go_to_the_writer(api: FakeApiServer
     assert [(r.kind, r.namespace, r.name) for r in rejected] == [("HTTPRoute", "default", "bad")]
     assert "spec.hostnames[0]" in rejected[0].message
     assert running.writer.leading == [True]  # no leader election: always leading
-    assert set(running.writer.kwargs["resources"]) == {"GatewayClass", "Gateway", "HTTPRoute", "BackendTLSPolicy"}
+    assert set(running.writer.kwargs["resources"]) == {
+        *("GatewayClass", "Gateway", "HTTPRoute", "BackendTLSPolicy", "MirrorPolicy")
+    }
     live = running.writer.kwargs["live"]("HTTPRoute", "default", "r")
     assert live["metadata"]["resourceVersion"]
 
