@@ -160,3 +160,8 @@ def walk_schema(node: Schema) -> Iterator[tuple[None, None, Schema]]:
         yield from walk_schema(sub)
     if "items" in node:
         yield from walk_schema(node["items"])
+
+
+@pytest.mark.parametrize(("lag", "ok"), [(1, True), ("1Ki", True), (0, False), ("0", False), (True, False)])
+def test_max_body_lag_is_an_int_or_string_of_at_least_one(lag: object, ok: bool) -> None:
+    assert (crd_errors({"backendRef": BACKEND, "maxBodyLag": lag}) == set()) is ok
