@@ -341,10 +341,11 @@ class Exchange(ResponseRelay, AccessLogged):
         if plan.mirrors:
             dispatcher = self.state.mirror
             if dispatcher is not None:
-                admitted = dispatcher.admit(plan.mirrors)
+                admitted = dispatcher.admit(plan.mirrors, self)  # (self: for the mirror access log)
                 if admitted is not None:  # the mirrors' head is built only now: drops cost nothing
                     is_head = self.method == b"HEAD"
-                    self._tee(dispatcher.start(admitted, parts, host_at, self.has_body, self.content_length, is_head))
+                    tee = dispatcher.start(admitted, parts, host_at, self.has_body, self.content_length, is_head, self)
+                    self._tee(tee)
         target = plan.single or plan.pick(self.state.rng)
         if target is None or target.status:
             self._local(target.status if target is not None else 500)
@@ -471,9 +472,9 @@ class Exchange(ResponseRelay, AccessLogged):
         mirror = self.state.mirror
         assert mirror is not None
         if self.upgrade:  # rule 8: a tunnel is never mirrored
-            mirror.refuse(mirrors, _UPGRADE)
+            mirror.refuse(mirrors, _UPGRADE, self)
             return
-        self._tee(mirror.submit(mirrors, self.method, target, list(headers), self.has_body))
+        self._tee(mirror.submit(mirrors, self.method, target, list(headers), self.has_body, self))
 
     def _tee(self, tee: BodyTee | None) -> None:
         """Hand the body to the mirrors' tee: what is buffered now, the rest as it streams."""
