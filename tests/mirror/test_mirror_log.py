@@ -4,14 +4,19 @@ upgrade, timeouts, shutdown), the would-be Host of a mirror dropped at admission
 once a mirror has ended, and nothing read of the primary while the log is off. The sink that
 collects the lines is the only stand-in (the writer itself is tested with the process)."""
 
+import io
 import json
+import logging
 import re
+import sys
 
 import msgspec
 import pytest
 
+from mirrorgate.dataplane import accesslog
 from mirrorgate.ir.table import PPM, MirrorHost
 from mirrorgate.mirror.mirrorlog import MirrorLog, RequestView
+from mirrorgate.serve import logs
 from tests.support.backends import Mode
 from tests.support.waiting import until
 
@@ -123,6 +128,33 @@ async def test_json_lines(start_backend: StartBackend, make_dispatcher: MakeDisp
                              "endpoint", "request_id", "name", "backend", "host", "drop"]  # fmt: skip
     assert (by[200]["worker"], by[200]["mirror"], by[200]["drop"]) == (1, True, "")
     assert (by[None]["target"], by[None]["drop"]) == ('/j?q="1"', "connect_error")
+    for line in sink.lines:  # the separators and escapes of json.dumps, as the primary's lines
+        assert json.dumps(json.loads(line.split(" ", 2)[2])) + "\n" == line.split(" ", 2)[2]
+
+
+def test_without_a_file_descriptor_lines_go_through_logging(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An embedded process whose stdout is no file: the sink has no writer, lines go through the
+    logger ``mirrorgate.mirror_access`` to that stdout, whole, with their time and worker."""
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    fallback = logging.getLogger("mirrorgate.mirror_access")
+    handlers = list(fallback.handlers)
+    try:
+        logs._setup_mirror_access_log("-", 2)
+        sink = accesslog.mirror_sink()
+        assert sink is not None
+        assert sink.writer is None
+        MirrorLog(sink).refused(make_mirror(), primary(), "no_endpoints")
+    finally:
+        accesslog.install_mirror(None, on=False)
+        for handler in fallback.handlers[len(handlers) :]:
+            fallback.removeHandler(handler)
+    assert accesslog.mirror_sink() is None
+    assert re.fullmatch(
+        r'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} mirror "GET /p HTTP/1\.1" - - 0\.000ms route=\S+ endpoint=- '
+        r"request_id=rid-1 name=\S+ backend=\S+ host=a\.com-shadow:8080 drop=no_endpoints worker=2\n",
+        out.getvalue(),
+    ), out.getvalue()
 
 
 @pytest.mark.parametrize(
