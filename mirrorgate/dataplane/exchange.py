@@ -26,6 +26,8 @@ Rules:
 4. Mirror hook: when the rule has mirrors and a dispatcher is installed, ``submit`` is called once,
    synchronously, with the filtered head; the ``BodyTee`` it returns receives every body chunk
    (the ones already buffered first) and ``end``/``abort``. Nothing here ever waits for it.
+   Each hook call also passes the exchange itself: the mirror access log, when on, reads its
+   request id and route there (nothing reads it when off).
 5. Errors: an ``UpstreamError`` or a timeout before the response head was relayed becomes a local
    reply with its status (``errors.py`` owns the mapping; timeouts are 504); after, the client
    connection is aborted. Anything else is a bug: logged once with its traceback, then 500 or

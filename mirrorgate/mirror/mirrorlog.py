@@ -2,11 +2,12 @@
 dropped, in the format of the primary's access-log lines (``dataplane/accesslog.py``).
 
 Rules:
-1. Off unless the process installs it: the dispatcher then holds ``access_log = None`` and a
-   request that is not mirrored never looks at it. With it off a mirror costs what it cost
-   without it: drops at admission and the drops of started mirrors reach it through the one
-   flag the debug drop log already reads (the dispatcher's ``_debug``), a completed mirror
-   through one ``None`` check, a started one through one more in ``_start_with``.
+1. Off unless the process installs it (the dispatcher's ``access_log`` is then None): a request
+   that is not mirrored never looks at it; a mirrored one pays a ``None`` check in
+   ``_start_with`` (one per started mirror) and one in ``response_complete`` (and ``submit``, on
+   the filtered path, one more), and nothing of the primary is read. Drops reach the log through
+   the flag the DEBUG drop log already reads (the dispatcher's ``_debug``): with both off a drop
+   costs what it did.
 2. One line per sampled mirror, exactly once: ``completed`` (the dispatcher's
    ``response_complete``), ``dropped`` (its ``_drop``: every drop of a started mirror) or
    ``refused`` (a drop at admission, ``over_capacity``, ``breaker_open``, ``no_endpoints``,
