@@ -474,7 +474,7 @@ class Exchange(ResponseRelay, AccessLogged):
         mirror = self.state.mirror
         assert mirror is not None
         if self.upgrade:  # rule 8: a tunnel is never mirrored
-            mirror.refuse(mirrors, _UPGRADE, self)
+            mirror.refuse(mirrors, _UPGRADE, self, target, headers)
             return
         self._tee(mirror.submit(mirrors, self.method, target, list(headers), self.has_body, self))
 

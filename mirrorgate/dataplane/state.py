@@ -86,8 +86,15 @@ class MirrorDispatcher(Protocol):
     # Host value (-1: none), ``content_length`` the request's (None: none).
     def admit(self, mirrors: tuple[Mirror, ...], request: MirroredRequest | None = None) -> list[Any] | None: ...
     # the mirrors of a request that is never mirrored (an upgrade): each one sampled is counted
-    # as dropped with ``reason``
-    def refuse(self, mirrors: tuple[Mirror, ...], reason: str, request: MirroredRequest | None = None) -> None: ...
+    # as dropped with ``reason`` (``target`` and ``headers`` as ``submit``'s)
+    def refuse(
+        self,
+        mirrors: tuple[Mirror, ...],
+        reason: str,
+        request: MirroredRequest | None = None,
+        target: bytes = b"",
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None: ...
     def start(
         self,
         admitted: list[Any],

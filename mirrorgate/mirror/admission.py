@@ -27,7 +27,7 @@ from mirrorgate.mirror.breaker import Breaker, Verdict
 from mirrorgate.mirror.config import DropReason, MirrorConfig
 from mirrorgate.mirror.logs import DropLog
 from mirrorgate.mirror.metrics import MirrorSeries
-from mirrorgate.mirror.mirrorlog import MirroredRequest, MirrorLog
+from mirrorgate.mirror.mirrorlog import MirroredRequest, MirrorLog, RequestView
 from mirrorgate.mirror.shadow import Shadow
 
 log = logging.getLogger("mirrorgate.mirror")
@@ -118,12 +118,22 @@ class Admission:
                 self._log_drop(backend, reason, mirror, request)
         return admitted
 
-    def refuse(self, mirrors: tuple[Mirror, ...], reason: str, request: MirroredRequest | None = None) -> None:
+    def refuse(
+        self,
+        mirrors: tuple[Mirror, ...],
+        reason: str,
+        request: MirroredRequest | None = None,
+        target: bytes = b"",
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
         """Count each mirror of a request that is never mirrored (an upgrade) as dropped with
         ``reason``, after the request's sampling draw as in ``admit`` (a mirror sampled out is
-        not a drop); no breaker, capacity or endpoint is looked at."""
+        not a drop); no breaker, capacity or endpoint is looked at. ``request``, ``target`` and
+        ``headers`` (after the rule's filters): as ``Dispatcher.submit``'s, for the mirror access log."""
         if self._closed:
             return
+        if request is not None and headers is not None and self.access_log is not None:
+            request = RequestView.of(request, request.method, target, headers)
         u = -1
         routes = self._routes
         for mirror in mirrors:

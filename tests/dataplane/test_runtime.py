@@ -122,7 +122,14 @@ class RecordingDispatcher:
     def admit(self, mirrors: tuple[Mirror, ...], request: MirroredRequest | None = None) -> list[Any] | None:
         return [mirrors]
 
-    def refuse(self, mirrors: tuple[Mirror, ...], reason: str, request: MirroredRequest | None = None) -> None:
+    def refuse(
+        self,
+        mirrors: tuple[Mirror, ...],
+        reason: str,
+        request: MirroredRequest | None = None,
+        target: bytes = b"",
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
         raise AssertionError("not expected")
 
     def start(
