@@ -11,9 +11,9 @@ Rules:
    change (``_breaker_changed``) and by one timer at the end of the open period, so that dropping
    a mirror to an open breaker reads one flag.
 3. The per-backend state and series are looked up once per mirror name (``_routes``).
-4. A drop at admission is counted, then, only when ``_debug`` is up (DEBUG, or the mirror access
-   log is on: ``_watching``), logged: at DEBUG (``logs.py``) and as a mirror access-log line
-   (``mirrorlog.py``: ``request`` is the primary, None when the caller did not say).
+4. A drop at admission is counted; it is logged only when ``_debug`` is up (DEBUG is enabled, or
+   the mirror access log is on: ``_watching``): at DEBUG (``logs.py``) and as a mirror
+   access-log line (``mirrorlog.py``; ``request`` is the primary, None when the caller gave none).
 """
 
 import asyncio
