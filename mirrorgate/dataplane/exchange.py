@@ -26,6 +26,8 @@ Rules:
 4. Mirror hook: when the rule has mirrors and a dispatcher is installed, ``submit`` is called once,
    synchronously, with the filtered head; the ``BodyTee`` it returns receives every body chunk
    (the ones already buffered first) and ``end``/``abort``. Nothing here ever waits for it.
+   Each hook call also passes the exchange itself: the mirror access log, when on, reads its
+   request id and route there (nothing reads it when off).
 5. Errors: an ``UpstreamError`` or a timeout before the response head was relayed becomes a local
    reply with its status (``errors.py`` owns the mapping; timeouts are 504); after, the client
    connection is aborted. Anything else is a bug: logged once with its traceback, then 500 or
@@ -341,10 +343,11 @@ class Exchange(ResponseRelay, AccessLogged):
         if plan.mirrors:
             dispatcher = self.state.mirror
             if dispatcher is not None:
-                admitted = dispatcher.admit(plan.mirrors)
+                admitted = dispatcher.admit(plan.mirrors, self)  # (self: for the mirror access log)
                 if admitted is not None:  # the mirrors' head is built only now: drops cost nothing
                     is_head = self.method == b"HEAD"
-                    self._tee(dispatcher.start(admitted, parts, host_at, self.has_body, self.content_length, is_head))
+                    tee = dispatcher.start(admitted, parts, host_at, self.has_body, self.content_length, is_head, self)
+                    self._tee(tee)
         target = plan.single or plan.pick(self.state.rng)
         if target is None or target.status:
             self._local(target.status if target is not None else 500)
@@ -471,9 +474,9 @@ class Exchange(ResponseRelay, AccessLogged):
         mirror = self.state.mirror
         assert mirror is not None
         if self.upgrade:  # rule 8: a tunnel is never mirrored
-            mirror.refuse(mirrors, _UPGRADE)
+            mirror.refuse(mirrors, _UPGRADE, self, target, headers)
             return
-        self._tee(mirror.submit(mirrors, self.method, target, list(headers), self.has_body))
+        self._tee(mirror.submit(mirrors, self.method, target, list(headers), self.has_body, self))
 
     def _tee(self, tee: BodyTee | None) -> None:
         """Hand the body to the mirrors' tee: what is buffered now, the rest as it streams."""

@@ -18,6 +18,7 @@ from mirrorgate.dataplane.flow import ReadGate
 from mirrorgate.dataplane.limits import Limits
 from mirrorgate.dataplane.matcher import Matcher, ServerKey
 from mirrorgate.ir.table import Mirror
+from mirrorgate.mirror.mirrorlog import MirroredRequest
 from mirrorgate.tls.server import TlsPort
 from mirrorgate.upstream.pool import Pool
 
@@ -64,6 +65,8 @@ class MirrorDispatcher(Protocol):
     the primary will send it after the rule's RequestHeaderModifier and URLRewrite:
     method, origin-form target, lower-case headers (``x-request-id`` and ``x-forwarded-for``
     included). It returns a ``BodyTee`` for the body (or None) and is never awaited.
+    Every method takes the primary exchange last (``request``): the mirror access log reads its
+    request id and route, and nothing else keeps it.
     """
 
     def submit(
@@ -73,6 +76,7 @@ class MirrorDispatcher(Protocol):
         target: bytes,
         headers: list[tuple[bytes, bytes]],
         has_body: bool,
+        request: MirroredRequest | None = None,
     ) -> BodyTee | None: ...
 
     # ``submit`` in two steps, for the hot path: ``admit`` samples and drops (cheap, nothing
@@ -80,10 +84,17 @@ class MirrorDispatcher(Protocol):
     # the primary's upstream head as ``headers.encode_forward`` encoded it: ``parts`` (request
     # line and header lines, before the endpoint's lines; not modified), ``parts[host_at]`` the
     # Host value (-1: none), ``content_length`` the request's (None: none).
-    def admit(self, mirrors: tuple[Mirror, ...]) -> list[Any] | None: ...
+    def admit(self, mirrors: tuple[Mirror, ...], request: MirroredRequest | None = None) -> list[Any] | None: ...
     # the mirrors of a request that is never mirrored (an upgrade): each one sampled is counted
-    # as dropped with ``reason``
-    def refuse(self, mirrors: tuple[Mirror, ...], reason: str) -> None: ...
+    # as dropped with ``reason`` (``target`` and ``headers`` as ``submit``'s)
+    def refuse(
+        self,
+        mirrors: tuple[Mirror, ...],
+        reason: str,
+        request: MirroredRequest | None = None,
+        target: bytes = b"",
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None: ...
     def start(
         self,
         admitted: list[Any],
@@ -92,6 +103,7 @@ class MirrorDispatcher(Protocol):
         has_body: bool,
         content_length: int | None,
         is_head: bool,
+        request: MirroredRequest | None = None,
     ) -> BodyTee | None: ...
 
 

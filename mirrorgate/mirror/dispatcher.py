@@ -46,6 +46,10 @@ Rules:
    latency) was tried and removed, because against a 200 ms backend held at its cap it cost the
    primary 5-8 % of its requests/s in same-run A/B tests and did not lower its p99
    (``docs/benchmarks.md``).
+9. The mirror access log (``access_log``, ``mirrorlog.py``), when on, gets one line per sampled
+   mirror from the places that decide its outcome: ``response_complete``, ``_drop`` and the drops
+   at admission (``admission.py`` rule 4); ``_start_with`` hands it each started mirror with its
+   primary (``track``). Off, it costs a started mirror two ``None`` checks and nothing else.
 """
 
 import asyncio
@@ -62,6 +66,7 @@ from mirrorgate.mirror.config import DropReason, MirrorConfig
 from mirrorgate.mirror.head import MirrorHead, build_head, head_from_parts
 from mirrorgate.mirror.logs import DropLog, breaker_closed, breaker_failed
 from mirrorgate.mirror.metrics import BackendGauges, MirrorCollector, MirrorSeries, MirrorStats, Stats
+from mirrorgate.mirror.mirrorlog import MirroredRequest, MirrorLog, RequestView
 from mirrorgate.mirror.shadow import Shadow, Tee
 from mirrorgate.tls.client import BackendTlsError
 from mirrorgate.upstream.connection import StaleConnection, UpstreamConnection
@@ -108,7 +113,7 @@ def _classify(exc: UpstreamError) -> tuple[DropReason, bool]:
 
 
 class Dispatcher(Admission):
-    """``Dispatcher(config, registry=..., rng=...)``: install as ``GatewayState.mirror``;
+    """``Dispatcher(config, registry=..., rng=..., access_log=...)``: install as ``GatewayState.mirror``;
     ``await shutdown()`` before the primaries are cancelled."""
 
     __slots__ = (
@@ -140,8 +145,10 @@ class Dispatcher(Admission):
         registry: CollectorRegistry | None = None,
         rng: Random | None = None,
         head_limits: tuple[int, int] = (64 * 1024, 200),
+        access_log: MirrorLog | None = None,
     ) -> None:
-        """``head_limits``: (bytes, header lines) of a mirror response head; more is a drop (``protocol_error``)."""
+        """``head_limits``: (bytes, header lines) of a mirror response head; more is a drop
+        (``protocol_error``). ``access_log``: the mirror access log (rule 9), None: off."""
         self.config = cfg = config or MirrorConfig()
         self.rng = rng = rng or Random()
         # ``randrange(PPM)`` of a plain ``Random`` is this rejection loop over ``getrandbits``
@@ -173,7 +180,8 @@ class Dispatcher(Admission):
         self._sweep_at = 0.0
         self._buffered = 0  # bytes all mirrors are behind, as last measured (shadow.py rule 2)
         self._closed = False
-        self._debug = log.isEnabledFor(logging.DEBUG)  # refreshed on the first request, every scrape and sweep
+        self.access_log = access_log
+        self._debug = self._watching()  # refreshed on the first request, every scrape and sweep
         self._droplog = DropLog()  # drops at DEBUG, rate-limited (``logs.py``)
         self._loop: asyncio.AbstractEventLoop | None = None  # the running loop, as of the last submit
         self.registry.register(MirrorCollector(self._series.values, self._gauges, lambda: self._buffered))
@@ -191,15 +199,25 @@ class Dispatcher(Admission):
     # --- the hook (rules 1-2) -----------------------------------------------------------------------
 
     def submit(
-        self, mirrors: tuple[Mirror, ...], method: bytes, target: bytes, headers: list[Header], has_body: bool
+        self,
+        mirrors: tuple[Mirror, ...],
+        method: bytes,
+        target: bytes,
+        headers: list[Header],
+        has_body: bool,
+        request: MirroredRequest | None = None,
     ) -> Tee | None:
         """Start (or queue, or drop) each sampled mirror of one request; returns at once. The
         ``Tee`` receives the request body when ``has_body``; None when no mirror needs it.
-        ``admit`` then ``start`` with the head built from ``headers``."""
-        admitted = self.admit(mirrors)
+        ``admit`` then ``start`` with the head built from ``headers``. ``request``: the primary,
+        for the mirror access log (its target and Host are taken from ``target`` and ``headers``)."""
+        if request is not None and self.access_log is not None:
+            request = RequestView.of(request, method, target, headers)
+        admitted = self.admit(mirrors, request)
         if admitted is None:
             return None
-        return self._start_with(admitted, build_head(method, target, headers, has_body, self.config.shadow_host_suffix))
+        shadow = self.config.shadow_host_suffix
+        return self._start_with(admitted, build_head(method, target, headers, has_body, shadow), request)
 
     def start(
         self,
@@ -209,13 +227,15 @@ class Dispatcher(Admission):
         has_body: bool,
         content_length: int | None,
         is_head: bool,
+        request: MirroredRequest | None = None,
     ) -> Tee | None:
         """``_start_with`` the head made from the primary's own encoded upstream head (``head_from_parts``:
         ``parts`` is left unchanged, ``parts[host_at]`` is the Host value, -1: none)."""
         shadow = self.config.shadow_host_suffix
-        return self._start_with(admitted, head_from_parts(parts, host_at, has_body, content_length, shadow, is_head))
+        head = head_from_parts(parts, host_at, has_body, content_length, shadow, is_head)
+        return self._start_with(admitted, head, request)
 
-    def _start_with(self, admitted: list[Admitted], head: MirrorHead) -> Tee | None:
+    def _start_with(self, admitted: list[Admitted], head: MirrorHead, request: MirroredRequest | None) -> Tee | None:
         """Send now (or queue) each mirror ``admit`` let through, with ``head``; the ``Tee`` for the
         body when the request has one. A mirror that a sibling of the same request left without
         a place (same backend, last slot) is dropped as ``over_capacity``."""
@@ -225,6 +245,7 @@ class Dispatcher(Admission):
         deadline = None if has_body else now + self._timeout
         waiting: list[Shadow] | None = None
         cap = self._cap
+        access_log = self.access_log
         for mirror, series, backend, probe in admitted:
             queued = len(backend.queue)
             has_slot = backend.inflight + queued < cap  # a slot no queued mirror waits for (rule 8)
@@ -232,7 +253,7 @@ class Dispatcher(Admission):
                 if probe:
                     backend.breaker.probe_done(probe)
                     self._breaker_changed(backend)
-                self._refuse(backend, series, _OVER_CAPACITY)
+                self._refuse(backend, series, _OVER_CAPACITY, mirror, request)
                 continue
             endpoints = mirror.endpoints
             i = backend.rr
@@ -242,6 +263,8 @@ class Dispatcher(Admission):
             else:
                 endpoint, key = secured_endpoint(mirror, i)
                 shadow = Shadow(self, head, endpoint, backend, series, now, probe, deadline, key)
+            if access_log is not None:
+                access_log.track(shadow, request)
             if has_slot:
                 self._start(shadow)
             else:
@@ -305,6 +328,8 @@ class Dispatcher(Admission):
             assert loop is not None  # set by the submit that made the shadow
             now = loop.time()
             shadow.series.count_completed(shadow.status, now - shadow.started)
+            if self.access_log is not None:
+                self.access_log.completed(shadow)
             backend = shadow.backend
             breaker = backend.breaker
             if breaker.open_until or breaker.failures or breaker.probing:
@@ -454,7 +479,7 @@ class Dispatcher(Admission):
     def _sweep(self) -> None:
         """Time out the in-flight mirrors whose deadline has passed; re-arm (rule 7)."""
         self._sweeper = None
-        self._debug = log.isEnabledFor(logging.DEBUG)
+        self._debug = self._watching()
         now = (self._loop or self._get_loop()).time()
         expired = []
         earliest = None
@@ -503,7 +528,12 @@ class Dispatcher(Admission):
         if shadow.probe:
             shadow.backend.breaker.probe_done(shadow.probe)
             self._breaker_changed(shadow.backend)
-        if self._debug:
+        if self._debug:  # DEBUG, or the mirror access log (rule 9)
+            access_log = self.access_log
+            if access_log is not None:
+                access_log.dropped(shadow, reason)
+                if not log.isEnabledFor(logging.DEBUG):
+                    return
             self._droplog.drop(self._loop or self._get_loop(), shadow.backend.name, reason, shadow.head.prefix)
 
     # --- shutdown (rule 6) and introspection ----------------------------------------------------------
@@ -553,7 +583,7 @@ class Dispatcher(Admission):
         return out
 
     def _gauges(self) -> list[BackendGauges]:
-        self._debug = log.isEnabledFor(logging.DEBUG)  # (drops log at debug: the level, now)
+        self._debug = self._watching()  # (drops log at debug: the level, now)
         return [
             BackendGauges(b.name, b.inflight, len(b.queue), _breaker_state(b) != "closed")
             for b in tuple(self._backends.values())
