@@ -11,11 +11,15 @@ Rules:
    change (``_breaker_changed``) and by one timer at the end of the open period, so that dropping
    a mirror to an open breaker reads one flag.
 3. The per-backend state and series are looked up once per mirror name (``_routes``).
+4. Mirrors with MirrorPolicy settings (``policy.py``) go through ``admit_shaped`` with their
+   ``Shape``s, precomputed by the caller: a ``sample_by`` mirror draws ``key_draw`` of the
+   request's key instead of the uniform draw (a missing key: the uniform draw, or sampled out
+   with ``Skip``); the rest of admission is ``admit``'s. ``admit`` itself never looks at a shape.
 """
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from random import Random
 
 from mirrorgate.ir.table import PPM, Mirror
@@ -24,13 +28,17 @@ from mirrorgate.mirror.breaker import Breaker, Verdict
 from mirrorgate.mirror.config import DropReason, MirrorConfig
 from mirrorgate.mirror.logs import DropLog
 from mirrorgate.mirror.metrics import MirrorSeries
+from mirrorgate.mirror.policy import Shape
 from mirrorgate.mirror.shadow import Shadow
 
 log = logging.getLogger("mirrorgate.mirror")
 
 Backend = BackendState[Shadow]  # a backend's state, its queue holding Shadows
-# A mirror ``admit`` let through: its records, and its probe number (0: not a probe, breaker rule 3)
-Admitted = tuple[Mirror, MirrorSeries, Backend, int]
+# A mirror ``admit`` let through: its records, its probe number (0: not a probe, breaker rule 3)
+# and its MirrorPolicy settings (None: none, ``policy.py``)
+Admitted = tuple[Mirror, MirrorSeries, Backend, int, Shape | None]
+Header = tuple[bytes, bytes]
+Shapes = tuple[Shape | None, ...]
 _PPM_BITS = PPM.bit_length()
 _DENY, _PROBE = Verdict.DENY, Verdict.PROBE  # enum attribute lookups are slow in 3.11
 # Plain ``str`` values for the hot paths (``MirrorSeries.dropped`` is keyed by value).
@@ -102,9 +110,9 @@ class Admission:
                         probe = breaker.probe
                         self._breaker_changed(backend)  # probing: blocked until the probe's verdict
                 if admitted is None:
-                    admitted = [(mirror, series, backend, probe)]
+                    admitted = [(mirror, series, backend, probe, None)]
                 else:
-                    admitted.append((mirror, series, backend, probe))
+                    admitted.append((mirror, series, backend, probe, None))
                 continue
             dropped = series.dropped  # _refuse(), inlined: the path of every mirror under overload
             dropped[reason] = dropped.get(reason, 0) + 1
@@ -112,26 +120,99 @@ class Admission:
                 self._log_drop(backend, reason)
         return admitted
 
-    def refuse(self, mirrors: tuple[Mirror, ...], reason: str) -> None:
+    def refuse(
+        self,
+        mirrors: tuple[Mirror, ...],
+        reason: str,
+        shapes: Shapes | None = None,
+        target: bytes = b"",
+        headers: Sequence[Header] = (),
+    ) -> None:
         """Count each mirror of a request that is never mirrored (an upgrade) as dropped with
         ``reason``, after the request's sampling draw as in ``admit`` (a mirror sampled out is
-        not a drop); no breaker, capacity or endpoint is looked at."""
+        not a drop; ``shapes``, ``target`` and ``headers`` as for ``admit_shaped``); no breaker,
+        capacity or endpoint is looked at."""
         if self._closed:
             return
         u = -1
         routes = self._routes
-        for mirror in mirrors:
+        for i, mirror in enumerate(mirrors):
             route = routes.get(mirror.name)
             if route is None or route[1].name != mirror.backend:
                 route = self._route(mirror)
             series, backend = route
-            if mirror.ppm < PPM:
+            ppm = mirror.ppm
+            shape = shapes[i] if shapes is not None else None
+            draw = shape.draw(target, headers) if shape is not None and shape.source is not None else -1
+            if draw < 0 and ppm < PPM:
                 if u < 0:
                     u = self._draw()
-                if u >= mirror.ppm:
-                    series.sampled_out += 1
-                    continue
+                draw = u
+            if draw >= ppm:
+                series.sampled_out += 1
+                continue
             self._refuse(backend, series, reason)
+
+    def admit_shaped(
+        self, mirrors: tuple[Mirror, ...], shapes: Shapes, target: bytes, headers: Sequence[Header]
+    ) -> list[Admitted] | None:
+        """``admit`` for mirrors with MirrorPolicy settings (rule 4): ``shapes[i]`` is the
+        ``Shape`` of ``mirrors[i]`` (None: none); ``target`` and ``headers`` are the client's
+        request as received (the sampling key is read from them). What is admitted goes to
+        ``start_shaped`` or ``submit`` at once."""
+        if self._closed:
+            return None
+        u = -1
+        admitted: list[Admitted] | None = None
+        routes = self._routes
+        for mirror, shape in zip(mirrors, shapes, strict=True):
+            route = routes.get(mirror.name)
+            if route is None or route[1].name != mirror.backend:
+                route = self._route(mirror)
+            series, backend = route
+            ppm = mirror.ppm
+            # the keyed draw (-1: no key, or missing with Random; PPM: missing with Skip)
+            draw = shape.draw(target, headers) if shape is not None and shape.source is not None else -1
+            if draw < 0 and ppm < PPM:
+                if u < 0:
+                    u = self._draw()
+                draw = u
+            if draw >= ppm:
+                series.sampled_out += 1
+                continue
+            probe = self._gate(mirror, series, backend)
+            if probe >= 0:
+                if admitted is None:
+                    admitted = [(mirror, series, backend, probe, shape)]
+                else:
+                    admitted.append((mirror, series, backend, probe, shape))
+        return admitted
+
+    def _gate(self, mirror: Mirror, series: MirrorSeries, backend: Backend) -> int:
+        """``admit``'s checks after sampling, for one mirror: its probe number (0: none), or -1
+        when it is dropped (and counted)."""
+        if backend.blocked:
+            reason = _BREAKER_OPEN
+        elif not mirror.endpoints and mirror.external is None:
+            reason = _NO_ENDPOINTS
+        elif (queued := len(backend.queue)) >= self._max_queue and backend.inflight + queued >= self._cap:
+            reason = _OVER_CAPACITY
+        else:
+            breaker = backend.breaker
+            if not breaker.open_until:
+                return 0
+            verdict = breaker.check(self._now())
+            if verdict is _DENY:
+                self._breaker_changed(backend)
+                self._refuse(backend, series, _BREAKER_OPEN)
+                return -1
+            if verdict is not _PROBE:
+                return 0
+            probe = breaker.probe
+            self._breaker_changed(backend)  # probing: blocked until the probe's verdict
+            return probe
+        self._refuse(backend, series, reason)
+        return -1
 
     def _draw(self) -> int:
         """The request's uniform draw in [0, PPM) (rule 1)."""

@@ -50,6 +50,7 @@ Rules:
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from functools import partial
 from random import Random
 
@@ -57,12 +58,13 @@ from prometheus_client import CollectorRegistry
 
 from mirrorgate.errors import ConnectError, ConnectTimeout, PoolTimeout, UpstreamError, UpstreamProtocolError
 from mirrorgate.ir.table import Mirror, UpstreamAddress
-from mirrorgate.mirror.admission import Admission, Admitted, Backend
+from mirrorgate.mirror.admission import Admission, Admitted, Backend, Header, Shapes
 from mirrorgate.mirror.config import DropReason, MirrorConfig
-from mirrorgate.mirror.head import MirrorHead, build_head, head_from_parts
+from mirrorgate.mirror.head import MirrorHead, build_head, head_from_parts, request_of_parts
 from mirrorgate.mirror.logs import DropLog, breaker_closed, breaker_failed
 from mirrorgate.mirror.metrics import BackendGauges, MirrorCollector, MirrorSeries, MirrorStats, Stats
-from mirrorgate.mirror.shadow import Shadow, Tee
+from mirrorgate.mirror.policy import Shape
+from mirrorgate.mirror.shadow import PolicyShadow, Shadow, Tee
 from mirrorgate.tls.client import BackendTlsError
 from mirrorgate.upstream.connection import StaleConnection, UpstreamConnection
 from mirrorgate.upstream.dns import DnsError
@@ -71,7 +73,6 @@ from mirrorgate.upstream.tls import Key, current_trust, keys_for
 
 log = logging.getLogger("mirrorgate.mirror")
 
-Header = tuple[bytes, bytes]
 _UNLIMITED = 1 << 30  # the pool's limits: the per-backend caps bound mirror traffic, so ``acquire`` never waits
 _GRAIN = 0.01  # seconds: the deadline sweep runs at most this often (a timeout fires at most this late)
 _PUMP_BATCH = 8  # queued mirrors started per loop turn (``_pump``)
@@ -191,15 +192,36 @@ class Dispatcher(Admission):
     # --- the hook (rules 1-2) -----------------------------------------------------------------------
 
     def submit(
-        self, mirrors: tuple[Mirror, ...], method: bytes, target: bytes, headers: list[Header], has_body: bool
+        self,
+        mirrors: tuple[Mirror, ...],
+        method: bytes,
+        target: bytes,
+        headers: list[Header],
+        has_body: bool,
+        shapes: Shapes | None = None,
+        client: tuple[bytes, Sequence[Header]] | None = None,
     ) -> Tee | None:
         """Start (or queue, or drop) each sampled mirror of one request; returns at once. The
         ``Tee`` receives the request body when ``has_body``; None when no mirror needs it.
-        ``admit`` then ``start`` with the head built from ``headers``."""
-        admitted = self.admit(mirrors)
+        ``admit`` then ``start`` with the head built from ``headers``. ``shapes``: the mirrors'
+        MirrorPolicy settings (``dataplane.matcher.mirror_shapes``; required when any mirror has
+        them), ``client`` the client's target and headers as received (the sampling keys are
+        read from them; default: ``target`` and ``headers``)."""
+        if shapes is None:
+            admitted = self.admit(mirrors)
+            if admitted is None:
+                return None
+            return self._start_with(
+                admitted, build_head(method, target, headers, has_body, self.config.shadow_host_suffix), has_body
+            )
+        key_target, key_headers = client if client is not None else (target, headers)
+        admitted = self.admit_shaped(mirrors, shapes, key_target, key_headers)
         if admitted is None:
             return None
-        return self._start_with(admitted, build_head(method, target, headers, has_body, self.config.shadow_host_suffix))
+        shared = None
+        if _shares_head(admitted):
+            shared = build_head(method, target, headers, has_body, self.config.shadow_host_suffix)
+        return self._start_with(admitted, shared, has_body, (method, target, headers))
 
     def start(
         self,
@@ -213,19 +235,44 @@ class Dispatcher(Admission):
         """``_start_with`` the head made from the primary's own encoded upstream head (``head_from_parts``:
         ``parts`` is left unchanged, ``parts[host_at]`` is the Host value, -1: none)."""
         shadow = self.config.shadow_host_suffix
-        return self._start_with(admitted, head_from_parts(parts, host_at, has_body, content_length, shadow, is_head))
+        head = head_from_parts(parts, host_at, has_body, content_length, shadow, is_head)
+        return self._start_with(admitted, head, has_body)
 
-    def _start_with(self, admitted: list[Admitted], head: MirrorHead) -> Tee | None:
-        """Send now (or queue) each mirror ``admit`` let through, with ``head``; the ``Tee`` for the
-        body when the request has one. A mirror that a sibling of the same request left without
-        a place (same backend, last slot) is dropped as ``over_capacity``."""
+    def start_shaped(
+        self,
+        admitted: list[Admitted],
+        parts: list[bytes],
+        host_at: int,
+        has_body: bool,
+        content_length: int | None,
+        is_head: bool,
+    ) -> Tee | None:
+        """``start`` for what ``admit_shaped`` let through: the shared head is made only if an
+        admitted mirror uses it, a head of its own for each mirror that needs one."""
+        shared = None
+        if _shares_head(admitted):
+            shadow = self.config.shadow_host_suffix
+            shared = head_from_parts(parts, host_at, has_body, content_length, shadow, is_head)
+        return self._start_with(admitted, shared, has_body, request_of_parts(parts))
+
+    def _start_with(
+        self,
+        admitted: list[Admitted],
+        head: MirrorHead | None,
+        has_body: bool,
+        request: tuple[bytes, bytes, list[Header]] | None = None,
+    ) -> Tee | None:
+        """Send now (or queue) each mirror ``admit`` let through, with ``head`` (or, for a mirror
+        whose ``Shape`` needs a head of its own, one made from ``request``: method, target and
+        headers as the primary forwards them); the ``Tee`` for the body when the request has
+        one. A mirror that a sibling of the same request left without a place (same backend,
+        last slot) is dropped as ``over_capacity``."""
         loop = self._loop or self._get_loop()
         now = loop.time()
-        has_body = head.has_body
         deadline = None if has_body else now + self._timeout
         waiting: list[Shadow] | None = None
         cap = self._cap
-        for mirror, series, backend, probe in admitted:
+        for mirror, series, backend, probe, shape in admitted:
             queued = len(backend.queue)
             has_slot = backend.inflight + queued < cap  # a slot no queued mirror waits for (rule 8)
             if not has_slot and queued >= self._max_queue:
@@ -237,9 +284,13 @@ class Dispatcher(Admission):
             endpoints = mirror.endpoints
             i = backend.rr
             backend.rr = i + 1
-            if mirror.tls is None and mirror.external is None:
+            if shape is not None:
+                shadow = self._shaped(shape, mirror, head, request, has_body, backend, series, now, probe, i)
+            elif mirror.tls is None and mirror.external is None:
+                assert head is not None  # made whenever a mirror without a shape is admitted
                 shadow = Shadow(self, head, endpoints[i % len(endpoints)], backend, series, now, probe, deadline)
             else:
+                assert head is not None
                 endpoint, key = secured_endpoint(mirror, i)
                 shadow = Shadow(self, head, endpoint, backend, series, now, probe, deadline, key)
             if has_slot:
@@ -255,6 +306,39 @@ class Dispatcher(Admission):
                 else:
                     waiting.append(shadow)
         return Tee(waiting) if waiting else None
+
+    def _shaped(
+        self,
+        shape: Shape,
+        mirror: Mirror,
+        head: MirrorHead | None,
+        request: tuple[bytes, bytes, list[Header]] | None,
+        has_body: bool,
+        backend: Backend,
+        series: MirrorSeries,
+        now: float,
+        probe: int,
+        i: int,
+    ) -> Shadow:
+        """The ``Shadow`` of an admitted mirror with MirrorPolicy settings: its own head when
+        its Host or headers differ, its own deadline and lag budget when it has them."""
+        if shape.own_head:
+            assert request is not None
+            method, target, headers = request
+            head = shape.head(method, target, headers, has_body, self.config.shadow_host_suffix)
+        assert head is not None
+        if mirror.tls is None and mirror.external is None:
+            endpoints = mirror.endpoints
+            endpoint, key = endpoints[i % len(endpoints)], None
+        else:
+            endpoint, key = secured_endpoint(mirror, i)
+        timeout = shape.timeout
+        deadline = None if has_body else now + (self._timeout if timeout is None else timeout)
+        budget = shape.lag_budget
+        if timeout is None and budget is None:
+            return Shadow(self, head, endpoint, backend, series, now, probe, deadline, key)
+        budget = self.config.body_lag_budget if budget is None else budget
+        return PolicyShadow(self, head, endpoint, backend, series, now, probe, deadline, key, timeout, budget)
 
     # --- ShadowOwner (shadow.py) ----------------------------------------------------------------------
 
@@ -272,8 +356,12 @@ class Dispatcher(Admission):
         self._buffered += new - old
         return new <= self.config.body_lag_budget and self._buffered <= self.config.max_buffered_bytes
 
-    def deadline(self) -> float:
-        return (self._loop or self._get_loop()).time() + self._timeout
+    def account_within(self, old: int, new: int, budget: int) -> bool:
+        self._buffered += new - old
+        return new <= budget and self._buffered <= self.config.max_buffered_bytes
+
+    def deadline(self, timeout: float | None = None) -> float:
+        return (self._loop or self._get_loop()).time() + (self._timeout if timeout is None else timeout)
 
     def arm(self, deadline: float) -> None:
         """Make sure the sweep runs by ``deadline`` (rule 7)."""
@@ -558,6 +646,11 @@ class Dispatcher(Admission):
             BackendGauges(b.name, b.inflight, len(b.queue), _breaker_state(b) != "closed")
             for b in tuple(self._backends.values())
         ]
+
+
+def _shares_head(admitted: list[Admitted]) -> bool:
+    """Whether an admitted mirror uses the request's shared head (it has no head of its own)."""
+    return any(shape is None or not shape.own_head for _, _, _, _, shape in admitted)
 
 
 def _breaker_state(backend: Backend) -> str:
