@@ -26,6 +26,9 @@ Rules:
 4. Mirror hook: when the rule has mirrors and a dispatcher is installed, ``submit`` is called once,
    synchronously, with the filtered head; the ``BodyTee`` it returns receives every body chunk
    (the ones already buffered first) and ``end``/``abort``. Nothing here ever waits for it.
+   Mirrors with MirrorPolicy settings (``Plan.mirror_shapes``/``Target.mirror_shapes`` not None,
+   the one branch) go with their shapes and the client's target and headers as received (the
+   sampling keys' source): ``admit_shaped``/``start_shaped`` on the plain path, ``submit``.
 5. Errors: an ``UpstreamError`` or a timeout before the response head was relayed becomes a local
    reply with its status (``errors.py`` owns the mapping; timeouts are 504); after, the client
    connection is aborted. Anything else is a bug: logged once with its traceback, then 500 or

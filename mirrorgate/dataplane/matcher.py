@@ -31,6 +31,10 @@ Match semantics:
   equality, RegularExpression ``re.search``.
 - Method: byte equality.
 
+Mirrors: each Plan and Target compiles the MirrorPolicy settings of its mirrors once
+(``mirror_shapes``: ``mirror.policy.Shape``, the header edits compiled here); None when no mirror
+has any, so the exchange branches once and plain mirrors cost what they did.
+
 Backend and endpoint choice:
 - ``Plan.pick(rng)``: weighted choice among backends with weight > 0 (a weight-0 backend is
   never chosen); one positive backend takes no draw at all.

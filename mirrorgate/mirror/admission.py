@@ -153,67 +153,6 @@ class Admission:
                 continue
             self._refuse(backend, series, reason)
 
-    def admit_shaped(
-        self, mirrors: tuple[Mirror, ...], shapes: Shapes, target: bytes, headers: Sequence[Header]
-    ) -> list[Admitted] | None:
-        """``admit`` for mirrors with MirrorPolicy settings (rule 4): ``shapes[i]`` is the
-        ``Shape`` of ``mirrors[i]`` (None: none); ``target`` and ``headers`` are the client's
-        request as received (the sampling key is read from them). What is admitted goes to
-        ``start_shaped`` or ``submit`` at once."""
-        if self._closed:
-            return None
-        u = -1
-        admitted: list[Admitted] | None = None
-        routes = self._routes
-        for mirror, shape in zip(mirrors, shapes, strict=True):
-            route = routes.get(mirror.name)
-            if route is None or route[1].name != mirror.backend:
-                route = self._route(mirror)
-            series, backend = route
-            ppm = mirror.ppm
-            # the keyed draw (-1: no key, or missing with Random; PPM: missing with Skip)
-            draw = shape.draw(target, headers) if shape is not None and shape.source is not None else -1
-            if draw < 0 and ppm < PPM:
-                if u < 0:
-                    u = self._draw()
-                draw = u
-            if draw >= ppm:
-                series.sampled_out += 1
-                continue
-            probe = self._gate(mirror, series, backend)
-            if probe >= 0:
-                if admitted is None:
-                    admitted = [(mirror, series, backend, probe, shape)]
-                else:
-                    admitted.append((mirror, series, backend, probe, shape))
-        return admitted
-
-    def _gate(self, mirror: Mirror, series: MirrorSeries, backend: Backend) -> int:
-        """``admit``'s checks after sampling, for one mirror: its probe number (0: none), or -1
-        when it is dropped (and counted)."""
-        if backend.blocked:
-            reason = _BREAKER_OPEN
-        elif not mirror.endpoints and mirror.external is None:
-            reason = _NO_ENDPOINTS
-        elif (queued := len(backend.queue)) >= self._max_queue and backend.inflight + queued >= self._cap:
-            reason = _OVER_CAPACITY
-        else:
-            breaker = backend.breaker
-            if not breaker.open_until:
-                return 0
-            verdict = breaker.check(self._now())
-            if verdict is _DENY:
-                self._breaker_changed(backend)
-                self._refuse(backend, series, _BREAKER_OPEN)
-                return -1
-            if verdict is not _PROBE:
-                return 0
-            probe = breaker.probe
-            self._breaker_changed(backend)  # probing: blocked until the probe's verdict
-            return probe
-        self._refuse(backend, series, reason)
-        return -1
-
     def _draw(self) -> int:
         """The request's uniform draw in [0, PPM) (rule 1)."""
         bits = self._getrandbits

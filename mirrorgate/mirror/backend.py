@@ -13,7 +13,9 @@ import asyncio
 from collections import deque
 from typing import Generic, TypeVar
 
+from mirrorgate.ir.table import Mirror, UpstreamAddress
 from mirrorgate.mirror.breaker import Breaker
+from mirrorgate.upstream.tls import Key, current_trust, keys_for
 
 Queued = TypeVar("Queued")  # a queued mirror (``shadow.Shadow``; a parameter, so neither module imports the other)
 
@@ -49,3 +51,11 @@ class BackendState(Generic[Queued]):
 
     def __repr__(self) -> str:
         return f"<BackendState {self.name} inflight={self.inflight} queued={len(self.queue)} {self.breaker!r}>"
+
+
+def secured_endpoint(mirror: Mirror, i: int) -> tuple[UpstreamAddress, Key]:
+    """The ``i``-th endpoint of a TLS or ExternalName mirror and its pool key (``upstream/tls.py``)."""
+    ext = mirror.external
+    endpoints = mirror.endpoints if ext is None else (UpstreamAddress(address=ext.host, port=ext.port),)
+    keys = keys_for(mirror.endpoints, mirror.tls, ext, current_trust())
+    return endpoints[i % len(endpoints)], keys[i % len(keys)]

@@ -8,14 +8,16 @@ Rules:
 1. Sampling: ONE uniform draw per request, ``u = rng.randrange(1_000_000)``; mirror k fires iff
    ``u < ppm_k`` (GEP-3171 percentages as parts per million), so a 5% mirror's sample is a
    subset of a 10% mirror's. A request whose mirrors all take 100% makes no draw (it could not
-   change anything).
+   change anything). A mirror with a MirrorPolicy ``sampleBy`` draws from its key instead
+   (``shaped.py`` rule 1, ``policy.py`` rule 1).
 2. Admission of a fired mirror (``admit``), in order: no endpoints (and not an ExternalName
    Service) -> drop ``no_endpoints``;
    breaker open -> drop ``breaker_open``; no free slot that a queued mirror is not waiting for,
    and the queue full -> drop ``over_capacity``; else ``start`` gives it a slot (it is sent now,
    concurrently with the primary) or a place in the bounded queue. A drop at admission allocates
    nothing: ``start`` builds the head (from the primary's encoded head) and makes the ``Shadow``,
-   only once a mirror is admitted (``admission.py``).
+   only once a mirror is admitted (``admission.py``). A mirror whose MirrorPolicy changes its
+   Host or headers gets a head of its own, built only once it is admitted (``shaped.py``).
 3. A mirror holding a slot is in ``tasks`` (the in-flight set) until ``_end`` frees its slot and
    schedules the pump for the queued ones (rule 8). Like the primary exchange, it is driven by
    callbacks, not by a task: a pooled connection is taken synchronously, the response's end or
@@ -57,19 +59,19 @@ from random import Random
 from prometheus_client import CollectorRegistry
 
 from mirrorgate.errors import ConnectError, ConnectTimeout, PoolTimeout, UpstreamError, UpstreamProtocolError
-from mirrorgate.ir.table import Mirror, UpstreamAddress
-from mirrorgate.mirror.admission import Admission, Admitted, Backend, Header, Shapes
+from mirrorgate.ir.table import Mirror
+from mirrorgate.mirror.admission import Admitted, Backend, Header, Shapes
+from mirrorgate.mirror.backend import secured_endpoint
 from mirrorgate.mirror.config import DropReason, MirrorConfig
-from mirrorgate.mirror.head import MirrorHead, build_head, head_from_parts, request_of_parts
+from mirrorgate.mirror.head import MirrorHead, build_head, head_from_parts
 from mirrorgate.mirror.logs import DropLog, breaker_closed, breaker_failed
 from mirrorgate.mirror.metrics import BackendGauges, MirrorCollector, MirrorSeries, MirrorStats, Stats
-from mirrorgate.mirror.policy import Shape
-from mirrorgate.mirror.shadow import PolicyShadow, Shadow, Tee
+from mirrorgate.mirror.shadow import Shadow, Tee
+from mirrorgate.mirror.shaped import Shaping
 from mirrorgate.tls.client import BackendTlsError
 from mirrorgate.upstream.connection import StaleConnection, UpstreamConnection
 from mirrorgate.upstream.dns import DnsError
 from mirrorgate.upstream.pool import Pool, PoolConfig
-from mirrorgate.upstream.tls import Key, current_trust, keys_for
 
 log = logging.getLogger("mirrorgate.mirror")
 
@@ -81,14 +83,6 @@ _OVER_CAPACITY: str = DropReason.OVER_CAPACITY.value
 _TIMEOUT: str = DropReason.TIMEOUT.value
 _SHUTDOWN: str = DropReason.SHUTDOWN.value
 _INTERNAL_ERROR: str = DropReason.INTERNAL_ERROR.value
-
-
-def secured_endpoint(mirror: Mirror, i: int) -> tuple[UpstreamAddress, Key]:
-    """The ``i``-th endpoint of a TLS or ExternalName mirror and its pool key (``upstream/tls.py``)."""
-    ext = mirror.external
-    endpoints = mirror.endpoints if ext is None else (UpstreamAddress(address=ext.host, port=ext.port),)
-    keys = keys_for(mirror.endpoints, mirror.tls, ext, current_trust())
-    return endpoints[i % len(endpoints)], keys[i % len(keys)]
 
 
 def _classify(exc: UpstreamError) -> tuple[DropReason, bool]:
@@ -108,7 +102,7 @@ def _classify(exc: UpstreamError) -> tuple[DropReason, bool]:
     return DropReason.RESET, False
 
 
-class Dispatcher(Admission):
+class Dispatcher(Shaping):
     """``Dispatcher(config, registry=..., rng=...)``: install as ``GatewayState.mirror``;
     ``await shutdown()`` before the primaries are cancelled."""
 
@@ -214,14 +208,7 @@ class Dispatcher(Admission):
             return self._start_with(
                 admitted, build_head(method, target, headers, has_body, self.config.shadow_host_suffix), has_body
             )
-        key_target, key_headers = client if client is not None else (target, headers)
-        admitted = self.admit_shaped(mirrors, shapes, key_target, key_headers)
-        if admitted is None:
-            return None
-        shared = None
-        if _shares_head(admitted):
-            shared = build_head(method, target, headers, has_body, self.config.shadow_host_suffix)
-        return self._start_with(admitted, shared, has_body, (method, target, headers))
+        return self._submit_shaped(mirrors, method, target, headers, has_body, shapes, client)
 
     def start(
         self,
@@ -237,23 +224,6 @@ class Dispatcher(Admission):
         shadow = self.config.shadow_host_suffix
         head = head_from_parts(parts, host_at, has_body, content_length, shadow, is_head)
         return self._start_with(admitted, head, has_body)
-
-    def start_shaped(
-        self,
-        admitted: list[Admitted],
-        parts: list[bytes],
-        host_at: int,
-        has_body: bool,
-        content_length: int | None,
-        is_head: bool,
-    ) -> Tee | None:
-        """``start`` for what ``admit_shaped`` let through: the shared head is made only if an
-        admitted mirror uses it, a head of its own for each mirror that needs one."""
-        shared = None
-        if _shares_head(admitted):
-            shadow = self.config.shadow_host_suffix
-            shared = head_from_parts(parts, host_at, has_body, content_length, shadow, is_head)
-        return self._start_with(admitted, shared, has_body, request_of_parts(parts))
 
     def _start_with(
         self,
@@ -306,39 +276,6 @@ class Dispatcher(Admission):
                 else:
                     waiting.append(shadow)
         return Tee(waiting) if waiting else None
-
-    def _shaped(
-        self,
-        shape: Shape,
-        mirror: Mirror,
-        head: MirrorHead | None,
-        request: tuple[bytes, bytes, list[Header]] | None,
-        has_body: bool,
-        backend: Backend,
-        series: MirrorSeries,
-        now: float,
-        probe: int,
-        i: int,
-    ) -> Shadow:
-        """The ``Shadow`` of an admitted mirror with MirrorPolicy settings: its own head when
-        its Host or headers differ, its own deadline and lag budget when it has them."""
-        if shape.own_head:
-            assert request is not None
-            method, target, headers = request
-            head = shape.head(method, target, headers, has_body, self.config.shadow_host_suffix)
-        assert head is not None
-        if mirror.tls is None and mirror.external is None:
-            endpoints = mirror.endpoints
-            endpoint, key = endpoints[i % len(endpoints)], None
-        else:
-            endpoint, key = secured_endpoint(mirror, i)
-        timeout = shape.timeout
-        deadline = None if has_body else now + (self._timeout if timeout is None else timeout)
-        budget = shape.lag_budget
-        if timeout is None and budget is None:
-            return Shadow(self, head, endpoint, backend, series, now, probe, deadline, key)
-        budget = self.config.body_lag_budget if budget is None else budget
-        return PolicyShadow(self, head, endpoint, backend, series, now, probe, deadline, key, timeout, budget)
 
     # --- ShadowOwner (shadow.py) ----------------------------------------------------------------------
 
@@ -646,11 +583,6 @@ class Dispatcher(Admission):
             BackendGauges(b.name, b.inflight, len(b.queue), _breaker_state(b) != "closed")
             for b in tuple(self._backends.values())
         ]
-
-
-def _shares_head(admitted: list[Admitted]) -> bool:
-    """Whether an admitted mirror uses the request's shared head (it has no head of its own)."""
-    return any(shape is None or not shape.own_head for _, _, _, _, shape in admitted)
 
 
 def _breaker_state(backend: Backend) -> str:
