@@ -11,9 +11,10 @@ Rules:
    name), so two mirrors with the same key nest as uniform draws do (dispatcher rule 1), and the
    draw is the same in every worker, replica and restart (no per-process hash seed).
 2. The value is read from the client's request as received (what the route matcher sees, before
-   any filter): Header, the value of the first field line of that (lower-case) name; Cookie, the
-   first ``name=value`` pair of that (case-sensitive) name in the Cookie field lines (RFC 6265
-   section 4.2.1, ``; `` separated); QueryParam, the first occurrence of that name in the
+   any filter): Header, the value of the first field line of that (lower-case) name, without
+   surrounding spaces and tabs (RFC 9110 section 5.5); Cookie, the first ``name=value`` pair of
+   that (case-sensitive) name in the Cookie field lines (RFC 6265 section 4.2.1, ``;``
+   separated, whitespace around it trimmed); QueryParam, the first occurrence of that name in the
    request-target's query, name and value percent-decoded as the matcher decodes them for query
    matches (``+`` is not a space). A key that is absent or empty is missing: ``Random`` gives the
    request's uniform draw, ``Skip`` counts the mirror as sampled out.
@@ -97,7 +98,7 @@ class Shape:
         if source == HEADER:
             for name, value in headers:
                 if name == key:
-                    return value
+                    return value.strip(b" \t")  # a field value has no surrounding OWS (RFC 9110 section 5.5)
             return b""
         if source == COOKIE:
             for name, value in headers:

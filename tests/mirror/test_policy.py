@@ -2,6 +2,7 @@
 the dispatcher's admission of policy mirrors driven directly: the documented hash, where each
 key is read, what a header edit may touch, heads of their own, one uniform draw at most."""
 
+from pathlib import Path
 from random import Random
 
 import pytest
@@ -10,6 +11,7 @@ from prometheus_client import CollectorRegistry
 import mirrorgate.mirror.policy as policy_module
 from mirrorgate.dataplane.headers import encode_forward
 from mirrorgate.dataplane.matcher import mirror_shapes
+from mirrorgate.ir.invariants import check
 from mirrorgate.ir.table import PPM, HeaderModifier, Mirror, MirrorCompare, MirrorHost, SampleBy
 from mirrorgate.mirror import Dispatcher, MirrorConfig
 from mirrorgate.mirror.head import MirrorHead, head_from_parts, request_of_parts
@@ -17,6 +19,7 @@ from mirrorgate.mirror.policy import Shape, editable, key_draw
 from tests.support.backends import Header, Mode
 
 from .conftest import MakeDispatcher, StartBackend, make_mirror, request_headers
+from .policy_tables import load, with_policy
 
 
 def shape(**fields: object) -> Shape:
@@ -37,6 +40,7 @@ def test_the_draw_is_the_documented_hash() -> None:
 def test_a_header_key_is_the_first_line_of_that_name() -> None:
     s = shape(sample_by=SampleBy(source="Header", name="X-User"))  # the IR's name is lower-cased anyway
     assert s.value(b"/", [(b"x-user", b"a, b"), (b"x-user", b"c")]) == b"a, b"
+    assert s.value(b"/", [(b"x-user", b"u 1 \t ")]) == b"u 1"  # trailing OWS, as the parser leaves it
     assert s.value(b"/", [(b"x-other", b"a")]) == b""
 
 
@@ -204,3 +208,33 @@ async def test_a_drop_at_admission_builds_no_head_of_its_own(
         d.submit((mirror,), b"GET", b"/%d" % i, request_headers(), False, shapes)
     assert built == [b"/0", b"/1"]  # the in-flight one and the queued one; none for the 8 drops
     assert d.stats().dropped == {"over_capacity": 8}
+
+
+# --- the IR's invariants ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"sample_by": SampleBy(source="Body", name="x")}, "sampleBy source 'Body' is not one of Header, Cookie"),
+        ({"sample_by": SampleBy(source="Header", name="x", missing="Drop")}, "sampleBy missing 'Drop' is not one"),
+        ({"sample_by": SampleBy(source="Cookie", name="")}, "sampleBy has no name"),
+        ({"host": MirrorHost(type="Rewrite")}, "host type 'Rewrite' is not one of Original, ShadowSuffix, Literal"),
+        ({"host": MirrorHost(type="Literal")}, "host value must be given exactly when its type is Literal"),
+        ({"host": MirrorHost(type="Original", value="a.com")}, "host value must be given exactly when its type is"),
+        ({"timeout_ms": 0}, "timeout 0 ms is not positive"),
+        ({"max_body_lag": -1}, "maxBodyLag -1 is not positive"),
+    ],
+)
+def test_a_table_with_unusable_policy_settings_breaks_an_invariant(
+    tmp_path: Path, fields: dict[str, object], problem: str
+) -> None:
+    table = load(tmp_path, RULES, {"primary": 1, "shadow": 2})
+    assert check(table) == []
+    assert check(with_policy(table, "shadow", sample_by=SampleBy(source="QueryParam", name="u"))) == []
+    (line,) = check(with_policy(table, "shadow", **fields))
+    assert line.startswith("httproute/infra/mirrored/rule/0/mirror/0: " + problem)
+
+
+RULES = """  - filters: [{type: RequestMirror, requestMirror: {backendRef: {name: shadow, port: 8080}}}]
+    backendRefs: [{name: primary, port: 8080}]"""
