@@ -27,7 +27,7 @@ from tests.support.client import Conn, encode_request, request, roundtrip
 from tests.support.waiting import until
 
 from .conftest import StartBackend
-from .policy_tables import load, with_policy
+from .policy_tables import load, mirrors_of, with_policy
 
 PATHS = ["/plain", "/filtered"]  # the exchange's plain path, and its filtered path
 
@@ -357,3 +357,37 @@ async def test_a_per_mirror_body_lag_budget_replaces_the_global_one(
     cut, kept = (glob, policy) if roomy else (policy, glob)
     assert cut.dropped == {"body_lag": 1}
     assert kept.dropped == {"timeout": 1}
+
+
+async def test_a_backend_level_policy_mirror(tmp_path: Path, start_backend: StartBackend) -> None:
+    """A MirrorPolicy on a backendRef's filters: keyed with Skip, a Literal Host and an edit."""
+    primary = await start_echo(EchoConfig(port=0, bind="127.0.0.1", name="primary-7d9f8c-x2x4q"), log=io.StringIO())
+    shadow = await start_backend()
+    backend_rules = """  - backendRefs:
+    - name: primary
+      port: 8080
+      filters: [{type: RequestMirror, requestMirror: {backendRef: {name: shadow, port: 8080}}}]"""
+    table = load(tmp_path, backend_rules, {"primary": primary.port, "shadow": shadow.port})
+    table = with_policy(
+        table,
+        "shadow",
+        sample_by=SampleBy(source="Cookie", name="sid", missing="Skip"),
+        host=MirrorHost(type="Literal", value="v2.internal"),
+        request_headers=HeaderModifier(set=(("X-Shadow", "1"),)),
+    )
+    (mirror,) = mirrors_of(table)
+    gateway = DataPlane(table, port_overrides={80: 0}, rng=Random(1))
+    await gateway.start()
+    try:
+        port = gateway.port(80)
+        with_key = await request(port, "GET", "/k", host="a.com", headers=[("Cookie", "sid=u-42")])
+        without = await request(port, "GET", "/none", host="a.com")
+        assert with_key.status == without.status == 200
+        assert "X-Shadow" not in with_key.json()["headers"]
+        await until(lambda: gateway.mirror.stats().mirrors[mirror.name].completed == {"2xx": 1})
+        (seen,) = shadow.seen
+        assert (seen.target, seen.values("host"), seen.values("x-shadow")) == ("/k", [b"v2.internal"], [b"1"])
+        assert gateway.mirror.stats().mirrors[mirror.name].sampled_out == 1
+    finally:
+        await gateway.shutdown(1.0)
+        await primary.close()
