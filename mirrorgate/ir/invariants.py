@@ -61,6 +61,8 @@ def _policy_problem(m: Mirror) -> str:
             return f"host type {host.type!r} is not one of {', '.join(HOST_TYPES)}"
         if (host.type == "Literal") != bool(host.value):
             return "host value must be given exactly when its type is Literal"
+        if any(not "!" <= c <= "~" for c in host.value):  # it becomes a Host line as it is
+            return f"host value {host.value!r} is not a hostname[:port]"
     if m.timeout_ms is not None and m.timeout_ms <= 0:
         return f"timeout {m.timeout_ms} ms is not positive"
     if m.max_body_lag is not None and m.max_body_lag <= 0:

@@ -222,6 +222,7 @@ async def test_a_drop_at_admission_builds_no_head_of_its_own(
         ({"host": MirrorHost(type="Rewrite")}, "host type 'Rewrite' is not one of Original, ShadowSuffix, Literal"),
         ({"host": MirrorHost(type="Literal")}, "host value must be given exactly when its type is Literal"),
         ({"host": MirrorHost(type="Original", value="a.com")}, "host value must be given exactly when its type is"),
+        ({"host": MirrorHost(type="Literal", value="a.com\r\nx: 1")}, "host value 'a.com\\r\\nx: 1' is not a hostname"),
         ({"timeout_ms": 0}, "timeout 0 ms is not positive"),
         ({"max_body_lag": -1}, "maxBodyLag -1 is not positive"),
     ],
