@@ -349,8 +349,9 @@ class Exchange(ResponseRelay, AccessLogged):
                     admitted = dispatcher.admit(plan.mirrors)
                     if admitted is not None:  # the mirrors' head is built only now: drops cost nothing
                         is_head = self.method == b"HEAD"
-                        start = dispatcher.start
-                        self._tee(start(admitted, parts, host_at, self.has_body, self.content_length, is_head))
+                        self._tee(
+                            dispatcher.start(admitted, parts, host_at, self.has_body, self.content_length, is_head)
+                        )
                 else:
                     self._shaped_mirrors(dispatcher, plan.mirrors, plan.mirror_shapes, parts, host_at)
         target = plan.single or plan.pick(self.state.rng)
