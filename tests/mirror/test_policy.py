@@ -18,7 +18,7 @@ from mirrorgate.mirror.head import MirrorHead, head_from_parts, request_of_parts
 from mirrorgate.mirror.policy import Shape, editable, key_draw
 from tests.support.backends import Header, Mode
 
-from .conftest import MakeDispatcher, StartBackend, make_mirror, request_headers
+from .conftest import MakeDispatcher, StartBackend, make_mirror, refused_endpoint, request_headers
 from .policy_tables import load, with_policy
 
 
@@ -239,3 +239,20 @@ def test_a_table_with_unusable_policy_settings_breaks_an_invariant(
 
 RULES = """  - filters: [{type: RequestMirror, requestMirror: {backendRef: {name: shadow, port: 8080}}}]
     backendRefs: [{name: primary, port: 8080}]"""
+
+
+async def test_a_roomy_policy_budget_is_still_bounded_by_the_total(make_dispatcher: MakeDispatcher) -> None:
+    """``maxBodyLag`` above ``max_buffered_bytes``: the total still cuts the mirror off."""
+    d = make_dispatcher(body_lag_budget=64 << 10, max_buffered_bytes=1 << 20)
+    m = make_mirror(refused_endpoint())
+    mirror = Mirror(name=m.name, backend=m.backend, ppm=PPM, endpoints=m.endpoints, max_body_lag=64 << 20)
+    tee = d.submit((mirror,), b"POST", b"/", request_headers(), True, mirror_shapes((mirror,)))
+    assert tee is not None
+    for _ in range(8):  # 512 KiB: above the gateway's budget, below the total: kept
+        tee.feed(b"x" * (64 << 10))
+    assert d.stats().dropped == {}
+    assert 512 << 10 <= d.stats().buffered_bytes < 1 << 20  # (chunked: the framing counts too)
+    for _ in range(9):  # past 1 MiB in all
+        tee.feed(b"x" * (64 << 10))
+    assert d.stats().dropped == {"body_lag": 1}
+    assert d.stats().buffered_bytes == 0
