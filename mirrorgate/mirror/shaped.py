@@ -50,7 +50,7 @@ class Shaping(Admission):
     def admit_shaped(
         self, mirrors: tuple[Mirror, ...], shapes: Shapes, target: bytes, headers: Sequence[Header]
     ) -> list[Admitted] | None:
-        """``admit`` for mirrors with MirrorPolicy settings (rule 4): ``shapes[i]`` is the
+        """``admit`` for mirrors with MirrorPolicy settings (rule 1): ``shapes[i]`` is the
         ``Shape`` of ``mirrors[i]`` (None: none); ``target`` and ``headers`` are the client's
         request as received (the sampling key is read from them). What is admitted goes to
         ``start_shaped`` or ``submit`` at once."""
@@ -137,13 +137,17 @@ class Shaping(Admission):
         content_length: int | None,
         is_head: bool,
     ) -> Tee | None:
-        """``start`` for what ``admit_shaped`` let through: the shared head is made only if an
-        admitted mirror uses it, a head of its own for each mirror that needs one."""
-        shared = None
-        if _shares_head(admitted):
-            shadow = self.config.shadow_host_suffix
-            shared = head_from_parts(parts, host_at, has_body, content_length, shadow, is_head)
-        return self._start_with(admitted, shared, has_body, request_of_parts(parts))
+        """``start`` for what ``admit_shaped`` let through (rule 2): the shared head is made only
+        if an admitted mirror uses it, the request's lines parsed back only if one needs a head
+        of its own."""
+        shared = own = None
+        for _, _, _, _, shape in admitted:
+            if shape is not None and shape.own_head:
+                own = own or request_of_parts(parts)
+            elif shared is None:
+                shadow = self.config.shadow_host_suffix
+                shared = head_from_parts(parts, host_at, has_body, content_length, shadow, is_head)
+        return self._start_with(admitted, shared, has_body, own)
 
     def _start_with(
         self,
