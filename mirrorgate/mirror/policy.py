@@ -23,8 +23,8 @@ Rules:
    without Host (HTTP/1.0) gets the endpoint's ``address:port`` (with the suffix for
    ShadowSuffix) unless the Host is Literal.
 4. ``request_headers`` edit the mirrored copy only, after every edit the primary got. Host (set by
-   ``host``), ``content-length``, ``transfer-encoding`` and hop-by-hop fields are the gateway's
-   and are left out of the edit (framing is ours, ``head.py`` rule 3).
+   ``host``), ``content-length``, ``transfer-encoding``, ``expect`` and hop-by-hop fields are the
+   gateway's and are left out of the edit (framing is ours, ``head.py`` rule 3).
 5. ``timeout_ms`` and ``max_body_lag`` replace the gateway's ``timeout`` and ``body_lag_budget``
    for this mirror; ``max_buffered_bytes`` still bounds all mirrors together.
 6. Pure: no I/O, no state; raising anything is a bug.
