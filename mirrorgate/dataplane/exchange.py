@@ -28,6 +28,9 @@ Rules:
    (the ones already buffered first) and ``end``/``abort``. Nothing here ever waits for it.
    Each hook call also passes the exchange itself: the mirror access log, when on, reads its
    request id and route there (nothing reads it when off).
+   Mirrors with MirrorPolicy settings (``Plan.mirror_shapes``/``Target.mirror_shapes`` not None,
+   the one branch) go with their shapes and the client's target and headers as received (the
+   sampling keys' source): ``admit_shaped``/``start_shaped`` on the plain path, ``submit``.
 5. Errors: an ``UpstreamError`` or a timeout before the response head was relayed becomes a local
    reply with its status (``errors.py`` owns the mapping; timeouts are 504); after, the client
    connection is aborted. Anything else is a bug: logged once with its traceback, then 500 or
@@ -70,9 +73,10 @@ from mirrorgate.dataplane.replies import (
     redirect_reply,
     strip_body,
 )
-from mirrorgate.dataplane.state import BodyTee, ClientConnection, GatewayState, access_log
+from mirrorgate.dataplane.state import BodyTee, ClientConnection, GatewayState, MirrorDispatcher, access_log
 from mirrorgate.errors import ProtocolError, UpstreamError
 from mirrorgate.ir.table import Mirror, Redirect, URLRewrite
+from mirrorgate.mirror.policy import Shape
 from mirrorgate.upstream.connection import StaleConnection, UpstreamConnection
 from mirrorgate.upstream.tls import Key
 from mirrorgate.wire.authority import authority
@@ -343,11 +347,17 @@ class Exchange(ResponseRelay, AccessLogged):
         if plan.mirrors:
             dispatcher = self.state.mirror
             if dispatcher is not None:
-                admitted = dispatcher.admit(plan.mirrors, self)  # (self: for the mirror access log)
-                if admitted is not None:  # the mirrors' head is built only now: drops cost nothing
-                    is_head = self.method == b"HEAD"
-                    tee = dispatcher.start(admitted, parts, host_at, self.has_body, self.content_length, is_head, self)
-                    self._tee(tee)
+                if plan.mirror_shapes is None:
+                    admitted = dispatcher.admit(plan.mirrors, self)  # (self: for the mirror access log)
+                    if admitted is not None:  # the mirrors' head is built only now: drops cost nothing
+                        is_head = self.method == b"HEAD"
+                        self._tee(
+                            dispatcher.start(
+                                admitted, parts, host_at, self.has_body, self.content_length, is_head, self
+                            )
+                        )
+                else:
+                    self._shaped_mirrors(dispatcher, plan.mirrors, plan.mirror_shapes, parts, host_at)
         target = plan.single or plan.pick(self.state.rng)
         if target is None or target.status:
             self._local(target.status if target is not None else 500)
@@ -365,7 +375,7 @@ class Exchange(ResponseRelay, AccessLogged):
         and the backend; the endpoint is ``self.key``. None: answered locally."""
         target_bytes, headers = self._rule_filters(plan)
         if plan.action.filters.mirrors and self.state.mirror is not None:
-            self._submit_mirrors(plan.action.filters.mirrors, target_bytes, headers)
+            self._submit_mirrors(plan.action.filters.mirrors, target_bytes, headers, plan.mirror_shapes)
         target = plan.pick(self.state.rng)
         if target is None or target.status:
             self._local(target.status if target is not None else 500)
@@ -383,7 +393,7 @@ class Exchange(ResponseRelay, AccessLogged):
         target_bytes = _rewrite(backend.filters.url_rewrite, target_bytes, headers)
         if backend.filters.mirrors and self.state.mirror is not None:
             # backendRef-level RequestMirror: only when this backend was chosen, after its filters
-            self._submit_mirrors(backend.filters.mirrors, target_bytes, headers)
+            self._submit_mirrors(backend.filters.mirrors, target_bytes, headers, target.mirror_shapes)
         self.key = key
         parts, host_at = encode_head(self.method, target_bytes, headers)
         if self.upgrade:
@@ -470,13 +480,32 @@ class Exchange(ResponseRelay, AccessLogged):
             headers = plan.request_edit.apply(headers)
         return _rewrite(plan.action.filters.url_rewrite, self.target, headers), headers
 
-    def _submit_mirrors(self, mirrors: tuple[Mirror, ...], target: bytes, headers: list[Header]) -> None:
+    def _submit_mirrors(
+        self, mirrors: tuple[Mirror, ...], target: bytes, headers: list[Header], shapes: tuple[Shape | None, ...] | None
+    ) -> None:
         mirror = self.state.mirror
         assert mirror is not None
+        client = (self.target, self.headers) if shapes is not None else None  # the sampling keys' source
         if self.upgrade:  # rule 8: a tunnel is never mirrored
-            mirror.refuse(mirrors, _UPGRADE, self, target, headers)
+            mirror.refuse(mirrors, _UPGRADE, target, headers, shapes, client, self)
             return
-        self._tee(mirror.submit(mirrors, self.method, target, list(headers), self.has_body, self))
+        self._tee(mirror.submit(mirrors, self.method, target, list(headers), self.has_body, shapes, client, self))
+
+    def _shaped_mirrors(
+        self,
+        dispatcher: MirrorDispatcher,
+        mirrors: tuple[Mirror, ...],
+        shapes: tuple[Shape | None, ...],
+        parts: list[bytes],
+        host_at: int,
+    ) -> None:
+        """``_route_plain``'s mirrors when one has MirrorPolicy settings (rule 4): sampled by
+        their keys, heads of their own made only for the admitted ones."""
+        admitted = dispatcher.admit_shaped(mirrors, shapes, self.target, self.headers, self)
+        if admitted is not None:
+            is_head = self.method == b"HEAD"
+            start = dispatcher.start_shaped
+            self._tee(start(admitted, parts, host_at, self.has_body, self.content_length, is_head, self))
 
     def _tee(self, tee: BodyTee | None) -> None:
         """Hand the body to the mirrors' tee: what is buffered now, the rest as it streams."""

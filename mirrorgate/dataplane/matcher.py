@@ -31,6 +31,10 @@ Match semantics:
   equality, RegularExpression ``re.search``.
 - Method: byte equality.
 
+Mirrors: each Plan and Target compiles the MirrorPolicy settings of its mirrors once
+(``mirror_shapes``: ``mirror.policy.Shape``, the header edits compiled here); None when no mirror
+has any, so the exchange branches once and plain mirrors cost what they did.
+
 Backend and endpoint choice:
 - ``Plan.pick(rng)``: weighted choice among backends with weight > 0 (a weight-0 backend is
   never chosen); one positive backend takes no draw at all.
@@ -56,10 +60,12 @@ from mirrorgate.ir.table import (
     ExternalName,
     HTTPListener,
     Match,
+    Mirror,
     PathType,
     RoutingTable,
     UpstreamAddress,
 )
+from mirrorgate.mirror.policy import Shape, editable, has_policy
 from mirrorgate.upstream.tls import Key, keys_for, trust_of
 
 T = TypeVar("T")
@@ -144,12 +150,36 @@ class RoundRobin:
         return keys[i]
 
 
+def mirror_shapes(mirrors: tuple[Mirror, ...]) -> tuple[Shape | None, ...] | None:
+    """The MirrorPolicy settings of each mirror, compiled once (``mirror.policy.Shape``; None for a
+    mirror without any); None when no mirror has any (the mirrors are then served as before)."""
+    if not any(has_policy(m) for m in mirrors):
+        return None
+    shapes: list[Shape | None] = []
+    for m in mirrors:
+        if not has_policy(m):
+            shapes.append(None)
+            continue
+        edit = compile_edit(editable(m.request_headers), lower_names=True)
+        shapes.append(Shape(m, edit.apply if edit is not None else None))
+    return tuple(shapes)
+
+
 class Target:
     """One compiled backend of one plan: the IR backend, its balancer, its backendRef-level header
-    edits, and ``response_edits``: the response edits to apply in order (the rule's, then the
-    backendRef's), empty when there are none."""
+    edits, ``response_edits``: the response edits to apply in order (the rule's, then the
+    backendRef's), empty when there are none, and ``mirror_shapes`` of its mirrors."""
 
-    __slots__ = ("backend", "balancer", "name", "request_edit", "response_edit", "response_edits", "status")
+    __slots__ = (
+        "backend",
+        "balancer",
+        "mirror_shapes",
+        "name",
+        "request_edit",
+        "response_edit",
+        "response_edits",
+        "status",
+    )
 
     def __init__(self, backend: Backend, balancer: RoundRobin, rule_response_edit: HeaderEdit | None = None) -> None:
         self.backend = backend
@@ -161,6 +191,7 @@ class Target:
         self.response_edits: tuple[HeaderEdit, ...] = tuple(
             e for e in (rule_response_edit, self.response_edit) if e is not None
         )
+        self.mirror_shapes = mirror_shapes(backend.filters.mirrors)
 
     @property
     def plain(self) -> bool:
@@ -176,11 +207,14 @@ class Plan:
     request header edit or URL rewrite on the rule, nor header edit, rewrite, redirect or mirror
     on any backendRef. The exchange then encodes the upstream head in one pass
     (``encode_forward``), and the rule's mirrors (``mirrors``) get that same head.
+    ``mirror_shapes``: the MirrorPolicy settings of ``mirrors`` (``mirror_shapes``), None when
+    none has any: the exchange branches on it once per mirrored request.
     """
 
     __slots__ = (
         "action",
         "cumulative",
+        "mirror_shapes",
         "mirrors",
         "plain",
         "redirect",
@@ -223,6 +257,7 @@ class Plan:
         self.redirect = f.redirect  # rule-level RequestRedirect
         self.single = self.targets[0] if len(self.targets) == 1 else None  # the pick when there is no choice
         self.mirrors = f.mirrors  # rule-level RequestMirror filters
+        self.mirror_shapes = mirror_shapes(f.mirrors)
         self.plain = self.request_edit is None and f.url_rewrite is None and all(t.plain for t in self.targets)
 
     def pick(self, rng: Random) -> Target | None:

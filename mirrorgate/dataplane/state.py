@@ -10,7 +10,7 @@ shutdown can find and finish or cancel each one.
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from random import Random
 from typing import Any, Protocol
 
@@ -19,10 +19,12 @@ from mirrorgate.dataplane.limits import Limits
 from mirrorgate.dataplane.matcher import Matcher, ServerKey
 from mirrorgate.ir.table import Mirror
 from mirrorgate.mirror.mirrorlog import MirroredRequest
+from mirrorgate.mirror.policy import Shape
 from mirrorgate.tls.server import TlsPort
 from mirrorgate.upstream.pool import Pool
 
 access_log = logging.getLogger("mirrorgate.access")
+Shapes = tuple[Shape | None, ...]
 
 
 class ClientConnection(Protocol):
@@ -65,6 +67,9 @@ class MirrorDispatcher(Protocol):
     the primary will send it after the rule's RequestHeaderModifier and URLRewrite:
     method, origin-form target, lower-case headers (``x-request-id`` and ``x-forwarded-for``
     included). It returns a ``BodyTee`` for the body (or None) and is never awaited.
+    Mirrors with MirrorPolicy settings come with their ``shapes`` (``matcher.mirror_shapes``,
+    precomputed; None when no mirror has any) and the client's target and headers as received
+    (``client``), from which sampling keys are read.
     Every method takes the primary exchange last (``request``): the mirror access log reads its
     request id and route, and nothing else keeps it.
     """
@@ -76,6 +81,8 @@ class MirrorDispatcher(Protocol):
         target: bytes,
         headers: list[tuple[bytes, bytes]],
         has_body: bool,
+        shapes: Shapes | None = None,
+        client: tuple[bytes, Sequence[tuple[bytes, bytes]]] | None = None,
         request: MirroredRequest | None = None,
     ) -> BodyTee | None: ...
 
@@ -85,17 +92,39 @@ class MirrorDispatcher(Protocol):
     # line and header lines, before the endpoint's lines; not modified), ``parts[host_at]`` the
     # Host value (-1: none), ``content_length`` the request's (None: none).
     def admit(self, mirrors: tuple[Mirror, ...], request: MirroredRequest | None = None) -> list[Any] | None: ...
+    # ``admit`` for mirrors with ``shapes``; ``target`` and ``headers``: the client's request
+    def admit_shaped(
+        self,
+        mirrors: tuple[Mirror, ...],
+        shapes: Shapes,
+        target: bytes,
+        headers: Sequence[tuple[bytes, bytes]],
+        request: MirroredRequest | None = None,
+    ) -> list[Any] | None: ...
     # the mirrors of a request that is never mirrored (an upgrade): each one sampled is counted
-    # as dropped with ``reason`` (``target`` and ``headers`` as ``submit``'s)
+    # as dropped with ``reason`` (``target``, ``headers``, ``shapes`` and ``client`` as ``submit``'s)
     def refuse(
         self,
         mirrors: tuple[Mirror, ...],
         reason: str,
-        request: MirroredRequest | None = None,
         target: bytes = b"",
         headers: list[tuple[bytes, bytes]] | None = None,
+        shapes: Shapes | None = None,
+        client: tuple[bytes, Sequence[tuple[bytes, bytes]]] | None = None,
+        request: MirroredRequest | None = None,
     ) -> None: ...
     def start(
+        self,
+        admitted: list[Any],
+        parts: list[bytes],
+        host_at: int,
+        has_body: bool,
+        content_length: int | None,
+        is_head: bool,
+        request: MirroredRequest | None = None,
+    ) -> BodyTee | None: ...
+    # ``start`` for what ``admit_shaped`` let through (heads of their own made here)
+    def start_shaped(
         self,
         admitted: list[Any],
         parts: list[bytes],

@@ -14,11 +14,15 @@ Rules:
 4. A drop at admission is counted; it is logged only when ``_debug`` is up (DEBUG is enabled, or
    the mirror access log is on: ``_watching``): at DEBUG (``logs.py``) and as a mirror
    access-log line (``mirrorlog.py``; ``request`` is the primary, None when the caller gave none).
+5. Mirrors with MirrorPolicy settings (``policy.py``) go through ``admit_shaped`` with their
+   ``Shape``s, precomputed by the caller: a ``sample_by`` mirror draws ``key_draw`` of the
+   request's key instead of the uniform draw (a missing key: the uniform draw, or sampled out
+   with ``Skip``); the rest of admission is ``admit``'s. ``admit`` itself never looks at a shape.
 """
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from random import Random
 
 from mirrorgate.ir.table import PPM, Mirror
@@ -28,13 +32,17 @@ from mirrorgate.mirror.config import DropReason, MirrorConfig
 from mirrorgate.mirror.logs import DropLog
 from mirrorgate.mirror.metrics import MirrorSeries
 from mirrorgate.mirror.mirrorlog import MirroredRequest, MirrorLog, RequestView
+from mirrorgate.mirror.policy import Shape
 from mirrorgate.mirror.shadow import Shadow
 
 log = logging.getLogger("mirrorgate.mirror")
 
 Backend = BackendState[Shadow]  # a backend's state, its queue holding Shadows
-# A mirror ``admit`` let through: its records, and its probe number (0: not a probe, breaker rule 3)
-Admitted = tuple[Mirror, MirrorSeries, Backend, int]
+# A mirror ``admit`` let through: its records, its probe number (0: not a probe, breaker rule 3)
+# and its MirrorPolicy settings (None: none, ``policy.py``)
+Admitted = tuple[Mirror, MirrorSeries, Backend, int, Shape | None]
+Header = tuple[bytes, bytes]
+Shapes = tuple[Shape | None, ...]
 _PPM_BITS = PPM.bit_length()
 _DENY, _PROBE = Verdict.DENY, Verdict.PROBE  # enum attribute lookups are slow in 3.11
 # Plain ``str`` values for the hot paths (``MirrorSeries.dropped`` is keyed by value).
@@ -108,9 +116,9 @@ class Admission:
                         probe = breaker.probe
                         self._breaker_changed(backend)  # probing: blocked until the probe's verdict
                 if admitted is None:
-                    admitted = [(mirror, series, backend, probe)]
+                    admitted = [(mirror, series, backend, probe, None)]
                 else:
-                    admitted.append((mirror, series, backend, probe))
+                    admitted.append((mirror, series, backend, probe, None))
                 continue
             dropped = series.dropped  # _refuse(), inlined: the path of every mirror under overload
             dropped[reason] = dropped.get(reason, 0) + 1
@@ -122,31 +130,40 @@ class Admission:
         self,
         mirrors: tuple[Mirror, ...],
         reason: str,
-        request: MirroredRequest | None = None,
         target: bytes = b"",
-        headers: list[tuple[bytes, bytes]] | None = None,
+        headers: list[Header] | None = None,
+        shapes: Shapes | None = None,
+        client: tuple[bytes, Sequence[Header]] | None = None,
+        request: MirroredRequest | None = None,
     ) -> None:
         """Count each mirror of a request that is never mirrored (an upgrade) as dropped with
         ``reason``, after the request's sampling draw as in ``admit`` (a mirror sampled out is
-        not a drop); no breaker, capacity or endpoint is looked at. ``request``, ``target`` and
-        ``headers`` (after the rule's filters): as ``Dispatcher.submit``'s, for the mirror access log."""
+        not a drop); no breaker, capacity or endpoint is looked at. ``target``, ``headers``
+        (after the rule's filters), ``shapes``, ``client`` and ``request``: as
+        ``Dispatcher.submit``'s (the sampling keys are read from ``client``, the mirror access
+        log's target and Host from ``target`` and ``headers``)."""
         if self._closed:
             return
         if request is not None and headers is not None and self.access_log is not None:
             request = RequestView.of(request, request.method, target, headers)
+        key_target, key_headers = client if client is not None else (target, headers or ())
         u = -1
         routes = self._routes
-        for mirror in mirrors:
+        for i, mirror in enumerate(mirrors):
             route = routes.get(mirror.name)
             if route is None or route[1].name != mirror.backend:
                 route = self._route(mirror)
             series, backend = route
-            if mirror.ppm < PPM:
+            ppm = mirror.ppm
+            shape = shapes[i] if shapes is not None else None
+            draw = shape.draw(key_target, key_headers) if shape is not None and shape.source is not None else -1
+            if draw < 0 and ppm < PPM:
                 if u < 0:
                     u = self._draw()
-                if u >= mirror.ppm:
-                    series.sampled_out += 1
-                    continue
+                draw = u
+            if draw >= ppm:
+                series.sampled_out += 1
+                continue
             self._refuse(backend, series, reason, mirror, request)
 
     def _draw(self) -> int:

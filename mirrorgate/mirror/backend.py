@@ -7,13 +7,23 @@ Rules: ``inflight`` counts mirror requests holding a slot (in the dispatcher's i
 request; ``blocked`` is true exactly while the breaker denies every new mirror; ``open_since``
 is non-zero exactly while the breaker was last logged open (``logs.py`` rule 3).
 Only the dispatcher changes these fields.
+
+Pure helpers of the dispatcher about one backend: ``secured_endpoint`` (a TLS or ExternalName
+mirror's endpoint and pool key), ``classify`` (a failure's drop reason and whether it feeds the
+breaker, dispatcher rule 5) and ``breaker_state`` (the breaker as admission sees it).
 """
 
 import asyncio
 from collections import deque
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+from mirrorgate.errors import ConnectError, ConnectTimeout, PoolTimeout, UpstreamError, UpstreamProtocolError
+from mirrorgate.ir.table import Mirror, UpstreamAddress
 from mirrorgate.mirror.breaker import Breaker
+from mirrorgate.mirror.config import DropReason
+from mirrorgate.tls.client import BackendTlsError
+from mirrorgate.upstream.dns import DnsError
+from mirrorgate.upstream.tls import Key, current_trust, keys_for
 
 Queued = TypeVar("Queued")  # a queued mirror (``shadow.Shadow``; a parameter, so neither module imports the other)
 
@@ -49,3 +59,36 @@ class BackendState(Generic[Queued]):
 
     def __repr__(self) -> str:
         return f"<BackendState {self.name} inflight={self.inflight} queued={len(self.queue)} {self.breaker!r}>"
+
+
+def secured_endpoint(mirror: Mirror, i: int) -> tuple[UpstreamAddress, Key]:
+    """The ``i``-th endpoint of a TLS or ExternalName mirror and its pool key (``upstream/tls.py``)."""
+    ext = mirror.external
+    endpoints = mirror.endpoints if ext is None else (UpstreamAddress(address=ext.host, port=ext.port),)
+    keys = keys_for(mirror.endpoints, mirror.tls, ext, current_trust())
+    return endpoints[i % len(endpoints)], keys[i % len(keys)]
+
+
+def classify(exc: UpstreamError) -> tuple[DropReason, bool]:
+    """Drop reason of an upstream failure, and whether it counts against the breaker."""
+    if isinstance(exc, BackendTlsError):
+        return DropReason.TLS, True
+    if isinstance(exc, DnsError):
+        return DropReason.DNS, True
+    if isinstance(exc, ConnectTimeout):
+        return DropReason.TIMEOUT, True
+    if isinstance(exc, ConnectError):
+        return DropReason.CONNECT_ERROR, True
+    if isinstance(exc, PoolTimeout):
+        return DropReason.OVER_CAPACITY, False
+    if isinstance(exc, UpstreamProtocolError):
+        return DropReason.PROTOCOL_ERROR, False
+    return DropReason.RESET, False
+
+
+def breaker_state(backend: BackendState[Any]) -> str:
+    """``closed``, ``open`` or ``half_open`` as admission sees it (``blocked`` and the breaker)."""
+    breaker = backend.breaker
+    if not breaker.open_until:
+        return "closed"
+    return "open" if backend.blocked and not breaker.probing else "half_open"

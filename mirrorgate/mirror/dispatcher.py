@@ -8,14 +8,16 @@ Rules:
 1. Sampling: ONE uniform draw per request, ``u = rng.randrange(1_000_000)``; mirror k fires iff
    ``u < ppm_k`` (GEP-3171 percentages as parts per million), so a 5% mirror's sample is a
    subset of a 10% mirror's. A request whose mirrors all take 100% makes no draw (it could not
-   change anything).
+   change anything). A mirror with a MirrorPolicy ``sampleBy`` draws from its key instead
+   (``shaped.py`` rule 1, ``policy.py`` rule 1).
 2. Admission of a fired mirror (``admit``), in order: no endpoints (and not an ExternalName
    Service) -> drop ``no_endpoints``;
    breaker open -> drop ``breaker_open``; no free slot that a queued mirror is not waiting for,
    and the queue full -> drop ``over_capacity``; else ``start`` gives it a slot (it is sent now,
    concurrently with the primary) or a place in the bounded queue. A drop at admission allocates
    nothing: ``start`` builds the head (from the primary's encoded head) and makes the ``Shadow``,
-   only once a mirror is admitted (``admission.py``).
+   only once a mirror is admitted (``admission.py``). A mirror whose MirrorPolicy changes its
+   Host or headers gets a head of its own, built only once it is admitted (``shaped.py``).
 3. A mirror holding a slot is in ``tasks`` (the in-flight set) until ``_end`` frees its slot and
    schedules the pump for the queued ones (rule 8). Like the primary exchange, it is driven by
    callbacks, not by a task: a pooled connection is taken synchronously, the response's end or
@@ -54,29 +56,28 @@ Rules:
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from functools import partial
 from random import Random
 
 from prometheus_client import CollectorRegistry
 
-from mirrorgate.errors import ConnectError, ConnectTimeout, PoolTimeout, UpstreamError, UpstreamProtocolError
-from mirrorgate.ir.table import Mirror, UpstreamAddress
-from mirrorgate.mirror.admission import Admission, Admitted, Backend
+from mirrorgate.errors import UpstreamError
+from mirrorgate.ir.table import Mirror
+from mirrorgate.mirror.admission import Admitted, Backend, Header, Shapes
+from mirrorgate.mirror.backend import breaker_state, classify, secured_endpoint
 from mirrorgate.mirror.config import DropReason, MirrorConfig
 from mirrorgate.mirror.head import MirrorHead, build_head, head_from_parts
 from mirrorgate.mirror.logs import DropLog, breaker_closed, breaker_failed
 from mirrorgate.mirror.metrics import BackendGauges, MirrorCollector, MirrorSeries, MirrorStats, Stats
 from mirrorgate.mirror.mirrorlog import MirroredRequest, MirrorLog, RequestView
 from mirrorgate.mirror.shadow import Shadow, Tee
-from mirrorgate.tls.client import BackendTlsError
+from mirrorgate.mirror.shaped import Shaping
 from mirrorgate.upstream.connection import StaleConnection, UpstreamConnection
-from mirrorgate.upstream.dns import DnsError
 from mirrorgate.upstream.pool import Pool, PoolConfig
-from mirrorgate.upstream.tls import Key, current_trust, keys_for
 
 log = logging.getLogger("mirrorgate.mirror")
 
-Header = tuple[bytes, bytes]
 _UNLIMITED = 1 << 30  # the pool's limits: the per-backend caps bound mirror traffic, so ``acquire`` never waits
 _GRAIN = 0.01  # seconds: the deadline sweep runs at most this often (a timeout fires at most this late)
 _PUMP_BATCH = 8  # queued mirrors started per loop turn (``_pump``)
@@ -87,32 +88,7 @@ _SHUTDOWN: str = DropReason.SHUTDOWN.value
 _INTERNAL_ERROR: str = DropReason.INTERNAL_ERROR.value
 
 
-def secured_endpoint(mirror: Mirror, i: int) -> tuple[UpstreamAddress, Key]:
-    """The ``i``-th endpoint of a TLS or ExternalName mirror and its pool key (``upstream/tls.py``)."""
-    ext = mirror.external
-    endpoints = mirror.endpoints if ext is None else (UpstreamAddress(address=ext.host, port=ext.port),)
-    keys = keys_for(mirror.endpoints, mirror.tls, ext, current_trust())
-    return endpoints[i % len(endpoints)], keys[i % len(keys)]
-
-
-def _classify(exc: UpstreamError) -> tuple[DropReason, bool]:
-    """Drop reason of an upstream failure, and whether it counts against the breaker."""
-    if isinstance(exc, BackendTlsError):
-        return DropReason.TLS, True
-    if isinstance(exc, DnsError):
-        return DropReason.DNS, True
-    if isinstance(exc, ConnectTimeout):
-        return DropReason.TIMEOUT, True
-    if isinstance(exc, ConnectError):
-        return DropReason.CONNECT_ERROR, True
-    if isinstance(exc, PoolTimeout):
-        return DropReason.OVER_CAPACITY, False
-    if isinstance(exc, UpstreamProtocolError):
-        return DropReason.PROTOCOL_ERROR, False
-    return DropReason.RESET, False
-
-
-class Dispatcher(Admission):
+class Dispatcher(Shaping):
     """``Dispatcher(config, registry=..., rng=..., access_log=...)``: install as ``GatewayState.mirror``;
     ``await shutdown()`` before the primaries are cancelled."""
 
@@ -205,19 +181,26 @@ class Dispatcher(Admission):
         target: bytes,
         headers: list[Header],
         has_body: bool,
+        shapes: Shapes | None = None,
+        client: tuple[bytes, Sequence[Header]] | None = None,
         request: MirroredRequest | None = None,
     ) -> Tee | None:
         """Start (or queue, or drop) each sampled mirror of one request; returns at once. The
         ``Tee`` receives the request body when ``has_body``; None when no mirror needs it.
-        ``admit`` then ``start`` with the head built from ``headers``. ``request``: the primary,
-        for the mirror access log (its target and Host are taken from ``target`` and ``headers``)."""
+        ``admit`` then ``start`` with the head built from ``headers``. ``shapes``: the mirrors'
+        MirrorPolicy settings (``dataplane.matcher.mirror_shapes``; required when any mirror has
+        them), ``client`` the client's target and headers as received (the sampling keys are
+        read from them; default: ``target`` and ``headers``). ``request``: the primary, for the
+        mirror access log (its target and Host are taken from ``target`` and ``headers``)."""
         if request is not None and self.access_log is not None:
             request = RequestView.of(request, method, target, headers)
+        if shapes is not None:
+            return self._submit_shaped(mirrors, method, target, headers, has_body, shapes, client, request)
         admitted = self.admit(mirrors, request)
         if admitted is None:
             return None
-        shadow = self.config.shadow_host_suffix
-        return self._start_with(admitted, build_head(method, target, headers, has_body, shadow), request)
+        head = build_head(method, target, headers, has_body, self.config.shadow_host_suffix)
+        return self._start_with(admitted, head, has_body, None, request)
 
     def start(
         self,
@@ -233,20 +216,28 @@ class Dispatcher(Admission):
         ``parts`` is left unchanged, ``parts[host_at]`` is the Host value, -1: none)."""
         shadow = self.config.shadow_host_suffix
         head = head_from_parts(parts, host_at, has_body, content_length, shadow, is_head)
-        return self._start_with(admitted, head, request)
+        return self._start_with(admitted, head, has_body, None, request)
 
-    def _start_with(self, admitted: list[Admitted], head: MirrorHead, request: MirroredRequest | None) -> Tee | None:
-        """Send now (or queue) each mirror ``admit`` let through, with ``head``; the ``Tee`` for the
-        body when the request has one. A mirror that a sibling of the same request left without
-        a place (same backend, last slot) is dropped as ``over_capacity``."""
+    def _start_with(
+        self,
+        admitted: list[Admitted],
+        head: MirrorHead | None,
+        has_body: bool,
+        forwarded: tuple[bytes, bytes, list[Header]] | None,
+        request: MirroredRequest | None,
+    ) -> Tee | None:
+        """Send now (or queue) each mirror ``admit`` let through, with ``head`` (or, for a mirror
+        whose ``Shape`` needs a head of its own, one made from ``forwarded``: method, target and
+        headers as the primary forwards them); the ``Tee`` for the body when the request has
+        one. A mirror that a sibling of the same request left without a place (same backend,
+        last slot) is dropped as ``over_capacity``. ``request``: the primary (rule 9)."""
         loop = self._loop or self._get_loop()
         now = loop.time()
-        has_body = head.has_body
         deadline = None if has_body else now + self._timeout
         waiting: list[Shadow] | None = None
         cap = self._cap
         access_log = self.access_log
-        for mirror, series, backend, probe in admitted:
+        for mirror, series, backend, probe, shape in admitted:
             queued = len(backend.queue)
             has_slot = backend.inflight + queued < cap  # a slot no queued mirror waits for (rule 8)
             if not has_slot and queued >= self._max_queue:
@@ -258,9 +249,13 @@ class Dispatcher(Admission):
             endpoints = mirror.endpoints
             i = backend.rr
             backend.rr = i + 1
-            if mirror.tls is None and mirror.external is None:
+            if shape is not None:
+                shadow = self._shaped(shape, mirror, head, forwarded, has_body, backend, series, now, probe, i)
+            elif mirror.tls is None and mirror.external is None:
+                assert head is not None  # made whenever a mirror without a shape is admitted
                 shadow = Shadow(self, head, endpoints[i % len(endpoints)], backend, series, now, probe, deadline)
             else:
+                assert head is not None
                 endpoint, key = secured_endpoint(mirror, i)
                 shadow = Shadow(self, head, endpoint, backend, series, now, probe, deadline, key)
             if access_log is not None:
@@ -295,8 +290,12 @@ class Dispatcher(Admission):
         self._buffered += new - old
         return new <= self.config.body_lag_budget and self._buffered <= self.config.max_buffered_bytes
 
-    def deadline(self) -> float:
-        return (self._loop or self._get_loop()).time() + self._timeout
+    def account_within(self, old: int, new: int, budget: int) -> bool:
+        self._buffered += new - old
+        return new <= budget and self._buffered <= self.config.max_buffered_bytes
+
+    def deadline(self, timeout: float | None = None) -> float:
+        return (self._loop or self._get_loop()).time() + (self._timeout if timeout is None else timeout)
 
     def arm(self, deadline: float) -> None:
         """Make sure the sweep runs by ``deadline`` (rule 7)."""
@@ -352,7 +351,7 @@ class Dispatcher(Admission):
             self._release(shadow, False)
             self._connect(shadow)
             return
-        reason, breaker = _classify(exc)
+        reason, breaker = classify(exc)
         self._failed(shadow, reason, breaker=breaker)
         self._release(shadow, False)
         self._end(shadow)
@@ -383,7 +382,7 @@ class Dispatcher(Admission):
         try:
             conn, reused = await self.pool.acquire(shadow.key)
         except UpstreamError as exc:
-            reason, breaker = _classify(exc)
+            reason, breaker = classify(exc)
             self._failed(shadow, reason, breaker=breaker)
             return  # _dial_done frees the slot
         shadow.task = None  # handed over: the callbacks own the mirror from here on
@@ -570,7 +569,7 @@ class Dispatcher(Admission):
         for backend in self._backends.values():
             out.inflight[backend.name] = backend.inflight
             out.queued[backend.name] = len(backend.queue)
-            out.breakers[backend.name] = _breaker_state(backend)
+            out.breakers[backend.name] = breaker_state(backend)
         for (name, backend_name), series in sorted(self._series.items()):
             st = MirrorStats.of(series)
             out.mirrors[name if name not in out.mirrors else f"{name}@{backend_name}"] = st
@@ -585,14 +584,6 @@ class Dispatcher(Admission):
     def _gauges(self) -> list[BackendGauges]:
         self._debug = self._watching()  # (drops log at debug: the level, now)
         return [
-            BackendGauges(b.name, b.inflight, len(b.queue), _breaker_state(b) != "closed")
+            BackendGauges(b.name, b.inflight, len(b.queue), breaker_state(b) != "closed")
             for b in tuple(self._backends.values())
         ]
-
-
-def _breaker_state(backend: Backend) -> str:
-    """``closed``, ``open`` or ``half_open`` as admission sees it (``blocked`` and the breaker)."""
-    breaker = backend.breaker
-    if not breaker.open_until:
-        return "closed"
-    return "open" if backend.blocked and not breaker.probing else "half_open"

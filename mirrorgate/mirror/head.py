@@ -10,6 +10,9 @@ Rules:
    ``content-length`` when it has one (the body is then checked against it), else it is sent
    chunked. A request without a body is sent as is.
 4. Pure: no I/O, no state.
+5. A mirror with a head of its own (a MirrorPolicy's Host or header edits, ``policy.py``) builds
+   it with ``build_head`` from the request the primary forwards: its header list on the filtered
+   path, or the lines of the primary's encoded head (``request_of_parts``) on the plain one.
 """
 
 from mirrorgate.ir.table import UpstreamAddress
@@ -108,3 +111,16 @@ def head_from_parts(
         shadow_suffix=shadow_suffix,
         is_head=is_head,
     )
+
+
+def request_of_parts(parts: list[bytes]) -> tuple[bytes, bytes, list[Header]]:
+    """The method, target and header lines of the primary's encoded upstream head (``parts`` as
+    ``head_from_parts`` takes them: the request line as its first four parts, then header lines
+    with lower-case names), to build a head of one's own from (rule 5)."""
+    lines = b"".join(parts[4:]).split(b"\r\n")
+    headers: list[Header] = []
+    for line in lines:
+        if line:
+            name, _, value = line.partition(b": ")
+            headers.append((name, value))
+    return parts[0], parts[2], headers

@@ -19,6 +19,9 @@ Rules:
 5. The response deadline (``timeout``) is armed when the request body has ended: a mirror that
    keeps up with a long upload is never cut by it.
 6. Only the owner (the dispatcher) decides outcomes; a Shadow reports through ``owner``.
+7. A mirror with its own ``timeout`` or lag budget (a MirrorPolicy's ``timeout`` and
+   ``maxBodyLag``) is a ``PolicyShadow``: the same, with the two limits of its own in place of the
+   gateway's (``max_buffered_bytes`` still counts it). A plain ``Shadow`` reads neither.
 """
 
 import asyncio
@@ -41,13 +44,18 @@ class ShadowOwner(Protocol):
 
     def abandon(self, shadow: "Shadow", reason: DropReason) -> None: ...
     def account(self, old: int, new: int) -> bool: ...  # update buffered bytes; False: over budget
-    def deadline(self) -> float: ...  # loop time at which a request ending now times out
+    # ``account`` with this mirror's own lag budget (rule 7)
+    def account_within(self, old: int, new: int, budget: int) -> bool: ...
+    # loop time at which a request ending now times out (``timeout``: this mirror's own, rule 7)
+    def deadline(self, timeout: float | None = None) -> float: ...
     def arm(self, deadline: float) -> None: ...  # an in-flight mirror got its deadline (rule 5)
     def response_complete(self, shadow: "Shadow", keep_alive: bool) -> None: ...
     def response_failed(self, shadow: "Shadow", exc: UpstreamError) -> None: ...
 
 
 class Shadow:
+    timeout: float | None = None  # seconds: the gateway's (a ``PolicyShadow`` has its own, rule 7)
+
     __slots__ = (
         "backend",
         "body_done",
@@ -139,7 +147,7 @@ class Shadow:
             self._send([_LAST_CHUNK], len(_LAST_CHUNK))
             if self.finished:
                 return
-        self.deadline = deadline = self.owner.deadline()
+        self.deadline = deadline = self.owner.deadline(self.timeout)
         if self.slot:
             self.owner.arm(deadline)
 
@@ -230,6 +238,36 @@ class Shadow:
 
     def flush(self) -> None:
         pass  # nothing is relayed
+
+
+class PolicyShadow(Shadow):
+    """A ``Shadow`` with its own response ``timeout`` (seconds; None: the gateway's) and lag
+    ``budget`` (bytes) (rule 7)."""
+
+    __slots__ = ("budget", "timeout")
+
+    def __init__(
+        self,
+        owner: ShadowOwner,
+        head: MirrorHead,
+        endpoint: UpstreamAddress,
+        backend: "BackendState[Shadow]",
+        series: MirrorSeries,
+        started: float,
+        probe: int,
+        deadline: float | None,
+        key: Key | None,
+        timeout: float | None,
+        budget: int,
+    ) -> None:
+        super().__init__(owner, head, endpoint, backend, series, started, probe, deadline, key)
+        self.timeout = timeout
+        self.budget = budget
+
+    def _set_lag(self, lag: int) -> None:
+        old, self.lag = self.lag, lag
+        if not self.owner.account_within(old, lag, self.budget):
+            self.owner.abandon(self, DropReason.BODY_LAG)
 
 
 class Tee:

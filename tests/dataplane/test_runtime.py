@@ -8,13 +8,14 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
 from mirrorgate.dataplane.protocol import HttpProtocol
-from mirrorgate.dataplane.state import BodyTee
+from mirrorgate.dataplane.state import BodyTee, Shapes
 from mirrorgate.ir.table import Mirror
 from mirrorgate.mirror.head import MirrorHead, head_from_parts
 from mirrorgate.mirror.mirrorlog import MirroredRequest
@@ -114,22 +115,50 @@ class RecordingDispatcher:
         target: bytes,
         headers: list[tuple[bytes, bytes]],
         has_body: bool,
+        shapes: Shapes | None = None,
+        client: tuple[bytes, Sequence[tuple[bytes, bytes]]] | None = None,
         request: MirroredRequest | None = None,
     ) -> BodyTee | None:
+        assert shapes is None  # no MirrorPolicy settings in these routes
+        assert client is None
         self.calls.append((mirrors, method, target, headers))
         return self.tee if has_body else None
 
     def admit(self, mirrors: tuple[Mirror, ...], request: MirroredRequest | None = None) -> list[Any] | None:
         return [mirrors]
 
+    def admit_shaped(
+        self,
+        mirrors: tuple[Mirror, ...],
+        shapes: Shapes,
+        target: bytes,
+        headers: Sequence[tuple[bytes, bytes]],
+        request: MirroredRequest | None = None,
+    ) -> list[Any] | None:
+        raise AssertionError("not expected")
+
     def refuse(
         self,
         mirrors: tuple[Mirror, ...],
         reason: str,
-        request: MirroredRequest | None = None,
         target: bytes = b"",
         headers: list[tuple[bytes, bytes]] | None = None,
+        shapes: Shapes | None = None,
+        client: tuple[bytes, Sequence[tuple[bytes, bytes]]] | None = None,
+        request: MirroredRequest | None = None,
     ) -> None:
+        raise AssertionError("not expected")
+
+    def start_shaped(
+        self,
+        admitted: list[Any],
+        parts: list[bytes],
+        host_at: int,
+        has_body: bool,
+        content_length: int | None,
+        is_head: bool,
+        request: MirroredRequest | None = None,
+    ) -> BodyTee | None:
         raise AssertionError("not expected")
 
     def start(

@@ -68,10 +68,14 @@ async def test_drops_at_admission_and_in_start_have_a_line_each(
     d = make_dispatcher(access_log=MirrorLog(sink), max_concurrent_per_backend=1, max_queue_per_backend=0)
     mirror, sibling = make_mirror(b.endpoint), make_mirror(b.endpoint, k=1)
     # two mirrors of one request to one backend: ``admit`` lets both through, ``start`` has one place
-    d.submit((mirror, sibling), b"GET", b"/0", request_headers(request_id=b"rid-0"), False, primary(b"rid-0", b"/0"))
+    d.submit(
+        (mirror, sibling), b"GET", b"/0", request_headers(request_id=b"rid-0"), False, request=primary(b"rid-0", b"/0")
+    )
     for i in (1, 2):  # the slot is taken, there is no queue: dropped at admission
         rid = b"rid-%d" % i
-        d.submit((mirror,), b"GET", b"/%d" % i, request_headers(request_id=rid), False, primary(rid, b"/%d" % i))
+        d.submit(
+            (mirror,), b"GET", b"/%d" % i, request_headers(request_id=rid), False, request=primary(rid, b"/%d" % i)
+        )
     d.submit((mirror,), b"GET", b"/3", request_headers(request_id=b"rid-3"), False)  # no primary given
     await until(lambda: d.stats().completed.get("2xx") == 1)
     rows = sink.parsed()
@@ -98,10 +102,12 @@ async def test_a_refused_upgrade_a_timeout_and_a_shutdown(
     log = MirrorLog(sink)
     d = make_dispatcher(access_log=log, timeout=0.2)
     mirror = make_mirror(hole.endpoint)
-    d.refuse((mirror, make_mirror(hole.endpoint, k=1, ppm=0)), "upgrade", primary(b"up"))  # k=1: sampled out
-    d.submit((mirror,), b"GET", b"/slow", request_headers(request_id=b"late"), False, primary(b"late", b"/slow"))
+    d.refuse((mirror, make_mirror(hole.endpoint, k=1, ppm=0)), "upgrade", request=primary(b"up"))  # k=1: sampled out
+    d.submit(
+        (mirror,), b"GET", b"/slow", request_headers(request_id=b"late"), False, request=primary(b"late", b"/slow")
+    )
     await until(lambda: d.stats().dropped.get("timeout") == 1)
-    d.submit((mirror,), b"POST", b"/up", request_headers(request_id=b"cut"), True, primary(b"cut", b"/up"))
+    d.submit((mirror,), b"POST", b"/up", request_headers(request_id=b"cut"), True, request=primary(b"cut", b"/up"))
     await d.shutdown()
     assert all(line.endswith(" worker=3\n") for line in sink.lines)
     sink.lines = [line.replace(" worker=3\n", "\n") for line in sink.lines]
@@ -119,8 +125,10 @@ async def test_json_lines(start_backend: StartBackend, make_dispatcher: MakeDisp
     b = await start_backend()
     sink = Lines(worker=1)
     d = make_dispatcher(access_log=MirrorLog(sink, json=True))
-    d.submit((make_mirror(refused_endpoint()),), b"GET", b'/j?q="1"', request_headers(), False, primary(b"rid-1"))
-    d.submit((make_mirror(b.endpoint),), b"GET", b"/j", request_headers(), False, primary(b"rid-1"))
+    d.submit(
+        (make_mirror(refused_endpoint()),), b"GET", b'/j?q="1"', request_headers(), False, request=primary(b"rid-1")
+    )
+    d.submit((make_mirror(b.endpoint),), b"GET", b"/j", request_headers(), False, request=primary(b"rid-1"))
     await until(lambda: len(sink.lines) == 2)
     records = [json.loads(line.split(" ", 2)[2]) for line in sink.lines]
     by = {r["status"]: r for r in records}
@@ -173,7 +181,7 @@ async def test_the_host_of_a_mirror_dropped_at_admission(
     sink = Lines()
     d = make_dispatcher(access_log=MirrorLog(sink, shadow_suffix=suffix))
     mirror = msgspec.structs.replace(make_mirror(), host=rule)  # no endpoints: dropped at admission
-    d.submit((mirror,), b"GET", b"/h", request_headers(), False, primary())
+    d.submit((mirror,), b"GET", b"/h", request_headers(), False, request=primary())
     (row,) = sink.parsed()
     assert (row[8], row[9]) == (want, "no_endpoints")
 
@@ -191,8 +199,8 @@ async def test_off_reads_nothing_of_the_primary(start_backend: StartBackend, mak
     assert d.access_log is None
     request = Untouchable()
     ok, dead, half = make_mirror(b.endpoint), make_mirror(), make_mirror(b.endpoint, k=1, ppm=PPM // 2)
-    d.submit((ok, dead, half), b"GET", b"/1", request_headers(), False, request)  # type: ignore[arg-type]
-    d.refuse((ok,), "upgrade", request)  # type: ignore[arg-type]
+    d.submit((ok, dead, half), b"GET", b"/1", request_headers(), False, request=request)  # type: ignore[arg-type]
+    d.refuse((ok,), "upgrade", request=request)  # type: ignore[arg-type]
     admitted = d.admit((ok, dead), request)  # type: ignore[arg-type]
     assert admitted is None  # the only slot is taken, no queue: over_capacity; no endpoints
     await until(lambda: not d.tasks)
