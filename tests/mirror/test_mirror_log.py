@@ -14,8 +14,11 @@ import msgspec
 import pytest
 
 from mirrorgate.dataplane import accesslog
-from mirrorgate.ir.table import PPM, MirrorHost
+from mirrorgate.dataplane.headers import encode_forward
+from mirrorgate.dataplane.matcher import mirror_shapes
+from mirrorgate.ir.table import PPM, Mirror, MirrorHost
 from mirrorgate.mirror.mirrorlog import MirrorLog, RequestView
+from mirrorgate.mirror.policy import Shape
 from mirrorgate.serve import logs
 from tests.support.backends import Mode
 from tests.support.waiting import until
@@ -92,6 +95,49 @@ async def test_drops_at_admission_and_in_start_have_a_line_each(
     await until(lambda: not d.tasks)
     assert d.access_log is not None
     assert d.access_log.records == {}  # nothing kept once every mirror has ended
+
+
+@pytest.mark.parametrize("plain", [True, False])
+async def test_policy_mirrors_have_their_lines_with_their_own_host(
+    start_backend: StartBackend, make_dispatcher: MakeDispatcher, plain: bool
+) -> None:
+    """MirrorPolicy mirrors (``shaped.py``), on the plain path (``admit_shaped``/``start_shaped``)
+    and through ``submit``: completed, over capacity in ``start`` and dropped at admission, each
+    line with the primary's request id and the mirror's own (Literal) Host."""
+    b = await start_backend(Mode.OK, delay=0.2)
+    sink = Lines()
+    d = make_dispatcher(access_log=MirrorLog(sink), max_concurrent_per_backend=1, max_queue_per_backend=0)
+    literal = MirrorHost(type="Literal", value="lit.internal")
+    mirror = msgspec.structs.replace(make_mirror(b.endpoint), host=literal)
+    sibling = msgspec.structs.replace(make_mirror(b.endpoint, k=1), host=literal)
+    both = mirror_shapes((mirror, sibling))
+    assert both is not None
+
+    def send(mirrors: tuple[Mirror, ...], shapes: tuple[Shape | None, ...], i: int) -> None:
+        rid, target = b"rid-%d" % i, b"/%d" % i
+        headers = request_headers(request_id=rid)
+        if not plain:
+            d.submit(mirrors, b"GET", target, headers, False, shapes, None, primary(rid, target))
+            return
+        admitted = d.admit_shaped(mirrors, shapes, target, headers, primary(rid, target))
+        if admitted is not None:
+            encoded = encode_forward(b"GET", target, headers, b"10.1.2.3", b"http")
+            assert encoded is not None
+            d.start_shaped(admitted, encoded[0], encoded[2], False, None, False, primary(rid, target))
+
+    send((mirror, sibling), both, 0)  # both admitted, one place: the sibling is over capacity in start
+    send((mirror,), both[:1], 1)  # the slot is taken, no queue: dropped at admission
+    await until(lambda: d.stats().completed.get("2xx") == 1)
+    endpoint = f"{b.endpoint.address}:{b.endpoint.port}"
+    route, host = "httproute/default/web/rule/0/match/0", "lit.internal"
+    assert sorted(sink.parsed(), key=lambda r: (r[5], r[6])) == [
+        ("GET", "/0", "200", route, endpoint, "rid-0", mirror.name, mirror.backend, host, "-"),
+        ("GET", "/0", "-", route, "-", "rid-0", sibling.name, mirror.backend, host, "over_capacity"),
+        ("GET", "/1", "-", route, "-", "rid-1", mirror.name, mirror.backend, host, "over_capacity"),
+    ]
+    await until(lambda: not d.tasks)
+    assert d.access_log is not None
+    assert d.access_log.records == {}
 
 
 async def test_a_refused_upgrade_a_timeout_and_a_shutdown(

@@ -293,3 +293,95 @@ async def _admin_port(err: Path, port: int) -> int:
             if m and f"listening on 127.0.0.1:{port}" in text:
                 return int(m.group(1))
             await asyncio.sleep(0.05)
+
+
+def policy_yaml(port: int, primary: Backend, mirror: Backend) -> str:
+    """A MirrorPolicy keyed on ``x-user-id`` (missing: Skip) with a Literal Host and a mirror-only
+    header, on ``/plain`` (the plain path) and on ``/filtered`` (a URLRewrite first: ``submit``),
+    and a second policy, the same but to a Service without endpoints (dropped at admission)."""
+
+    def policy(name: str, service: str) -> str:
+        return f"""---
+apiVersion: mirrorgate.dev/v1alpha1
+kind: MirrorPolicy
+metadata: {{name: {name}, namespace: default}}
+spec:
+  backendRef: {{name: {service}, port: 8080}}
+  sampleBy: {{header: x-user-id, missing: Skip}}
+  host: {{type: Literal, value: {name}.internal}}
+  requestHeaderModifier: {{set: [{{name: x-shadow, value: "1"}}]}}
+"""
+
+    refs = (
+        "{type: ExtensionRef, extensionRef: {group: mirrorgate.dev, kind: MirrorPolicy, name: shadow}}, "
+        "{type: ExtensionRef, extensionRef: {group: mirrorgate.dev, kind: MirrorPolicy, name: empty}}"
+    )
+    rewrite = "{type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /rewritten}}}"
+    rules = (
+        "  - matches: [{path: {type: PathPrefix, value: /plain}}]\n"
+        "    backendRefs: [{name: primary, port: 8080}]\n"
+        f"    filters: [{refs}]\n"
+        "  - matches: [{path: {type: PathPrefix, value: /filtered}}]\n"
+        "    backendRefs: [{name: primary, port: 8080}]\n"
+        f"    filters: [{rewrite}, {refs}]\n"
+    )
+    no_endpoints = "---\napiVersion: v1\nkind: Service\nmetadata: {name: none, namespace: default}\n"
+    no_endpoints += "spec: {ports: [{port: 8080, targetPort: 9}]}\n"
+    return (
+        gateway_doc("default", f"{{name: l, port: {port}, protocol: HTTP}}")
+        + service_docs("primary", primary.port, "default")
+        + service_docs("m", mirror.port, "default")
+        + no_endpoints
+        + policy("shadow", "m")
+        + policy("empty", "none")
+        + route_doc(rules, namespace="default")
+    )
+
+
+async def test_a_policy_mirror_logs_its_own_host_and_the_primarys_request_id(
+    tmp_path: Path, backends: dict[str, Backend], gateways: Starter
+) -> None:
+    port = free_port()
+    path = tmp_path / "gw.yaml"
+    path.write_text(policy_yaml(port, backends["a"], backends["m"]))
+    mirror_log = tmp_path / "mirror.log"
+    gw = await gateways(path, "--no-watch", "--access-log", "off", "--mirror-access-log", str(mirror_log))
+    admin = await gw.admin_port()
+    await gw.wait_line(rf"listening on 127\.0\.0\.1:{port}")
+    conn = await Conn.open(port)
+    try:
+        for p in ("/plain", "/filtered"):
+            # no x-user-id: missing with Skip, sampled out, no line; then one keyed request
+            await conn.send(encode_request("GET", f"{p}/skipped", f"example.com:{port}", [("x-request-id", "skip")]))
+            r = await conn.read_response()
+            assert r.status == 200
+            rid = f"rid{p.replace('/', '-')}"
+            keyed = [("x-request-id", rid), ("x-user-id", "alice")]
+            await conn.send(encode_request("GET", f"{p}/keyed", f"example.com:{port}", keyed))
+            r = await conn.read_response()
+            assert r.status == 200
+            assert "x-shadow" not in {k.lower() for k in r.json()["headers"]}  # the copy's header only
+    finally:
+        await conn.close()
+    await mirrors_ended(admin, 4)  # two keyed requests, two policy mirrors each
+    assert await metric_sum(admin, r"^mirrorgate_mirror_sampled_out_total\{.*\} (\S+)$") == 4
+    await backends["m"].log.wait_for("Echoing back request made to /rewritten/keyed")
+    lines = await lines_of(mirror_log, 4)
+    assert await gw.stop() == 0
+
+    assert len(lines) == 4, lines  # the skipped requests have none
+    got = {}
+    for line in lines:
+        m = MIRROR.match(line)
+        assert m is not None, line
+        target, status, _ms, route, endpoint, rid, _name, backend, host, drop = m.groups()[:10]
+        got[(target, backend)] = (status, rid, route, host, drop, endpoint)
+    mirror_endpoint = f"127.0.0.1:{backends['m'].port}"
+    for i, p, target in ((0, "/plain", "/plain/keyed"), (1, "/filtered", "/rewritten/keyed")):
+        rid, route = f"rid{p.replace('/', '-')}", f"httproute/default/route/rule/{i}/match/0"
+        # completed: the head it was sent with, its own Host; the primary's request id and route
+        completed = ("200", rid, route, "shadow.internal", "-", mirror_endpoint)
+        assert got[(target, "service/default/m:8080")] == completed
+        # dropped at admission (no endpoints): the Host its policy would have given
+        assert got[(target, "service/default/none:8080")] == ("-", rid, route, "empty.internal", "no_endpoints", "-")
+    assert "host=shadow.internal" in backends["m"].log.getvalue()  # what the mirror backend received
