@@ -1,142 +1,103 @@
-"""``sampleBy`` across gateway processes: two separate gateway processes (the worker processes
-``mirrorgate run --workers`` starts, each a fresh interpreter with its own hash seed) serve the
-same routing table; the same keys sent to each reach the mirror backend from both or from neither,
-as the documented hash predicts, and over many distinct keys the share is the configured one.
-
-The table is translated from YAML by the real control plane and its mirror given the IR
-``sample_by`` a MirrorPolicy translates to; each process gets it as a worker does, as a table frame
-on its standard input.
+"""``sampleBy`` across gateway processes: two real ``mirrorgate run -f FILE`` processes (each a
+fresh interpreter, given a different ``PYTHONHASHSEED``) serve the same YAML MirrorPolicy keyed
+on a header; the same keys sent to each reach the mirror backend from both or from neither, as
+the documented hash predicts, and over many distinct keys the share is the configured one.
 """
 
 import asyncio
 import hashlib
 import io
 import math
-import os
-import subprocess
-import sys
-import threading
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import msgspec
 import pytest
 
 from mirrorgate.echo import EchoConfig, start_echo
-from mirrorgate.ir.table import RoutingTable, SampleBy
-from mirrorgate.serve.config import RunConfig
-from mirrorgate.serve.supervisor import WORKER_CODE
-from mirrorgate.serve.worker import ENV_CONFIG, ENV_ID, ENV_STATUS_FD, table_frame
+from tests.runtime.conftest import GatewayProcess, get
 from tests.support.backends import Backend, free_port
 from tests.support.client import Conn, encode_request
-from tests.support.waiting import until, until_async
+from tests.support.manifests import gateway_doc, route_doc, service_docs
+from tests.support.waiting import until_async
 
 from .conftest import StartBackend
-from .policy_tables import load, with_policy
 
-_OUTCOMES = (
-    "mirrorgate_mirror_sampled_out_total",
-    "mirrorgate_mirror_dropped_total",
-    "mirrorgate_mirror_requests_total",
+_OUTCOMES = re.compile(
+    r"^mirrorgate_mirror_(?:sampled_out|dropped|requests)_total\{.*\} (\S+)$",
+    re.M,
 )
-PPM = 300_000
+PERCENT = 30
 KEYS = [f"customer-{i:05d}" for i in range(2000)]
+POLICY = f"""---
+apiVersion: mirrorgate.dev/v1alpha1
+kind: MirrorPolicy
+metadata: {{name: shadow, namespace: shop}}
+spec:
+  backendRef: {{name: shadow, port: 8080}}
+  percent: {PERCENT}
+  sampleBy: {{header: x-customer, missing: Skip}}
+"""
 RULES = """  - matches: [{path: {type: PathPrefix, value: /}}]
-    filters: [{type: RequestMirror, requestMirror: {backendRef: {name: shadow, port: 8080}}}]
+    filters: [{type: ExtensionRef, extensionRef: {group: mirrorgate.dev, kind: MirrorPolicy, name: shadow}}]
     backendRefs: [{name: primary, port: 8080}]"""
 
 
 def expected_in(value: bytes) -> bool:
     """Membership as docs/mirroring.md documents it, written here independently."""
-    return int.from_bytes(hashlib.blake2b(value, digest_size=8).digest(), "big") % 1_000_000 < PPM
+    return int.from_bytes(hashlib.blake2b(value, digest_size=8).digest(), "big") % 1_000_000 < PERCENT * 10_000
+
+
+def config(port: int, primary: int, shadow: int) -> str:
+    """One Gateway listening on ``port``, the MirrorPolicy, and a route mirroring through it."""
+    return (
+        gateway_doc("shop", f"{{name: http, port: {port}, protocol: HTTP}}")
+        + service_docs("primary", primary, "shop")
+        + service_docs("shadow", shadow, "shop")
+        + POLICY
+        + route_doc(RULES, namespace="shop")
+    )
 
 
 class Gateway:
-    """One gateway process serving ``table`` on its own port; ``metrics`` is the latest snapshot
-    of its registry it reported (every second, on its status pipe)."""
+    """A ``mirrorgate run`` process serving on ``port``, its admin server on ``admin``."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], port: int, status: int) -> None:
+    def __init__(self, proc: GatewayProcess, port: int, admin: int) -> None:
         self.proc = proc
         self.port = port
-        self.metrics = ""
-        self.reader = threading.Thread(target=self._follow, args=(status,), daemon=True)
-        self.reader.start()
+        self.admin = admin
 
-    def _follow(self, status: int) -> None:
-        with os.fdopen(status, "rb") as lines:
-            for line in lines:
-                event = msgspec.json.decode(line)
-                if event.get("event") == "metrics":
-                    self.metrics = event["text"]
-
-    def outcomes(self) -> int:
-        """Mirrors sampled out, dropped or completed, as last reported."""
-        return sum(
-            int(float(line.rsplit(" ", 1)[1])) for line in self.metrics.splitlines() if line.startswith(_OUTCOMES)
-        )
-
-    @classmethod
-    def start(cls, table: RoutingTable, index: int, log: Path) -> "Gateway":
-        port = free_port()
-        config = RunConfig(paths=(), port_overrides={80: port}, admin=None, access_log="off", watch=False)
-        status, theirs = os.pipe()
-        try:
-            with log.open("wb") as err:
-                proc = subprocess.Popen(
-                    [sys.executable, "-c", WORKER_CODE],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.DEVNULL,
-                    stderr=err,
-                    pass_fds=(theirs,),
-                    env={
-                        **os.environ,
-                        ENV_CONFIG: msgspec.json.encode(config).decode(),
-                        ENV_ID: str(index),
-                        ENV_STATUS_FD: str(theirs),
-                    },
-                )
-        finally:
-            os.close(theirs)
-        assert proc.stdin is not None
-        proc.stdin.write(table_frame(table))
-        proc.stdin.flush()
-        return cls(proc, port, status)
-
-    async def serving(self) -> bool:
-        assert self.proc.poll() is None, "the gateway process exited"
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-        except OSError:
-            return False
-        writer.close()
-        return True
-
-    def stop(self) -> None:
-        """EOF on its standard input: the process stops gracefully (killed if it does not)."""
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.reader.join(20)
+    async def outcomes(self) -> int:
+        """Mirrors sampled out, dropped or completed, from its ``/metrics``."""
+        r = await get(self.admin, "/metrics", host="127.0.0.1")
+        return int(sum(float(v) for v in _OUTCOMES.findall(r.body.decode())))
 
 
 @pytest.fixture
-async def two_gateways(tmp_path: Path, start_backend: StartBackend) -> AsyncIterator[tuple[list[Gateway], Backend]]:
+async def two_gateways(
+    tmp_path: Path, start_backend: StartBackend, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[list[Gateway], Backend]]:
     primary = await start_echo(EchoConfig(port=0, bind="127.0.0.1", name="primary-7d9f8c-x2x4q"), log=io.StringIO())
     shadow = await start_backend()
-    table = load(tmp_path, RULES, {"primary": primary.port, "shadow": shadow.port})
-    table = with_policy(table, "shadow", ppm=PPM, sample_by=SampleBy(source="Header", name="x-customer"))
-    gateways = [Gateway.start(table, i, tmp_path / f"gateway-{i}.log") for i in range(2)]
+    procs: list[GatewayProcess] = []
     try:
-        for gw in gateways:
-            await until_async(gw.serving, "the gateway process listening")
+        gateways = []
+        for i in range(2):
+            port = free_port()
+            path = tmp_path / f"gateway-{i}.yaml"
+            path.write_text(config(port, primary.port, shadow.port))
+            monkeypatch.setenv("PYTHONHASHSEED", str(i + 1))  # str hashes differ between the two
+            proc = await GatewayProcess.start(path, "--no-watch", "--access-log", "off")
+            procs.append(proc)
+            admin = await proc.admin_port()
+            await proc.wait_line(rf"listening on 127\.0\.0\.1:{port}")
+            gateways.append(Gateway(proc, port, admin))
         yield gateways, shadow
+        for proc in procs:
+            assert await proc.stop() == 0
     finally:
-        for gw in gateways:
-            gw.stop()
+        for proc in procs:
+            await proc.kill()
         await primary.close()
 
 
@@ -157,9 +118,11 @@ async def test_the_same_keys_are_mirrored_by_every_process_and_the_share_holds(
     def mirrored(label: str) -> set[str]:
         return {s.target.rsplit("/", 1)[1] for s in shadow.seen if s.target.startswith(f"/{label}/")}
 
-    # every request's mirror accounted for by each process
-    await until(lambda: min(first.outcomes(), second.outcomes()) >= len(KEYS), "the mirrors' outcomes")
+    async def accounted() -> bool:  # every request's mirror accounted for by each process
+        return min(await first.outcomes(), await second.outcomes()) >= len(KEYS)
+
+    await until_async(accounted, "the mirrors' outcomes")
     assert mirrored("first") == mirrored("second") == expected
     assert len(shadow.seen) == 2 * len(expected)  # each key once per process
-    n, p = len(KEYS), PPM / 1_000_000
+    n, p = len(KEYS), PERCENT / 100
     assert abs(len(expected) - n * p) <= 5 * math.sqrt(n * p * (1 - p))
