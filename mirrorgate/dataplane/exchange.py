@@ -26,11 +26,11 @@ Rules:
 4. Mirror hook: when the rule has mirrors and a dispatcher is installed, ``submit`` is called once,
    synchronously, with the filtered head; the ``BodyTee`` it returns receives every body chunk
    (the ones already buffered first) and ``end``/``abort``. Nothing here ever waits for it.
-   Each hook call also passes the exchange itself: the mirror access log, when on, reads its
-   request id and route there (nothing reads it when off).
-   Mirrors with MirrorPolicy settings (``Plan.mirror_shapes``/``Target.mirror_shapes`` not None,
-   the one branch) go with their shapes and the client's target and headers as received (the
-   sampling keys' source): ``admit_shaped``/``start_shaped`` on the plain path, ``submit``.
+   Each hook call passes the exchange itself last: the mirror access log, when on, reads its
+   request id and route (nothing reads it when off). Mirrors with MirrorPolicy settings
+   (``Plan.mirror_shapes``/``Target.mirror_shapes`` not None, the one branch) go with their
+   shapes and the client's target and headers as received (the sampling keys' source):
+   ``admit_shaped``/``start_shaped`` on the plain path, ``submit``.
 5. Errors: an ``UpstreamError`` or a timeout before the response head was relayed becomes a local
    reply with its status (``errors.py`` owns the mapping; timeouts are 504); after, the client
    connection is aborted. Anything else is a bug: logged once with its traceback, then 500 or
@@ -62,8 +62,7 @@ from mirrorgate.dataplane.headers import (
     encode_head,
     forward_headers,
     redirect_location,
-    replace_header,
-    rewrite_path,
+    url_rewrite,
 )
 from mirrorgate.dataplane.matcher import Decision, Plan, Target
 from mirrorgate.dataplane.relay import ResponseRelay
@@ -73,10 +72,9 @@ from mirrorgate.dataplane.replies import (
     redirect_reply,
     strip_body,
 )
-from mirrorgate.dataplane.state import BodyTee, ClientConnection, GatewayState, MirrorDispatcher, access_log
+from mirrorgate.dataplane.state import BodyTee, ClientConnection, GatewayState, MirrorDispatcher, Shapes, access_log
 from mirrorgate.errors import ProtocolError, UpstreamError
-from mirrorgate.ir.table import Mirror, Redirect, URLRewrite
-from mirrorgate.mirror.policy import Shape
+from mirrorgate.ir.table import Mirror, Redirect
 from mirrorgate.upstream.connection import StaleConnection, UpstreamConnection
 from mirrorgate.upstream.tls import Key
 from mirrorgate.wire.authority import authority
@@ -390,7 +388,7 @@ class Exchange(ResponseRelay, AccessLogged):
             return None
         if target.request_edit is not None:
             headers = target.request_edit.apply(headers)
-        target_bytes = _rewrite(backend.filters.url_rewrite, target_bytes, headers)
+        target_bytes = url_rewrite(backend.filters.url_rewrite, target_bytes, headers)
         if backend.filters.mirrors and self.state.mirror is not None:
             # backendRef-level RequestMirror: only when this backend was chosen, after its filters
             self._submit_mirrors(backend.filters.mirrors, target_bytes, headers, target.mirror_shapes)
@@ -478,10 +476,10 @@ class Exchange(ResponseRelay, AccessLogged):
         headers, self.request_id = forward_headers(self.headers, self.proto.client_ip, self.proto.scheme)
         if plan.request_edit is not None:
             headers = plan.request_edit.apply(headers)
-        return _rewrite(plan.action.filters.url_rewrite, self.target, headers), headers
+        return url_rewrite(plan.action.filters.url_rewrite, self.target, headers), headers
 
     def _submit_mirrors(
-        self, mirrors: tuple[Mirror, ...], target: bytes, headers: list[Header], shapes: tuple[Shape | None, ...] | None
+        self, mirrors: tuple[Mirror, ...], target: bytes, headers: list[Header], shapes: Shapes | None
     ) -> None:
         mirror = self.state.mirror
         assert mirror is not None
@@ -495,7 +493,7 @@ class Exchange(ResponseRelay, AccessLogged):
         self,
         dispatcher: MirrorDispatcher,
         mirrors: tuple[Mirror, ...],
-        shapes: tuple[Shape | None, ...],
+        shapes: Shapes,
         parts: list[bytes],
         host_at: int,
     ) -> None:
@@ -607,14 +605,3 @@ class Exchange(ResponseRelay, AccessLogged):
             return
         self._fail(exc.status)
         self.finish()
-
-
-def _rewrite(rewrite: URLRewrite | None, target: bytes, headers: list[Header]) -> bytes:
-    """Apply a URLRewrite: hostname replaces Host (in place); the path modifier rewrites the target."""
-    if rewrite is None:
-        return target
-    if rewrite.hostname:
-        replace_header(headers, b"host", rewrite.hostname.encode())
-    if rewrite.path is not None:
-        return rewrite_path(target, rewrite.path)
-    return target

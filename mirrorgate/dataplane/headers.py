@@ -30,7 +30,7 @@ import os
 import random
 from collections.abc import Iterable
 
-from mirrorgate.ir.table import HeaderModifier, PathModifier, Redirect
+from mirrorgate.ir.table import HeaderModifier, PathModifier, Redirect, URLRewrite
 from mirrorgate.wire.authority import split_host_port
 from mirrorgate.wire.hop import HOP_BY_HOP
 
@@ -278,6 +278,17 @@ def compile_edit(mod: HeaderModifier | None, lower_names: bool) -> HeaderEdit | 
 def replace_header(headers: list[Header], low: bytes, value: bytes) -> None:
     """In place: the first line named ``low`` gets ``value`` (others of that name dropped), or it is added."""
     headers[:] = _set(headers, low, low, value)
+
+
+def url_rewrite(rewrite: URLRewrite | None, target: bytes, headers: list[Header]) -> bytes:
+    """Apply a URLRewrite: hostname replaces Host (in place); the path modifier rewrites the target."""
+    if rewrite is None:
+        return target
+    if rewrite.hostname:
+        replace_header(headers, b"host", rewrite.hostname.encode())
+    if rewrite.path is not None:
+        return rewrite_path(target, rewrite.path)
+    return target
 
 
 def rewrite_path(target: bytes, modifier: PathModifier) -> bytes:
