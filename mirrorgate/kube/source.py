@@ -7,7 +7,8 @@ serving side hands in, since this package never imports the serving packages.
 Rules:
 1. One ``Reflector`` per kind: GatewayClass, Gateway, HTTPRoute, ReferenceGrant (``v1``, else
    ``v1beta1``, by discovery; neither served: no grants, one warning), BackendTLSPolicy (``v1``
-   when discovery lists it; else none, one note), Service, EndpointSlice, Namespace, Secret
+   when discovery lists it; else none, one note), GatewayConfig (``mirrorgate.dev/v1alpha1``, the
+   same way), Service, EndpointSlice, Namespace, Secret
    (HTTPS listeners' certificateRefs) and ConfigMap (BackendTLSPolicy CA bundles).
    ``watch_namespaces`` limits the namespaced kinds; GatewayClass and Namespace are always read
    cluster-wide. Secret and ConfigMap contents are never logged (only their counts).
@@ -65,9 +66,16 @@ COPY_TIMEOUT = 30.0  # seconds a load waits for the loop to copy the caches (a l
 SECRETS = Resource("", "v1", "secrets", "Secret", namespaced=True)
 CONFIG_MAPS = Resource("", "v1", "configmaps", "ConfigMap", namespaced=True)
 BACKEND_TLS_POLICIES = Resource(GATEWAY_API, "v1", "backendtlspolicies", "BackendTLSPolicy", namespaced=True)
+GATEWAY_CONFIGS = Resource("mirrorgate.dev", "v1alpha1", "gatewayconfigs", "GatewayConfig", namespaced=True)
 FIXED = (GATEWAY_CLASSES, GATEWAYS, HTTP_ROUTES, SERVICES, ENDPOINT_SLICES, NAMESPACES, SECRETS, CONFIG_MAPS)
 REFERENCE_GRANT = "ReferenceGrant"
 BACKEND_TLS_POLICY = "BackendTLSPolicy"
+GATEWAY_CONFIG = "GatewayConfig"
+_OPTIONAL_NOTES = {
+    BACKEND_TLS_POLICY: "the API server serves no BackendTLSPolicy (v1): backends are reached in plain HTTP",
+    GATEWAY_CONFIG: "the API server serves no GatewayConfig (mirrorgate.dev/v1alpha1; its CRD is in "
+    "deploy/kubernetes/crds): a GatewayClass parametersRef naming one is InvalidParameters",
+}
 STATUS_KINDS = ("GatewayClass", "Gateway", "HTTPRoute", "BackendTLSPolicy")
 
 
@@ -174,6 +182,7 @@ class KubeSource(Generic[T]):
         self.kinds = {r.kind: _Kind(r.kind, r) for r in FIXED}
         self.kinds[REFERENCE_GRANT] = _Kind(REFERENCE_GRANT)
         self.kinds[BACKEND_TLS_POLICY] = _Kind(BACKEND_TLS_POLICY)
+        self.kinds[GATEWAY_CONFIG] = _Kind(GATEWAY_CONFIG)
         self.unsynced: T = build({}).result
         self.synced = False
         self.leading = not settings.leader_elect
@@ -208,7 +217,8 @@ class KubeSource(Generic[T]):
                     if kind.resource is not None:
                         self._start(group, client, kind)
                 group.create_task(self._discover_grants(group, client))
-                group.create_task(self._discover_policies(group, client))
+                group.create_task(self._discover_optional(group, client, BACKEND_TLS_POLICIES))
+                group.create_task(self._discover_optional(group, client, GATEWAY_CONFIGS))
                 group.create_task(self._wait_synced(changed))
                 self._start_status(group, client)
                 await stopper
@@ -304,23 +314,24 @@ class KubeSource(Generic[T]):
         kind.resource = resource
         self._start(group, client, kind)
 
-    async def _discover_policies(self, group: asyncio.TaskGroup, client: KubeClient) -> None:
-        """BackendTLSPolicy is read only when the API server serves it (its CRD is installed)."""
+    async def _discover_optional(self, group: asyncio.TaskGroup, client: KubeClient, resource: Resource) -> None:
+        """BackendTLSPolicy and GatewayConfig are read only when the API server serves them (their
+        CRDs are installed); otherwise none, and one note."""
         delay = RETRY[0]
         while True:
             try:
-                served = await client.serves(BACKEND_TLS_POLICIES)
+                served = await client.serves(resource)
                 break
             except (KubeError, KubeconfigError) as exc:
-                self._error(f"discovering BackendTLSPolicy: {exc}")
+                self._error(f"discovering {resource.kind}: {exc}")
             await asyncio.sleep(delay)
             delay = min(RETRY[1], delay * 2)
-        kind = self.kinds[BACKEND_TLS_POLICY]
+        kind = self.kinds[resource.kind]
         if not served:
-            log.info("kubernetes: the API server serves no BackendTLSPolicy (v1): backends are reached in plain HTTP")
+            log.info("kubernetes: %s", _OPTIONAL_NOTES[resource.kind])
             kind.reflector = _Empty()
             return
-        kind.resource = BACKEND_TLS_POLICIES
+        kind.resource = resource
         self._start(group, client, kind)
 
     async def _wait_synced(self, changed: Callable[..., None]) -> None:

@@ -46,6 +46,9 @@ Rules:
    latency) was tried and removed, because against a 200 ms backend held at its cap it cost the
    primary 5-8 % of its requests/s in same-run A/B tests and did not lower its p99
    (``docs/benchmarks.md``).
+9. ``reconfigure`` (a reload, ``serve/gwsettings.py``) swaps the config: the cap, queue length,
+   timeout, body-lag budgets and Host rule apply to mirrors admitted from then on; the pool and
+   the breakers keep the settings they were made with (a change to those waits for a restart).
 """
 
 import asyncio
@@ -177,6 +180,13 @@ class Dispatcher(Admission):
         self._droplog = DropLog()  # drops at DEBUG, rate-limited (``logs.py``)
         self._loop: asyncio.AbstractEventLoop | None = None  # the running loop, as of the last submit
         self.registry.register(MirrorCollector(self._series.values, self._gauges, lambda: self._buffered))
+
+    def reconfigure(self, config: MirrorConfig) -> None:
+        """Rule 9: ``config`` for the mirrors admitted from now on."""
+        self.config = config
+        self._cap = config.max_concurrent_per_backend
+        self._max_queue = config.max_queue_per_backend
+        self._timeout = config.timeout
 
     def __repr__(self) -> str:
         inflight = sum(b.inflight for b in self._backends.values())

@@ -7,6 +7,7 @@ import msgspec
 
 from mirrorgate.model.core import Endpoints, EndpointSlice, Namespace, ReferenceGrant, Service
 from mirrorgate.model.gateway import Gateway, GatewayClass
+from mirrorgate.model.gwconfig import GatewayConfig
 from mirrorgate.model.httproute import HTTPRoute
 from mirrorgate.model.meta import Resource
 from mirrorgate.model.tls import BackendTLSPolicy, ConfigMap, Secret
@@ -24,6 +25,7 @@ KINDS: dict[tuple[str, str], type[Resource]] = {
     ("discovery.k8s.io", "EndpointSlice"): EndpointSlice,
     ("", "Secret"): Secret,
     ("", "ConfigMap"): ConfigMap,
+    ("mirrorgate.dev", "GatewayConfig"): GatewayConfig,
 }
 
 # Served versions per group and kind (what an apiserver with the v1.6 standard CRDs accepts).
@@ -39,6 +41,7 @@ VERSIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("discovery.k8s.io", "EndpointSlice"): ("v1",),
     ("", "Secret"): ("v1",),
     ("", "ConfigMap"): ("v1",),
+    ("mirrorgate.dev", "GatewayConfig"): ("v1alpha1",),
 }
 
 CLUSTER_SCOPED = frozenset({"GatewayClass", "Namespace"})
@@ -58,6 +61,7 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     secrets: tuple[Secret, ...] = ()
     config_maps: tuple[ConfigMap, ...] = ()
     backend_tls_policies: tuple[BackendTLSPolicy, ...] = ()
+    gateway_configs: tuple[GatewayConfig, ...] = ()
 
     @classmethod
     def of(cls, objects: Iterable[Resource]) -> "Snapshot":
@@ -77,6 +81,7 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
             secrets=_pick(ordered, Secret),
             config_maps=_pick(ordered, ConfigMap),
             backend_tls_policies=_pick(ordered, BackendTLSPolicy),
+            gateway_configs=_pick(ordered, GatewayConfig),
         )
 
     def objects(self) -> tuple[Resource, ...]:
@@ -92,6 +97,7 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
             *self.secrets,
             *self.config_maps,
             *self.backend_tls_policies,
+            *self.gateway_configs,
         )
 
 

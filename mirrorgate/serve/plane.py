@@ -46,6 +46,7 @@ from mirrorgate.ir.table import Certificate, RoutingTable, Server
 from mirrorgate.mirror.config import MirrorConfig
 from mirrorgate.mirror.dispatcher import Dispatcher
 from mirrorgate.serve.config import StartupError
+from mirrorgate.serve.gwsettings import Settings
 from mirrorgate.tls.certs import CertifiedKey, InvalidCertificate, parse_tls_secret
 from mirrorgate.tls.server import ListenerTls, TlsPort
 from mirrorgate.upstream import tls as upstream_tls
@@ -101,6 +102,14 @@ class DataPlane:
         self.bound: dict[ServerKey, int] = {}  # IR server key -> bound port
         self.limits = limits
         self.pairs: dict[str, CertifiedKey] = {}  # certificate digest -> parsed pair (rule 6)
+
+    def reconfigure(self, settings: Settings) -> None:
+        """Gateway-wide settings a reload may change (``serve/gwsettings.py`` rule 3): limits for
+        connections accepted from now on, the access-log format, the mirror dispatcher's config."""
+        self.state.limits = settings.limits
+        self.state.access_log_json = settings.access_log_json
+        if settings.mirror != self.mirror.config:
+            self.mirror.reconfigure(settings.mirror)
 
     @property
     def servers(self) -> list[asyncio.Server]:

@@ -49,6 +49,7 @@ CLUSTER_RULES = {
     ("", "namespaces", READ, ()),
     ("discovery.k8s.io", "endpointslices", READ, ()),
     ("gateway.networking.k8s.io", "backendtlspolicies", READ, ()),
+    ("mirrorgate.dev", "gatewayconfigs", READ, ()),
     ("", "secrets", READ, ()),
     ("", "configmaps", READ, ()),
     ("gateway.networking.k8s.io", "gatewayclasses/status", ("patch", "update"), ()),
@@ -341,3 +342,28 @@ def test_expressions_use_only_exported_metrics() -> None:
 
 def test_the_dashboard_is_picked_up_by_the_grafana_sidecar() -> None:
     assert _one("ConfigMap", "mirrorgate-dashboard")["metadata"]["labels"]["grafana_dashboard"] == "1"
+
+
+def test_the_gatewayconfig_crd_has_every_field_with_its_type_minimum_and_pattern() -> None:
+    from mirrorgate.model.gwconfig import FIELDS
+    from mirrorgate.providers.admission.gwconfig import BYTES, BYTES_POSITIVE
+    from mirrorgate.providers.admission.schema import DURATION
+
+    (crd,) = yaml.safe_load_all((BASE / "crds" / "mirrorgate.dev_gatewayconfigs.yaml").read_text())
+    kubernetes_validate.validate(crd, K8S_VERSION, strict=True)  # raises when invalid
+    (version,) = crd["spec"]["versions"]
+    spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    listed = {f"{s}.{a}" for s, body in spec.items() for a in body["properties"]}
+    assert listed == {f.name for f in FIELDS}
+    for f in FIELDS:
+        section, attr = f.name.split(".")
+        prop = spec[section]["properties"][attr]
+        if f.type == "int":
+            assert (prop["type"], prop["minimum"]) == ("integer", f.minimum), f.name
+        elif f.type == "bytes":
+            integer, string = prop["anyOf"]
+            assert integer["minimum"] == f.minimum, f.name
+            assert string["pattern"] == (BYTES_POSITIVE if f.minimum else BYTES).source, f.name
+        elif f.type == "duration":
+            assert prop["pattern"] == DURATION.source, f.name
+            assert ("x-kubernetes-validations" in prop) == bool(f.minimum), f.name

@@ -96,7 +96,7 @@ def load(tmp_path: Path, api: str, kind: str) -> tuple[list[str], list[str], lis
             "mirrorgate.dev/v1alpha1",
             "MirrorPolicy",
             'MirrorPolicy team/r: kind: no matches for kind "MirrorPolicy" in version "mirrorgate.dev/v1alpha1": '
-            "mirrorgate serves no kind in mirrorgate.dev",
+            "mirrorgate serves GatewayConfig (v1alpha1) in mirrorgate.dev",
             id="own-group",
         ),
     ],
