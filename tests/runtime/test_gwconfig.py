@@ -184,7 +184,7 @@ def test_two_classes_naming_two_configs_the_first_by_name_wins_and_the_other_say
 async def test_a_gatewayconfig_sets_the_host_a_real_mirror_receives_and_a_reload_changes_it(
     tmp_path: Path,
     backends: dict[str, Backend],
-    recorder: HostRecorder,
+    mirror_recorder: HostRecorder,
     gateways: Starter,
 ) -> None:
     recorder = mirror_recorder
