@@ -18,7 +18,9 @@ Rules:
    made with; ``handshakeTimeout`` is fixed when a listening socket is made). A reload that
    changes one of those keeps the old value serving, logs a warning naming the field, the
    served and the wanted value, and lists it under ``pendingRestart`` until the values agree
-   again: never silently ignored. Limits apply to connections accepted after the reload.
+   again: never silently ignored. Limits apply to connections accepted after the reload. Until
+   the process first binds a listener (the Kubernetes source serves nothing before its first
+   sync) nothing was made with the ``RESTART`` settings yet, so a reload applies them too.
 4. Process-level settings have flags only: listen and admin addresses, ``-f`` paths, workers,
    the Kubernetes flags, and the process log format and level (set before any configuration is
    read, so that reading it can be logged).
@@ -159,6 +161,18 @@ def _take(field: Field, value: object, mirror: dict[str, Any], limits: dict[str,
     parse(text, mirror if field.section == "mirror" else limits)
 
 
+def changed(old: Settings, new: Settings) -> list[str]:
+    """The fields whose value differs (``Field.name``), for the log line of a reload."""
+    return [f.name for f in FIELDS if current(old, f) != current(new, f)]
+
+
+def log_applied(old: Settings, new: Settings) -> None:
+    """One line when a reload changed what is served: ``settings applied: mirror.timeout, ...``."""
+    names = changed(old, new)
+    if names:
+        log.info("settings applied: %s", ", ".join(names))
+
+
 class SettingsState:
     """What a process serves (``served``) and what the last load asked for (``wanted``), rule 3."""
 
@@ -168,10 +182,16 @@ class SettingsState:
         self._warned: dict[str, object] = {}
         _warn_unsupported(start)
 
-    def update(self, wanted: Effective) -> Settings:
+    def update(self, wanted: Effective, *, fresh: bool = False) -> Settings:
         """Record ``wanted``; returns the settings to serve now: ``wanted`` except the ``RESTART``
-        fields, which keep their served value (logged, and listed by ``pending``)."""
+        fields, which keep their served value (logged, and listed by ``pending``); all of
+        ``wanted`` when ``fresh`` (nothing was served yet, rule 3)."""
         self.wanted = wanted
+        if fresh:
+            self.served = wanted.settings
+            self._warned = {}
+            _warn_unsupported(wanted)
+            return self.served
         served = self.served
         mirror: dict[str, Any] = {}
         limits: dict[str, Any] = {}

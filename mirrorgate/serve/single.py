@@ -19,6 +19,7 @@ Rules:
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from typing import NamedTuple
 
 import uvloop
@@ -29,7 +30,7 @@ from mirrorgate.dataplane.matcher import Matcher, compile
 from mirrorgate.serve.admin import listen_admin, register_source_metrics, status_of, why_not_ready
 from mirrorgate.serve.apply import Reloader, ReloadFailed, ReloadMetrics, announce_start, load_checked
 from mirrorgate.serve.config import ConfigInvalid, Loaded, RunConfig, StartupError
-from mirrorgate.serve.gwsettings import Effective, SettingsState
+from mirrorgate.serve.gwsettings import Effective, SettingsState, log_applied
 from mirrorgate.serve.logs import setup_access_log
 from mirrorgate.serve.plane import DataPlane
 from mirrorgate.serve.signals import cancel_all, on_signal, until_stopped
@@ -61,13 +62,22 @@ def plane_reloader(
         return Built(new, compile(new.table), wanted)
 
     async def apply(built: Built) -> None:
+        before = settings.served
+        fresh = plane.fresh and built.settings != settings.wanted
+        if fresh:  # nothing served yet: every setting applies, before the first listener binds
+            access_log = settings.served.access_log
+            served = settings.update(built.settings, fresh=True)
+            if served.access_log != access_log:
+                _access_log(served.access_log, settings.wanted, ReloadFailed)
+            plane.reconfigure(served, fresh=True)
         if built.loaded.table != plane.table:
             try:
                 await plane.apply(built.loaded.table, built.matcher)
             except StartupError as exc:
                 raise ReloadFailed([str(exc)]) from exc
-        if built.settings != settings.wanted:
+        if not fresh and built.settings != settings.wanted:
             plane.reconfigure(settings.update(built.settings))
+        log_applied(before, settings.served)
 
     return Reloader(
         Built(loaded, plane.state.matcher, settings.wanted),
@@ -95,7 +105,7 @@ async def serve(
     settings = SettingsState(loaded.settings(config))
     served = settings.served
     if served.access_log != config.access_log:  # the GatewayConfig names another destination
-        setup_access_log(served.access_log)
+        _access_log(served.access_log, settings.wanted, lambda lines: StartupError("\n".join(lines)))
     plane = DataPlane(
         loaded.table,
         port_overrides=config.port_overrides,
@@ -125,6 +135,17 @@ async def serve(
         if admin is not None:
             admin.close()
             await admin.wait_closed()
+
+
+def _access_log(destination: str, wanted: Effective, error: Callable[[list[str]], Exception]) -> None:
+    """Access-log lines to ``destination`` from now on; ``error`` (a startup error, a failed
+    reload) names the setting and where it came from when the file cannot be opened."""
+    try:
+        setup_access_log(destination)
+    except OSError as exc:
+        source = wanted.sources.get("accessLog.destination", "")
+        line = f"{source}: accessLog.destination: cannot open {destination!r} for appending: {exc.strerror or exc}"
+        raise error([line]) from exc
 
 
 async def _start_admin(

@@ -32,7 +32,8 @@ Rules:
 7. Gateway-wide settings (``serve/gwsettings.py``) are the supervisor's to compute, like the
    table: each table frame carries the settings to serve with it, a worker applies what a reload
    may change (``DataPlane.reconfigure``), and a worker started later gets the served settings in
-   its ``RunConfig`` (its access-log destination, pools and breakers are made from them).
+   its ``RunConfig`` (its access-log destination, pools and breakers are made from them). Until a
+   table with listeners was sent, every setting applies at reload (``gwsettings`` rule 3).
 """
 
 import asyncio
@@ -103,6 +104,7 @@ class Supervisor:
         self.source = source if source is not None else source_of(config)
         loaded = load_checked(self.source)
         self.settings = SettingsState(loaded.settings(config))  # rule 7
+        self.served_any = bool(loaded.table.servers)  # a table with listeners went to the workers
         self.reloader: Reloader[Loaded] = Reloader(
             loaded,
             source=self.source,
@@ -144,7 +146,8 @@ class Supervisor:
         """Send the new table and settings to every live worker (rule 1); workers not started yet get them then."""
         wanted = loaded.settings(self.config)
         if wanted != self.settings.wanted:
-            self.settings.update(wanted)
+            self.settings.update(wanted, fresh=not self.served_any)
+        self.served_any = self.served_any or bool(loaded.table.servers)
         frame = table_frame(loaded.table, self.settings.served)
         for slot in self.slots:
             if slot.proc is not None and slot.alive() and slot.proc.stdin is not None:

@@ -33,8 +33,8 @@ from mirrorgate.dataplane.matcher import compile
 from mirrorgate.ir.table import RoutingTable
 from mirrorgate.serve.apply import summary
 from mirrorgate.serve.config import RunConfig, StartupError
-from mirrorgate.serve.gwsettings import Settings
-from mirrorgate.serve.logs import setup_logging
+from mirrorgate.serve.gwsettings import Settings, log_applied
+from mirrorgate.serve.logs import setup_access_log, setup_logging
 from mirrorgate.serve.plane import DataPlane
 from mirrorgate.serve.signals import cancel_all, every, until_stopped
 
@@ -145,12 +145,22 @@ class _Worker:
             await cancel_all(helpers)
             self.send_metrics()
 
+    def _access_log(self, destination: str) -> None:
+        try:
+            setup_access_log(destination, int(os.environ[ENV_ID]))
+        except OSError as exc:
+            log.error("cannot open the access log %r for appending: %s", destination, exc.strerror or exc)
+
     async def follow(self, plane: DataPlane) -> None:
         """Apply each table the supervisor sends; stop at EOF (the supervisor is gone)."""
         while (frame := await self.next_table()) is not None:
             if frame.settings != self.settings:
-                self.settings = frame.settings
-                plane.reconfigure(frame.settings)
+                fresh = plane.fresh  # nothing served yet: every setting applies (``gwsettings`` rule 3)
+                if fresh and frame.settings.access_log != self.settings.access_log:
+                    self._access_log(frame.settings.access_log)
+                before, self.settings = self.settings, frame.settings
+                plane.reconfigure(frame.settings, fresh=fresh)
+                log_applied(before, frame.settings)
             table = frame.table
             if table == plane.table:
                 continue

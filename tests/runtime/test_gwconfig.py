@@ -181,11 +181,13 @@ def test_two_classes_naming_two_configs_the_first_by_name_wins_and_the_other_say
     assert "GatewayConfig ns/other is not in effect: GatewayClass a-class" in loser["message"]
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])  # 2: the supervisor sends the settings with each table
 async def test_a_gatewayconfig_sets_the_host_a_real_mirror_receives_and_a_reload_changes_it(
     tmp_path: Path,
     backends: dict[str, Backend],
     mirror_recorder: HostRecorder,
     gateways: Starter,
+    workers: str,
 ) -> None:
     recorder = mirror_recorder
     port = free_port()
@@ -194,7 +196,7 @@ async def test_a_gatewayconfig_sets_the_host_a_real_mirror_receives_and_a_reload
     routes.write_text(gateway_yaml([port], backends["a"], mirror))
     params = tmp_path / "params.yaml"  # a later file: its GatewayClass replaces the one of gw.yaml
     params.write_text(class_doc() + config_doc("  mirror: {shadowHostSuffix: false}\n"))
-    gw = await gateways(routes, "-f", str(params))
+    gw = await gateways(routes, "-f", str(params), "--workers", workers)
     admin = await gw.admin_port()
     await gw.wait_line(rf"listening on 127\.0\.0\.1:{port}")
     assert (await get(port, "/one", host=f"example.com:{port}")).status == 200
@@ -205,10 +207,10 @@ async def test_a_gatewayconfig_sets_the_host_a_real_mirror_receives_and_a_reload
     assert (setting["value"], setting["source"]) == (False, "GatewayConfig ns/cfg")
 
     log_file = tmp_path / "access.log"
-    spec = f"  mirror: {{shadowHostSuffix: true}}\n  accessLog: {{destination: {log_file}}}\n"
+    spec = f"  mirror: {{shadowHostSuffix: true}}\n  accessLog: {{destination: {log_file}, format: json}}\n"
     write_atomically(params, class_doc() + config_doc(spec))
     await gw.wait_line(r"accessLog\.destination changed to .* needs a restart")
-    await gw.wait_line(r"reloaded: ")
+    await gw.count_lines(r"settings applied: mirror\.shadowHostSuffix, accessLog\.format", int(workers))
     assert (await get(port, "/two", host=f"example.com:{port}")).status == 200
     await wait_hosts(recorder, 2)
     assert recorder.hosts[1] == f"example.com-shadow:{port}"  # applied at reload
