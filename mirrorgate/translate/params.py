@@ -88,9 +88,9 @@ def _problem(
     ref: ParametersReference, configs: Mapping[tuple[str, str], GatewayConfig], refused: Mapping[str, str]
 ) -> str:
     if (ref.group, ref.kind) != (GROUP, KIND):
-        return f"spec.parametersRef must name a {GROUP} {KIND}, not group {ref.group!r} kind {ref.kind!r}"
+        return f"parametersRef must name a {GROUP} {KIND}, not group {ref.group!r} kind {ref.kind!r}"
     if not ref.namespace:
-        return f"spec.parametersRef.namespace is required: a {KIND} is namespaced"
+        return f"parametersRef.namespace is required: a {KIND} is namespaced"
     ident = f"{ref.namespace}/{ref.name}"
     if ident in refused:
         return f"{KIND} {ident} is invalid: {refused[ident]}"

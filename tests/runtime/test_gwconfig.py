@@ -140,10 +140,10 @@ def test_an_invalid_gatewayconfig_is_an_error_naming_the_field_and_the_class_is_
             "{group: mirrorgate.dev, kind: GatewayConfig, name: other, namespace: ns}",
             "GatewayConfig ns/other not found",
         ),
-        ("{group: mirrorgate.dev, kind: GatewayConfig, name: cfg}", "Spec.parametersRef.namespace is required"),
+        ("{group: mirrorgate.dev, kind: GatewayConfig, name: cfg}", "ParametersRef.namespace is required"),
         (
             "{group: '', kind: ConfigMap, name: cfg, namespace: ns}",
-            "Spec.parametersRef must name a mirrorgate.dev GatewayConfig",
+            "ParametersRef must name a mirrorgate.dev GatewayConfig",
         ),
     ],
     ids=["missing", "no-namespace", "other-kind"],
