@@ -57,6 +57,7 @@ RESTART = frozenset(
     }
 )
 BY_NAME = {f.name: f for f in FIELDS}
+UNSUPPORTED = frozenset({"mirrorAccessLog.destination"})  # rule 5
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -243,14 +244,14 @@ def view(
     wanted: Effective, served: Settings | None = None, pending: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
     """Every field with its value (the one served), its source, its flag and whether a reload
-    applies it; ``pendingRestart`` lists the changes that wait for a restart."""
+    applies it (``not applied``: rule 5); ``pendingRestart`` lists the changes that wait for a restart."""
     served = served if served is not None else wanted.settings
     fields = {
         f.name: {
             "value": current(served, f),
             "source": wanted.sources.get(f.name, DEFAULT),
             "flag": f.flag or None,
-            "reload": "restart" if f.name in RESTART else "applies",
+            "reload": "restart" if f.name in RESTART else "not applied" if f.name in UNSUPPORTED else "applies",
         }
         for f in FIELDS
     }

@@ -110,3 +110,22 @@ def test_a_reload_applies_what_it_may_and_keeps_the_rest_pending(caplog: pytest.
     fresh = SettingsState(effective(Settings(), frozenset(), None))
     assert fresh.update(effective(Settings(), frozenset(), cfg), fresh=True).mirror.breaker_failures == 0
     assert fresh.pending() == []
+
+
+def test_the_configuration_reference_lists_every_field_with_its_flag_and_when_it_changes() -> None:
+    from pathlib import Path
+
+    from mirrorgate.serve.gwsettings import UNSUPPORTED
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 5 and cells[0].startswith("`") and "." in cells[0]:
+            rows[cells[0].strip("`")] = cells
+    assert set(rows) == {f.name for f in FIELDS}
+    for f in FIELDS:
+        _, _, _, flag, when = rows[f.name]
+        want = "restart" if f.name in RESTART else "not applied" if f.name in UNSUPPORTED else "reload"
+        assert when == want, f.name
+        assert flag == (f"`{f.flag}N`" if f.flag.endswith("=") else f"`{f.flag}`" if f.flag else "none"), f.name
