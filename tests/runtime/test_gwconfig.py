@@ -218,3 +218,20 @@ async def test_a_gatewayconfig_sets_the_host_a_real_mirror_receives_and_a_reload
     (pending,) = status["gatewayConfig"]["pendingRestart"]  # type: ignore[index]
     assert (pending["field"], pending["served"], pending["wanted"]) == ("accessLog.destination", "-", str(log_file))
     assert await gw.stop() == 0
+
+
+def test_validate_warns_that_the_class_is_invalid_parameters_and_its_gateways_are_not_served(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "all.yaml"
+    ref = "{group: mirrorgate.dev, kind: GatewayConfig, name: other, namespace: ns}"
+    path.write_text(class_doc(ref=ref) + config_doc("  mirror: {timeout: 2s}\n") + GATEWAY)
+    assert main(["validate", "-f", str(path)]) == 0  # every object is valid; the reference is not
+    _, err = capsys.readouterr()
+    why = "InvalidParameters: GatewayConfig ns/other not found."
+    assert f"warning: GatewayClass mirrorgate: Accepted=False ({why[:17]}): GatewayConfig ns/other not found." in err
+    assert f"warning: Gateway default/gw: not served: its GatewayClass mirrorgate is not accepted ({why})" in err
+    assert (
+        f"no listener is served: Gateway default/gw uses GatewayClass mirrorgate, which is not accepted ({why})" in err
+    )
+    assert "not ours" not in err
