@@ -10,12 +10,13 @@ Rules:
    can be opened for appending. A bad value is one argparse line naming it, exit 2.
 2. No traceback reaches the user: library failures are one line and exit 1; a SIGINT before the
    gateway handles signals is ``interrupted`` and exit 1.
-4. A gateway-wide setting (``--grace``, ``--access-log``, ``--limit``, ...) given on the command
-   line wins over the GatewayConfig's: its default is None ("not given"), and ``RunConfig.flags``
-   names the settings given (``serve/gwsettings.py``).
 3. ``validate`` prints errors on stdout (exit 1) and warnings on stderr (``warning: ...``, exit
    stays 0): every problem the statuses know about, and that nothing would be served when no
    listener is ours (``serve/report.py``).
+4. A gateway-wide setting (``--grace``, ``--access-log``, ``--limit``, ...) given on the command
+   line wins over the GatewayConfig's: its default is None ("not given"), and ``RunConfig.flags``
+   names the settings given (``serve/gwsettings.py``). ``status`` takes the same setting flags and
+   shows the settings with the source of each.
 """
 
 import argparse

@@ -7,6 +7,8 @@ Rules:
 3. ``port_overrides`` maps an IR server port to the port actually bound (``0`` = ephemeral); the
    matcher still sees the IR key, so routing is unchanged. Tests use it; so can users running as
    non-root on a laptop.
+4. ``Loaded`` carries the GatewayConfig in effect (``translate/params.py``); ``Loaded.settings``
+   merges it with the flags (``serve/gwsettings.py``), a refused value a ``ConfigInvalid``.
 """
 
 import logging

@@ -1,6 +1,7 @@
 """translate(): Snapshot -> RoutingTable + statuses, in named phases of fixed order.
 
-Phases: classes -> BackendTLSPolicies -> gateways/listeners (HTTPS certificates) -> routes
+Phases: classes (``parametersRef``: ``translate/params.py``; a class that is not accepted is not
+ours) -> BackendTLSPolicies -> gateways/listeners (HTTPS certificates) -> routes
 (rules, parents, attachment) -> mesh services -> servers (the IR, with the certificates and trust
 bundles in use) -> statuses (BackendTLSPolicy ancestors: our Gateways whose routes use a target).
 Gateways whose class is absent from the input are ours unless
