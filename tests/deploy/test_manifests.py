@@ -367,3 +367,55 @@ def test_the_gatewayconfig_crd_has_every_field_with_its_type_minimum_and_pattern
         elif f.type == "duration":
             assert prop["pattern"] == DURATION.source, f.name
             assert ("x-kubernetes-validations" in prop) == bool(f.minimum), f.name
+
+
+def _gatewayconfig_samples() -> list[dict[str, Any]]:
+    """One spec per (field, value): the least value, one below it, and a string of each shape."""
+    from mirrorgate.model.gwconfig import FIELDS
+
+    values: dict[str, list[object]] = {
+        "bool": [True, "yes"],
+        "format": ["json", "yaml"],
+        "string": ["-", ""],
+        "duration": ["2s", "1h30m", "2", "1.5s", "-1s"],
+    }
+    samples: list[dict[str, Any]] = []
+    for f in FIELDS:
+        section, attr = f.name.split(".")
+        candidates = values.get(f.type, [f.minimum, f.minimum - 1, "64Ki", "0", "1.5Mi", "12x"])
+        if f.type == "int":
+            candidates = [f.minimum, f.minimum - 1, "5"]
+        samples.extend({section: {attr: v}} for v in candidates)
+    return samples
+
+
+def test_the_gatewayconfig_crd_schema_and_admission_agree() -> None:
+    """What the API server's OpenAPI check (jsonschema here, CEL rules aside) refuses, mirrorgate's
+    admission refuses too, and the other way round, field by field."""
+    import jsonschema  # type: ignore[import-untyped]  # kubernetes-validate's dependency
+    import msgspec
+
+    from mirrorgate.model.gwconfig import GatewayConfig
+    from mirrorgate.providers.admission import admit
+
+    (crd,) = yaml.safe_load_all((BASE / "crds" / "mirrorgate.dev_gatewayconfigs.yaml").read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    outcomes = Counter[bool]()
+    for spec in _gatewayconfig_samples():
+        body = {
+            "apiVersion": "mirrorgate.dev/v1alpha1",
+            "kind": "GatewayConfig",
+            "metadata": {"name": "cfg", "namespace": "ns"},
+            "spec": spec,
+        }
+        schema_ok = jsonschema.Draft4Validator(schema).is_valid(body)
+        try:
+            obj = msgspec.convert(body, GatewayConfig)
+        except msgspec.ValidationError:
+            admitted = False
+        else:
+            admitted = admit(obj) == []
+        assert schema_ok == admitted, spec
+        outcomes[admitted] += 1
+    assert outcomes[True] > 40  # both sides of every field were tried
+    assert outcomes[False] > 40
