@@ -10,6 +10,7 @@ from mirrorgate.model.gateway import Gateway, GatewayClass
 from mirrorgate.model.gwconfig import GatewayConfig
 from mirrorgate.model.httproute import HTTPRoute
 from mirrorgate.model.meta import Resource
+from mirrorgate.model.mirrorpolicy import MirrorPolicy
 from mirrorgate.model.tls import BackendTLSPolicy, ConfigMap, Secret
 
 # kind -> model class, for the kinds mirrorgate reads, keyed by (API group, kind).
@@ -25,10 +26,12 @@ KINDS: dict[tuple[str, str], type[Resource]] = {
     ("discovery.k8s.io", "EndpointSlice"): EndpointSlice,
     ("", "Secret"): Secret,
     ("", "ConfigMap"): ConfigMap,
+    ("mirrorgate.dev", "MirrorPolicy"): MirrorPolicy,
     ("mirrorgate.dev", "GatewayConfig"): GatewayConfig,
 }
 
-# Served versions per group and kind (what an apiserver with the v1.6 standard CRDs accepts).
+# Served versions per group and kind (what an apiserver with the v1.6 standard CRDs and
+# deploy/kubernetes/crds accepts).
 VERSIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("gateway.networking.k8s.io", "GatewayClass"): ("v1", "v1beta1"),
     ("gateway.networking.k8s.io", "Gateway"): ("v1", "v1beta1"),
@@ -41,6 +44,7 @@ VERSIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("discovery.k8s.io", "EndpointSlice"): ("v1",),
     ("", "Secret"): ("v1",),
     ("", "ConfigMap"): ("v1",),
+    ("mirrorgate.dev", "MirrorPolicy"): ("v1alpha1",),
     ("mirrorgate.dev", "GatewayConfig"): ("v1alpha1",),
 }
 
@@ -61,6 +65,7 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     secrets: tuple[Secret, ...] = ()
     config_maps: tuple[ConfigMap, ...] = ()
     backend_tls_policies: tuple[BackendTLSPolicy, ...] = ()
+    mirror_policies: tuple[MirrorPolicy, ...] = ()
     gateway_configs: tuple[GatewayConfig, ...] = ()
 
     @classmethod
@@ -81,6 +86,7 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
             secrets=_pick(ordered, Secret),
             config_maps=_pick(ordered, ConfigMap),
             backend_tls_policies=_pick(ordered, BackendTLSPolicy),
+            mirror_policies=_pick(ordered, MirrorPolicy),
             gateway_configs=_pick(ordered, GatewayConfig),
         )
 
@@ -97,6 +103,7 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
             *self.secrets,
             *self.config_maps,
             *self.backend_tls_policies,
+            *self.mirror_policies,
             *self.gateway_configs,
         )
 

@@ -56,6 +56,8 @@ CLUSTER_RULES = {
     ("gateway.networking.k8s.io", "gateways/status", ("patch", "update"), ()),
     ("gateway.networking.k8s.io", "httproutes/status", ("patch", "update"), ()),
     ("gateway.networking.k8s.io", "backendtlspolicies/status", ("patch", "update"), ()),
+    ("mirrorgate.dev", "mirrorpolicies", READ, ()),
+    ("mirrorgate.dev", "mirrorpolicies/status", ("patch", "update"), ()),
 }
 LEASE_RULES = {
     ("coordination.k8s.io", "leases", ("create",), ()),
@@ -377,7 +379,7 @@ def _gatewayconfig_samples() -> list[dict[str, Any]]:
         "bool": [True, "yes"],
         "format": ["json", "yaml"],
         "string": ["-", ""],
-        "duration": ["2s", "1h30m", "2", "1.5s", "-1s"],
+        "duration": ["2s", "1h30m", "0s", "0ms", "2", "1.5s", "-1s"],
     }
     samples: list[dict[str, Any]] = []
     for f in FIELDS:
@@ -390,10 +392,12 @@ def _gatewayconfig_samples() -> list[dict[str, Any]]:
 
 
 def test_the_gatewayconfig_crd_schema_and_admission_agree() -> None:
-    """What the API server's OpenAPI check (jsonschema here, CEL rules aside) refuses, mirrorgate's
-    admission refuses too, and the other way round, field by field."""
+    """What the API server's OpenAPI check (jsonschema here) and CEL rules (celpy) refuse,
+    mirrorgate's admission refuses too, and the other way round, field by field."""
+    import celpy
     import jsonschema  # type: ignore[import-untyped]  # kubernetes-validate's dependency
     import msgspec
+    from celpy.adapter import json_to_cel
 
     from mirrorgate.model.gwconfig import GatewayConfig
     from mirrorgate.providers.admission import admit
@@ -409,6 +413,14 @@ def test_the_gatewayconfig_crd_schema_and_admission_agree() -> None:
             "spec": spec,
         }
         schema_ok = jsonschema.Draft4Validator(schema).is_valid(body)
+        if schema_ok:  # then the CEL rules, as the API server evaluates them
+            ((section, fields),) = spec.items()
+            ((attr, value),) = fields.items()
+            node = schema["properties"]["spec"]["properties"][section]["properties"][attr]
+            for rule in node.get("x-kubernetes-validations", ()):
+                env = celpy.Environment()
+                result = env.program(env.compile(rule["rule"])).evaluate({"self": json_to_cel(value)})
+                schema_ok = schema_ok and bool(result)
         try:
             obj = msgspec.convert(body, GatewayConfig)
         except msgspec.ValidationError:
