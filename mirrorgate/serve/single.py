@@ -65,11 +65,9 @@ def plane_reloader(
         before = settings.served
         fresh = plane.fresh and built.settings != settings.wanted
         if fresh:  # nothing served yet: every setting applies, before the first listener binds
-            access_log = settings.served.access_log
-            served = settings.update(built.settings, fresh=True)
-            if served.access_log != access_log:
-                _access_log(served.access_log, settings.wanted, ReloadFailed)
-            plane.reconfigure(served, fresh=True)
+            if built.settings.settings.access_log != before.access_log:  # first: it can fail
+                _access_log(built.settings.settings.access_log, built.settings, ReloadFailed)
+            plane.reconfigure(settings.update(built.settings, fresh=True), fresh=True)
         if built.loaded.table != plane.table:
             try:
                 await plane.apply(built.loaded.table, built.matcher)

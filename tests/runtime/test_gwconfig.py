@@ -235,3 +235,20 @@ def test_validate_warns_that_the_class_is_invalid_parameters_and_its_gateways_ar
         f"no listener is served: Gateway default/gw uses GatewayClass mirrorgate, which is not accepted ({why})" in err
     )
     assert "not ours" not in err
+
+
+async def test_an_access_log_file_the_gatewayconfig_names_but_cannot_be_opened_stops_the_start(
+    tmp_path: Path, backends: dict[str, Backend], gateways: Starter
+) -> None:
+    routes = tmp_path / "gw.yaml"
+    routes.write_text(gateway_yaml([free_port()], backends["a"]))
+    params = tmp_path / "params.yaml"
+    missing = tmp_path / "no-such-dir" / "access.log"
+    params.write_text(class_doc() + config_doc(f"  accessLog: {{destination: {missing}}}\n"))
+    gw = await gateways(routes, "-f", str(params))
+    assert await gw.exited() == 1
+    line = (
+        f"GatewayConfig ns/cfg: accessLog.destination: cannot open '{missing}' for appending: No such file or directory"
+    )
+    assert line in gw.lines
+    assert not [entry for entry in gw.lines if "Traceback" in entry]
