@@ -56,7 +56,6 @@ RESTART = frozenset(
         "limits.maxResponseHeaders",
     }
 )
-BY_NAME = {f.name: f for f in FIELDS}
 UNSUPPORTED = frozenset({"mirrorAccessLog.destination"})  # rule 5
 
 
