@@ -50,6 +50,11 @@ Rules:
    mirror from the places that decide its outcome: ``response_complete``, ``_drop`` and the drops
    at admission (``admission.py`` rule 4); ``_start_with`` hands it each started mirror with its
    primary (``track``). Off, it costs a started mirror two ``None`` checks and nothing else.
+10. ``reconfigure`` (a reload, ``serve/gwsettings.py``) swaps the config: the cap, queue length,
+    timeout, body-lag budgets and Host rule apply to mirrors admitted from then on; the pool and
+    the breakers keep the settings they were made with (a change to those waits for a restart),
+    except through ``reset``, before the process ever bound a listener (the Kubernetes source's
+    first configuration), which makes them anew.
 """
 
 import asyncio
@@ -155,18 +160,7 @@ class Dispatcher(Admission):
         # (``Random._randbelow``), with the same draws and state; done inline it is 4x cheaper.
         self._getrandbits = rng.getrandbits if type(rng) is Random else None
         self.registry = registry if registry is not None else CollectorRegistry()
-        self.pool = Pool(
-            PoolConfig(
-                limit=_UNLIMITED,
-                limit_per_key=_UNLIMITED,
-                max_idle_per_key=cfg.max_idle_per_endpoint,
-                idle_timeout=cfg.idle_timeout,
-                connect_timeout=cfg.connect_timeout,
-                pool_timeout=cfg.timeout,
-                max_response_head_bytes=head_limits[0],
-                max_response_headers=head_limits[1],
-            )
-        )
+        self.pool = _pool(cfg, head_limits)
         self._cap = cfg.max_concurrent_per_backend
         self._max_queue = cfg.max_queue_per_backend
         self._timeout = cfg.timeout
@@ -185,6 +179,22 @@ class Dispatcher(Admission):
         self._droplog = DropLog()  # drops at DEBUG, rate-limited (``logs.py``)
         self._loop: asyncio.AbstractEventLoop | None = None  # the running loop, as of the last submit
         self.registry.register(MirrorCollector(self._series.values, self._gauges, lambda: self._buffered))
+
+    def reconfigure(self, config: MirrorConfig) -> None:
+        """Rule 9: ``config`` for the mirrors admitted from now on."""
+        self.config = config
+        self._cap = config.max_concurrent_per_backend
+        self._max_queue = config.max_queue_per_backend
+        self._timeout = config.timeout
+
+    def reset(self, config: MirrorConfig, head_limits: tuple[int, int]) -> None:
+        """Rule 9, before any mirror was sent (no listener was ever bound): ``config`` whole, the
+        pool and the breakers included."""
+        self.reconfigure(config)
+        self.pool.close()
+        self.pool = _pool(config, head_limits)
+        self._backends.clear()
+        self._routes.clear()
 
     def __repr__(self) -> str:
         inflight = sum(b.inflight for b in self._backends.values())
@@ -596,3 +606,19 @@ def _breaker_state(backend: Backend) -> str:
     if not breaker.open_until:
         return "closed"
     return "open" if backend.blocked and not breaker.probing else "half_open"
+
+
+def _pool(cfg: MirrorConfig, head_limits: tuple[int, int]) -> Pool:
+    """The mirrors' own pool (rule 4): no count limits (the per-backend caps are the limits)."""
+    return Pool(
+        PoolConfig(
+            limit=_UNLIMITED,
+            limit_per_key=_UNLIMITED,
+            max_idle_per_key=cfg.max_idle_per_endpoint,
+            idle_timeout=cfg.idle_timeout,
+            connect_timeout=cfg.connect_timeout,
+            pool_timeout=cfg.timeout,
+            max_response_head_bytes=head_limits[0],
+            max_response_headers=head_limits[1],
+        )
+    )

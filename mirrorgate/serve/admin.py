@@ -4,6 +4,9 @@ Rules:
 1. ``/status`` is the served resources with their status plus ``lastReloadError``: null when the
    last reload succeeded, else its time and error lines.
 2. An admin address that cannot be bound is a startup error.
+4. ``gatewayConfig``: every gateway-wide setting with its value, its source (flag, GatewayConfig,
+   default) and whether a reload applies it, plus the changes waiting for a restart
+   (``serve/gwsettings.py``).
 3. A source with its own state (``serve.source.Observed``: the Kubernetes source) adds its section
    to ``/status`` (``kubernetes``), its reason not to be ready to ``/readyz`` (before the table's)
    and its collector to ``/metrics``.
@@ -23,13 +26,24 @@ from mirrorgate.serve.source import ConfigSource, Observed
 
 
 def status_of(
-    reloader: Reloader[Any], status: Callable[[], dict[str, Any]], source: ConfigSource | None = None
+    reloader: Reloader[Any],
+    status: Callable[[], dict[str, Any]],
+    source: ConfigSource | None = None,
+    settings: Callable[[], dict[str, Any]] | None = None,
 ) -> Callable[[], dict[str, Any]]:
-    """The ``/status`` document (rule 1), with the source's own section (rule 3)."""
-    if isinstance(source, Observed):
-        observed = source
-        return lambda: {**status(), "lastReloadError": reloader.last_error, "kubernetes": observed.status_section()}
-    return lambda: {**status(), "lastReloadError": reloader.last_error}
+    """The ``/status`` document (rule 1), with the gateway-wide settings (rule 4) and the source's
+    own section (rule 3)."""
+    observed = source if isinstance(source, Observed) else None
+
+    def document() -> dict[str, Any]:
+        doc = {**status(), "lastReloadError": reloader.last_error}
+        if settings is not None:
+            doc["gatewayConfig"] = settings()
+        if observed is not None:
+            doc["kubernetes"] = observed.status_section()
+        return doc
+
+    return document
 
 
 def why_not_ready(source: ConfigSource, current: Callable[[], Loaded]) -> Callable[[], str | None]:

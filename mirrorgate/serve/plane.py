@@ -49,6 +49,7 @@ from mirrorgate.mirror.config import MirrorConfig
 from mirrorgate.mirror.dispatcher import Dispatcher
 from mirrorgate.mirror.mirrorlog import MirrorLog
 from mirrorgate.serve.config import StartupError
+from mirrorgate.serve.gwsettings import Settings
 from mirrorgate.tls.certs import CertifiedKey, InvalidCertificate, parse_tls_secret
 from mirrorgate.tls.server import ListenerTls, TlsPort
 from mirrorgate.upstream import tls as upstream_tls
@@ -76,6 +77,8 @@ class DataPlane:
     ) -> None:
         self.table = table
         limits = limits or Limits()
+        self._own_pool_config = pool_config is None  # made from ``limits`` (``reconfigure``)
+        self._bound_any = False  # ``fresh``
         if pool_config is None:
             pool_config = PoolConfig(
                 max_response_head_bytes=limits.max_response_head_bytes,
@@ -109,6 +112,31 @@ class DataPlane:
         self.bound: dict[ServerKey, int] = {}  # IR server key -> bound port
         self.limits = limits
         self.pairs: dict[str, CertifiedKey] = {}  # certificate digest -> parsed pair (rule 6)
+
+    @property
+    def fresh(self) -> bool:
+        """No listener was ever bound: nothing was served, no connection made (the Kubernetes
+        source before its first sync), so even the settings fixed at start may still change."""
+        return not self._bound_any
+
+    def reconfigure(self, settings: Settings, *, fresh: bool = False) -> None:
+        """Gateway-wide settings a reload may change (``serve/gwsettings.py`` rule 3): limits for
+        connections accepted from now on, the access-log format, the mirror dispatcher's config.
+        ``fresh`` (only while ``self.fresh``): all of them, the pools and breakers made anew."""
+        if fresh:
+            assert self.fresh, "the pools and breakers of a plane that served are not replaced"
+            head_limits = (settings.limits.max_response_head_bytes, settings.limits.max_response_headers)
+            if self._own_pool_config:
+                self.state.pool.close()
+                self.state.pool = Pool(
+                    PoolConfig(max_response_head_bytes=head_limits[0], max_response_headers=head_limits[1])
+                )
+            self.mirror.reset(settings.mirror, head_limits)
+            self.limits = settings.limits
+        self.state.limits = settings.limits
+        self.state.access_log_json = settings.access_log_json
+        if settings.mirror != self.mirror.config:
+            self.mirror.reconfigure(settings.mirror)
 
     @property
     def servers(self) -> list[asyncio.Server]:
@@ -151,6 +179,7 @@ class DataPlane:
         self.state.tls_ports = ports
         accesslog.flush()
         for key, srv in opened.items():
+            self._bound_any = True
             self.listeners[key] = srv
             self.bound[key] = int(srv.sockets[0].getsockname()[1])
             log.info("listening on %s:%d (%d listener(s))", key[0], self.bound[key], len(wanted[key].listeners))
