@@ -42,6 +42,9 @@ Rules:
    leaves the pool (``Pool.hand_over``) and both transports go to a ``tunnel.Tunnel``; the
    exchange finishes when the tunnel closes (its access line: status 101, the bytes relayed to
    the client, the tunnel's whole duration). Any other answer is relayed as usual.
+9. Comparing responses: a rule or backendRef with a mirror that compares (``Plan.compare``,
+   ``Target.compare``) calls ``start_compared``/``submit_compared`` instead; with the capture
+   they return, the exchange relays as a ``ComparedExchange`` (``dataplane/compared.py``).
 """
 
 import asyncio
@@ -346,11 +349,12 @@ class Exchange(ResponseRelay, AccessLogged):
                 admitted = dispatcher.admit(plan.mirrors)
                 if admitted is not None:  # the mirrors' head is built only now: drops cost nothing
                     is_head = self.method == b"HEAD"
-                    args = (admitted, parts, host_at, self.has_body, self.content_length, is_head)
-                    if plan.compare:  # some mirror compares responses (rule 9)
-                        self._compared(dispatcher.start_compared(*args, (self.method, self.target, self.headers)))
-                    else:
-                        self._tee(dispatcher.start(*args))
+                    if not plan.compare:
+                        self._tee(
+                            dispatcher.start(admitted, parts, host_at, self.has_body, self.content_length, is_head)
+                        )
+                    else:  # some mirror compares responses (rule 9)
+                        self._start_compared(admitted, parts, host_at, is_head)
         target = plan.single or plan.pick(self.state.rng)
         if target is None or target.status:
             self._local(target.status if target is not None else 500)
@@ -488,9 +492,13 @@ class Exchange(ResponseRelay, AccessLogged):
         else:
             self._tee(mirror.submit(mirrors, self.method, target, list(headers), self.has_body))
 
+    def _start_compared(self, admitted: list[Any], parts: list[bytes], host_at: int, is_head: bool) -> None:
+        request = (self.method, self.target, self.headers)  # as the client sent it, for a mismatch record
+        start = self.state.mirror.start_compared  # type: ignore[union-attr]
+        self._compared(start(admitted, parts, host_at, self.has_body, self.content_length, is_head, request))
+
     def _compared(self, started: tuple[BodyTee | None, ResponseCapture | None]) -> None:
-        """Rule 9: with a capture, the exchange relays as a ``ComparedExchange`` from now on (the
-        same slots: only the class changes), whose relay callbacks also feed it."""
+        """Rule 9: with a capture, relay as a ``ComparedExchange`` (same slots: only the class changes)."""
         tee, capture = started
         if capture is not None:
             self.capture = capture
@@ -602,7 +610,7 @@ class Exchange(ResponseRelay, AccessLogged):
 class ComparedExchange(CapturingRelay, Exchange):
     """An exchange whose response is captured for mirrors that compare responses (rule 9)."""
 
-    __slots__ = ()
+    __slots__ = ()  # the layout of ``Exchange``: ``_compared`` can swap the class
 
 
 def _rewrite(rewrite: URLRewrite | None, target: bytes, headers: list[Header]) -> bytes:

@@ -46,7 +46,7 @@ Rules:
    latency) was tried and removed, because against a 200 ms backend held at its cap it cost the
    primary 5-8 % of its requests/s in same-run A/B tests and did not lower its p99
    (``docs/benchmarks.md``).
-9. Comparing (``board.py``, ``capture.py``): ``start_compared``/``submit_compared`` are the
+9. Comparing (``comparing.py``, ``board.py``, ``capture.py``): ``start_compared``/``submit_compared`` are the
    ``start``/``submit`` of a request whose admitted mirrors include one with ``compare`` (the
    data plane branches once, on a flag its matcher precomputed). Only those mirrors are made
    ``CompareShadow``s, each with its ``Comparison``; the others, and every request of a rule
@@ -253,13 +253,14 @@ class Dispatcher(Admission, Comparing):
             endpoints = mirror.endpoints
             i = backend.rr
             backend.rr = i + 1
-            cls = Shadow if primary is None or mirror.compare is None else CompareShadow
+            compared = primary is not None and mirror.compare is not None  # rule 9
+            cls = CompareShadow if compared else Shadow
             if mirror.tls is None and mirror.external is None:
                 shadow = cls(self, head, endpoints[i % len(endpoints)], backend, series, now, probe, deadline)
             else:
                 endpoint, key = secured_endpoint(mirror, i)
                 shadow = cls(self, head, endpoint, backend, series, now, probe, deadline, key)
-            if cls is CompareShadow:
+            if compared:
                 assert primary is not None
                 cast(CompareShadow, shadow).comparison = self.board.comparison(primary, mirror)
             if has_slot:

@@ -88,6 +88,23 @@ async def test_a_matching_mirror_is_counted_matched(
     assert sum(c.primary_latency) == sum(c.mirror_latency) == 3
 
 
+async def test_only_compared_mirrors_capture(start_backend: StartBackend, make_dispatcher: MakeDispatcher) -> None:
+    b = await start_backend(delay=0.2)
+    d = make_dispatcher()
+    plain, cmp = make_mirror(b.endpoint, k=0), compared(make_mirror(b.endpoint, k=1))
+    headers = request_headers()
+    _, capture = d.submit_compared((plain, cmp), b"GET", b"/x", headers, False, (b"GET", b"/x", headers))
+    assert capture is not None
+    assert sorted(type(s).__name__ for s in d.tasks) == ["CompareShadow", "Shadow"]
+    assert [c.mirror.name for c in capture.comparisons] == [cmp.name]
+    d.submit((plain,), b"GET", b"/y", headers, False)  # the plain hook never compares
+    assert d.board.pending == 1
+    relay(capture, *ok_reply(b"/x"))
+    c = await settled(d, cmp, 1)
+    assert (c.compared, c.matched) == (1, 1)
+    assert set(d.board.stats) == {cmp.name}
+
+
 @pytest.mark.parametrize(
     ("mode", "reason"), [(Mode.RESET, "reset"), (Mode.BLACKHOLE, "timeout"), (None, "connect_error")]
 )

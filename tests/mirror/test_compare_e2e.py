@@ -67,9 +67,12 @@ class Setup:
         self.port = plane.port(80)
         self.admin = admin_port
 
-    async def get(self, path: str, headers: list[tuple[str, str]] | None = None) -> None:
+    async def get(
+        self, path: str, headers: list[tuple[str, str]] | None = None, method: str = "GET", body: bytes | None = None
+    ) -> None:
         async with await Conn.open(self.port) as conn:
-            await conn.send(encode_request("GET", path, "shop.example", headers or [("X-Request-Id", f"rid{path}")]))
+            headers = headers or [("X-Request-Id", f"rid{path}")]
+            await conn.send(encode_request(method, path, "shop.example", headers, body))
             r = await conn.read_response()
             assert r.status == 200  # the primary's answer, whatever the mirror says
 
@@ -108,7 +111,9 @@ SetupFactory = Callable[..., Any]
 async def gateway(tmp_path: Path) -> AsyncIterator[SetupFactory]:
     closers: list[Any] = []
 
-    async def make(settings: MirrorCompare | None = DEFAULT, v2: Callable[[str], Reply] = v2_reply) -> Setup:
+    async def make(
+        settings: MirrorCompare | None = DEFAULT, v2: Callable[[str], Reply] = v2_reply, rules: str = RULES
+    ) -> Setup:
         b1 = await Backend.scripted(scripted(v1_reply)).start()
         b2 = await Backend.scripted(scripted(v2)).start()
         closers.extend([b1.close, b2.close])
@@ -117,7 +122,7 @@ async def gateway(tmp_path: Path) -> AsyncIterator[SetupFactory]:
             gateway_doc()
             + service_docs("v1", b1.port)
             + service_docs("v2", b2.port)
-            + route_doc(RULES, name="compared")
+            + route_doc(rules, name="compared")
         )
         table = with_compare(load_table([str(path)], "127.0.0.1"), settings)
         plane = DataPlane(table, port_overrides={80: 0}, rng=Random(1))
@@ -252,3 +257,30 @@ async def test_a_mirror_without_compare_is_listed_with_null_compare(gateway: Set
     status, raw = await admin_get(s.admin, "/mirrors/000000000000/diffs")
     assert status == 404
     assert "error" in json.loads(raw)
+
+
+BOTH_LEVELS = """  - filters: [{type: RequestMirror, requestMirror: {backendRef: {name: v2, port: 8080}}}]
+    backendRefs:
+    - name: v1
+      port: 8080
+      filters:
+      - {type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-edited, value: "1"}]}}
+      - {type: RequestMirror, requestMirror: {backendRef: {name: v2, port: 8080}}}"""
+
+
+async def test_rule_and_backend_ref_mirrors_of_one_request_are_each_compared(gateway: SetupFactory) -> None:
+    s = await gateway(v2=v1_reply, rules=BOTH_LEVELS)
+    for i in range(3):
+        await s.get(f"/upload/{i}", method="POST", body=b"x" * 70_000)  # a body: the tee and the capture together
+    board = s.plane.mirror.board
+    await until(lambda: board.pending == 0 and _ended(board) >= 6, "6 comparisons")
+    status, raw = await admin_get(s.admin, "/mirrors")
+    assert status == 200
+    entries = {e["mirror"]: e for e in json.loads(raw)["mirrors"]}
+    assert set(entries) == {MIRROR, "httproute/infra/compared/rule/0/backend/0/mirror/0"}
+    assert entries["httproute/infra/compared/rule/0/backend/0/mirror/0"]["route"] == (
+        "httproute/infra/compared/rule/0/backend/0"
+    )
+    for e in entries.values():
+        assert e["compare"]["compared"] == 3
+        assert e["compare"]["matched"] == 3
