@@ -485,7 +485,7 @@ class Exchange(ResponseRelay, AccessLogged):
             return
         if compare:  # rule 9: the request as the client sent it, for a mismatch record
             had = self.capture if type(self) is ComparedExchange else None
-            request = (self.method, self.target, self.headers)
+            request = (self.method, self.target, self.headers, self.request_id)
             self._compared(
                 mirror.submit_compared(mirrors, self.method, target, list(headers), self.has_body, request, had)
             )
@@ -493,7 +493,7 @@ class Exchange(ResponseRelay, AccessLogged):
             self._tee(mirror.submit(mirrors, self.method, target, list(headers), self.has_body))
 
     def _start_compared(self, admitted: list[Any], parts: list[bytes], host_at: int, is_head: bool) -> None:
-        request = (self.method, self.target, self.headers)  # as the client sent it, for a mismatch record
+        request = (self.method, self.target, self.headers, self.request_id)  # for a mismatch record
         start = self.state.mirror.start_compared  # type: ignore[union-attr]
         self._compared(start(admitted, parts, host_at, self.has_body, self.content_length, is_head, request))
 

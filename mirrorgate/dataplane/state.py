@@ -68,7 +68,8 @@ class ResponseCapture(Protocol):
     def end(self) -> None: ...  # the exchange finished (after ``complete``, or instead of it)
 
 
-Request = tuple[bytes, bytes, list[tuple[bytes, bytes]]]  # method, target, headers as the client sent them
+# method, target, headers as the client sent them, and the request id forwarded (``x-request-id``)
+Request = tuple[bytes, bytes, list[tuple[bytes, bytes]], bytes]
 
 
 class MirrorDispatcher(Protocol):

@@ -34,7 +34,8 @@ from mirrorgate.mirror.compare import ALWAYS_REDACTED, REDACTED, Difference, Sid
 
 log = logging.getLogger("mirrorgate.mirror")
 
-Request = tuple[bytes, bytes, list[tuple[bytes, bytes]]]  # method, target, headers as the client sent them
+# method, target, headers as the client sent them, and the request id forwarded (``x-request-id``)
+Request = tuple[bytes, bytes, list[tuple[bytes, bytes]], bytes]
 
 MAX_PENDING = 1024
 BATCH = 16
@@ -284,12 +285,11 @@ def mismatch_record(
 ) -> dict[str, Any]:
     """One ring entry, as ``/mirrors/<id>/diffs`` shows it; header values already redacted."""
     redact = redacted_names(settings)
-    method, target, headers = p.request
+    method, target, headers, request_id = p.request
     request_headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers]
-    request_id = next((v for n, v in request_headers if n.lower() == "x-request-id"), None)
     return {
         "time": datetime.fromtimestamp(p.wall, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "requestId": request_id,
+        "requestId": request_id.decode("latin-1") or None,
         "request": {
             "method": method.decode("latin-1"),
             "target": target.decode("latin-1"),

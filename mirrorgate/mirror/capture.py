@@ -134,9 +134,9 @@ class PrimaryCapture:
 
     __slots__ = ("board", "comparisons", "latency", "request", "response", "started", "wall")
 
-    def __init__(self, board: Board, request: tuple[bytes, bytes, list[Header]], limit: int) -> None:
+    def __init__(self, board: Board, request: tuple[bytes, bytes, list[Header], bytes], limit: int) -> None:
         self.board = board
-        self.request = request  # (method, target, headers) as the client sent them
+        self.request = request  # method, target, headers as the client sent them; the request id forwarded
         self.response = Capture(limit)
         self.comparisons: list[Comparison] = []
         self.started = _monotonic()

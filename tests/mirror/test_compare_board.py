@@ -35,7 +35,7 @@ def compared(mirror: Mirror, settings: MirrorCompare | None = None) -> Mirror:
 
 def submit(d: Dispatcher, mirror: Mirror, target: bytes = b"/x") -> PrimaryCapture | None:
     headers = request_headers()
-    _, capture = d.submit_compared((mirror,), b"GET", target, headers, False, (b"GET", target, headers))
+    _, capture = d.submit_compared((mirror,), b"GET", target, headers, False, (b"GET", target, headers, b"rid-1"))
     return capture
 
 
@@ -93,7 +93,7 @@ async def test_only_compared_mirrors_capture(start_backend: StartBackend, make_d
     d = make_dispatcher()
     plain, cmp = make_mirror(b.endpoint, k=0), compared(make_mirror(b.endpoint, k=1))
     headers = request_headers()
-    _, capture = d.submit_compared((plain, cmp), b"GET", b"/x", headers, False, (b"GET", b"/x", headers))
+    _, capture = d.submit_compared((plain, cmp), b"GET", b"/x", headers, False, (b"GET", b"/x", headers, b"rid-1"))
     assert capture is not None
     assert sorted(type(s).__name__ for s in d.tasks) == ["CompareShadow", "Shadow"]
     assert [c.mirror.name for c in capture.comparisons] == [cmp.name]

@@ -212,11 +212,13 @@ async def test_each_deliberate_difference_is_reported_exactly(gateway: SetupFact
 
 async def test_without_ignore_paths_the_changed_field_is_a_mismatch(gateway: SetupFactory) -> None:
     s = await gateway(MirrorCompare())
-    await s.get("/ignored")
+    await s.get("/ignored", [("X-Other", "1")])  # no request id: the gateway's own is recorded
     summary = await s.compared(1)
     assert summary["mismatches"] == {"status": 0, "header": 0, "body": 1}
     _, diffs = await s.diffs()
     assert [d["path"] for d in diffs[0]["differences"]] == ["$.items[0].updatedAt"]
+    assert isinstance(diffs[0]["requestId"], str)
+    assert len(diffs[0]["requestId"]) >= 16
 
 
 async def test_redacted_headers_never_appear_in_the_diffs(gateway: SetupFactory) -> None:
