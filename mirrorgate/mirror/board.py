@@ -12,7 +12,8 @@ Rules:
    ``skipped``, the latency of each side (``LatencyHistogram``) and a ring of the latest
    ``keep_mismatches`` mismatches (``Record``), whose header values named in
    ``redact_headers`` (and ``compare.ALWAYS_REDACTED``) are replaced by ``[redacted]`` before
-   they are stored. Bodies are stored as captured (not redacted).
+   they are stored. Bodies are stored as captured (not redacted). When a reload removes a
+   mirror (or its ``compare``), its ring is freed (``keep_records_of``); its counters stay.
 4. Records of a ring carry a sequence number, so a worker can send its supervisor the ones it
    has not sent yet (``records_since``).
 """
@@ -148,6 +149,13 @@ class Board:
         else:
             st.keep(settings.keep_mismatches)
         return st
+
+    def keep_records_of(self, names: set[str]) -> None:
+        """Free the rings of the mirrors not in ``names`` (they left the table; rule 3): their
+        counters stay, so the metrics never go down."""
+        for name, st in tuple(self.stats.items()):
+            if name not in names:
+                st.ring.clear()
 
     def primary(
         self, request: Request, compared: list[Mirror], capture: PrimaryCapture | None = None

@@ -130,6 +130,7 @@ class MergedMirrors:
         diffs = msgspec.convert(event.get("diffs", {}), dict[str, list[dict[str, Any]]])
         if diffs:
             keep = {m.name: m.compare.keep_mismatches for m in table_mirrors(self._table()) if m.compare is not None}
+            self.rings = {name: ring for name, ring in self.rings.items() if name in keep}  # mirrors gone
             for name, records in diffs.items():
                 ring = sorted([*records, *self.rings.get(name, [])], key=lambda r: str(r.get("time", "")), reverse=True)
                 self.rings[name] = ring[: keep.get(name, len(records))]
@@ -179,6 +180,11 @@ def table_mirrors(table: RoutingTable) -> list[Mirror]:
                 for b in action.backends:
                     take(b.filters)
     return list(seen.values())
+
+
+def compared_names(table: RoutingTable) -> set[str]:
+    """The names of the table's mirrors that compare responses."""
+    return {m.name for m in table_mirrors(table) if m.compare is not None}
 
 
 def _latency(h: list[int]) -> dict[str, float | None]:

@@ -14,7 +14,8 @@ Rules:
    finish within ``grace``; cancel the rest; close the upstream pool.
 3. A server's IR port is bound as ``port_overrides`` says (``0`` = ephemeral); the matcher still
    sees the IR key, so routing is unchanged.
-4. The mirror dispatcher and the admin server share one Prometheus registry per process.
+4. The mirror dispatcher and the admin server share one Prometheus registry per process. An
+   applied table frees the mismatch rings of mirrors it no longer compares (``mirror/board.py``).
 5. A reload hands the buffered access-log lines to their writer; shutdown waits for them to be
    written, at most ``ACCESS_LOG_DRAIN`` seconds.
 6. A server whose listeners carry ``tls`` is bound with one ``TlsPort`` (``tls/server.py``): its
@@ -45,6 +46,7 @@ from mirrorgate.dataplane.state import GatewayState
 from mirrorgate.ir.table import Certificate, RoutingTable, Server
 from mirrorgate.mirror.config import MirrorConfig
 from mirrorgate.mirror.dispatcher import Dispatcher
+from mirrorgate.mirror.views import compared_names
 from mirrorgate.serve.config import StartupError
 from mirrorgate.tls.certs import CertifiedKey, InvalidCertificate, parse_tls_secret
 from mirrorgate.tls.server import ListenerTls, TlsPort
@@ -139,6 +141,7 @@ class DataPlane:
             raise
         self.state.matcher = matcher if matcher is not None else compile(table)
         self.table = table
+        self.mirror.board.keep_records_of(compared_names(table))  # a mirror gone: its ring is freed
         upstream_tls.set_trust(table)
         self.state.tls_ports = ports
         accesslog.flush()

@@ -286,3 +286,20 @@ async def test_rule_and_backend_ref_mirrors_of_one_request_are_each_compared(gat
     for e in entries.values():
         assert e["compare"]["compared"] == 3
         assert e["compare"]["matched"] == 3
+
+
+async def test_a_reload_without_compare_frees_the_ring_and_keeps_the_counters(gateway: SetupFactory) -> None:
+    s = await gateway()
+    await s.get("/status")
+    await s.compared(1)
+    _, diffs = await s.diffs()
+    assert len(diffs) == 1
+    await s.plane.apply(with_compare(s.plane.table, None))
+    entry = await s.mirrors()
+    assert entry["compare"] is None  # not compared any more
+    assert s.plane.mirror.board.stats[MIRROR].counts.mismatches["status"] == 1  # the metrics never go down
+    assert not s.plane.mirror.board.stats[MIRROR].ring
+    await s.plane.apply(with_compare(s.plane.table, MirrorCompare()))
+    assert (await s.mirrors())["compare"]["mismatches"]["status"] == 1
+    _, diffs = await s.diffs()
+    assert diffs == []
