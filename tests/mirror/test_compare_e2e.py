@@ -4,6 +4,7 @@ mirror (v2) on loopback answer scripted responses per path; the clients are raw 
 The IR mirrors get ``compare`` directly (``compare_support.with_compare``). No timed assertions.
 """
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -18,12 +19,12 @@ from mirrorgate.mirror.views import mirror_id
 from mirrorgate.serve.admin import mirror_endpoints
 from mirrorgate.serve.config import load_table
 from mirrorgate.serve.plane import DataPlane
-from tests.support.backends import Backend
+from tests.support.backends import Backend, Handler, read_head
 from tests.support.client import Conn, encode_request
 from tests.support.manifests import gateway_doc, route_doc, service_docs
 from tests.support.waiting import until
 
-from .compare_support import Reply, admin_get, scripted, with_compare
+from .compare_support import Reply, admin_get, response, scripted, with_compare
 
 MIRROR = "httproute/infra/compared/rule/0/mirror/0"
 RULES = """  - filters: [{type: RequestMirror, requestMirror: {backendRef: {name: v2, port: 8080}}}]
@@ -112,10 +113,13 @@ async def gateway(tmp_path: Path) -> AsyncIterator[SetupFactory]:
     closers: list[Any] = []
 
     async def make(
-        settings: MirrorCompare | None = DEFAULT, v2: Callable[[str], Reply] = v2_reply, rules: str = RULES
+        settings: MirrorCompare | None = DEFAULT,
+        v2: Callable[[str], Reply] = v2_reply,
+        rules: str = RULES,
+        v2_handler: Handler | None = None,
     ) -> Setup:
         b1 = await Backend.scripted(scripted(v1_reply)).start()
-        b2 = await Backend.scripted(scripted(v2)).start()
+        b2 = await Backend.scripted(v2_handler or scripted(v2)).start()
         closers.extend([b1.close, b2.close])
         path = tmp_path / "gateway.yaml"
         path.write_text(
@@ -303,3 +307,29 @@ async def test_a_reload_without_compare_frees_the_ring_and_keeps_the_counters(ga
     assert (await s.mirrors())["compare"]["mismatches"]["status"] == 1
     _, diffs = await s.diffs()
     assert diffs == []
+
+
+async def test_primary_answers_never_wait_for_the_mirror_or_the_comparison(gateway: SetupFactory) -> None:
+    """The mirror answers only once every primary answer has reached the client: the client
+    cannot have waited for it. Then every comparison completes."""
+    gate = asyncio.Event()
+
+    async def held(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            target = (await read_head(reader)).split(b" ")[1].decode()
+            await gate.wait()
+            writer.write(response(*v1_reply(target)))
+            await writer.drain()
+
+    s = await gateway(v2_handler=held)
+    async with await Conn.open(s.port) as conn:
+        for i in range(10):  # one keep-alive connection: each answer arrives while the mirrors hang
+            await conn.send(encode_request("GET", f"/held/{i}", "shop.example"))
+            r = await conn.read_response()
+            assert r.status == 200
+            assert r.json()["total"] == 10
+    board = s.plane.mirror.board
+    assert board.pending == 10  # captured, waiting for the mirrors
+    gate.set()
+    summary = await s.compared(10)
+    assert (summary["compared"], summary["matched"]) == (10, 10)
