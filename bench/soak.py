@@ -1,6 +1,6 @@
 """Soak: bounded mixed traffic with faulty mirrors and periodic reloads against `mirrorgate run`.
 
-Usage:  .venv/bin/python bench/soak.py [--duration 600] [--concurrency 16] [--reload-every 5]
+Usage:  .venv/bin/python bench/soak.py [--duration 600] [--concurrency 16] [--reload-every 5] [--compare]
 
 Loopback only. Starts, in this process, a healthy primary backend, a healthy mirror backend and
 a faulty mirror backend (each connection at random: black-holes, resets, answers garbage or
@@ -10,7 +10,10 @@ as a subprocess. Traffic: ``--concurrency`` keep-alive clients sending a mix of 
 mirror, mirrored to the faulty mirror, and 50%-mirrored to a backend that refuses connections.
 Every primary is healthy, so every 5xx is unexpected. Every ``--reload-every`` seconds the -f
 file is rewritten atomically (a header value and the mirror percentage change), which the gateway
-picks up by watching it.
+picks up by watching it. With ``--compare`` the /mirrored route mirrors through a MirrorPolicy
+that compares every response, and the mirror answers a JSON body with one more field than the
+primary's, so every comparison is a mismatch kept in the ring (the most memory comparison holds);
+the end of the report adds the comparison counters from the admin server's ``/mirrors``.
 
 Figures printed at the end: requests and rate, status counts, unexpected 5xx, client errors,
 reloads seen in the log, the gateway's RSS after warm-up (10% of the run, at least 5 s), at the
@@ -24,6 +27,7 @@ Bounded: everything started is stopped (SIGTERM, then SIGKILL after 15 s).
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import re
@@ -62,7 +66,7 @@ spec:
   rules:
   - matches: [{{path: {{type: PathPrefix, value: /mirrored}}}}]
     filters:
-    - {{type: RequestMirror, requestMirror: {{backendRef: {{name: mirror, port: 80}}}}}}
+    - {mirrored}
     - {{type: RequestHeaderModifier, requestHeaderModifier: {{set: [{{name: X-Generation, value: "{generation}"}}]}}}}
     backendRefs: [{{name: primary, port: 80}}]
   - matches: [{{path: {{type: PathPrefix, value: /faulty}}}}]
@@ -72,6 +76,19 @@ spec:
     filters: [{{type: RequestMirror, requestMirror: {{backendRef: {{name: refused, port: 80}}, percent: 50}}}}]
     backendRefs: [{{name: primary, port: 80}}]
   - backendRefs: [{{name: primary, port: 80}}]
+{policy}"""
+
+PLAIN_MIRROR = "{type: RequestMirror, requestMirror: {backendRef: {name: mirror, port: 80}}}"
+POLICY_MIRROR = "{type: ExtensionRef, extensionRef: {group: mirrorgate.dev, kind: MirrorPolicy, name: compared}}"
+# --compare: every /mirrored request is compared; the mirror answers one more JSON field than the
+# primary, so every comparison is a mismatch and the ring of mismatches is always full.
+POLICY = """---
+apiVersion: mirrorgate.dev/v1alpha1
+kind: MirrorPolicy
+metadata: {name: compared, namespace: soak}
+spec:
+  backendRef: {name: mirror, port: 80}
+  compare: {keepMismatches: 100}
 """
 
 SERVICE = """---
@@ -98,9 +115,10 @@ class _Backend(asyncio.Protocol):
     """Answers every request 200 with a small body once it has been read whole; ``mode`` other
     than ``ok`` misbehaves (for the faulty mirror)."""
 
-    def __init__(self, mode: str, faulty: bool = False) -> None:
+    def __init__(self, mode: str, faulty: bool = False, extra: bytes = b"") -> None:
         self.mode = mode
         self.faulty = faulty
+        self.extra = extra  # appended inside the JSON body (a "v2" that differs on purpose)
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.size = 0
@@ -135,7 +153,7 @@ class _Backend(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         assert self.transport is not None
-        body = b'{"received": %d}' % self.size
+        body = b'{"received": %d%s}' % (self.size, self.extra)
         close = b"" if self.mode == "ok" and not self.faulty else b"connection: close\r\n"
         reply = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%s\r\n%s" % (
             len(body),
@@ -155,11 +173,11 @@ class _Backend(asyncio.Protocol):
                 t.close()
 
 
-async def start_backend(faulty: bool) -> asyncio.Server:
+async def start_backend(faulty: bool, extra: bytes = b"") -> asyncio.Server:
     modes = ("blackhole", "reset", "garbage", "slow", "ok")
 
     def factory() -> _Backend:
-        return _Backend(random.choice(modes), True) if faulty else _Backend("ok")
+        return _Backend(random.choice(modes), True) if faulty else _Backend("ok", extra=extra)
 
     return await asyncio.get_running_loop().create_server(factory, "127.0.0.1", 0)
 
@@ -321,8 +339,15 @@ async def client(port: int, stop_at: float, stats: Stats, seed: int) -> None:
 # --- main -----------------------------------------------------------------------------------------
 
 
-def write_config(path: Path, port: int, services: str, generation: int) -> None:
-    text = CONFIG.format(port=port, services=services, generation=generation, percent=(50, 100)[generation % 2])
+def write_config(path: Path, port: int, services: str, generation: int, compare: bool = False) -> None:
+    text = CONFIG.format(
+        port=port,
+        services=services,
+        generation=generation,
+        percent=(50, 100)[generation % 2],
+        mirrored=POLICY_MIRROR if compare else PLAIN_MIRROR,
+        policy=POLICY if compare else "",
+    )
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
@@ -334,12 +359,13 @@ def gauge(metrics_text: str, name: str) -> float:
     return float(m.group(1)) if m else float("nan")
 
 
-async def metrics(admin_port: int) -> str:
+async def metrics(admin_port: int, path: str = "/metrics") -> str:
+    """The body of ``GET path`` on the admin server (one request per connection)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", admin_port)
-    writer.write(b"GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
+    writer.write(b"GET %s HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n" % path.encode())
     data = await reader.read()
     writer.close()
-    return data.decode(errors="replace")
+    return data.decode(errors="replace").split("\r\n\r\n", 1)[-1]
 
 
 async def main() -> None:
@@ -347,10 +373,11 @@ async def main() -> None:
     ap.add_argument("--duration", type=float, default=600.0, help="seconds of traffic (default 600)")
     ap.add_argument("--concurrency", type=int, default=16, help="concurrent keep-alive clients")
     ap.add_argument("--reload-every", type=float, default=5.0, help="seconds between config rewrites")
+    ap.add_argument("--compare", action="store_true", help="compare every /mirrored request (a MirrorPolicy)")
     args = ap.parse_args()
 
     primary = await start_backend(False)
-    mirror = await start_backend(False)
+    mirror = await start_backend(False, b', "version": 2' if args.compare else b"")
     faulty = await start_backend(True)
     ports = {
         "primary": primary.sockets[0].getsockname()[1],
@@ -362,7 +389,7 @@ async def main() -> None:
     gw_port = free_port()
     tmp = Path(tempfile.mkdtemp(prefix="mirrorgate-soak-"))
     config = tmp / "soak.yaml"
-    write_config(config, gw_port, services, 0)
+    write_config(config, gw_port, services, 0, args.compare)
     gw = GatewayProc(config, tmp / "gateway.log")
     try:
         admin_port = int((await gw.wait_for(r"admin server on [\d.]+:(\d+)")).group(1))
@@ -385,7 +412,7 @@ async def main() -> None:
                 cpu_warm, requests_warm = cpu_sample(pids), stats.requests
             if now >= next_reload:
                 generation += 1
-                write_config(config, gw_port, services, generation)
+                write_config(config, gw_port, services, generation, args.compare)
                 next_reload = now + args.reload_every
             if gw.proc.poll() is not None:
                 raise SystemExit(f"gateway exited:\n{gw.text()}")
@@ -401,6 +428,7 @@ async def main() -> None:
             await asyncio.sleep(0.1)
             text = await metrics(admin_port)
         elapsed = time.monotonic() - start
+        compared = json.loads(await metrics(admin_port, "/mirrors")) if args.compare else {}
     finally:
         gw.stop()
         for server in (primary, mirror, faulty):
@@ -429,6 +457,9 @@ async def main() -> None:
     for line in mirror_lines:
         if not line.rstrip().endswith(" 0.0"):
             print(f"  {line}")
+    for entry in compared.get("mirrors", []):
+        if entry.get("compare"):
+            print(f"compare             {entry['mirror']}: {json.dumps(entry['compare'])}")
     print(f"log                 {gw.log}")
 
 

@@ -76,6 +76,14 @@ def _parser() -> argparse.ArgumentParser:
         help="where access-log lines go: - (stdout, the default), a file path, or off",
     )
     run.add_argument(
+        "--mirror-access-log",
+        type=access_log,
+        default="off",
+        metavar="PATH|-|off",
+        help="where mirror access-log lines go (one per sampled mirror, completed or dropped): "
+        "- (stdout), a file path, or off (the default); --access-log-json applies to it too",
+    )
+    run.add_argument(
         "--admin",
         type=admin_address,
         default="127.0.0.1:9901",
@@ -314,9 +322,9 @@ def _run(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"mirrorgate run: {problem}", file=sys.stderr)
         return 2 if kube is None else 1
-    # with workers, each worker writes its own access log; the supervisor serves no request
-    access_log = args.access_log if args.workers == 1 else "off"
-    setup_logging(access_log, log_format=args.log_format, level=args.log_level)
+    # with workers, each worker writes its own access logs; the supervisor serves no request
+    access_log, mirror_log = (args.access_log, args.mirror_access_log) if args.workers == 1 else ("off", "off")
+    setup_logging(access_log, log_format=args.log_format, level=args.log_level, mirror_access_log=mirror_log)
     admin = None if args.admin == "off" else parse_host_port(args.admin)
     overrides: dict[str, Any] = {}
     mirror_overrides: dict[str, Any] = {}
@@ -336,6 +344,7 @@ def _run(args: argparse.Namespace) -> int:
         grace=args.grace,
         access_log_json=args.access_log_json,
         access_log=args.access_log,
+        mirror_access_log=args.mirror_access_log,
         log_format=args.log_format,
         log_level=args.log_level,
         admin=admin,

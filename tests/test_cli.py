@@ -141,6 +141,20 @@ def test_status_routing_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert table["servers"][0]["port"] == 8080
 
 
+def test_status_shows_a_mirror_policy_with_its_conditions_and_its_mirror(capsys: pytest.CaptureFixture[str]) -> None:
+    example = str(Path(__file__).parent.parent / "examples" / "mirrorpolicy-checkout.yaml")
+    assert main(["status", "-f", example, "-o", "json"]) == 0
+    [policy] = [i for i in json.loads(capsys.readouterr().out)["items"] if i["kind"] == "MirrorPolicy"]
+    assert policy["spec"]["sampleBy"] == {"header": "x-user-id", "missing": "Skip"}
+    conditions = {c["type"]: (c["status"], c["reason"]) for c in policy["status"]["conditions"]}
+    assert conditions == {"Accepted": ("True", "Accepted"), "ResolvedRefs": ("True", "ResolvedRefs")}
+    assert main(["status", "-f", example, "--routing-table", "-o", "json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    [route] = table["servers"][0]["listeners"][0]["virtualHosts"][0]["routes"]
+    [mirror] = route["action"]["filters"]["mirrors"]
+    assert (mirror["policy"], mirror["ppm"], mirror["timeoutMs"]) == ("mirrorpolicy/shop/checkout-v2", 500_000, 2000)
+
+
 def test_console_script_runs_as_a_process(tmp_path: Path) -> None:
     path = write(tmp_path, "bad.yaml", BOTH)
     proc = subprocess.run(

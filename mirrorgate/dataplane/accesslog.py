@@ -14,6 +14,10 @@ Without one (a data plane embedded in tests) the line goes through the logger as
 prefix left to its handler. In a worker process text lines end `` worker=N`` and JSON objects
 start with a ``"worker"`` field.
 ``AccessLogged`` is a mixin of ``Exchange``: it keeps no state of its own.
+
+The mirror access log (``run --mirror-access-log``, lines written by ``mirror/mirrorlog.py``) has
+a sink of its own, with its own ``AccessWriter`` (``install_mirror``; None: off): ``flush``,
+``buffered`` and ``drain`` cover both writers, ``mirror_dropped`` counts its dropped lines.
 """
 
 import logging
@@ -52,6 +56,7 @@ class _Sink:
 
 
 _sink = _Sink()
+_mirror: _Sink | None = None  # the mirror access log's sink; None: off
 
 
 def install(writer: AccessWriter | None, worker: int | None = None) -> None:
@@ -63,31 +68,55 @@ def install(writer: AccessWriter | None, worker: int | None = None) -> None:
         old.close()
 
 
+def install_mirror(writer: AccessWriter | None, worker: int | None = None, *, on: bool = True) -> None:
+    """Send this process's mirror access-log lines to ``writer`` (None: through the logger
+    ``mirrorgate.mirror_access``), tagged with ``worker``; ``on=False``: no mirror access log."""
+    global _mirror
+    old = None if _mirror is None else _mirror.writer
+    _mirror = _Sink(writer, worker) if on else None
+    if old is not None and old is not writer:
+        old.close()
+
+
 def installed() -> AccessWriter | None:
     return _sink.writer
 
 
+def mirror_sink() -> _Sink | None:
+    """The mirror access log's sink (``mirror.mirrorlog.LineSink``); None when it is off."""
+    return _mirror
+
+
+def _writers() -> list[AccessWriter]:
+    writers = [_sink.writer, None if _mirror is None else _mirror.writer]
+    return [w for w in writers if w is not None]
+
+
 def flush() -> None:
-    """Hand what is buffered to the writer's thread (a reload: lines are not held back by it)."""
-    if _sink.writer is not None:
-        _sink.writer.flush()
+    """Hand what is buffered to the writers' threads (a reload: lines are not held back by it)."""
+    for w in _writers():
+        w.flush()
 
 
 def buffered() -> bool:
     """Whether lines wait to be written."""
-    w = _sink.writer
-    return w is not None and (bool(w.lines) or w.outbox is not None)
+    return any(w.lines or w.outbox is not None for w in _writers())
 
 
 def drain(timeout: float) -> None:
-    """Write what is buffered, waiting up to ``timeout`` seconds (shutdown)."""
-    if _sink.writer is not None:
-        _sink.writer.drain(timeout)
+    """Write what is buffered, waiting up to ``timeout`` seconds per writer (shutdown)."""
+    for w in _writers():
+        w.drain(timeout)
 
 
 def dropped() -> int:
     """Lines dropped by this process's writer (``mirrorgate_access_log_dropped_total``)."""
     return 0 if _sink.writer is None else _sink.writer.dropped
+
+
+def mirror_dropped() -> int:
+    """Mirror access-log lines dropped (``mirrorgate_mirror_access_log_dropped_total``)."""
+    return 0 if _mirror is None or _mirror.writer is None else _mirror.writer.dropped
 
 
 class AccessLogged:

@@ -26,6 +26,8 @@ Rules:
 4. Mirror hook: when the rule has mirrors and a dispatcher is installed, ``submit`` is called once,
    synchronously, with the filtered head; the ``BodyTee`` it returns receives every body chunk
    (the ones already buffered first) and ``end``/``abort``. Nothing here ever waits for it.
+   Each hook call also passes the exchange itself: the mirror access log, when on, reads its
+   request id and route there (nothing reads it when off).
 5. Errors: an ``UpstreamError`` or a timeout before the response head was relayed becomes a local
    reply with its status (``errors.py`` owns the mapping; timeouts are 504); after, the client
    connection is aborted. Anything else is a bug: logged once with its traceback, then 500 or
@@ -346,12 +348,14 @@ class Exchange(ResponseRelay, AccessLogged):
         if plan.mirrors:
             dispatcher = self.state.mirror
             if dispatcher is not None:
-                admitted = dispatcher.admit(plan.mirrors)
+                admitted = dispatcher.admit(plan.mirrors, self)  # (self: for the mirror access log)
                 if admitted is not None:  # the mirrors' head is built only now: drops cost nothing
                     is_head = self.method == b"HEAD"
                     if not plan.compare:
                         self._tee(
-                            dispatcher.start(admitted, parts, host_at, self.has_body, self.content_length, is_head)
+                            dispatcher.start(
+                                admitted, parts, host_at, self.has_body, self.content_length, is_head, self
+                            )
                         )
                     else:  # some mirror compares responses (rule 9)
                         self._start_compared(admitted, parts, host_at, is_head)
@@ -481,21 +485,21 @@ class Exchange(ResponseRelay, AccessLogged):
         mirror = self.state.mirror
         assert mirror is not None
         if self.upgrade:  # rule 8: a tunnel is never mirrored
-            mirror.refuse(mirrors, _UPGRADE)
+            mirror.refuse(mirrors, _UPGRADE, self, target, headers)
             return
         if compare:  # rule 9: the request as the client sent it, for a mismatch record
             had = self.capture if type(self) is ComparedExchange else None
             request = (self.method, self.target, self.headers, self.request_id)
             self._compared(
-                mirror.submit_compared(mirrors, self.method, target, list(headers), self.has_body, request, had)
+                mirror.submit_compared(mirrors, self.method, target, list(headers), self.has_body, request, had, self)
             )
         else:
-            self._tee(mirror.submit(mirrors, self.method, target, list(headers), self.has_body))
+            self._tee(mirror.submit(mirrors, self.method, target, list(headers), self.has_body, self))
 
     def _start_compared(self, admitted: list[Any], parts: list[bytes], host_at: int, is_head: bool) -> None:
         request = (self.method, self.target, self.headers, self.request_id)  # for a mismatch record
         start = self.state.mirror.start_compared  # type: ignore[union-attr]
-        self._compared(start(admitted, parts, host_at, self.has_body, self.content_length, is_head, request))
+        self._compared(start(admitted, parts, host_at, self.has_body, self.content_length, is_head, self, request))
 
     def _compared(self, started: tuple[BodyTee | None, ResponseCapture | None]) -> None:
         """Rule 9: with a capture, relay as a ``ComparedExchange`` (same slots: only the class changes)."""

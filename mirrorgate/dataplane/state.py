@@ -18,6 +18,7 @@ from mirrorgate.dataplane.flow import ReadGate
 from mirrorgate.dataplane.limits import Limits
 from mirrorgate.dataplane.matcher import Matcher, ServerKey
 from mirrorgate.ir.table import Mirror
+from mirrorgate.mirror.mirrorlog import MirroredRequest
 from mirrorgate.tls.server import TlsPort
 from mirrorgate.upstream.connection import ResponseHead
 from mirrorgate.upstream.pool import Pool
@@ -79,6 +80,8 @@ class MirrorDispatcher(Protocol):
     the primary will send it after the rule's RequestHeaderModifier and URLRewrite:
     method, origin-form target, lower-case headers (``x-request-id`` and ``x-forwarded-for``
     included). It returns a ``BodyTee`` for the body (or None) and is never awaited.
+    Every method takes the primary exchange last (``request``): the mirror access log reads its
+    request id and route, and nothing else keeps it.
     """
 
     def submit(
@@ -88,6 +91,7 @@ class MirrorDispatcher(Protocol):
         target: bytes,
         headers: list[tuple[bytes, bytes]],
         has_body: bool,
+        request: MirroredRequest | None = None,
     ) -> BodyTee | None: ...
 
     # ``submit`` in two steps, for the hot path: ``admit`` samples and drops (cheap, nothing
@@ -95,10 +99,17 @@ class MirrorDispatcher(Protocol):
     # the primary's upstream head as ``headers.encode_forward`` encoded it: ``parts`` (request
     # line and header lines, before the endpoint's lines; not modified), ``parts[host_at]`` the
     # Host value (-1: none), ``content_length`` the request's (None: none).
-    def admit(self, mirrors: tuple[Mirror, ...]) -> list[Any] | None: ...
+    def admit(self, mirrors: tuple[Mirror, ...], request: MirroredRequest | None = None) -> list[Any] | None: ...
     # the mirrors of a request that is never mirrored (an upgrade): each one sampled is counted
-    # as dropped with ``reason``
-    def refuse(self, mirrors: tuple[Mirror, ...], reason: str) -> None: ...
+    # as dropped with ``reason`` (``target`` and ``headers`` as ``submit``'s)
+    def refuse(
+        self,
+        mirrors: tuple[Mirror, ...],
+        reason: str,
+        request: MirroredRequest | None = None,
+        target: bytes = b"",
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None: ...
     def start(
         self,
         admitted: list[Any],
@@ -107,11 +118,13 @@ class MirrorDispatcher(Protocol):
         has_body: bool,
         content_length: int | None,
         is_head: bool,
+        request: MirroredRequest | None = None,
     ) -> BodyTee | None: ...
 
     # ``submit`` and ``start`` for mirrors of which some compare responses (``Plan.compare``,
     # ``Target.compare``): also the capture the exchange feeds with the primary's response
-    # (None: nothing is compared). ``capture``: the one the request already has.
+    # (None: nothing is compared). ``record``: the request for a mismatch record; ``capture``:
+    # the one the request already has.
     def submit_compared(
         self,
         mirrors: tuple[Mirror, ...],
@@ -119,8 +132,9 @@ class MirrorDispatcher(Protocol):
         target: bytes,
         headers: list[tuple[bytes, bytes]],
         has_body: bool,
-        request: Request,
+        record: Request,
         capture: Any = None,
+        request: MirroredRequest | None = None,
     ) -> tuple[BodyTee | None, ResponseCapture | None]: ...
     def start_compared(
         self,
@@ -130,7 +144,8 @@ class MirrorDispatcher(Protocol):
         has_body: bool,
         content_length: int | None,
         is_head: bool,
-        request: Request,
+        request: MirroredRequest | None,
+        record: Request,
     ) -> tuple[BodyTee | None, ResponseCapture | None]: ...
 
 

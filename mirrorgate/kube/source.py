@@ -8,7 +8,8 @@ Rules:
 1. One ``Reflector`` per kind: GatewayClass, Gateway, HTTPRoute, ReferenceGrant (``v1``, else
    ``v1beta1``, by discovery; neither served: no grants, one warning), BackendTLSPolicy (``v1``
    when discovery lists it; else none, one note), Service, EndpointSlice, Namespace, Secret
-   (HTTPS listeners' certificateRefs) and ConfigMap (BackendTLSPolicy CA bundles).
+   (HTTPS listeners' certificateRefs), ConfigMap (BackendTLSPolicy CA bundles) and MirrorPolicy
+   (``mirrorgate.dev/v1alpha1`` when discovery lists it, i.e. its CRD is installed; else none, one note).
    ``watch_namespaces`` limits the namespaced kinds; GatewayClass and Namespace are always read
    cluster-wide. Secret and ConfigMap contents are never logged (only their counts).
 2. A cache change that can change the configuration pokes a debouncer (``QUIET`` seconds without
@@ -65,10 +66,17 @@ COPY_TIMEOUT = 30.0  # seconds a load waits for the loop to copy the caches (a l
 SECRETS = Resource("", "v1", "secrets", "Secret", namespaced=True)
 CONFIG_MAPS = Resource("", "v1", "configmaps", "ConfigMap", namespaced=True)
 BACKEND_TLS_POLICIES = Resource(GATEWAY_API, "v1", "backendtlspolicies", "BackendTLSPolicy", namespaced=True)
+MIRROR_POLICIES = Resource("mirrorgate.dev", "v1alpha1", "mirrorpolicies", "MirrorPolicy", namespaced=True)
 FIXED = (GATEWAY_CLASSES, GATEWAYS, HTTP_ROUTES, SERVICES, ENDPOINT_SLICES, NAMESPACES, SECRETS, CONFIG_MAPS)
 REFERENCE_GRANT = "ReferenceGrant"
 BACKEND_TLS_POLICY = "BackendTLSPolicy"
-STATUS_KINDS = ("GatewayClass", "Gateway", "HTTPRoute", "BackendTLSPolicy")
+MIRROR_POLICY = "MirrorPolicy"
+# Kinds read only when the API server serves them (their CRD is installed), and what their absence means.
+OPTIONAL = {
+    BACKEND_TLS_POLICY: (BACKEND_TLS_POLICIES, "backends are reached in plain HTTP"),
+    MIRROR_POLICY: (MIRROR_POLICIES, "ExtensionRef filters naming a MirrorPolicy answer 500"),
+}
+STATUS_KINDS = ("GatewayClass", "Gateway", "HTTPRoute", "BackendTLSPolicy", "MirrorPolicy")
 
 
 class Built(NamedTuple, Generic[T]):
@@ -173,7 +181,8 @@ class KubeSource(Generic[T]):
         self._writer_factory = writer_factory
         self.kinds = {r.kind: _Kind(r.kind, r) for r in FIXED}
         self.kinds[REFERENCE_GRANT] = _Kind(REFERENCE_GRANT)
-        self.kinds[BACKEND_TLS_POLICY] = _Kind(BACKEND_TLS_POLICY)
+        for name in OPTIONAL:
+            self.kinds[name] = _Kind(name)
         self.unsynced: T = build({}).result
         self.synced = False
         self.leading = not settings.leader_elect
@@ -208,7 +217,8 @@ class KubeSource(Generic[T]):
                     if kind.resource is not None:
                         self._start(group, client, kind)
                 group.create_task(self._discover_grants(group, client))
-                group.create_task(self._discover_policies(group, client))
+                for name in OPTIONAL:
+                    group.create_task(self._discover_optional(group, client, name))
                 group.create_task(self._wait_synced(changed))
                 self._start_status(group, client)
                 await stopper
@@ -304,23 +314,24 @@ class KubeSource(Generic[T]):
         kind.resource = resource
         self._start(group, client, kind)
 
-    async def _discover_policies(self, group: asyncio.TaskGroup, client: KubeClient) -> None:
-        """BackendTLSPolicy is read only when the API server serves it (its CRD is installed)."""
+    async def _discover_optional(self, group: asyncio.TaskGroup, client: KubeClient, name: str) -> None:
+        """BackendTLSPolicy and MirrorPolicy are read only when the API server serves them (their CRD is installed)."""
+        resource, absent = OPTIONAL[name]
         delay = RETRY[0]
         while True:
             try:
-                served = await client.serves(BACKEND_TLS_POLICIES)
+                served = await client.serves(resource)
                 break
             except (KubeError, KubeconfigError) as exc:
-                self._error(f"discovering BackendTLSPolicy: {exc}")
+                self._error(f"discovering {name}: {exc}")
             await asyncio.sleep(delay)
             delay = min(RETRY[1], delay * 2)
-        kind = self.kinds[BACKEND_TLS_POLICY]
+        kind = self.kinds[name]
         if not served:
-            log.info("kubernetes: the API server serves no BackendTLSPolicy (v1): backends are reached in plain HTTP")
+            log.info("kubernetes: the API server serves no %s (%s): %s", name, resource.version, absent)
             kind.reflector = _Empty()
             return
-        kind.resource = BACKEND_TLS_POLICIES
+        kind.resource = resource
         self._start(group, client, kind)
 
     async def _wait_synced(self, changed: Callable[..., None]) -> None:
@@ -390,7 +401,9 @@ class KubeSource(Generic[T]):
                 client,
                 controller_name=self.settings.controller_name,
                 live=self._live,
-                resources={r.kind: r for r in (*FIXED, BACKEND_TLS_POLICIES) if r.kind in STATUS_KINDS},
+                resources={
+                    r.kind: r for r in (*FIXED, BACKEND_TLS_POLICIES, MIRROR_POLICIES) if r.kind in STATUS_KINDS
+                },
                 addresses=self.addresses,
             )
             group.create_task(self.writer.run())

@@ -10,8 +10,9 @@ Rules:
   Gateway when its class is ours. An HTTPRoute's ``status.parents`` entries are ours when their
   ``controllerName`` is ours; entries for a Gateway parent are written only when that Gateway is
   ours. A BackendTLSPolicy's ``status.ancestors`` entries are ours when their ``controllerName``
-  is ours and their ``ancestorRef`` is a Gateway of ours. Nothing of another controller is ever
-  written.
+  is ours and their ``ancestorRef`` is a Gateway of ours. A MirrorPolicy (``mirrorgate.dev``,
+  mirrorgate's own kind) is always ours: its ``status.conditions`` are written whenever it is read.
+  Nothing of another controller is ever written.
 - Merge (read-modify-write on the live object). GatewayClass: the ``Accepted`` condition and
   ``supportedFeatures`` (GEP-2162). Gateway: conditions, ``listeners`` (each with
   ``supportedKinds``, ``attachedRoutes`` and conditions, all required by the CRD) and
@@ -23,6 +24,7 @@ Rules:
   Gateways of ours. The Gateway API caps that list at ``MAX_ANCESTORS`` entries: other
   controllers' entries are never dropped to make room; ours that do not fit are left out (in
   their merged order) and recorded as an error.
+  MirrorPolicy: its conditions (``Accepted``, ``ResolvedRefs``).
   Conditions are a map keyed by ``type``: ours are replaced in place, types we never set are
   kept, our types we no longer set are dropped.
 - ``observedGeneration`` is the generation that was translated. ``lastTransitionTime`` is the
@@ -39,11 +41,13 @@ Rules:
   is lost. Any other refusal (400, 403, 422) is recorded and the object skipped.
 - Coalescing. ``update`` only replaces the desired state and wakes the one writer task; a pass
   visits objects in a stable order (GatewayClasses, Gateways, HTTPRoutes, BackendTLSPolicies,
-  each by namespace and name) and reads the newest desired state for each; updates during a pass cause one more pass.
+  MirrorPolicies, each by namespace and name) and reads the newest desired state for each;
+  updates during a pass cause one more pass.
 - Objects our admission refused (``Rejected``) get ``Accepted=False``: a GatewayClass with
   reason ``InvalidParameters``, a Gateway with ``Invalid`` (and ``Programmed=False``, no
   listeners, no addresses), an HTTPRoute with ``UnsupportedValue`` in one entry per parentRef to
-  a Gateway of ours. The message is the admission message.
+  a Gateway of ours, a MirrorPolicy with ``Invalid`` (its ``ResolvedRefs`` dropped). The message is
+  the admission message.
 - Counters for ``/status`` and metrics: ``writes``, ``conflicts``, ``errors``, ``last_error``.
 """
 
@@ -68,7 +72,7 @@ LiveFn = Callable[[str, str, str], Obj | None]
 
 GATEWAY_API = "gateway.networking.k8s.io"
 OWNED_CONDITIONS = frozenset({"Accepted", "Programmed", "ResolvedRefs", "Conflicted", "PartiallyInvalid"})
-KIND_ORDER = {"GatewayClass": 0, "Gateway": 1, "HTTPRoute": 2, "BackendTLSPolicy": 3}
+KIND_ORDER = {"GatewayClass": 0, "Gateway": 1, "HTTPRoute": 2, "BackendTLSPolicy": 3, "MirrorPolicy": 4}
 MAX_MESSAGE = 32 * 1024
 MAX_ANCESTORS = 16  # PolicyStatus.ancestors maxItems
 # kind -> (its shared list of per-controller entries, the reference field of one entry)
@@ -166,6 +170,8 @@ def _desired_item(item: Obj, controller: str, classes: set[str], gateways: set[K
     if kind == "BackendTLSPolicy":
         ancestors = [a for a in status.get("ancestors") or [] if _our_ancestor(a, controller, ns, gateways)]
         return Desired(_generation(item), {"ancestors": ancestors})
+    if kind == "MirrorPolicy":
+        return Desired(_generation(item), {"conditions": status.get("conditions") or []})
     return None
 
 
@@ -216,6 +222,8 @@ def _desired_rejected(
     if r.kind == "Gateway" and (r.kind, r.namespace, r.name) in gateways:
         conditions = [_refused("Accepted", "Invalid", r), _refused("Programmed", "Invalid", r)]
         return Desired(r.generation, {"conditions": conditions, "listeners": []})
+    if r.kind == "MirrorPolicy":
+        return Desired(r.generation, {"conditions": [_refused("Accepted", "Invalid", r)]})
     obj = live(r.kind, r.namespace, r.name) if r.kind == "HTTPRoute" else None
     if obj is None:
         return None
@@ -258,6 +266,8 @@ def merged_status(kind: str, wanted: Desired, live_status: Obj, controller: str,
     st["conditions"] = merge_conditions(live_status.get("conditions") or [], wanted.status["conditions"], now)
     if kind == "GatewayClass":
         _put(st, "supportedFeatures", wanted.status.get("supportedFeatures"))
+        return st
+    if kind == "MirrorPolicy":
         return st
     live_listeners = {li.get("name"): li for li in live_status.get("listeners") or []}
     listeners = [_merge_listener(li, live_listeners.get(li["name"]), now) for li in wanted.status["listeners"]]

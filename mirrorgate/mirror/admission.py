@@ -11,6 +11,9 @@ Rules:
    change (``_breaker_changed``) and by one timer at the end of the open period, so that dropping
    a mirror to an open breaker reads one flag.
 3. The per-backend state and series are looked up once per mirror name (``_routes``).
+4. A drop at admission is counted; it is logged only when ``_debug`` is up (DEBUG is enabled, or
+   the mirror access log is on: ``_watching``): at DEBUG (``logs.py``) and as a mirror
+   access-log line (``mirrorlog.py``; ``request`` is the primary, None when the caller gave none).
 """
 
 import asyncio
@@ -24,6 +27,7 @@ from mirrorgate.mirror.breaker import Breaker, Verdict
 from mirrorgate.mirror.config import DropReason, MirrorConfig
 from mirrorgate.mirror.logs import DropLog
 from mirrorgate.mirror.metrics import MirrorSeries
+from mirrorgate.mirror.mirrorlog import MirroredRequest, MirrorLog, RequestView
 from mirrorgate.mirror.shadow import Shadow
 
 log = logging.getLogger("mirrorgate.mirror")
@@ -42,13 +46,14 @@ _OVER_CAPACITY: str = DropReason.OVER_CAPACITY.value
 class Admission:
     """Rules 1-2 of the dispatcher; see ``Dispatcher``."""
 
-    __slots__ = ("_debug", "_loop")
+    __slots__ = ("_debug", "_loop", "access_log")
 
     config: MirrorConfig
     rng: Random
     _getrandbits: Callable[[int], int] | None
     _closed: bool
-    _debug: bool  # DEBUG is enabled for ``mirrorgate.mirror`` (``logs.py`` rule 1)
+    _debug: bool  # drops are logged: DEBUG for ``mirrorgate.mirror`` (``logs.py`` rule 1) or ``access_log``
+    access_log: MirrorLog | None  # the mirror access log (``mirrorlog.py``), None when off
     _droplog: DropLog
     _cap: int
     _max_queue: int
@@ -58,13 +63,14 @@ class Admission:
     _backends: dict[str, Backend]
     _loop: asyncio.AbstractEventLoop | None  # the running loop, as of the last submit
 
-    def admit(self, mirrors: tuple[Mirror, ...]) -> list[Admitted] | None:
+    def admit(self, mirrors: tuple[Mirror, ...], request: MirroredRequest | None = None) -> list[Admitted] | None:
         """Rules 1-2 for one request, up to the capacity check: one draw, then each mirror is
         sampled out, dropped (and counted) or admitted. None when none is admitted, the common
         case under overload: the caller then builds no head at all. What is admitted must be
         passed to ``start`` at once (before anything else runs on the loop). The draw is made
         when the first mirror below 100% is looked at: all of the request's mirrors share it,
-        and a request whose mirrors all take everything needs none."""
+        and a request whose mirrors all take everything needs none. ``request``: the primary, for
+        the mirror access log (rule 4)."""
         if self._closed:
             return None
         u = -1
@@ -96,7 +102,7 @@ class Admission:
                     verdict = breaker.check(self._now())
                     if verdict is _DENY:  # cannot happen while ``blocked`` is up to date
                         self._breaker_changed(backend)
-                        self._refuse(backend, series, _BREAKER_OPEN)
+                        self._refuse(backend, series, _BREAKER_OPEN, mirror, request)
                         continue
                     if verdict is _PROBE:
                         probe = breaker.probe
@@ -109,15 +115,25 @@ class Admission:
             dropped = series.dropped  # _refuse(), inlined: the path of every mirror under overload
             dropped[reason] = dropped.get(reason, 0) + 1
             if self._debug:
-                self._log_drop(backend, reason)
+                self._log_drop(backend, reason, mirror, request)
         return admitted
 
-    def refuse(self, mirrors: tuple[Mirror, ...], reason: str) -> None:
+    def refuse(
+        self,
+        mirrors: tuple[Mirror, ...],
+        reason: str,
+        request: MirroredRequest | None = None,
+        target: bytes = b"",
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
         """Count each mirror of a request that is never mirrored (an upgrade) as dropped with
         ``reason``, after the request's sampling draw as in ``admit`` (a mirror sampled out is
-        not a drop); no breaker, capacity or endpoint is looked at."""
+        not a drop); no breaker, capacity or endpoint is looked at. ``request``, ``target`` and
+        ``headers`` (after the rule's filters): as ``Dispatcher.submit``'s, for the mirror access log."""
         if self._closed:
             return
+        if request is not None and headers is not None and self.access_log is not None:
+            request = RequestView.of(request, request.method, target, headers)
         u = -1
         routes = self._routes
         for mirror in mirrors:
@@ -131,7 +147,7 @@ class Admission:
                 if u >= mirror.ppm:
                     series.sampled_out += 1
                     continue
-            self._refuse(backend, series, reason)
+            self._refuse(backend, series, reason, mirror, request)
 
     def _draw(self) -> int:
         """The request's uniform draw in [0, PPM) (rule 1)."""
@@ -168,20 +184,43 @@ class Admission:
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
-            self._debug = log.isEnabledFor(logging.DEBUG)  # the level as set up at startup
+            self._debug = self._watching()  # the level as set up at startup
         return loop
+
+    def _watching(self) -> bool:
+        """Whether drops are logged (``_debug``): DEBUG is enabled, or the mirror access log is on."""
+        return self.access_log is not None or log.isEnabledFor(logging.DEBUG)
 
     def _now(self) -> float:
         return (self._loop or self._get_loop()).time()
 
-    def _refuse(self, backend: Backend, series: MirrorSeries, reason: str) -> None:
+    def _refuse(
+        self,
+        backend: Backend,
+        series: MirrorSeries,
+        reason: str,
+        mirror: Mirror,
+        request: MirroredRequest | None,
+    ) -> None:
         dropped = series.dropped  # series.count_dropped(reason), inlined
         dropped[reason] = dropped.get(reason, 0) + 1
         if self._debug:
-            self._log_drop(backend, reason)
+            self._log_drop(backend, reason, mirror, request)
 
-    def _log_drop(self, backend: Backend, reason: DropReason | str) -> None:
-        """A drop at admission (no head built yet): ``logs.py`` rule 2; only when ``_debug``."""
+    def _log_drop(
+        self,
+        backend: Backend,
+        reason: DropReason | str,
+        mirror: Mirror,
+        request: MirroredRequest | None,
+    ) -> None:
+        """A drop at admission (no head built yet), only when ``_debug`` (rule 4): its mirror
+        access-log line, and ``logs.py`` rule 2."""
+        access_log = self.access_log
+        if access_log is not None:
+            access_log.refused(mirror, request, reason)
+            if not log.isEnabledFor(logging.DEBUG):
+                return
         self._droplog.drop(self._loop or self._get_loop(), backend.name, reason)
 
     # --- lookups ---------------------------------------------------------------------------------

@@ -3,8 +3,10 @@ path, and each compared mirror's aggregates (``CompareStats``).
 
 Rules:
 1. At most ``max_pending`` comparisons are pending (captured, not yet compared) in the whole
-   process. A request whose compared mirrors would go past it still sends its mirrors but
-   compares none of them: each is counted as ``skipped`` (``admit_compare``).
+   process, and their bodies may take at most ``max_pending_bytes`` (each comparison reserves
+   ``2 x max_body_bytes`` until it ends). A request whose compared mirrors would go past either
+   still sends its mirrors but compares none of them: each is counted as ``skipped``
+   (``primary``).
 2. A comparison whose two sides are done is queued; the queue is compared on a later loop turn
    (``call_soon``), ``BATCH`` comparisons per turn at most: never inside a relay callback.
 3. Aggregates per mirror name: compared, matched, mismatches by kind (a comparison with several
@@ -39,6 +41,7 @@ log = logging.getLogger("mirrorgate.mirror")
 Request = tuple[bytes, bytes, list[tuple[bytes, bytes]], bytes]
 
 MAX_PENDING = 1024
+MAX_PENDING_BYTES = 128 << 20  # 1024 comparisons of two 64 KiB bodies
 BATCH = 16
 KINDS = ("status", "header", "body")
 # Latency buckets (milliseconds): upper bounds growing by 1.2x from 0.1 ms to about 2 minutes,
@@ -130,11 +133,13 @@ class CompareStats:
 class Board:
     """Pending comparisons and the aggregates of every compared mirror of the process."""
 
-    __slots__ = ("_loop", "_queue", "_scheduled", "max_pending", "pending", "stats")
+    __slots__ = ("_loop", "_queue", "_scheduled", "max_pending", "max_pending_bytes", "pending", "reserved", "stats")
 
-    def __init__(self, max_pending: int = MAX_PENDING) -> None:
+    def __init__(self, max_pending: int = MAX_PENDING, max_pending_bytes: int = MAX_PENDING_BYTES) -> None:
         self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
         self.pending = 0
+        self.reserved = 0  # body bytes the pending comparisons may hold (rule 1)
         self.stats: dict[str, CompareStats] = {}
         self._queue: deque[Comparison] = deque()
         self._scheduled = False
@@ -163,7 +168,8 @@ class Board:
         """A capture for a request whose ``compared`` mirrors were admitted (``capture``, the one
         the request already has, is reused), or None when the process is at its cap (rule 1:
         each is counted ``skipped``)."""
-        if self.pending + len(compared) > self.max_pending:
+        need = sum(2 * m.compare.max_body_bytes for m in compared if m.compare is not None)
+        if self.pending + len(compared) > self.max_pending or self.reserved + need > self.max_pending_bytes:
             for m in compared:
                 self.stats_for(m).counts.skipped += 1
             return None
@@ -178,6 +184,7 @@ class Board:
         c = Comparison(self, primary, mirror, mirror.compare)
         primary.comparisons.append(c)
         self.pending += 1
+        self.reserved += 2 * mirror.compare.max_body_bytes
         return c
 
     def settle(self, c: Comparison, failure: str | None) -> None:
@@ -186,7 +193,7 @@ class Board:
             return
         c.ended = True
         if failure is not None:
-            self.pending -= 1
+            self._release(c)
             counts = self.stats_for(c.mirror).counts
             if failure == "primary_failed":
                 counts.primary_failed += 1
@@ -206,7 +213,7 @@ class Board:
         queue = self._queue
         for _ in range(min(BATCH, len(queue))):
             c = queue.popleft()
-            self.pending -= 1
+            self._release(c)
             try:
                 self._compare(c)
             except Exception:  # a bug must not stop the board; logged with its traceback
@@ -215,6 +222,10 @@ class Board:
             self._scheduled = True
             assert self._loop is not None
             self._loop.call_soon(self._drain)
+
+    def _release(self, c: Comparison) -> None:
+        self.pending -= 1
+        self.reserved -= 2 * c.response.limit
 
     def _compare(self, c: Comparison) -> None:
         settings = c.mirror.compare

@@ -1,4 +1,4 @@
-"""The comparing half of ``Dispatcher`` (its rule 9): ``start_compared``/``submit_compared``, the
+"""The comparing half of ``Dispatcher`` (its rule 10): ``start_compared``/``submit_compared``, the
 ``start``/``submit`` of a request whose admitted mirrors include one with ``compare``, and the
 views of the dispatcher's counters and comparisons (``views.py``).
 
@@ -12,6 +12,7 @@ from mirrorgate.mirror.capture import PrimaryCapture
 from mirrorgate.mirror.config import MirrorConfig
 from mirrorgate.mirror.head import MirrorHead, build_head, head_from_parts
 from mirrorgate.mirror.metrics import MirrorSeries
+from mirrorgate.mirror.mirrorlog import MirroredRequest, MirrorLog, RequestView
 from mirrorgate.mirror.shadow import Tee
 from mirrorgate.mirror.views import DispatcherViews
 
@@ -19,19 +20,24 @@ Header = tuple[bytes, bytes]
 
 
 class Comparing:
-    """Rule 9 of the dispatcher; see ``Dispatcher``."""
+    """Rule 10 of the dispatcher; see ``Dispatcher``."""
 
     __slots__ = ()
 
     board: Board
     config: MirrorConfig
+    access_log: MirrorLog | None
     _series: dict[tuple[str, str], MirrorSeries]
 
-    def admit(self, mirrors: tuple[Mirror, ...]) -> list[Admitted] | None:
+    def admit(self, mirrors: tuple[Mirror, ...], request: MirroredRequest | None = None) -> list[Admitted] | None:
         raise NotImplementedError  # ``Admission.admit``
 
     def _start_with(
-        self, admitted: list[Admitted], head: MirrorHead, primary: PrimaryCapture | None = None
+        self,
+        admitted: list[Admitted],
+        head: MirrorHead,
+        request: MirroredRequest | None,
+        primary: PrimaryCapture | None = None,
     ) -> Tee | None:
         raise NotImplementedError  # ``Dispatcher._start_with``
 
@@ -42,17 +48,21 @@ class Comparing:
         target: bytes,
         headers: list[Header],
         has_body: bool,
-        request: Request,
+        record: Request,
         capture: PrimaryCapture | None = None,
+        request: MirroredRequest | None = None,
     ) -> tuple[Tee | None, PrimaryCapture | None]:
-        """``submit`` for mirrors of which some have ``compare`` (rule 9): also the capture the
-        exchange feeds with the primary's response (None: nothing is compared). ``capture`` is the
-        one the request already has (mirrors of its rule and of its backendRef)."""
-        admitted = self.admit(mirrors)
+        """``submit`` for mirrors of which some have ``compare`` (rule 10): also the capture the
+        exchange feeds with the primary's response (None: nothing is compared). ``record``: the
+        request for a mismatch record; ``capture``: the one the request already has (mirrors of
+        its rule and of its backendRef); ``request``: the primary, for the mirror access log."""
+        if request is not None and self.access_log is not None:
+            request = RequestView.of(request, method, target, headers)
+        admitted = self.admit(mirrors, request)
         if admitted is None:
             return None, capture
         head = build_head(method, target, headers, has_body, self.config.shadow_host_suffix)
-        return self._start_compared(admitted, head, request, capture)
+        return self._start_compared(admitted, head, request, record, capture)
 
     def start_compared(
         self,
@@ -62,19 +72,25 @@ class Comparing:
         has_body: bool,
         content_length: int | None,
         is_head: bool,
-        request: Request,
+        request: MirroredRequest | None,
+        record: Request,
     ) -> tuple[Tee | None, PrimaryCapture | None]:
-        """``start`` for mirrors of which some have ``compare`` (rule 9); see ``submit_compared``."""
+        """``start`` for mirrors of which some have ``compare`` (rule 10); see ``submit_compared``."""
         shadow = self.config.shadow_host_suffix
         head = head_from_parts(parts, host_at, has_body, content_length, shadow, is_head)
-        return self._start_compared(admitted, head, request, None)
+        return self._start_compared(admitted, head, request, record, None)
 
     def _start_compared(
-        self, admitted: list[Admitted], head: MirrorHead, request: Request, capture: PrimaryCapture | None
+        self,
+        admitted: list[Admitted],
+        head: MirrorHead,
+        request: MirroredRequest | None,
+        record: Request,
+        capture: PrimaryCapture | None,
     ) -> tuple[Tee | None, PrimaryCapture | None]:
         compared = [a[0] for a in admitted if a[0].compare is not None]
-        primary = self.board.primary(request, compared, capture) if compared else capture
-        tee = self._start_with(admitted, head, primary)
+        primary = self.board.primary(record, compared, capture) if compared else capture
+        tee = self._start_with(admitted, head, request, primary)
         if primary is not None and not primary.comparisons:
             primary = None  # every compared mirror was refused a place
         return tee, primary

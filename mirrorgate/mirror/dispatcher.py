@@ -46,7 +46,11 @@ Rules:
    latency) was tried and removed, because against a 200 ms backend held at its cap it cost the
    primary 5-8 % of its requests/s in same-run A/B tests and did not lower its p99
    (``docs/benchmarks.md``).
-9. Comparing (``comparing.py``, ``board.py``, ``capture.py``): ``start_compared``/``submit_compared`` are the
+9. The mirror access log (``access_log``, ``mirrorlog.py``), when on, gets one line per sampled
+   mirror from the places that decide its outcome: ``response_complete``, ``_drop`` and the drops
+   at admission (``admission.py`` rule 4); ``_start_with`` hands it each started mirror with its
+   primary (``track``). Off, it costs a started mirror two ``None`` checks and nothing else.
+10. Comparing (``comparing.py``, ``board.py``, ``capture.py``): ``start_compared``/``submit_compared`` are the
    ``start``/``submit`` of a request whose admitted mirrors include one with ``compare`` (the
    data plane branches once, on a flag its matcher precomputed). Only those mirrors are made
    ``CompareShadow``s, each with its ``Comparison``; the others, and every request of a rule
@@ -72,6 +76,7 @@ from mirrorgate.mirror.config import DropReason, MirrorConfig
 from mirrorgate.mirror.head import MirrorHead, build_head, head_from_parts
 from mirrorgate.mirror.logs import DropLog, breaker_closed, breaker_failed
 from mirrorgate.mirror.metrics import BackendGauges, MirrorCollector, MirrorSeries, MirrorStats, Stats
+from mirrorgate.mirror.mirrorlog import MirroredRequest, MirrorLog, RequestView
 from mirrorgate.mirror.shadow import Shadow, Tee
 from mirrorgate.mirror.views import CompareCollector
 from mirrorgate.tls.client import BackendTlsError
@@ -119,7 +124,7 @@ def _classify(exc: UpstreamError) -> tuple[DropReason, bool]:
 
 
 class Dispatcher(Admission, Comparing):
-    """``Dispatcher(config, registry=..., rng=...)``: install as ``GatewayState.mirror``;
+    """``Dispatcher(config, registry=..., rng=..., access_log=...)``: install as ``GatewayState.mirror``;
     ``await shutdown()`` before the primaries are cancelled."""
 
     __slots__ = (
@@ -152,8 +157,10 @@ class Dispatcher(Admission, Comparing):
         registry: CollectorRegistry | None = None,
         rng: Random | None = None,
         head_limits: tuple[int, int] = (64 * 1024, 200),
+        access_log: MirrorLog | None = None,
     ) -> None:
-        """``head_limits``: (bytes, header lines) of a mirror response head; more is a drop (``protocol_error``)."""
+        """``head_limits``: (bytes, header lines) of a mirror response head; more is a drop
+        (``protocol_error``). ``access_log``: the mirror access log (rule 9), None: off."""
         self.config = cfg = config or MirrorConfig()
         self.rng = rng = rng or Random()
         # ``randrange(PPM)`` of a plain ``Random`` is this rejection loop over ``getrandbits``
@@ -185,8 +192,9 @@ class Dispatcher(Admission, Comparing):
         self._sweep_at = 0.0
         self._buffered = 0  # bytes all mirrors are behind, as last measured (shadow.py rule 2)
         self._closed = False
-        self.board = Board()  # comparisons of the mirrors with ``compare`` (rule 9)
-        self._debug = log.isEnabledFor(logging.DEBUG)  # refreshed on the first request, every scrape and sweep
+        self.access_log = access_log
+        self.board = Board()  # comparisons of the mirrors with ``compare`` (rule 10)
+        self._debug = self._watching()  # refreshed on the first request, every scrape and sweep
         self._droplog = DropLog()  # drops at DEBUG, rate-limited (``logs.py``)
         self._loop: asyncio.AbstractEventLoop | None = None  # the running loop, as of the last submit
         self.registry.register(MirrorCollector(self._series.values, self._gauges, lambda: self._buffered))
@@ -205,15 +213,25 @@ class Dispatcher(Admission, Comparing):
     # --- the hook (rules 1-2) -----------------------------------------------------------------------
 
     def submit(
-        self, mirrors: tuple[Mirror, ...], method: bytes, target: bytes, headers: list[Header], has_body: bool
+        self,
+        mirrors: tuple[Mirror, ...],
+        method: bytes,
+        target: bytes,
+        headers: list[Header],
+        has_body: bool,
+        request: MirroredRequest | None = None,
     ) -> Tee | None:
         """Start (or queue, or drop) each sampled mirror of one request; returns at once. The
         ``Tee`` receives the request body when ``has_body``; None when no mirror needs it.
-        ``admit`` then ``start`` with the head built from ``headers``."""
-        admitted = self.admit(mirrors)
+        ``admit`` then ``start`` with the head built from ``headers``. ``request``: the primary,
+        for the mirror access log (its target and Host are taken from ``target`` and ``headers``)."""
+        if request is not None and self.access_log is not None:
+            request = RequestView.of(request, method, target, headers)
+        admitted = self.admit(mirrors, request)
         if admitted is None:
             return None
-        return self._start_with(admitted, build_head(method, target, headers, has_body, self.config.shadow_host_suffix))
+        shadow = self.config.shadow_host_suffix
+        return self._start_with(admitted, build_head(method, target, headers, has_body, shadow), request)
 
     def start(
         self,
@@ -223,14 +241,20 @@ class Dispatcher(Admission, Comparing):
         has_body: bool,
         content_length: int | None,
         is_head: bool,
+        request: MirroredRequest | None = None,
     ) -> Tee | None:
         """``_start_with`` the head made from the primary's own encoded upstream head (``head_from_parts``:
         ``parts`` is left unchanged, ``parts[host_at]`` is the Host value, -1: none)."""
         shadow = self.config.shadow_host_suffix
-        return self._start_with(admitted, head_from_parts(parts, host_at, has_body, content_length, shadow, is_head))
+        head = head_from_parts(parts, host_at, has_body, content_length, shadow, is_head)
+        return self._start_with(admitted, head, request)
 
     def _start_with(
-        self, admitted: list[Admitted], head: MirrorHead, primary: PrimaryCapture | None = None
+        self,
+        admitted: list[Admitted],
+        head: MirrorHead,
+        request: MirroredRequest | None,
+        primary: PrimaryCapture | None = None,
     ) -> Tee | None:
         """Send now (or queue) each mirror ``admit`` let through, with ``head``; the ``Tee`` for the
         body when the request has one. A mirror that a sibling of the same request left without
@@ -241,6 +265,7 @@ class Dispatcher(Admission, Comparing):
         deadline = None if has_body else now + self._timeout
         waiting: list[Shadow] | None = None
         cap = self._cap
+        access_log = self.access_log
         for mirror, series, backend, probe in admitted:
             queued = len(backend.queue)
             has_slot = backend.inflight + queued < cap  # a slot no queued mirror waits for (rule 8)
@@ -248,12 +273,12 @@ class Dispatcher(Admission, Comparing):
                 if probe:
                     backend.breaker.probe_done(probe)
                     self._breaker_changed(backend)
-                self._refuse(backend, series, _OVER_CAPACITY)
+                self._refuse(backend, series, _OVER_CAPACITY, mirror, request)
                 continue
             endpoints = mirror.endpoints
             i = backend.rr
             backend.rr = i + 1
-            compared = primary is not None and mirror.compare is not None  # rule 9
+            compared = primary is not None and mirror.compare is not None  # rule 10
             cls = CompareShadow if compared else Shadow
             if mirror.tls is None and mirror.external is None:
                 shadow = cls(self, head, endpoints[i % len(endpoints)], backend, series, now, probe, deadline)
@@ -263,6 +288,8 @@ class Dispatcher(Admission, Comparing):
             if compared:
                 assert primary is not None
                 cast(CompareShadow, shadow).comparison = self.board.comparison(primary, mirror)
+            if access_log is not None:
+                access_log.track(shadow, request)
             if has_slot:
                 self._start(shadow)
             else:
@@ -326,6 +353,8 @@ class Dispatcher(Admission, Comparing):
             assert loop is not None  # set by the submit that made the shadow
             now = loop.time()
             shadow.series.count_completed(shadow.status, now - shadow.started)
+            if self.access_log is not None:
+                self.access_log.completed(shadow)
             backend = shadow.backend
             breaker = backend.breaker
             if breaker.open_until or breaker.failures or breaker.probing:
@@ -475,7 +504,7 @@ class Dispatcher(Admission, Comparing):
     def _sweep(self) -> None:
         """Time out the in-flight mirrors whose deadline has passed; re-arm (rule 7)."""
         self._sweeper = None
-        self._debug = log.isEnabledFor(logging.DEBUG)
+        self._debug = self._watching()
         now = (self._loop or self._get_loop()).time()
         expired = []
         earliest = None
@@ -521,12 +550,17 @@ class Dispatcher(Admission, Comparing):
         shadow.finished = True
         shadow.release_buffers()
         shadow.series.count_dropped(reason)
-        if shadow.compared:  # not a mismatch: counted as ``mirror_failed`` with its reason (rule 9)
+        if shadow.compared:  # not a mismatch: counted as ``mirror_failed`` with its reason (rule 10)
             cast(CompareShadow, shadow).comparison.mirror_failed(str(reason))
         if shadow.probe:
             shadow.backend.breaker.probe_done(shadow.probe)
             self._breaker_changed(shadow.backend)
-        if self._debug:
+        if self._debug:  # DEBUG, or the mirror access log (rule 9)
+            access_log = self.access_log
+            if access_log is not None:
+                access_log.dropped(shadow, reason)
+                if not log.isEnabledFor(logging.DEBUG):
+                    return
             self._droplog.drop(self._loop or self._get_loop(), shadow.backend.name, reason, shadow.head.prefix)
 
     # --- shutdown (rule 6) and introspection ----------------------------------------------------------
@@ -576,7 +610,7 @@ class Dispatcher(Admission, Comparing):
         return out
 
     def _gauges(self) -> list[BackendGauges]:
-        self._debug = log.isEnabledFor(logging.DEBUG)  # (drops log at debug: the level, now)
+        self._debug = self._watching()  # (drops log at debug: the level, now)
         return [
             BackendGauges(b.name, b.inflight, len(b.queue), _breaker_state(b) != "closed")
             for b in tuple(self._backends.values())

@@ -4,7 +4,9 @@ breaker transitions at WARNING, once each.
 Rules:
 1. Drops are logged only when DEBUG is enabled. The dispatcher keeps that as one cached flag
    (``_debug``, read when it is made, on its first request, on every scrape and deadline sweep)
-   and checks it before calling ``DropLog.drop``: with DEBUG off a drop costs that one check.
+   and checks it before calling ``DropLog.drop``: with DEBUG off a drop costs that one check. (The
+   flag is also up while the mirror access log is on, ``mirrorlog.py``: DEBUG is then checked
+   again before ``DropLog.drop``.)
 2. Per (backend, reason): the first drop is logged with its request when the mirror's head was
    already built (method, target, ``x-request-id``; a drop at admission has none). The drops that
    follow within ``INTERVAL`` seconds of the last line are only counted; one timer per

@@ -71,7 +71,7 @@ class Shadow:
         "status",
         "task",
     )
-    compared: ClassVar[bool] = False  # a ``capture.CompareShadow`` (the dispatcher's rule 9)
+    compared: ClassVar[bool] = False  # a ``capture.CompareShadow`` (the dispatcher's rule 10)
 
     def __init__(
         self,

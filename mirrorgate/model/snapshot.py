@@ -9,6 +9,7 @@ from mirrorgate.model.core import Endpoints, EndpointSlice, Namespace, Reference
 from mirrorgate.model.gateway import Gateway, GatewayClass
 from mirrorgate.model.httproute import HTTPRoute
 from mirrorgate.model.meta import Resource
+from mirrorgate.model.mirrorpolicy import MirrorPolicy
 from mirrorgate.model.tls import BackendTLSPolicy, ConfigMap, Secret
 
 # kind -> model class, for the kinds mirrorgate reads, keyed by (API group, kind).
@@ -24,9 +25,11 @@ KINDS: dict[tuple[str, str], type[Resource]] = {
     ("discovery.k8s.io", "EndpointSlice"): EndpointSlice,
     ("", "Secret"): Secret,
     ("", "ConfigMap"): ConfigMap,
+    ("mirrorgate.dev", "MirrorPolicy"): MirrorPolicy,
 }
 
-# Served versions per group and kind (what an apiserver with the v1.6 standard CRDs accepts).
+# Served versions per group and kind (what an apiserver with the v1.6 standard CRDs and
+# deploy/kubernetes/crds accepts).
 VERSIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("gateway.networking.k8s.io", "GatewayClass"): ("v1", "v1beta1"),
     ("gateway.networking.k8s.io", "Gateway"): ("v1", "v1beta1"),
@@ -39,6 +42,7 @@ VERSIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("discovery.k8s.io", "EndpointSlice"): ("v1",),
     ("", "Secret"): ("v1",),
     ("", "ConfigMap"): ("v1",),
+    ("mirrorgate.dev", "MirrorPolicy"): ("v1alpha1",),
 }
 
 CLUSTER_SCOPED = frozenset({"GatewayClass", "Namespace"})
@@ -58,6 +62,7 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     secrets: tuple[Secret, ...] = ()
     config_maps: tuple[ConfigMap, ...] = ()
     backend_tls_policies: tuple[BackendTLSPolicy, ...] = ()
+    mirror_policies: tuple[MirrorPolicy, ...] = ()
 
     @classmethod
     def of(cls, objects: Iterable[Resource]) -> "Snapshot":
@@ -77,6 +82,7 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
             secrets=_pick(ordered, Secret),
             config_maps=_pick(ordered, ConfigMap),
             backend_tls_policies=_pick(ordered, BackendTLSPolicy),
+            mirror_policies=_pick(ordered, MirrorPolicy),
         )
 
     def objects(self) -> tuple[Resource, ...]:
@@ -92,6 +98,7 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
             *self.secrets,
             *self.config_maps,
             *self.backend_tls_policies,
+            *self.mirror_policies,
         )
 
 

@@ -15,6 +15,7 @@ import re
 from mirrorgate.errors import FieldError
 from mirrorgate.model.httproute import HTTPHeaderFilter, HTTPPathModifier, HTTPRoute, HTTPRouteFilter
 from mirrorgate.model.meta import Resource
+from mirrorgate.model.mirrorpolicy import MirrorPolicy
 
 # C0 controls but HTAB, DEL, and the surrogate range (unpaired surrogates are not encodable).
 _FORBIDDEN = re.compile("[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
@@ -25,7 +26,11 @@ MESSAGE = (
 
 
 def wire_problems(obj: Resource) -> list[FieldError]:
-    """Every filter value of an HTTPRoute that would inject bytes into a head."""
+    """Every filter value of an HTTPRoute, or header value of a MirrorPolicy's
+    ``requestHeaderModifier``, that would inject bytes into a head."""
+    if isinstance(obj, MirrorPolicy):
+        mod = obj.spec.request_header_modifier
+        return _headers("spec.requestHeaderModifier", mod) if mod is not None else []
     if not isinstance(obj, HTTPRoute):
         return []
     out: list[FieldError] = []

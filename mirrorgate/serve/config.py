@@ -61,6 +61,7 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
     grace: float = 10.0  # seconds in-flight exchanges get on shutdown
     access_log_json: bool = False
     access_log: str = "-"  # where access-log lines go: "-" stdout, a file path, or "off"
+    mirror_access_log: str = "off"  # where mirror access-log lines go: "-", a file path, or "off"
     log_format: str = "text"  # "text" or "json" (one object per line) for the process logs
     log_level: str = "info"  # "debug", "info" or "warning" for the process logs of every process
     admin: tuple[str, int] | None = ("127.0.0.1", 9901)  # None: no admin server

@@ -10,7 +10,8 @@ Rules:
 2. An object admission refuses is left out of the snapshot, logged once per distinct message as a
    warning naming kind, namespace and name, and handed to the status writer as a refusal
    (``Accepted=False`` with the message) when it is ours: a GatewayClass with our
-   ``controllerName``, a Gateway of such a class, a route with a parent Gateway of such a class.
+   ``controllerName``, a Gateway of such a class, a route with a parent Gateway of such a class, a
+   MirrorPolicy (mirrorgate's own kind: always ours).
 3. The status writer is ``kube.status.StatusSync``: the Lease holder writes the statuses of the
    objects that are ours (``docs/kubernetes.md``, "Status").
 4. The Lease timings are client-go's (15 s lease, 10 s renew deadline, 2 s retry period) unless
@@ -70,6 +71,8 @@ def _ours(r: Refused, objects: Mapping[str, list[dict[str, Any]]], controller: s
     """Whether a refused object is one whose status we write (rule 2)."""
     classes = {_name(c) for c in objects.get("GatewayClass", ()) if _spec(c).get("controllerName") == controller}
     body = next((o for o in objects.get(r.key.kind, ()) if _identity(o) == (r.key.namespace, r.key.name)), {})
+    if r.key.kind == "MirrorPolicy":
+        return True
     if r.key.kind == "GatewayClass":
         return _spec(body).get("controllerName") == controller
     if r.key.kind == "Gateway":

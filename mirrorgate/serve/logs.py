@@ -12,6 +12,9 @@ Rules:
    ``mirrorgate.access`` (access-log lines), and ``mirrorgate.mirror`` for the mirror dispatcher
    (by convention: each dropped mirror copy at debug, a backend's breaker opening or closing at
    warning), so ``--log-level debug`` shows every drop and the default shows breaker changes only.
+5. The mirror access log (``--mirror-access-log``, default off) is set up like the access log, with
+   a writer of its own (``accesslog.install_mirror``): a sink of its own, never mixed with the
+   process logs; it may be the access log's own file or stdout (each line is written whole).
 """
 
 import io
@@ -28,11 +31,17 @@ from mirrorgate.dataplane.accesswriter import AccessWriter
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 
 
-def setup_logging(access_log: str, worker: int | None = None, log_format: str = "text", level: str = "info") -> None:
+def setup_logging(
+    access_log: str,
+    worker: int | None = None,
+    log_format: str = "text",
+    level: str = "info",
+    mirror_access_log: str = "off",
+) -> None:
     """Logs to stderr (text, or one JSON object per line with ``log_format="json"``); access-log
-    lines to stdout, a file, or nowhere (``off``). In a worker process every line says which worker
-    wrote it (``[worker N]`` / a ``"worker"`` field; access lines end ``worker=N``, JSON ones get a
-    ``"worker"`` field)."""
+    lines to stdout, a file, or nowhere (``off``), mirror access-log lines likewise (rule 5). In a
+    worker process every line says which worker wrote it (``[worker N]`` / a ``"worker"`` field;
+    access lines end ``worker=N``, JSON ones get a ``"worker"`` field)."""
     tag = "" if worker is None else f"[worker {worker}] "
     handler_err = logging.StreamHandler(sys.stderr)
     if log_format == "json":
@@ -41,6 +50,7 @@ def setup_logging(access_log: str, worker: int | None = None, log_format: str = 
         handler_err.setFormatter(TextFormatter(f"%(asctime)s %(levelprefix)s{tag}%(message)s"))
     logging.basicConfig(handlers=[handler_err])
     logging.getLogger().setLevel(LEVELS[level])
+    _setup_mirror_access_log(mirror_access_log, worker)
     access = logging.getLogger("mirrorgate.access")
     access.propagate = False
     if access_log == "off":
@@ -58,6 +68,24 @@ def setup_logging(access_log: str, worker: int | None = None, log_format: str = 
         access.addHandler(handler)
         return
     accesslog.install(AccessWriter(fd), worker)  # lines preformatted and buffered, no logging record
+
+
+def _setup_mirror_access_log(dest: str, worker: int | None) -> None:
+    if dest == "off":
+        accesslog.install_mirror(None, on=False)
+        return
+    try:
+        fd = os.dup(sys.stdout.fileno()) if dest == "-" else _open_append(dest)
+    except (AttributeError, io.UnsupportedOperation):  # stdout is no file (embedded): through logging
+        fallback = logging.getLogger("mirrorgate.mirror_access")
+        fallback.propagate = False
+        fallback.setLevel(logging.INFO)
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))  # the line has its time and worker
+        fallback.addHandler(handler)
+        accesslog.install_mirror(None, worker)
+        return
+    accesslog.install_mirror(AccessWriter(fd), worker)
 
 
 def _open_append(path: str) -> int:

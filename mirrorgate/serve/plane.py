@@ -17,7 +17,9 @@ Rules:
 4. The mirror dispatcher and the admin server share one Prometheus registry per process. An
    applied table frees the mismatch rings of mirrors it no longer compares (``mirror/board.py``).
 5. A reload hands the buffered access-log lines to their writer; shutdown waits for them to be
-   written, at most ``ACCESS_LOG_DRAIN`` seconds.
+   written, at most ``ACCESS_LOG_DRAIN`` seconds. The mirror access log, when the process
+   installed one (``accesslog.install_mirror``), is handed to the dispatcher here and flushed and
+   drained with the access log.
 6. A server whose listeners carry ``tls`` is bound with one ``TlsPort`` (``tls/server.py``): its
    front context never changes, so new certificates on an unchanged (address, port) are a
    ``TlsPort.reload`` (new connections get them, open ones keep theirs), never a re-bind. Every
@@ -46,6 +48,7 @@ from mirrorgate.dataplane.state import GatewayState
 from mirrorgate.ir.table import Certificate, RoutingTable, Server
 from mirrorgate.mirror.config import MirrorConfig
 from mirrorgate.mirror.dispatcher import Dispatcher
+from mirrorgate.mirror.mirrorlog import MirrorLog
 from mirrorgate.mirror.views import compared_names
 from mirrorgate.serve.config import StartupError
 from mirrorgate.tls.certs import CertifiedKey, InvalidCertificate, parse_tls_secret
@@ -83,11 +86,16 @@ class DataPlane:
         self.port_overrides = dict(port_overrides or {})
         self.reuse_port = reuse_port
         self.registry = registry if registry is not None else CollectorRegistry()
+        mirror_sink = accesslog.mirror_sink()
+        shadow_suffix = mirror_config is None or mirror_config.shadow_host_suffix
         self.mirror = Dispatcher(
             mirror_config,
             registry=self.registry,
             rng=rng,
             head_limits=(limits.max_response_head_bytes, limits.max_response_headers),
+            access_log=None
+            if mirror_sink is None
+            else MirrorLog(mirror_sink, json=access_log_json, shadow_suffix=shadow_suffix),
         )
         self.state = GatewayState(
             compile(table),
@@ -268,4 +276,9 @@ class _DataPlaneCollector(Collector):
             "mirrorgate_access_log_dropped",
             "Access-log lines dropped: the buffer was full (a slow or stuck sink) or the sink failed",
             value=accesslog.dropped(),
+        )
+        yield CounterMetricFamily(
+            "mirrorgate_mirror_access_log_dropped",
+            "Mirror access-log lines dropped: the buffer was full (a slow or stuck sink) or the sink failed",
+            value=accesslog.mirror_dropped(),
         )

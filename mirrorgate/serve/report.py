@@ -11,11 +11,11 @@ Rules:
 2. ``problems``: one line per thing the statuses know is wrong, naming ``Kind namespace/name`` and
    the condition with its reason and message: a condition that is not fine (Accepted, Programmed or
    ResolvedRefs ``False``; Conflicted or PartiallyInvalid ``True``) on a Gateway, one of its
-   listeners (InvalidCertificateRef, RefNotPermitted, ...), a route's parent or a BackendTLSPolicy's
-   ancestor (InvalidCACertificateRef, Conflicted, ...); a Gateway of another GatewayClass's
-   controller (left alone); a route attached to no parent served here; a Service a route uses that
-   has no ready endpoint (requests to it get 503, mirror copies to it are dropped; an ExternalName
-   Service has none by design).
+   listeners (InvalidCertificateRef, RefNotPermitted, ...), a route's parent, a BackendTLSPolicy's
+   ancestor (InvalidCACertificateRef, Conflicted, ...) or a MirrorPolicy (BackendNotFound, ...); a
+   Gateway of another GatewayClass's controller (left alone); a route attached to no parent served
+   here; a Service a route uses that has no ready endpoint (requests to it get 503, mirror copies to
+   it are dropped; an ExternalName Service has none by design).
 3. ``not_served``: ``None`` while some listener is served, else why nothing is (``/readyz`` says it,
    the start-up log and ``validate`` warn with it).
 """
@@ -104,6 +104,7 @@ def problems(status: dict[str, Any], table: RoutingTable) -> list[str]:
         *_foreign_gateways(status),
         *_route_problems(status),
         *_policy_problems(status),
+        *_mirror_policy_problems(status),
         *_no_endpoints(table),
     ]
 
@@ -153,6 +154,12 @@ def _policy_problems(status: dict[str, Any]) -> Iterator[str]:
             where = _parent_text(ancestor.get("ancestorRef", {}), policy)
             for text in _bad(ancestor.get("conditions", [])):
                 yield f"{_ref(policy)} (ancestor {where}): {text}"
+
+
+def _mirror_policy_problems(status: dict[str, Any]) -> Iterator[str]:
+    for policy in _items(status, "MirrorPolicy"):
+        for text in _bad(policy.get("status", {}).get("conditions", [])):
+            yield f"{_ref(policy)}: {text}"
 
 
 def _parent_text(ref: Item, route: Item) -> str:

@@ -60,7 +60,7 @@ def worker_main() -> int:
     config = msgspec.json.decode(os.environ[ENV_CONFIG], type=RunConfig)
     index = int(os.environ[ENV_ID])
     status_fd = int(os.environ[ENV_STATUS_FD])
-    setup_logging(config.access_log, index, config.log_format, config.log_level)
+    setup_logging(config.access_log, index, config.log_format, config.log_level, config.mirror_access_log)
     try:
         uvloop.run(_worker(config, status_fd))
     except StartupError as exc:

@@ -15,7 +15,7 @@ from mirrorgate.ir.table import BackendTLS, ExternalName, UpstreamAddress
 from mirrorgate.model.core import EndpointSlice, Service, ServicePort
 from mirrorgate.model.snapshot import Snapshot
 from mirrorgate.translate.index import Index
-from mirrorgate.translate.refs import reference_permitted
+from mirrorgate.translate.refs import ROUTE_GROUP, reference_permitted
 from mirrorgate.translate.status import Reason
 
 # appProtocols the HTTP/1.1 data plane can speak to a backend (``kubernetes.io/ws``: WebSocket over
@@ -50,8 +50,12 @@ def resolve(
     name: str,
     namespace: str | None,
     port: int | None,
+    from_group: str = ROUTE_GROUP,
+    from_kind: str = "HTTPRoute",
 ) -> Resolved | Unresolved:
-    """Resolve one backend or mirror reference made from an HTTPRoute in ``route_ns``."""
+    """Resolve one backend or mirror reference made from an HTTPRoute in ``route_ns`` (or, with
+    ``from_group``/``from_kind``, from another object there: a MirrorPolicy's backendRef, whose
+    cross-namespace reference needs a ReferenceGrant from that kind)."""
     ns = namespace or route_ns
     if (group, kind) != ("", "Service"):
         return Unresolved(
@@ -61,7 +65,8 @@ def resolve(
     if not reference_permitted(
         ix.grants.get(ns, ()),
         from_namespace=route_ns,
-        from_kind="HTTPRoute",
+        from_kind=from_kind,
+        from_group=from_group,
         to_group="",
         to_kind="Service",
         to_namespace=ns,

@@ -15,6 +15,7 @@ from collections import defaultdict
 
 from mirrorgate.ir.table import Certificate, UpstreamAddress
 from mirrorgate.model.core import Endpoints, EndpointSlice, Namespace, ReferenceGrant, Service, ServicePort
+from mirrorgate.model.mirrorpolicy import MirrorPolicy
 from mirrorgate.model.snapshot import Snapshot
 from mirrorgate.model.tls import ConfigMap, Secret
 from mirrorgate.translate.backendtls import Policies
@@ -46,6 +47,9 @@ class Index:
         self.secrets: dict[_NsName, Secret] = {(s.metadata.namespace, s.metadata.name): s for s in snap.secrets}
         self.config_maps: dict[_NsName, ConfigMap] = {
             (c.metadata.namespace, c.metadata.name): c for c in snap.config_maps
+        }
+        self.mirror_policies: dict[_NsName, MirrorPolicy] = {
+            (p.metadata.namespace, p.metadata.name): p for p in snap.mirror_policies
         }
         self.policies = Policies()  # the BackendTLSPolicies, set by translate() once resolved
         self.pairs: dict[_NsName, Certificate | tuple[Reason, str]] = {}

@@ -14,6 +14,7 @@ def reference_permitted(
     *,
     from_namespace: str,
     from_kind: str,
+    from_group: str = ROUTE_GROUP,
     to_group: str,
     to_kind: str,
     to_namespace: str,
@@ -28,7 +29,7 @@ def reference_permitted(
         if grant.metadata.namespace != to_namespace:
             continue
         froms = any(
-            f.group == ROUTE_GROUP and f.kind == from_kind and f.namespace == from_namespace for f in grant.spec.from_
+            f.group == from_group and f.kind == from_kind and f.namespace == from_namespace for f in grant.spec.from_
         )
         tos = any(
             t.group == to_group and t.kind == to_kind and (t.name is None or t.name == to_name) for t in grant.spec.to

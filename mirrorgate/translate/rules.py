@@ -1,29 +1,26 @@
 """HTTPRoute rules -> IR actions: filters, backends, mirrors, timeouts.
 
 Decisions (the HTTPRoute filter and backendRef fields; docs/mirroring.md): an unresolvable
-mirror drops only that mirror (ResolvedRefs=False); a RequestMirror beside a RequestRedirect makes
-the rule invalid (IncompatibleFilters); an unresolvable ExtensionRef is not skipped: the rule
-answers 500. A rule with no backendRefs and no redirect answers 500; so does one whose weights are
-all 0 (no backend may take traffic).
+mirror drops only that mirror (ResolvedRefs=False); a RequestMirror or a MirrorPolicy ExtensionRef
+beside a RequestRedirect makes the rule invalid (IncompatibleFilters); an ExtensionRef naming a
+MirrorPolicy of the route's namespace is a mirror (``translate/mirrorpolicy.py``), counted with
+the RequestMirror mirrors; any other ExtensionRef (another kind or group, a policy that does not
+exist) is not skipped: the rule answers 500. A rule with no backendRefs and no redirect answers
+500; so does one whose weights are all 0 (no backend may take traffic).
 """
-
-import re
 
 import msgspec
 
 from mirrorgate.ir.table import (
-    PPM,
     Action,
     Backend,
     Filters,
-    HeaderModifier,
     Mirror,
     PathModifier,
     Redirect,
     URLRewrite,
 )
 from mirrorgate.model.httproute import (
-    HTTPHeaderFilter,
     HTTPPathModifier,
     HTTPRequestMirrorFilter,
     HTTPRoute,
@@ -32,7 +29,9 @@ from mirrorgate.model.httproute import (
 )
 from mirrorgate.translate.backends import Resolved, Unresolved, resolve
 from mirrorgate.translate.index import Index
+from mirrorgate.translate.mirrorpolicy import is_policy_ref, policy_mirror
 from mirrorgate.translate.status import Reason
+from mirrorgate.translate.values import duration_ms, header_modifier, mirror_ppm
 
 
 class RuleProblem(msgspec.Struct, frozen=True):
@@ -93,10 +92,14 @@ def build_rule(ix: Index, route: HTTPRoute, index: int, rule: HTTPRouteRule) -> 
 
 def _rule_problem(filters: tuple[HTTPRouteFilter, ...]) -> RuleProblem | None:
     types = {f.type for f in filters}
-    if "RequestMirror" in types and "RequestRedirect" in types:
+    policy = any(
+        f.extension_ref is not None and is_policy_ref(f.extension_ref.group, f.extension_ref.kind) for f in filters
+    )
+    if "RequestRedirect" in types and ("RequestMirror" in types or policy):
+        what = "RequestMirror" if "RequestMirror" in types else "A MirrorPolicy ExtensionRef"
         return RuleProblem(
             Reason.INCOMPATIBLE_FILTERS,
-            "RequestMirror cannot be combined with RequestRedirect: a redirected request "
+            f"{what} cannot be combined with RequestRedirect: a redirected request "
             "reaches no backend, so there is nothing to mirror",
         )
     if "CORS" in types:
@@ -177,6 +180,25 @@ def _filters(
                 mirrors.append(m)
         elif f.extension_ref is not None:
             ref = f.extension_ref
+            policy = ix.mirror_policies.get((ns, ref.name)) if is_policy_ref(ref.group, ref.kind) else None
+            if policy is not None:
+                pm = policy_mirror(ix, f"{mirror_prefix}/{len(mirrors)}", policy)
+                if isinstance(pm, Unresolved):
+                    unresolved.append(pm)
+                elif pm is not None:
+                    mirrors.append(pm)
+                continue
+            if is_policy_ref(ref.group, ref.kind):
+                unresolved.append(
+                    Unresolved(
+                        reason=Reason.BACKEND_NOT_FOUND,
+                        message=f"ExtensionRef filter: no MirrorPolicy {ns}/{ref.name} "
+                        "(absent, or refused by admission); "
+                        "requests it would handle get 500",
+                    )
+                )
+                status = 500
+                continue
             unresolved.append(
                 Unresolved(
                     reason=Reason.INVALID_KIND,
@@ -188,24 +210,6 @@ def _filters(
     return Filters(
         request_headers=req, response_headers=resp, url_rewrite=rewrite, redirect=redirect, mirrors=tuple(mirrors)
     ), status
-
-
-def header_modifier(h: HTTPHeaderFilter) -> HeaderModifier:
-    """First entry per (case-insensitive) name wins, as the spec says."""
-    seen: set[str] = set()
-
-    def first(pairs: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
-        out = []
-        for name, value in pairs:
-            if name.lower() not in seen:
-                seen.add(name.lower())
-                out.append((name, value))
-        return tuple(out)
-
-    set_ = first([(x.name, x.value) for x in h.set])
-    add = first([(x.name, x.value) for x in h.add])
-    remove = tuple(n for n, _ in first([(n, "") for n in h.remove]))
-    return HeaderModifier(set=set_, add=add, remove=remove)
 
 
 def _path_modifier(p: HTTPPathModifier | None, prefix: str) -> PathModifier | None:
@@ -230,28 +234,3 @@ def _mirror(ix: Index, ns: str, name: str, m: HTTPRequestMirrorFilter, unresolve
     return Mirror(
         name=name, backend=res.name, ppm=mirror_ppm(m), endpoints=res.endpoints, tls=res.tls, external=res.external
     )
-
-
-def mirror_ppm(m: HTTPRequestMirrorFilter) -> int:
-    """Sampling rate in parts per million.
-
-    ``percent`` p -> p * 10,000 exactly. ``fraction`` n/d -> n * 1e6 / d rounded half up to the
-    nearest integer, but never rounded down to 0 when n > 0 (a configured non-zero rate mirrors
-    something), e.g. 1/3 -> 333,333 and 2/3 -> 666,667. Neither set -> 1,000,000 (all).
-    """
-    if m.percent is not None:
-        return m.percent * 10_000
-    if m.fraction is not None:
-        n, d = m.fraction.numerator, m.fraction.denominator
-        ppm = (2 * n * PPM + d) // (2 * d)
-        return max(ppm, 1) if n > 0 else 0
-    return PPM
-
-
-_DURATION = re.compile(r"([0-9]{1,5})(h|ms|m|s)")
-_UNIT_MS = {"h": 3_600_000, "m": 60_000, "s": 1_000, "ms": 1}
-
-
-def duration_ms(text: str) -> int:
-    """A GEP-2257 duration (``1h30m``, ``500ms``, ``0s``) in milliseconds; admission checked the format."""
-    return sum(int(n) * _UNIT_MS[u] for n, u in _DURATION.findall(text))

@@ -127,7 +127,14 @@ class PolicyStatus(_S, frozen=True, kw_only=True):
     ancestors: tuple[PolicyAncestorStatus, ...] = msgspec.field(name="ancestors")
 
 
-AnyStatus = GatewayClassStatus | GatewayStatus | RouteStatus | PolicyStatus
+class MirrorPolicyStatus(_S, frozen=True, kw_only=True):
+    """A MirrorPolicy's ``status``: ``Accepted`` and ``ResolvedRefs`` conditions (mirrorgate's own
+    kind, so the conditions are top-level rather than per ancestor)."""
+
+    conditions: tuple[Condition, ...] = ()
+
+
+AnyStatus = GatewayClassStatus | GatewayStatus | RouteStatus | PolicyStatus | MirrorPolicyStatus
 
 
 def cond(kind: CondType, ok: bool, reason: Reason, message: str, generation: int) -> Condition:

@@ -2,7 +2,8 @@
 
 Phases: classes -> BackendTLSPolicies -> gateways/listeners (HTTPS certificates) -> routes
 (rules, parents, attachment) -> mesh services -> servers (the IR, with the certificates and trust
-bundles in use) -> statuses (BackendTLSPolicy ancestors: our Gateways whose routes use a target).
+bundles in use) -> statuses (BackendTLSPolicy ancestors: our Gateways whose routes use a target;
+MirrorPolicies: Accepted and ResolvedRefs of their backendRef).
 Gateways whose class is absent from the input are ours unless
 ``TranslateOptions.missing_class_is_ours`` is False (the Kubernetes source).
 """
@@ -37,6 +38,7 @@ from mirrorgate.translate.backendtls import policy_statuses, resolve_policies, s
 from mirrorgate.translate.certificates import unique
 from mirrorgate.translate.index import Index
 from mirrorgate.translate.listeners import GatewayInfo, listener_conditions, process_gateways
+from mirrorgate.translate.mirrorpolicy import policy_statuses as mirror_policy_statuses
 from mirrorgate.translate.precedence import PrecedenceKey, precedence_key
 from mirrorgate.translate.routes import Attachment, ParentResult, attach_to_gateway
 from mirrorgate.translate.rules import RuleResult, build_rule
@@ -117,6 +119,7 @@ def _translate(snap: Snapshot, options: TranslateOptions) -> TranslateResult:
         statuses[str(info.gateway.key)] = _gateway_status(info, attached)
     users = service_users(snap.http_routes, set(parents.gateways))
     statuses.update(policy_statuses(ix.policies, users, options.controller_name))
+    statuses.update(mirror_policy_statuses(ix))
     table = _build_table(infos, meshes, attached)
     return TranslateResult(table=msgspec.structs.replace(table, trust=ix.policies.trust()), statuses=statuses)
 

@@ -17,6 +17,7 @@ from mirrorgate.dataplane.protocol import HttpProtocol
 from mirrorgate.dataplane.state import BodyTee
 from mirrorgate.ir.table import Mirror
 from mirrorgate.mirror.head import MirrorHead, head_from_parts
+from mirrorgate.mirror.mirrorlog import MirroredRequest
 from mirrorgate.serve.config import StartupError, load_table
 from mirrorgate.serve.plane import DataPlane
 from tests.dataplane.conftest import GatewayFactory
@@ -113,14 +114,22 @@ class RecordingDispatcher:
         target: bytes,
         headers: list[tuple[bytes, bytes]],
         has_body: bool,
+        request: MirroredRequest | None = None,
     ) -> BodyTee | None:
         self.calls.append((mirrors, method, target, headers))
         return self.tee if has_body else None
 
-    def admit(self, mirrors: tuple[Mirror, ...]) -> list[Any] | None:
+    def admit(self, mirrors: tuple[Mirror, ...], request: MirroredRequest | None = None) -> list[Any] | None:
         return [mirrors]
 
-    def refuse(self, mirrors: tuple[Mirror, ...], reason: str) -> None:
+    def refuse(
+        self,
+        mirrors: tuple[Mirror, ...],
+        reason: str,
+        request: MirroredRequest | None = None,
+        target: bytes = b"",
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
         raise AssertionError("not expected")
 
     def start(
@@ -131,6 +140,7 @@ class RecordingDispatcher:
         has_body: bool,
         content_length: int | None,
         is_head: bool,
+        request: MirroredRequest | None = None,
     ) -> BodyTee | None:
         head = head_from_parts(parts, host_at, has_body, content_length, True, is_head)
         self.heads.append(head)

@@ -14,6 +14,8 @@ from string import Template
 import pytest
 from prometheus_client import generate_latest
 
+from mirrorgate.dataplane import accesslog
+from mirrorgate.dataplane.accesswriter import AccessWriter
 from mirrorgate.dataplane.limits import Limits
 from mirrorgate.serve.config import load_table
 from mirrorgate.serve.plane import DataPlane
@@ -38,6 +40,11 @@ spec:
     backendRefs: [{name: infra-backend-v1, port: 8080}]
   - matches: [{path: {type: PathPrefix, value: /mirrored-ws}}]
     filters:
+    - {type: RequestMirror, requestMirror: {backendRef: {name: infra-backend-v2, port: 8080}}}
+    backendRefs: [{name: infra-backend-v1, port: 8080}]
+  - matches: [{path: {type: PathPrefix, value: /rewritten-mirrored-ws}}]
+    filters:
+    - {type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /ws-echo}}}
     - {type: RequestMirror, requestMirror: {backendRef: {name: infra-backend-v2, port: 8080}}}
     backendRefs: [{name: infra-backend-v1, port: 8080}]
   - matches: [{path: {type: PathPrefix, value: /refusing}}]
@@ -161,6 +168,30 @@ async def test_a_mirror_rule_never_mirrors_an_upgrade(gateway: Gateway, backends
     assert backends["v2"].heads == []  # the mirror backend saw nothing
     text = generate_latest(gw.registry).decode()
     assert re.search(r'^mirrorgate_mirror_dropped_total\{[^}]*reason="upgrade"[^}]*\} 1\.0$', text, re.M), text
+
+
+async def test_the_mirror_access_log_has_the_refused_upgrade(
+    gateway: Gateway, backends: dict[str, WsEchoBackend], log_file: Path, tmp_path: Path
+) -> None:
+    mirror_log = tmp_path / "mirror.log"
+    accesslog.install_mirror(AccessWriter(os.open(mirror_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)))
+    try:
+        gw = await gateway()
+        ws = await WsClient.connect(gw.port(80), "/rewritten-mirrored-ws/x")
+        assert ws.status == 101
+        ws.close()
+        await settled(gw, backends["v1"])
+        (primary,) = lines_of(log_file)  # (drains the mirror log's writer too)
+        (line,) = mirror_log.read_text().splitlines()
+    finally:
+        accesslog.install_mirror(None, on=False)
+    request_id = primary.rpartition(" request_id=")[2]
+    assert re.fullmatch(
+        r'\S+ \S+ mirror "GET /ws-echo/x HTTP/1\.1" - - 0\.000ms route=httproute/infra/ws/rule/2/match/0 endpoint=- '
+        rf"request_id={request_id} name=httproute/infra/ws/rule/2/mirror/0 backend=service/infra/infra-backend-v2:8080 "
+        r"host=example\.com-shadow drop=upgrade",
+        line,
+    ), line
 
 
 async def test_the_client_closing_closes_the_backend_side(gateway: Gateway, backends: dict[str, WsEchoBackend]) -> None:

@@ -55,6 +55,8 @@ CLUSTER_RULES = {
     ("gateway.networking.k8s.io", "gateways/status", ("patch", "update"), ()),
     ("gateway.networking.k8s.io", "httproutes/status", ("patch", "update"), ()),
     ("gateway.networking.k8s.io", "backendtlspolicies/status", ("patch", "update"), ()),
+    ("mirrorgate.dev", "mirrorpolicies", READ, ()),
+    ("mirrorgate.dev", "mirrorpolicies/status", ("patch", "update"), ()),
 }
 LEASE_RULES = {
     ("coordination.k8s.io", "leases", ("create",), ()),

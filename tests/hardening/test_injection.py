@@ -231,3 +231,23 @@ def test_unpaired_surrogate_is_refused_even_when_the_parser_lets_it_through() ->
     problems = wire_problems(msgspec.convert(body, HTTPRoute))
     assert [p.path for p in problems] == ["spec.rules[0].filters[0].requestHeaderModifier.set[0].value"]
     assert "unpaired surrogates" in problems[0].message
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("set", INJECT), ("add", INJECT), ("set", "a\\0b"), ("add", "a\\x7fb")],
+)
+def test_crlf_rejected_in_a_mirror_policy_header_value(tmp_path: Path, field: str, value: str) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(
+        f"""apiVersion: mirrorgate.dev/v1alpha1
+kind: MirrorPolicy
+metadata: {{name: p, namespace: infra}}
+spec:
+  backendRef: {{name: primary, port: 8080}}
+  requestHeaderModifier: {{{field}: [{{name: X-Ok, value: fine}}, {{name: X-A, value: "{value}"}}]}}
+"""
+    )
+    [error] = [str(e) for e in load_paths([str(path)]).errors]
+    assert error.startswith(f"{path}: MirrorPolicy infra/p: spec.requestHeaderModifier.{field}[1].value: Invalid value")
+    assert "must not contain control characters other than HTAB" in error

@@ -154,7 +154,9 @@ async def test_statuses_and_refusals_of_ours_go_to_the_writer(api: FakeApiServer
     assert [(r.kind, r.namespace, r.name) for r in rejected] == [("HTTPRoute", "default", "bad")]
     assert "spec.hostnames[0]" in rejected[0].message
     assert running.writer.leading == [True]  # no leader election: always leading
-    assert set(running.writer.kwargs["resources"]) == {"GatewayClass", "Gateway", "HTTPRoute", "BackendTLSPolicy"}
+    assert set(running.writer.kwargs["resources"]) == {
+        *("GatewayClass", "Gateway", "HTTPRoute", "BackendTLSPolicy", "MirrorPolicy")
+    }
     live = running.writer.kwargs["live"]("HTTPRoute", "default", "r")
     assert live["metadata"]["resourceVersion"]
 
@@ -213,3 +215,25 @@ async def test_no_reference_grants_served_is_a_warning_and_no_grants(
         run.stop.set()
         assert run.task is not None
         await asyncio.wait_for(run.task, 10)
+
+
+async def test_without_the_mirror_policy_crd_the_source_syncs_and_the_extension_ref_answers_500(
+    api: FakeApiServer, running: Running
+) -> None:
+    api.kinds = [k for k in api.kinds if k.plural != "mirrorpolicies"]
+    world(api)
+    mirrored = route("m", "svc", "/m")
+    ref = {"group": "mirrorgate.dev", "kind": "MirrorPolicy", "name": "shadow"}
+    mirrored["spec"]["rules"][0]["filters"] = [{"type": "ExtensionRef", "extensionRef": ref}]
+    api.put("httproutes", mirrored)
+    start(running)
+    await eventually(lambda: running.changes == 1, what="the first reload")
+    loaded = running.source.load()
+    assert running.source.status_section()["resources"]["MirrorPolicy"] == {
+        "resource": None,
+        "connected": True,
+        "synced": True,
+        "lastError": None,
+    }
+    actions = [r.action for li in loaded.table.servers[0].listeners for vh in li.virtual_hosts for r in vh.routes]
+    assert sorted(a.status for a in actions) == [0, 500]

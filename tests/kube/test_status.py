@@ -15,7 +15,7 @@ import pytest
 
 from mirrorgate.kube.client import GATEWAY_CLASSES, GATEWAYS, HTTP_ROUTES, KubeClient
 from mirrorgate.kube.features import supported_features
-from mirrorgate.kube.source import BACKEND_TLS_POLICIES
+from mirrorgate.kube.source import BACKEND_TLS_POLICIES, MIRROR_POLICIES
 from mirrorgate.kube.status import Rejected, StatusSync
 from tests.kube.fakeapi import FakeApiServer
 from tests.kube.helpers import eventually
@@ -29,12 +29,14 @@ RESOURCES = {
     "Gateway": GATEWAYS,
     "HTTPRoute": HTTP_ROUTES,
     "BackendTLSPolicy": BACKEND_TLS_POLICIES,
+    "MirrorPolicy": MIRROR_POLICIES,
 }
 PLURAL = {
     "GatewayClass": "gatewayclasses",
     "Gateway": "gateways",
     "HTTPRoute": "httproutes",
     "BackendTLSPolicy": "backendtlspolicies",
+    "MirrorPolicy": "mirrorpolicies",
     "Service": "services",
     "ConfigMap": "configmaps",
 }

@@ -32,6 +32,7 @@ FLAGS: dict[str, dict[str, st.SearchStrategy[str] | None]] = {
         "--grace": NUMBERS,
         "--access-log": st.sampled_from(["-", "off", "log.txt", "/nonexistent/dir/log", ".", ""]) | ARG_TEXT,
         "--access-log-json": None,
+        "--mirror-access-log": st.sampled_from(["-", "off", "mirror.txt", "/nonexistent/dir/log", ".", ""]) | ARG_TEXT,
         "--admin": HOST_PORTS,
         "--log-format": st.sampled_from(["text", "json", "xml"]),
         "--log-level": st.sampled_from(["debug", "info", "warning", "loud"]),

@@ -23,6 +23,10 @@ spec:
 USAGE: dict[tuple[str, ...], str] = {  # argv (after the subcommand's -f, if any) -> the error line, exit 2
     ("run", "--access-log", "/nonexistent/dir/log"): "mirrorgate run: error: argument --access-log: cannot open "
     "'/nonexistent/dir/log' for appending: No such file or directory",
+    ("run", "--mirror-access-log", "/nonexistent/dir/log"): "mirrorgate run: error: argument --mirror-access-log: "
+    "cannot open '/nonexistent/dir/log' for appending: No such file or directory",
+    ("run", "--mirror-access-log", "/"): "mirrorgate run: error: argument --mirror-access-log: cannot open '/' "
+    "for appending: Is a directory",
     ("run", "--grace", "-5"): "mirrorgate run: error: argument --grace: expected a number of seconds >= 0, got '-5'",
     ("run", "--grace", "inf"): "mirrorgate run: error: argument --grace: expected a number of seconds >= 0, got 'inf'",
     ("run", "--bind", "not-an-ip"): "mirrorgate run: error: argument --bind: expected an IPv4 or IPv6 address, "

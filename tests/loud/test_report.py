@@ -130,3 +130,18 @@ def test_a_healthy_configuration_has_no_problem_and_lists_its_listeners(tmp_path
     infos, warnings = report(status, table)
     assert infos == listener_lines(table)
     assert warnings == []
+
+
+def test_a_mirror_policy_whose_backend_is_missing_is_a_problem(tmp_path: object) -> None:
+    policy = """apiVersion: mirrorgate.dev/v1alpha1
+kind: MirrorPolicy
+metadata: {name: shadow}
+spec:
+  backendRef: {name: gone, port: 80}
+---
+"""
+    text = CLASS.format(controller=OURS) + GATEWAY + policy + SERVICES
+    status, table = _report(text, f"{tmp_path}/mp.yaml")
+    assert problems(status, table) == [
+        "MirrorPolicy default/shadow: ResolvedRefs=False (BackendNotFound): Service default/gone not found."
+    ]

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from mirrorgate.ir.table import PPM, Mirror, UpstreamAddress
 from mirrorgate.mirror import Dispatcher, MirrorConfig
+from mirrorgate.mirror.mirrorlog import MirrorLog
 from tests.support.backends import Backend, Header, Mode, free_port
 
 ROUTE = "httproute/default/web/rule/0"
@@ -62,12 +63,12 @@ async def start_backend() -> AsyncIterator[StartBackend]:
 
 @pytest.fixture
 async def make_dispatcher() -> AsyncIterator[MakeDispatcher]:
-    """``make_dispatcher(seed=..., **MirrorConfig fields)``; each is shut down at teardown and must
+    """``make_dispatcher(seed=..., access_log=..., **MirrorConfig fields)``; each is shut down at teardown and must
     leave no task behind."""
     made: list[Dispatcher] = []
 
-    def make(*, seed: int = 7, **config: Any) -> Dispatcher:
-        d = Dispatcher(MirrorConfig(**config), registry=CollectorRegistry(), rng=Random(seed))
+    def make(*, seed: int = 7, access_log: MirrorLog | None = None, **config: Any) -> Dispatcher:
+        d = Dispatcher(MirrorConfig(**config), registry=CollectorRegistry(), rng=Random(seed), access_log=access_log)
         made.append(d)
         return d
 

@@ -158,6 +158,25 @@ async def test_the_pending_cap_skips_comparisons_but_still_mirrors(
     assert submit(d, m) is not None  # room again
 
 
+async def test_the_pending_byte_budget_skips_comparisons(
+    start_backend: StartBackend, make_dispatcher: MakeDispatcher
+) -> None:
+    b = await start_backend()
+    d = make_dispatcher()
+    d.board.max_pending_bytes = 2 * 2 * 1000  # two comparisons of two 1000-byte bodies
+    m = compared(make_mirror(b.endpoint), MirrorCompare(max_body_bytes=1000))
+    captures = [submit(d, m, b"/b%d" % i) for i in range(3)]
+    assert [c is not None for c in captures] == [True, True, False]
+    assert d.board.reserved == 4000
+    assert counts(d, m).skipped == 1
+    for i, capture in enumerate(captures[:2]):
+        assert capture is not None
+        relay(capture, *ok_reply(b"/b%d" % i))
+    await settled(d, m, 2)
+    assert d.board.reserved == 0
+    assert submit(d, m) is not None
+
+
 async def test_long_bodies_are_compared_by_their_whole_digest(make_dispatcher: MakeDispatcher) -> None:
     body = bytes(range(255, -1, -1)) * 8  # 2 KiB, not UTF-8
     b = await Backend.scripted(

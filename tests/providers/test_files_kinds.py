@@ -94,10 +94,17 @@ def load(tmp_path: Path, api: str, kind: str) -> tuple[list[str], list[str], lis
         ),
         pytest.param(
             "mirrorgate.dev/v1alpha1",
-            "MirrorPolicy",
-            'MirrorPolicy team/r: kind: no matches for kind "MirrorPolicy" in version "mirrorgate.dev/v1alpha1": '
-            "mirrorgate serves no kind in mirrorgate.dev",
+            "MirrorRule",
+            'MirrorRule team/r: kind: no matches for kind "MirrorRule" in version "mirrorgate.dev/v1alpha1": '
+            "mirrorgate serves MirrorPolicy (v1alpha1) in mirrorgate.dev",
             id="own-group",
+        ),
+        pytest.param(
+            "mirrorgate.dev/v1",
+            "MirrorPolicy",
+            'MirrorPolicy team/r: apiVersion: Unsupported value: "mirrorgate.dev/v1": '
+            "supported values: mirrorgate.dev/v1alpha1",
+            id="own-kind-unserved-version",
         ),
     ],
 )

@@ -63,18 +63,35 @@ spec:
 
 
 def grant_doc(
-    namespace: str, from_namespace: str, *, from_kind: str = "HTTPRoute", to_kind: str = "Service", to_name: str = ""
+    namespace: str,
+    from_namespace: str,
+    *,
+    from_kind: str = "HTTPRoute",
+    to_kind: str = "Service",
+    to_name: str = "",
+    from_group: str = "gateway.networking.k8s.io",
 ) -> str:
-    """A ReferenceGrant in ``namespace`` letting ``from_kind`` objects of ``from_namespace`` refer to
-    ``to_kind`` objects (all of them, or the one named ``to_name``)."""
+    """A ReferenceGrant in ``namespace`` letting ``from_kind`` objects (of ``from_group``) of
+    ``from_namespace`` refer to ``to_kind`` objects (all of them, or the one named ``to_name``)."""
     name = f", name: {to_name}" if to_name else ""
     return f"""---
 apiVersion: gateway.networking.k8s.io/v1beta1
 kind: ReferenceGrant
 metadata: {{name: grant-{from_namespace}-{from_kind.lower()}, namespace: {namespace}}}
 spec:
-  from: [{{group: gateway.networking.k8s.io, kind: {from_kind}, namespace: {from_namespace}}}]
+  from: [{{group: {from_group}, kind: {from_kind}, namespace: {from_namespace}}}]
   to: [{{group: "", kind: {to_kind}{name}}}]
+"""
+
+
+def mirror_policy_doc(name: str, spec: str, namespace: str = "infra") -> str:
+    """A MirrorPolicy; ``spec`` is the block-style body of ``spec``, each line indented by two spaces."""
+    return f"""---
+apiVersion: mirrorgate.dev/v1alpha1
+kind: MirrorPolicy
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+{spec.rstrip()}
 """
 
 

@@ -6,7 +6,7 @@ import pytest
 from mirrorgate.model.httproute import BackendObjectReference, Fraction, HTTPRequestMirrorFilter, HTTPRoute
 from mirrorgate.translate import hostnames
 from mirrorgate.translate.precedence import precedence_key
-from mirrorgate.translate.rules import duration_ms, mirror_ppm
+from mirrorgate.translate.values import duration_ms, mirror_ppm
 
 
 @pytest.mark.parametrize(

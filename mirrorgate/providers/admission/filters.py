@@ -101,9 +101,9 @@ def _filter(e: Errors, path: str, flt: HTTPRouteFilter) -> None:
             e.rule(path, "object", f"filter.{field} must be specified for {kind} filter.type")
     check_enum(e, f"{path}.type", flt.type, FILTER_TYPES)
     if flt.request_header_modifier is not None:
-        _header_filter(e, f"{path}.requestHeaderModifier", flt.request_header_modifier)
+        check_header_filter(e, f"{path}.requestHeaderModifier", flt.request_header_modifier)
     if flt.response_header_modifier is not None:
-        _header_filter(e, f"{path}.responseHeaderModifier", flt.response_header_modifier)
+        check_header_filter(e, f"{path}.responseHeaderModifier", flt.response_header_modifier)
     if flt.request_mirror is not None:
         _mirror(e, f"{path}.requestMirror", flt.request_mirror)
     if flt.request_redirect is not None:
@@ -119,7 +119,8 @@ def _filter(e: Errors, path: str, flt: HTTPRouteFilter) -> None:
         _cors(e, f"{path}.cors", flt.cors)
 
 
-def _header_filter(e: Errors, path: str, hf: HTTPHeaderFilter) -> None:
+def check_header_filter(e: Errors, path: str, hf: HTTPHeaderFilter) -> None:
+    """An ``HTTPHeaderFilter`` (``set``/``add`` as ``listType=map`` on ``name``, ``remove`` a set)."""
     for name, headers in (("add", hf.add), ("set", hf.set)):
         p = f"{path}.{name}"
         check_items(e, p, headers, max_items=16)

@@ -1,0 +1,141 @@
+"""MirrorPolicy (``mirrorgate.dev/v1alpha1``) admission: the schema and CEL rules of its CRD.
+
+The CRD is ``deploy/kubernetes/crds/mirrorgate.dev_mirrorpolicies.yaml``; every limit, pattern
+and rule message here is written there too (``tests/deploy`` checks that they agree).
+
+Rules:
+1. ``backendRef`` is a ``BackendObjectReference`` (RequestMirror's rules, Service port included);
+   ``percent`` 0..100; ``fraction`` with ``denominator`` >= 1, ``numerator`` >= 0 and
+   ``numerator <= denominator``; ``percent`` and ``fraction`` together: refused (as RequestMirror).
+2. ``sampleBy``: exactly one of ``header`` (an HTTP header name), ``cookie`` (an RFC 6265
+   ``cookie-name``: an RFC 2616 token, the same characters as a header name) or ``queryParam``
+   (named as Gateway API query matches are, ``HTTPHeaderName``); ``missing`` Random or Skip.
+3. ``host``: ``type`` Original, ShadowSuffix or Literal; ``value`` set exactly when Literal, a
+   lower-case DNS name with an optional ``:port`` (1..65535).
+4. ``requestHeaderModifier``: an ``HTTPHeaderFilter`` with the HTTPRoute filter's rules.
+5. ``timeout``: a GEP-2257 duration greater than 0s (CEL ``duration()``).
+6. ``maxBodyLag``: an integer >= 1 or a quantity string ``<n>[Ki|Mi|Gi|k|M|G]`` with n >= 1.
+7. ``compare``: ``headers``, ``ignoreHeaders`` and ``redactHeaders`` are sets of at most 64 header
+   names; ``ignorePaths`` a set of at most 64 JSON paths (``$`` then ``.name``, ``[n]``, ``[*]`` or
+   ``['quoted name']`` steps); ``maxBodyBytes`` 1..16Mi; ``keepMismatches`` 1..1000.
+"""
+
+from typing import Final
+
+from mirrorgate.errors import FieldError
+from mirrorgate.gocompat import DurationError, parse_duration_ns
+from mirrorgate.model.mirrorpolicy import HOST_TYPES, SAMPLE_MISSING, MirrorCompareSpec, MirrorPolicy, MirrorSampleBy
+from mirrorgate.providers.admission.filters import (
+    MSG_FRACTION,
+    check_backend_object_ref,
+    check_header_filter,
+)
+from mirrorgate.providers.admission.meta import check_metadata, is_dns1123_subdomain
+from mirrorgate.providers.admission.schema import (
+    DURATION,
+    Errors,
+    Pattern,
+    check_enum,
+    check_header_name,
+    check_int_range,
+    check_items,
+    check_list_set,
+    check_string,
+    is_empty,
+)
+
+MAX_BODY_BYTES: Final = 16 * 1024 * 1024
+MAX_LIST: Final = 64
+HOST_PORT: Final = Pattern(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+    r"(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?$"
+)
+QUANTITY: Final = Pattern(r"^[1-9][0-9]*(Ki|Mi|Gi|k|M|G)?$")
+JSON_PATH: Final = Pattern(r"^\$(\.[A-Za-z_][A-Za-z0-9_-]*|\[([0-9]+|\*|'([^'\\]|\\.)*')\])*$")
+
+MSG_PERCENT_AND_FRACTION: Final = "Only one of percent or fraction may be specified in MirrorPolicy"
+MSG_SAMPLE_ONE: Final = "exactly one of header, cookie or queryParam must be set"
+MSG_HOST_VALUE: Final = "value must be set when type is Literal"
+MSG_HOST_NO_VALUE: Final = "value must not be set unless type is Literal"
+MSG_TIMEOUT: Final = "timeout must be greater than 0s"
+
+
+def admit_mirror_policy(policy: MirrorPolicy) -> list[FieldError]:
+    """Every violation of one MirrorPolicy (rules 1-7), in the apiserver's order."""
+    e = Errors(has_cel=True)
+    check_metadata(e, policy, is_dns1123_subdomain)
+    spec, path = policy.spec, "spec"
+    if spec.percent is not None and spec.fraction is not None:
+        e.rule(path, "object", MSG_PERCENT_AND_FRACTION)
+    check_backend_object_ref(e, f"{path}.backendRef", spec.backend_ref)
+    if spec.percent is not None:
+        check_int_range(e, f"{path}.percent", spec.percent, 0, 100)
+    if spec.fraction is not None:
+        fraction = spec.fraction
+        if fraction.numerator > fraction.denominator:
+            e.rule(f"{path}.fraction", "object", MSG_FRACTION)
+        check_int_range(e, f"{path}.fraction.denominator", fraction.denominator, 1, None)
+        check_int_range(e, f"{path}.fraction.numerator", fraction.numerator, 0, None)
+    if spec.sample_by is not None:
+        _sample_by(e, f"{path}.sampleBy", spec.sample_by)
+    if spec.host is not None:
+        p, host = f"{path}.host", spec.host
+        check_enum(e, f"{p}.type", host.type, HOST_TYPES)
+        if host.value is not None:
+            check_string(e, f"{p}.value", host.value, min_len=1, max_len=259, pattern=HOST_PORT)
+        if host.type == "Literal" and is_empty(host.value):
+            e.rule(p, "object", MSG_HOST_VALUE)
+        if host.type != "Literal" and host.value is not None:
+            e.rule(p, "object", MSG_HOST_NO_VALUE)
+    if spec.request_header_modifier is not None:
+        check_header_filter(e, f"{path}.requestHeaderModifier", spec.request_header_modifier)
+    if spec.timeout is not None:
+        _timeout(e, f"{path}.timeout", spec.timeout)
+    if isinstance(spec.max_body_lag, int):
+        check_int_range(e, f"{path}.maxBodyLag", spec.max_body_lag, 1, None)
+    elif spec.max_body_lag is not None:
+        check_string(e, f"{path}.maxBodyLag", spec.max_body_lag, pattern=QUANTITY)
+    if spec.compare is not None:
+        _compare(e, f"{path}.compare", spec.compare)
+    return e.result()
+
+
+def _sample_by(e: Errors, path: str, s: MirrorSampleBy) -> None:
+    keys = (("header", s.header), ("cookie", s.cookie), ("queryParam", s.query_param))
+    for field, value in keys:
+        if value is not None:
+            check_header_name(e, f"{path}.{field}", value)
+    check_enum(e, f"{path}.missing", s.missing, SAMPLE_MISSING)
+    if sum(value is not None for _, value in keys) != 1:
+        e.rule(path, "object", MSG_SAMPLE_ONE)
+
+
+def _timeout(e: Errors, path: str, text: str) -> None:
+    check_string(e, path, text, pattern=DURATION)
+    try:
+        positive = parse_duration_ns(text) > 0
+    except DurationError as exc:  # CEL duration() fails: reported as the rule's evaluation error
+        e.rule(path, "string", f"{exc} evaluating rule: {MSG_TIMEOUT}")
+        return
+    if not positive:
+        e.rule(path, "string", MSG_TIMEOUT)
+
+
+def _compare(e: Errors, path: str, c: MirrorCompareSpec) -> None:
+    for field, names in (("headers", c.headers), ("ignoreHeaders", c.ignore_headers)):
+        _header_set(e, f"{path}.{field}", names)
+    p = f"{path}.ignorePaths"
+    check_items(e, p, c.ignore_paths, max_items=MAX_LIST)
+    check_list_set(e, p, c.ignore_paths)
+    for i, json_path in enumerate(c.ignore_paths):
+        check_string(e, f"{p}[{i}]", json_path, min_len=1, max_len=1024, pattern=JSON_PATH)
+    check_int_range(e, f"{path}.maxBodyBytes", c.max_body_bytes, 1, MAX_BODY_BYTES)
+    _header_set(e, f"{path}.redactHeaders", c.redact_headers)
+    check_int_range(e, f"{path}.keepMismatches", c.keep_mismatches, 1, 1000)
+
+
+def _header_set(e: Errors, path: str, names: tuple[str, ...]) -> None:
+    check_items(e, path, names, max_items=MAX_LIST)
+    check_list_set(e, path, names)
+    for i, name in enumerate(names):
+        check_header_name(e, f"{path}[{i}]", name)
