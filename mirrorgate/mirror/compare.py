@@ -20,8 +20,9 @@ Rules:
    the first ``max_body_bytes`` were kept).
 4. Bounded output: at most ``MAX_DIFFERENCES`` differences per comparison; a JSON value longer
    than ``MAX_VALUE_CHARS`` once encoded is shown as ``"<object: N bytes>"`` (or array, string).
-5. A malformed ``ignore_paths`` entry raises ``ValueError`` naming it (``parse_path``); the
-   MirrorPolicy admission calls ``parse_path`` on each entry so bad input never reaches here.
+5. A malformed ``ignore_paths`` entry raises ``ValueError`` naming it (``parse_path``). Bad
+   input never reaches here: MirrorPolicy admission's ``ignorePaths`` pattern accepts only
+   paths ``parse_path`` reads (a property test checks the two agree).
 """
 
 import re

@@ -21,6 +21,7 @@ from mirrorgate.mirror.compare import (
     parse_path,
     shown,
 )
+from mirrorgate.providers.admission.mirrorpolicy import JSON_PATH
 
 DEFAULT = MirrorCompare()
 JSON_TYPE = (("Content-Type", "application/json; charset=utf-8"),)
@@ -288,3 +289,14 @@ def test_header_differences_are_symmetric_and_name_lower_case(
     assert [(d.name, d.primary, d.mirror) for d in ab] == [(d.name, d.mirror, d.primary) for d in ba]
     assert all(d.name == d.name.lower() and d.name != "date" for d in ab)  # type: ignore[union-attr]
     assert compare_headers(a, list(a), DEFAULT) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(JSON_PATH.regex, fullmatch=True))
+def test_every_path_admission_accepts_parses(text: str) -> None:
+    """MirrorPolicy admission's ``ignorePaths`` pattern and ``parse_path`` agree: what one lets
+    through the other reads, and reads back the same once formatted."""
+    segments = parse_path(text)
+    concrete = [v for k, v in segments if k != "any"]
+    if all(k != "any" for k, _ in segments):
+        assert parse_path(format_path(concrete)) == segments  # type: ignore[arg-type]

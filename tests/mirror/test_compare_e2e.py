@@ -117,6 +117,7 @@ async def gateway(tmp_path: Path) -> AsyncIterator[SetupFactory]:
         v2: Callable[[str], Reply] = v2_reply,
         rules: str = RULES,
         v2_handler: Handler | None = None,
+        policies: str = "",
     ) -> Setup:
         b1 = await Backend.scripted(scripted(v1_reply)).start()
         b2 = await Backend.scripted(v2_handler or scripted(v2)).start()
@@ -127,8 +128,11 @@ async def gateway(tmp_path: Path) -> AsyncIterator[SetupFactory]:
             + service_docs("v1", b1.port)
             + service_docs("v2", b2.port)
             + route_doc(rules, name="compared")
+            + policies
         )
-        table = with_compare(load_table([str(path)], "127.0.0.1"), settings)
+        table = load_table([str(path)], "127.0.0.1")
+        if not policies:  # IR mirrors get ``compare`` directly
+            table = with_compare(table, settings)
         plane = DataPlane(table, port_overrides={80: 0}, rng=Random(1))
         await plane.start()
         app = AdminApp(
@@ -333,3 +337,36 @@ async def test_primary_answers_never_wait_for_the_mirror_or_the_comparison(gatew
     gate.set()
     summary = await s.compared(10)
     assert (summary["compared"], summary["matched"]) == (10, 10)
+
+
+POLICY = """---
+apiVersion: mirrorgate.dev/v1alpha1
+kind: MirrorPolicy
+metadata: {name: v2-compare, namespace: infra}
+spec:
+  backendRef: {name: v2, port: 8080}
+  compare:
+    ignorePaths: ["$.items[*].updatedAt"]
+    redactHeaders: [X-Flavor]
+    keepMismatches: 2
+"""
+POLICY_RULES = """  - filters:
+    - type: ExtensionRef
+      extensionRef: {group: mirrorgate.dev, kind: MirrorPolicy, name: v2-compare}
+    backendRefs: [{name: v1, port: 8080}]"""
+
+
+async def test_a_mirror_policy_from_yaml_compares(gateway: SetupFactory) -> None:
+    s = await gateway(rules=POLICY_RULES, policies=POLICY)
+    for path in ("/ignored", "/field", "/header", "/status"):
+        await s.get(path)
+    summary = await s.compared(4)
+    assert summary["compared"] == 4
+    assert summary["matched"] == 1  # /ignored: the policy's ignorePaths
+    assert summary["mismatches"] == {"status": 1, "header": 1, "body": 1}
+    entry = await s.mirrors()
+    assert entry["policy"] == "mirrorpolicy/infra/v2-compare"
+    raw, diffs = await s.diffs()
+    assert [d["request"]["target"] for d in diffs] == ["/status", "/header"]  # keepMismatches: 2
+    assert b"spicy" not in raw  # the policy's redactHeaders
+    assert b"SECRETCOOKIE" not in raw
