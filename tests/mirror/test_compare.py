@@ -10,6 +10,8 @@ from hypothesis import given, settings, strategies as st
 
 from mirrorgate.ir.table import MirrorCompare
 from mirrorgate.mirror.compare import (
+    ALWAYS_REDACTED,
+    DEFAULT_IGNORED,
     MAX_DIFFERENCES,
     Difference,
     Side,
@@ -22,6 +24,7 @@ from mirrorgate.mirror.compare import (
     shown,
 )
 from mirrorgate.providers.admission.mirrorpolicy import JSON_PATH
+from mirrorgate.translate import mirrorpolicy
 
 DEFAULT = MirrorCompare()
 JSON_TYPE = (("Content-Type", "application/json; charset=utf-8"),)
@@ -300,3 +303,9 @@ def test_every_path_admission_accepts_parses(text: str) -> None:
     concrete = [v for k, v in segments if k != "any"]
     if all(k != "any" for k, _ in segments):
         assert parse_path(format_path(concrete)) == segments  # type: ignore[arg-type]
+
+
+def test_defaults_agree_with_the_mirror_policy_translation() -> None:
+    """The translator fills the IR with the same defaults the comparison always applies."""
+    assert set(mirrorpolicy.DEFAULT_IGNORED) == DEFAULT_IGNORED
+    assert set(mirrorpolicy.ALWAYS_REDACTED) == ALWAYS_REDACTED
