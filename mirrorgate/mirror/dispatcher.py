@@ -55,24 +55,35 @@ Rules:
     the breakers keep the settings they were made with (a change to those waits for a restart),
     except through ``reset``, before the process ever bound a listener (the Kubernetes source's
     first configuration), which makes them anew.
+11. Comparing (``comparing.py``, ``board.py``, ``capture.py``): ``start_compared``/``submit_compared`` are the
+   ``start``/``submit`` of a request whose admitted mirrors include one with ``compare`` (the
+   data plane branches once, on a flag its matcher precomputed). Only those mirrors are made
+   ``CompareShadow``s, each with its ``Comparison``; the others, and every request of a rule
+   without ``compare``, take the plain path unchanged. A compared mirror that is dropped after
+   it was started settles its comparison as ``mirror_failed`` (``_drop``).
 """
 
 import asyncio
 import logging
 from functools import partial
 from random import Random
+from typing import cast
 
 from prometheus_client import CollectorRegistry
 
 from mirrorgate.errors import ConnectError, ConnectTimeout, PoolTimeout, UpstreamError, UpstreamProtocolError
 from mirrorgate.ir.table import Mirror, UpstreamAddress
 from mirrorgate.mirror.admission import Admission, Admitted, Backend
+from mirrorgate.mirror.board import Board
+from mirrorgate.mirror.capture import CompareShadow, PrimaryCapture
+from mirrorgate.mirror.comparing import Comparing
 from mirrorgate.mirror.config import DropReason, MirrorConfig
 from mirrorgate.mirror.head import MirrorHead, build_head, head_from_parts
 from mirrorgate.mirror.logs import DropLog, breaker_closed, breaker_failed
 from mirrorgate.mirror.metrics import BackendGauges, MirrorCollector, MirrorSeries, MirrorStats, Stats
 from mirrorgate.mirror.mirrorlog import MirroredRequest, MirrorLog, RequestView
 from mirrorgate.mirror.shadow import Shadow, Tee
+from mirrorgate.mirror.views import CompareCollector
 from mirrorgate.tls.client import BackendTlsError
 from mirrorgate.upstream.connection import StaleConnection, UpstreamConnection
 from mirrorgate.upstream.dns import DnsError
@@ -117,7 +128,7 @@ def _classify(exc: UpstreamError) -> tuple[DropReason, bool]:
     return DropReason.RESET, False
 
 
-class Dispatcher(Admission):
+class Dispatcher(Admission, Comparing):
     """``Dispatcher(config, registry=..., rng=..., access_log=...)``: install as ``GatewayState.mirror``;
     ``await shutdown()`` before the primaries are cancelled."""
 
@@ -137,6 +148,7 @@ class Dispatcher(Admission):
         "_sweep_at",
         "_sweeper",
         "_timeout",
+        "board",
         "config",
         "pool",
         "registry",
@@ -175,20 +187,22 @@ class Dispatcher(Admission):
         self._buffered = 0  # bytes all mirrors are behind, as last measured (shadow.py rule 2)
         self._closed = False
         self.access_log = access_log
+        self.board = Board()  # comparisons of the mirrors with ``compare`` (rule 10)
         self._debug = self._watching()  # refreshed on the first request, every scrape and sweep
         self._droplog = DropLog()  # drops at DEBUG, rate-limited (``logs.py``)
         self._loop: asyncio.AbstractEventLoop | None = None  # the running loop, as of the last submit
         self.registry.register(MirrorCollector(self._series.values, self._gauges, lambda: self._buffered))
+        self.registry.register(CompareCollector(self.board))
 
     def reconfigure(self, config: MirrorConfig) -> None:
-        """Rule 9: ``config`` for the mirrors admitted from now on."""
+        """Rule 10: ``config`` for the mirrors admitted from now on."""
         self.config = config
         self._cap = config.max_concurrent_per_backend
         self._max_queue = config.max_queue_per_backend
         self._timeout = config.timeout
 
     def reset(self, config: MirrorConfig, head_limits: tuple[int, int]) -> None:
-        """Rule 9, before any mirror was sent (no listener was ever bound): ``config`` whole, the
+        """Rule 10, before any mirror was sent (no listener was ever bound): ``config`` whole, the
         pool and the breakers included."""
         self.reconfigure(config)
         self.pool.close()
@@ -245,7 +259,13 @@ class Dispatcher(Admission):
         head = head_from_parts(parts, host_at, has_body, content_length, shadow, is_head)
         return self._start_with(admitted, head, request)
 
-    def _start_with(self, admitted: list[Admitted], head: MirrorHead, request: MirroredRequest | None) -> Tee | None:
+    def _start_with(
+        self,
+        admitted: list[Admitted],
+        head: MirrorHead,
+        request: MirroredRequest | None,
+        primary: PrimaryCapture | None = None,
+    ) -> Tee | None:
         """Send now (or queue) each mirror ``admit`` let through, with ``head``; the ``Tee`` for the
         body when the request has one. A mirror that a sibling of the same request left without
         a place (same backend, last slot) is dropped as ``over_capacity``."""
@@ -268,11 +288,16 @@ class Dispatcher(Admission):
             endpoints = mirror.endpoints
             i = backend.rr
             backend.rr = i + 1
+            compared = primary is not None and mirror.compare is not None  # rule 10
+            cls = CompareShadow if compared else Shadow
             if mirror.tls is None and mirror.external is None:
-                shadow = Shadow(self, head, endpoints[i % len(endpoints)], backend, series, now, probe, deadline)
+                shadow = cls(self, head, endpoints[i % len(endpoints)], backend, series, now, probe, deadline)
             else:
                 endpoint, key = secured_endpoint(mirror, i)
-                shadow = Shadow(self, head, endpoint, backend, series, now, probe, deadline, key)
+                shadow = cls(self, head, endpoint, backend, series, now, probe, deadline, key)
+            if compared:
+                assert primary is not None
+                cast(CompareShadow, shadow).comparison = self.board.comparison(primary, mirror)
             if access_log is not None:
                 access_log.track(shadow, request)
             if has_slot:
@@ -535,6 +560,8 @@ class Dispatcher(Admission):
         shadow.finished = True
         shadow.release_buffers()
         shadow.series.count_dropped(reason)
+        if shadow.compared:  # not a mismatch: counted as ``mirror_failed`` with its reason (rule 10)
+            cast(CompareShadow, shadow).comparison.mirror_failed(str(reason))
         if shadow.probe:
             shadow.backend.breaker.probe_done(shadow.probe)
             self._breaker_changed(shadow.backend)

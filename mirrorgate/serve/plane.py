@@ -14,7 +14,8 @@ Rules:
    finish within ``grace``; cancel the rest; close the upstream pool.
 3. A server's IR port is bound as ``port_overrides`` says (``0`` = ephemeral); the matcher still
    sees the IR key, so routing is unchanged.
-4. The mirror dispatcher and the admin server share one Prometheus registry per process.
+4. The mirror dispatcher and the admin server share one Prometheus registry per process. An
+   applied table frees the mismatch rings of mirrors it no longer compares (``mirror/board.py``).
 5. A reload hands the buffered access-log lines to their writer; shutdown waits for them to be
    written, at most ``ACCESS_LOG_DRAIN`` seconds. The mirror access log, when the process
    installed one (``accesslog.install_mirror``), is handed to the dispatcher here and flushed and
@@ -48,6 +49,7 @@ from mirrorgate.ir.table import Certificate, RoutingTable, Server
 from mirrorgate.mirror.config import MirrorConfig
 from mirrorgate.mirror.dispatcher import Dispatcher
 from mirrorgate.mirror.mirrorlog import MirrorLog
+from mirrorgate.mirror.views import compared_names
 from mirrorgate.serve.config import StartupError
 from mirrorgate.serve.gwsettings import Settings
 from mirrorgate.tls.certs import CertifiedKey, InvalidCertificate, parse_tls_secret
@@ -175,6 +177,7 @@ class DataPlane:
             raise
         self.state.matcher = matcher if matcher is not None else compile(table)
         self.table = table
+        self.mirror.board.keep_records_of(compared_names(table))  # a mirror gone: its ring is freed
         upstream_tls.set_trust(table)
         self.state.tls_ports = ports
         accesslog.flush()

@@ -15,7 +15,9 @@ Rules:
    cannot bind) is reported; the worker keeps its old table.
 4. It reports ``bound``, each reload's outcome and its metrics as JSON lines on a pipe
    (``MIRRORGATE_WORKER_STATUS_FD``): the text exposition of its registry every
-   ``METRICS_EVERY`` seconds and once more as it stops.
+   ``METRICS_EVERY`` seconds and once more as it stops, each followed by a ``mirrors`` line
+   (``mirror/views.py``'s ``WorkerFeed``: its mirrors' counters and the mismatch records it
+   has not sent yet).
 """
 
 import asyncio
@@ -31,6 +33,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from mirrorgate.dataplane.matcher import compile
 from mirrorgate.ir.table import RoutingTable
+from mirrorgate.mirror.views import WorkerFeed
 from mirrorgate.serve.apply import summary
 from mirrorgate.serve.config import RunConfig, StartupError
 from mirrorgate.serve.gwsettings import Settings, log_applied
@@ -84,6 +87,7 @@ class _Worker:
         self.registry = CollectorRegistry()
         self.inbox = asyncio.StreamReader()
         self.settings = Settings()  # the gateway-wide settings served (the last frame's)
+        self.mirrors: WorkerFeed | None = None  # once the data plane exists
 
     def emit(self, event: dict[str, Any]) -> None:
         try:
@@ -93,6 +97,8 @@ class _Worker:
 
     def send_metrics(self) -> None:
         self.emit({"event": "metrics", "text": generate_latest(self.registry).decode()})
+        if self.mirrors is not None:
+            self.emit(self.mirrors.event())
 
     async def next_table(self) -> Frame | None:
         """The next table and settings from the supervisor, decoded off the loop; None at EOF."""
@@ -130,6 +136,7 @@ class _Worker:
             reuse_port=True,
             limits=frame.settings.limits,
         )
+        self.mirrors = WorkerFeed(plane.mirror.views(), plane.mirror.board)
         helpers: list[asyncio.Task[None]] = []
         try:
             with until_stopped(self.stop.set):
