@@ -1,0 +1,186 @@
+"""The admin dashboard: its files and headers over real sockets, then the page itself in headless
+Chromium against a real gateway process (counters moving, drop reasons, the XSS probe rendered as
+text) and against an admin server whose ``/mirrors`` holds a mismatch (the side-by-side diff).
+
+Each browser test saves a screenshot under its tmp dir (and ``$MIRRORGATE_SCREENSHOT_DIR`` if
+set) and prints the path. Waits poll the DOM with a deadline.
+"""
+
+import io
+import json
+import os
+import re
+import tomllib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from mirrorgate.admin.server import CONTENT_SECURITY_POLICY, STATIC, AdminApp, start_admin
+from mirrorgate.echo import EchoConfig, start_echo
+from mirrorgate.ir.table import RoutingTable
+from tests.runtime.conftest import GatewayProcess
+from tests.support.backends import free_port
+from tests.support.browser import Browser, Page
+from tests.support.client import Response, request
+from tests.support.manifests import gateway_doc, route_doc, service_docs
+
+ROOT = Path(__file__).resolve().parents[2]
+# Rendered by the page wherever it shows a name, a header or a body: must stay text.
+PROBE = "<img src=x onerror=window.pwned=1>"
+MIRRORS_404 = re.compile(r"log \(network\): .*status of 404.*/mirrors$")
+
+
+async def admin_get(port: int, path: str) -> Response:
+    return await request(port, "GET", path, host="127.0.0.1")
+
+
+async def test_dashboard_files_are_served_with_a_strict_policy() -> None:
+    app = AdminApp(registry=CollectorRegistry(), table=RoutingTable, status=dict, ready=lambda: True)
+    server = await start_admin(app, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        for path, ctype in (
+            ("/", "text/html"),
+            ("/dashboard", "text/html"),
+            ("/dashboard.js", "text/javascript"),
+            ("/dashboard.css", "text/css"),
+            ("/favicon.svg", "image/svg+xml"),
+        ):
+            r = await admin_get(port, path)
+            assert r.status == 200, (path, r)
+            assert (r.header("Content-Type") or "").startswith(ctype), (path, r.header("Content-Type"))
+            assert r.header("Content-Security-Policy") == CONTENT_SECURITY_POLICY
+            assert r.header("X-Content-Type-Options") == "nosniff"
+            assert r.body
+        page = (await admin_get(port, "/dashboard")).body.decode()
+        script = (await admin_get(port, "/dashboard.js")).body.decode()
+        # JSON answers carry the same headers: a browser never sniffs them into a page.
+        assert (await admin_get(port, "/status")).header("X-Content-Type-Options") == "nosniff"
+    finally:
+        server.close()
+        await server.wait_closed()
+    policy = dict(part.strip().split(" ", 1) for part in CONTENT_SECURITY_POLICY.split(";"))
+    assert policy["script-src"] == policy["style-src"] == policy["default-src"] == "'self'"
+    assert "unsafe" not in CONTENT_SECURITY_POLICY
+    # Only this server's own files: nothing inline, no other origin.
+    assert sorted(re.findall(r'(?:src|href)="([^"]*)"', page)) == ["/dashboard.css", "/dashboard.js", "/favicon.svg"]
+    assert not re.search(r"<script>|<style|\sstyle=|\son[a-z]+=", page)
+    assert "://" not in page.replace("http://www.w3.org/2000/svg", "")
+    assert "://" not in script.replace("http://www.w3.org/2000/svg", "")
+    assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(|new Function", script)
+    # Every file served is installed with the package.
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["mirrorgate"]
+    assert {f"admin/{name}" for _, name in STATIC.values()} <= set(data)
+
+
+def row(attr: str, name: str) -> str:
+    """A JS expression: the table row whose ``attr`` is ``name``, or null."""
+    return f"[...document.querySelectorAll('tr[{attr}]')].find(r => r.getAttribute('{attr}') === {json.dumps(name)})"
+
+
+def field(attr: str, name: str, fieldname: str) -> str:
+    """A JS expression: the text of ``[data-field=fieldname]`` in that row, or null."""
+    cell = f"{row(attr, name)}?.querySelector('[data-field={fieldname}]')"
+    return f"({cell}?.textContent ?? null)"
+
+
+def peak(attr: str, name: str) -> str:
+    """A JS expression: the highest rate of that row's sparkline (its ``data-peak``)."""
+    return f"Number({row(attr, name)}?.querySelector('[data-peak]')?.dataset.peak)"
+
+
+async def screenshot(page: Page, tmp_path: Path, name: str) -> None:
+    paths = [tmp_path / name]
+    if os.environ.get("MIRRORGATE_SCREENSHOT_DIR"):
+        paths.append(Path(os.environ["MIRRORGATE_SCREENSHOT_DIR"]) / name)
+    for path in paths:
+        await page.screenshot(path)
+        print(f"dashboard screenshot: {path}")
+
+
+async def assert_no_injection(page: Page) -> None:
+    """The probe is on the page as text, and it made no element and ran nothing."""
+    assert await page.evaluate(f"document.body.textContent.includes({json.dumps(PROBE)})")
+    assert await page.evaluate("document.querySelectorAll('img').length") == 0
+    assert await page.evaluate("window.pwned === undefined")
+
+
+RULES = f"""  - matches: [{{path: {{type: PathPrefix, value: /shop}}}}]
+    filters: [{{type: RequestMirror, requestMirror: {{backendRef: {{name: shadow, port: 8080}}}}}}]
+    backendRefs: [{{name: primary, port: 8080}}]
+  - matches: [{{path: {{type: PathPrefix, value: /gone}}}}]
+    filters: [{{type: RequestMirror, requestMirror: {{backendRef: {{name: refused, port: 8080}}}}}}]
+    backendRefs: [{{name: primary, port: 8080}}]
+  - matches: [{{path: {{type: PathPrefix, value: /probe}}, headers: [{{name: x-probe, value: "{PROBE}"}}]}}]
+    backendRefs: [{{name: primary, port: 8080}}]
+"""
+SHOP = "httproute/default/route/rule/0"
+GONE = "httproute/default/route/rule/1"
+PROBED = "httproute/default/route/rule/2"
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path) -> AsyncIterator[tuple[int, int]]:
+    """(gateway port, admin port) of a real ``mirrorgate run`` with two mirrored rules."""
+    primary = await start_echo(EchoConfig(port=0, bind="127.0.0.1", name="primary-1-2"), log=io.StringIO())
+    shadow = await start_echo(EchoConfig(port=0, bind="127.0.0.1", name="shadow-1-2"), log=io.StringIO())
+    port = free_port()
+    services = (
+        service_docs("primary", primary.port, "default")
+        + service_docs("shadow", shadow.port, "default")
+        + service_docs("refused", free_port(), "default")
+    )
+    path = tmp_path / "gateway.yaml"
+    listeners = f"{{name: http, port: {port}, protocol: HTTP}}"
+    path.write_text(gateway_doc("default", listeners) + services + route_doc(RULES, namespace="default"))
+    gw = await GatewayProcess.start(path)
+    try:
+        await gw.wait_line(r"serving 1 listener")
+        yield port, await gw.admin_port()
+    finally:
+        await gw.kill()
+        await primary.close()
+        await shadow.close()
+
+
+async def test_dashboard_shows_live_traffic_of_a_real_gateway(
+    browser: Browser, gateway: tuple[int, int], tmp_path: Path
+) -> None:
+    port, admin = gateway
+    page = await browser.open(f"http://127.0.0.1:{admin}/dashboard")
+    await page.until(f"!!{row('data-rule', SHOP)}", "the mirrored rule's row")
+    shop_mirror = f"{SHOP}/mirror/0"
+    gone_mirror = f"{GONE}/mirror/0"
+    assert await page.evaluate(row("data-mirror", shop_mirror) + " !== undefined")
+    assert await page.evaluate(field("data-rule", PROBED, "rate")) == "not counted (no mirror)"
+    polls = await page.evaluate("Number(document.body.dataset.polls)")
+
+    for i in range(30):
+        assert (await request(port, "GET", f"/shop/{i}")).status == 200
+    for i in range(5):
+        assert (await request(port, "GET", f"/gone/{i}")).status == 200
+
+    # The counters reach the page, and the rates are derived from them (counter deltas).
+    await page.until(f"{field('data-mirror', shop_mirror, 'sent')} === '30'", "30 mirror requests sent")
+    await page.until(f"{peak('data-mirror', shop_mirror)} > 0", "a mirror send rate above 0 in the last 60 s")
+    await page.until(f"{peak('data-rule', SHOP)} > 0", "a request rate above 0 in the last 60 s for the rule")
+    assert await page.evaluate(f"{row('data-rule', SHOP)}.querySelector('svg rect') !== null")
+    await page.until(
+        f"{row('data-mirror', gone_mirror)}?.querySelector('[data-count=connect_error]')?.textContent === '5'",
+        "5 mirror requests dropped for connect_error",
+    )
+    assert await page.evaluate(field("data-mirror", shop_mirror, "completed")) == "2xx 30"
+    assert re.fullmatch(
+        r"[\d.]+ / [\d.]+( all time)?", await page.evaluate(field("data-mirror", shop_mirror, "mirror-latency"))
+    )
+    assert await page.evaluate("Number(document.body.dataset.polls)") > polls
+    # An untrusted value from the configuration (a header match) is text.
+    assert PROBE in await page.evaluate(f"{row('data-rule', PROBED)}.textContent")
+    await assert_no_injection(page)
+    mirrors = await admin_get(admin, "/mirrors")
+    if mirrors.status == 404:
+        assert "no /mirrors" in await page.evaluate("document.querySelector('#mirrors-missing').textContent")
+    await screenshot(page, tmp_path, "dashboard-live.png")
+    assert [e for e in page.errors if not (mirrors.status == 404 and MIRRORS_404.match(e))] == []
