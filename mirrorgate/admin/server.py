@@ -7,6 +7,10 @@ Endpoints (GET or HEAD; anything else 405, unknown paths 404):
 ``/metrics``      Prometheus text exposition of the registry given
 ``/config_dump``  the routing table (IR) as JSON
 ``/status``       resources with their conditions plus the last reload error, as JSON
+``/mirrors``      every mirror of the routing table with its counters and, for a mirror that
+                  compares responses, its comparison summary (JSON, ``mirror/views.py``)
+``/mirrors/<id>/diffs``  the latest mismatches of one mirror, newest first (JSON); an unknown
+                  id is 404 with a JSON ``{"error": ...}``
 ``/dashboard``    (and ``/``) a read-only live page over the endpoints above (``dashboard.html``,
                   ``/dashboard.js``, ``/dashboard.css``, ``/favicon.svg``: package files, read once, no other assets)
 
@@ -59,7 +63,7 @@ def static_file(name: str) -> bytes:
 class AdminApp:
     """What the admin server shows; every field is read at request time."""
 
-    __slots__ = ("ready", "registry", "status", "table", "why_not_ready")
+    __slots__ = ("diffs", "mirrors", "ready", "registry", "status", "table", "why_not_ready")
 
     def __init__(
         self,
@@ -69,12 +73,16 @@ class AdminApp:
         status: Callable[[], dict[str, Any]],
         ready: Callable[[], bool],
         why_not_ready: Callable[[], str | None] = lambda: None,
+        mirrors: Callable[[], dict[str, Any]] | None = None,
+        diffs: Callable[[str], dict[str, Any] | None] | None = None,
     ) -> None:
         self.registry = registry
         self.table = table
         self.status = status
         self.ready = ready
         self.why_not_ready = why_not_ready  # a reason not to be ready even when ``ready()`` holds
+        self.mirrors = mirrors  # ``/mirrors`` (None: not served here, 404)
+        self.diffs = diffs  # ``/mirrors/<id>/diffs``: None for an unknown id
 
     def handle(self, method: bytes, path: bytes) -> tuple[int, bytes, bytes]:
         """(status, content type, body) for one request."""
@@ -91,10 +99,25 @@ class AdminApp:
             return 200, b"application/json", to_json(table_to_builtins(self.table())).encode()
         if route == b"/status":
             return 200, b"application/json", to_json(self.status()).encode()
+        if route.startswith(b"/mirrors") and self.mirrors is not None:
+            return self._mirrors(route)
         static = STATIC.get(route)
         if static is not None:
             return 200, static[0], static_file(static[1])
         return 404, b"text/plain", b"not found\n"
+
+    def _mirrors(self, route: bytes) -> tuple[int, bytes, bytes]:
+        if route in (b"/mirrors", b"/mirrors/"):
+            assert self.mirrors is not None
+            return 200, b"application/json", to_json(self.mirrors()).encode()
+        parts = route.split(b"/")  # b"", b"mirrors", id, b"diffs"
+        if len(parts) == 4 and parts[3] == b"diffs" and self.diffs is not None:
+            mirror_id = parts[2].decode("latin-1")
+            doc = self.diffs(mirror_id)
+            if doc is not None:
+                return 200, b"application/json", to_json(doc).encode()
+            return 404, b"application/json", to_json({"error": f"no mirror with id {mirror_id!r}"}).encode()
+        return 404, b"application/json", to_json({"error": "not found"}).encode()
 
     def _readyz(self) -> tuple[int, bytes, bytes]:
         why = self.why_not_ready()

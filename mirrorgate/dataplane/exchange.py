@@ -51,6 +51,7 @@ from typing import Any
 
 from mirrorgate.dataplane import flow
 from mirrorgate.dataplane.accesslog import AccessLogged
+from mirrorgate.dataplane.compared import CapturingRelay
 from mirrorgate.dataplane.headers import (
     HeaderEdit,
     encode_forward,
@@ -68,7 +69,7 @@ from mirrorgate.dataplane.replies import (
     redirect_reply,
     strip_body,
 )
-from mirrorgate.dataplane.state import BodyTee, ClientConnection, GatewayState, access_log
+from mirrorgate.dataplane.state import BodyTee, ClientConnection, GatewayState, ResponseCapture, access_log
 from mirrorgate.errors import ProtocolError, UpstreamError
 from mirrorgate.ir.table import Mirror, Redirect, URLRewrite
 from mirrorgate.upstream.connection import StaleConnection, UpstreamConnection
@@ -98,6 +99,7 @@ class Exchange(ResponseRelay, AccessLogged):
         "body_done",
         "body_error",
         "body_size",
+        "capture",
         "chunked",
         "content_length",
         "discard_body",
@@ -344,7 +346,11 @@ class Exchange(ResponseRelay, AccessLogged):
                 admitted = dispatcher.admit(plan.mirrors)
                 if admitted is not None:  # the mirrors' head is built only now: drops cost nothing
                     is_head = self.method == b"HEAD"
-                    self._tee(dispatcher.start(admitted, parts, host_at, self.has_body, self.content_length, is_head))
+                    args = (admitted, parts, host_at, self.has_body, self.content_length, is_head)
+                    if plan.compare:  # some mirror compares responses (rule 9)
+                        self._compared(dispatcher.start_compared(*args, (self.method, self.target, self.headers)))
+                    else:
+                        self._tee(dispatcher.start(*args))
         target = plan.single or plan.pick(self.state.rng)
         if target is None or target.status:
             self._local(target.status if target is not None else 500)
@@ -362,7 +368,7 @@ class Exchange(ResponseRelay, AccessLogged):
         and the backend; the endpoint is ``self.key``. None: answered locally."""
         target_bytes, headers = self._rule_filters(plan)
         if plan.action.filters.mirrors and self.state.mirror is not None:
-            self._submit_mirrors(plan.action.filters.mirrors, target_bytes, headers)
+            self._submit_mirrors(plan.action.filters.mirrors, target_bytes, headers, plan.compare)
         target = plan.pick(self.state.rng)
         if target is None or target.status:
             self._local(target.status if target is not None else 500)
@@ -380,7 +386,7 @@ class Exchange(ResponseRelay, AccessLogged):
         target_bytes = _rewrite(backend.filters.url_rewrite, target_bytes, headers)
         if backend.filters.mirrors and self.state.mirror is not None:
             # backendRef-level RequestMirror: only when this backend was chosen, after its filters
-            self._submit_mirrors(backend.filters.mirrors, target_bytes, headers)
+            self._submit_mirrors(backend.filters.mirrors, target_bytes, headers, target.compare)
         self.key = key
         parts, host_at = encode_head(self.method, target_bytes, headers)
         if self.upgrade:
@@ -467,13 +473,29 @@ class Exchange(ResponseRelay, AccessLogged):
             headers = plan.request_edit.apply(headers)
         return _rewrite(plan.action.filters.url_rewrite, self.target, headers), headers
 
-    def _submit_mirrors(self, mirrors: tuple[Mirror, ...], target: bytes, headers: list[Header]) -> None:
+    def _submit_mirrors(self, mirrors: tuple[Mirror, ...], target: bytes, headers: list[Header], compare: bool) -> None:
         mirror = self.state.mirror
         assert mirror is not None
         if self.upgrade:  # rule 8: a tunnel is never mirrored
             mirror.refuse(mirrors, _UPGRADE)
             return
-        self._tee(mirror.submit(mirrors, self.method, target, list(headers), self.has_body))
+        if compare:  # rule 9: the request as the client sent it, for a mismatch record
+            had = self.capture if type(self) is ComparedExchange else None
+            request = (self.method, self.target, self.headers)
+            self._compared(
+                mirror.submit_compared(mirrors, self.method, target, list(headers), self.has_body, request, had)
+            )
+        else:
+            self._tee(mirror.submit(mirrors, self.method, target, list(headers), self.has_body))
+
+    def _compared(self, started: tuple[BodyTee | None, ResponseCapture | None]) -> None:
+        """Rule 9: with a capture, the exchange relays as a ``ComparedExchange`` from now on (the
+        same slots: only the class changes), whose relay callbacks also feed it."""
+        tee, capture = started
+        if capture is not None:
+            self.capture = capture
+            self.__class__ = ComparedExchange
+        self._tee(tee)
 
     def _tee(self, tee: BodyTee | None) -> None:
         """Hand the body to the mirrors' tee: what is buffered now, the rest as it streams."""
@@ -575,6 +597,12 @@ class Exchange(ResponseRelay, AccessLogged):
             return
         self._fail(exc.status)
         self.finish()
+
+
+class ComparedExchange(CapturingRelay, Exchange):
+    """An exchange whose response is captured for mirrors that compare responses (rule 9)."""
+
+    __slots__ = ()
 
 
 def _rewrite(rewrite: URLRewrite | None, target: bytes, headers: list[Header]) -> bytes:

@@ -149,7 +149,7 @@ class Target:
     edits, and ``response_edits``: the response edits to apply in order (the rule's, then the
     backendRef's), empty when there are none."""
 
-    __slots__ = ("backend", "balancer", "name", "request_edit", "response_edit", "response_edits", "status")
+    __slots__ = ("backend", "balancer", "compare", "name", "request_edit", "response_edit", "response_edits", "status")
 
     def __init__(self, backend: Backend, balancer: RoundRobin, rule_response_edit: HeaderEdit | None = None) -> None:
         self.backend = backend
@@ -161,6 +161,7 @@ class Target:
         self.response_edits: tuple[HeaderEdit, ...] = tuple(
             e for e in (rule_response_edit, self.response_edit) if e is not None
         )
+        self.compare = any(m.compare is not None for m in backend.filters.mirrors)  # some mirror compares
 
     @property
     def plain(self) -> bool:
@@ -176,10 +177,12 @@ class Plan:
     request header edit or URL rewrite on the rule, nor header edit, rewrite, redirect or mirror
     on any backendRef. The exchange then encodes the upstream head in one pass
     (``encode_forward``), and the rule's mirrors (``mirrors``) get that same head.
+    ``compare``: some of the rule's mirrors compare responses (the exchange branches on it once).
     """
 
     __slots__ = (
         "action",
+        "compare",
         "cumulative",
         "mirrors",
         "plain",
@@ -223,6 +226,7 @@ class Plan:
         self.redirect = f.redirect  # rule-level RequestRedirect
         self.single = self.targets[0] if len(self.targets) == 1 else None  # the pick when there is no choice
         self.mirrors = f.mirrors  # rule-level RequestMirror filters
+        self.compare = any(m.compare is not None for m in f.mirrors)
         self.plain = self.request_edit is None and f.url_rewrite is None and all(t.plain for t in self.targets)
 
     def pick(self, rng: Random) -> Target | None:

@@ -19,6 +19,7 @@ from mirrorgate.dataplane.limits import Limits
 from mirrorgate.dataplane.matcher import Matcher, ServerKey
 from mirrorgate.ir.table import Mirror
 from mirrorgate.tls.server import TlsPort
+from mirrorgate.upstream.connection import ResponseHead
 from mirrorgate.upstream.pool import Pool
 
 access_log = logging.getLogger("mirrorgate.access")
@@ -57,6 +58,19 @@ class BodyTee(Protocol):
     def abort(self) -> None: ...
 
 
+class ResponseCapture(Protocol):
+    """Receives what the primary's response relays, for the mirrors that compare responses
+    (``mirror.capture.PrimaryCapture``); every call returns at once and changes nothing relayed."""
+
+    def head(self, rh: ResponseHead) -> None: ...
+    def body(self, chunk: bytes) -> None: ...
+    def complete(self) -> None: ...  # the whole response was relayed
+    def end(self) -> None: ...  # the exchange finished (after ``complete``, or instead of it)
+
+
+Request = tuple[bytes, bytes, list[tuple[bytes, bytes]]]  # method, target, headers as the client sent them
+
+
 class MirrorDispatcher(Protocol):
     """The mirror hook (``mirror.Dispatcher`` implements it; the data plane knows only this class).
 
@@ -93,6 +107,30 @@ class MirrorDispatcher(Protocol):
         content_length: int | None,
         is_head: bool,
     ) -> BodyTee | None: ...
+
+    # ``submit`` and ``start`` for mirrors of which some compare responses (``Plan.compare``,
+    # ``Target.compare``): also the capture the exchange feeds with the primary's response
+    # (None: nothing is compared). ``capture``: the one the request already has.
+    def submit_compared(
+        self,
+        mirrors: tuple[Mirror, ...],
+        method: bytes,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        has_body: bool,
+        request: Request,
+        capture: Any = None,
+    ) -> tuple[BodyTee | None, ResponseCapture | None]: ...
+    def start_compared(
+        self,
+        admitted: list[Any],
+        parts: list[bytes],
+        host_at: int,
+        has_body: bool,
+        content_length: int | None,
+        is_head: bool,
+        request: Request,
+    ) -> tuple[BodyTee | None, ResponseCapture | None]: ...
 
 
 class GatewayState:

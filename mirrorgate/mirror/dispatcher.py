@@ -46,23 +46,34 @@ Rules:
    latency) was tried and removed, because against a 200 ms backend held at its cap it cost the
    primary 5-8 % of its requests/s in same-run A/B tests and did not lower its p99
    (``docs/benchmarks.md``).
+9. Comparing (``board.py``, ``capture.py``): ``start_compared``/``submit_compared`` are the
+   ``start``/``submit`` of a request whose admitted mirrors include one with ``compare`` (the
+   data plane branches once, on a flag its matcher precomputed). Only those mirrors are made
+   ``CompareShadow``s, each with its ``Comparison``; the others, and every request of a rule
+   without ``compare``, take the plain path unchanged. A compared mirror that is dropped after
+   it was started settles its comparison as ``mirror_failed`` (``_drop``).
 """
 
 import asyncio
 import logging
 from functools import partial
 from random import Random
+from typing import cast
 
 from prometheus_client import CollectorRegistry
 
 from mirrorgate.errors import ConnectError, ConnectTimeout, PoolTimeout, UpstreamError, UpstreamProtocolError
 from mirrorgate.ir.table import Mirror, UpstreamAddress
 from mirrorgate.mirror.admission import Admission, Admitted, Backend
+from mirrorgate.mirror.board import Board
+from mirrorgate.mirror.capture import CompareShadow, PrimaryCapture
+from mirrorgate.mirror.comparing import Comparing
 from mirrorgate.mirror.config import DropReason, MirrorConfig
 from mirrorgate.mirror.head import MirrorHead, build_head, head_from_parts
 from mirrorgate.mirror.logs import DropLog, breaker_closed, breaker_failed
 from mirrorgate.mirror.metrics import BackendGauges, MirrorCollector, MirrorSeries, MirrorStats, Stats
 from mirrorgate.mirror.shadow import Shadow, Tee
+from mirrorgate.mirror.views import CompareCollector
 from mirrorgate.tls.client import BackendTlsError
 from mirrorgate.upstream.connection import StaleConnection, UpstreamConnection
 from mirrorgate.upstream.dns import DnsError
@@ -107,7 +118,7 @@ def _classify(exc: UpstreamError) -> tuple[DropReason, bool]:
     return DropReason.RESET, False
 
 
-class Dispatcher(Admission):
+class Dispatcher(Admission, Comparing):
     """``Dispatcher(config, registry=..., rng=...)``: install as ``GatewayState.mirror``;
     ``await shutdown()`` before the primaries are cancelled."""
 
@@ -127,6 +138,7 @@ class Dispatcher(Admission):
         "_sweep_at",
         "_sweeper",
         "_timeout",
+        "board",
         "config",
         "pool",
         "registry",
@@ -173,10 +185,12 @@ class Dispatcher(Admission):
         self._sweep_at = 0.0
         self._buffered = 0  # bytes all mirrors are behind, as last measured (shadow.py rule 2)
         self._closed = False
+        self.board = Board()  # comparisons of the mirrors with ``compare`` (rule 9)
         self._debug = log.isEnabledFor(logging.DEBUG)  # refreshed on the first request, every scrape and sweep
         self._droplog = DropLog()  # drops at DEBUG, rate-limited (``logs.py``)
         self._loop: asyncio.AbstractEventLoop | None = None  # the running loop, as of the last submit
         self.registry.register(MirrorCollector(self._series.values, self._gauges, lambda: self._buffered))
+        self.registry.register(CompareCollector(self.board))
 
     def __repr__(self) -> str:
         inflight = sum(b.inflight for b in self._backends.values())
@@ -215,7 +229,9 @@ class Dispatcher(Admission):
         shadow = self.config.shadow_host_suffix
         return self._start_with(admitted, head_from_parts(parts, host_at, has_body, content_length, shadow, is_head))
 
-    def _start_with(self, admitted: list[Admitted], head: MirrorHead) -> Tee | None:
+    def _start_with(
+        self, admitted: list[Admitted], head: MirrorHead, primary: PrimaryCapture | None = None
+    ) -> Tee | None:
         """Send now (or queue) each mirror ``admit`` let through, with ``head``; the ``Tee`` for the
         body when the request has one. A mirror that a sibling of the same request left without
         a place (same backend, last slot) is dropped as ``over_capacity``."""
@@ -237,11 +253,15 @@ class Dispatcher(Admission):
             endpoints = mirror.endpoints
             i = backend.rr
             backend.rr = i + 1
+            cls = Shadow if primary is None or mirror.compare is None else CompareShadow
             if mirror.tls is None and mirror.external is None:
-                shadow = Shadow(self, head, endpoints[i % len(endpoints)], backend, series, now, probe, deadline)
+                shadow = cls(self, head, endpoints[i % len(endpoints)], backend, series, now, probe, deadline)
             else:
                 endpoint, key = secured_endpoint(mirror, i)
-                shadow = Shadow(self, head, endpoint, backend, series, now, probe, deadline, key)
+                shadow = cls(self, head, endpoint, backend, series, now, probe, deadline, key)
+            if cls is CompareShadow:
+                assert primary is not None
+                cast(CompareShadow, shadow).comparison = self.board.comparison(primary, mirror)
             if has_slot:
                 self._start(shadow)
             else:
@@ -500,6 +520,8 @@ class Dispatcher(Admission):
         shadow.finished = True
         shadow.release_buffers()
         shadow.series.count_dropped(reason)
+        if shadow.compared:  # not a mismatch: counted as ``mirror_failed`` with its reason (rule 9)
+            cast(CompareShadow, shadow).comparison.mirror_failed(str(reason))
         if shadow.probe:
             shadow.backend.breaker.probe_done(shadow.probe)
             self._breaker_changed(shadow.backend)

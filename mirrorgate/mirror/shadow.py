@@ -22,7 +22,7 @@ Rules:
 """
 
 import asyncio
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from mirrorgate.errors import UpstreamError
 from mirrorgate.ir.table import UpstreamAddress
@@ -71,6 +71,7 @@ class Shadow:
         "status",
         "task",
     )
+    compared: ClassVar[bool] = False  # a ``capture.CompareShadow`` (the dispatcher's rule 9)
 
     def __init__(
         self,

@@ -7,6 +7,9 @@ Rules:
 3. A source with its own state (``serve.source.Observed``: the Kubernetes source) adds its section
    to ``/status`` (``kubernetes``), its reason not to be ready to ``/readyz`` (before the table's)
    and its collector to ``/metrics``.
+4. ``/mirrors`` and ``/mirrors/<id>/diffs`` list the mirrors of the table served, with the
+   counters of the process's dispatcher (one process) or of every worker added up (the
+   supervisor: ``supervisor.MergedMirrors``).
 """
 
 import asyncio
@@ -16,6 +19,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from mirrorgate.admin.server import AdminApp, start_admin
+from mirrorgate.ir.table import RoutingTable
+from mirrorgate.mirror.views import Views, diffs_document, mirrors_document
 from mirrorgate.serve.apply import Reloader
 from mirrorgate.serve.config import Loaded, StartupError
 from mirrorgate.serve.report import not_served
@@ -47,6 +52,14 @@ def register_source_metrics(registry: CollectorRegistry, source: ConfigSource) -
     """The source's own metrics (the Kubernetes source's watch, sync and leader gauges)."""
     if isinstance(source, Observed):
         registry.register(source.collector())
+
+
+def mirror_endpoints(table: Callable[[], RoutingTable], views: Views) -> dict[str, Any]:
+    """``AdminApp``'s ``mirrors`` and ``diffs`` (rule 4), read at request time."""
+    return {
+        "mirrors": lambda: mirrors_document(table(), views.reports()),
+        "diffs": lambda mirror_id: diffs_document(table(), mirror_id, views),
+    }
 
 
 async def listen_admin(app: AdminApp, address: tuple[str, int]) -> asyncio.Server:

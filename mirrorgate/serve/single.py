@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 
 from mirrorgate.admin.server import AdminApp
 from mirrorgate.dataplane.matcher import Matcher, compile
-from mirrorgate.serve.admin import listen_admin, register_source_metrics, status_of, why_not_ready
+from mirrorgate.serve.admin import listen_admin, mirror_endpoints, register_source_metrics, status_of, why_not_ready
 from mirrorgate.serve.apply import Reloader, ReloadFailed, ReloadMetrics, announce_start, load_checked
 from mirrorgate.serve.config import Loaded, RunConfig, StartupError
 from mirrorgate.serve.plane import DataPlane
@@ -111,6 +111,7 @@ async def _start_admin(
         status=status_of(reloader, lambda: reloader.current.loaded.status, source),
         ready=lambda: plane.ready,
         why_not_ready=why_not_ready(source, lambda: reloader.current.loaded),
+        **mirror_endpoints(lambda: plane.table, plane.mirror.views()),
     )
     return await listen_admin(app, config.admin)
 

@@ -13,15 +13,21 @@ import re
 import tomllib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from random import Random
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from mirrorgate.admin.server import CONTENT_SECURITY_POLICY, STATIC, AdminApp, start_admin
 from mirrorgate.echo import EchoConfig, start_echo
-from mirrorgate.ir.table import RoutingTable
+from mirrorgate.ir.table import MirrorCompare, RoutingTable
+from mirrorgate.serve.admin import mirror_endpoints
+from mirrorgate.serve.config import load_table
+from mirrorgate.serve.plane import DataPlane
+from tests.mirror.compare_support import Reply, scripted, with_compare
 from tests.runtime.conftest import GatewayProcess
-from tests.support.backends import free_port
+from tests.support.backends import Backend, free_port
 from tests.support.browser import Browser, Page
 from tests.support.client import Response, request
 from tests.support.manifests import gateway_doc, route_doc, service_docs
@@ -184,3 +190,115 @@ async def test_dashboard_shows_live_traffic_of_a_real_gateway(
         assert "no /mirrors" in await page.evaluate("document.querySelector('#mirrors-missing').textContent")
     await screenshot(page, tmp_path, "dashboard-live.png")
     assert [e for e in page.errors if not (mirrors.status == 404 and MIRRORS_404.match(e))] == []
+
+
+COMPARED = "httproute/infra/compared/rule/0/mirror/0"
+COMPARED_RULES = """  - filters: [{type: RequestMirror, requestMirror: {backendRef: {name: v2, port: 8080}}}]
+    backendRefs: [{name: v1, port: 8080}]"""
+
+
+def v1_reply(target: str) -> Reply:
+    body = {"id": 7, "name": "cart", "note": PROBE, "total": 10}
+    return (
+        200,
+        [("content-type", "application/json"), ("x-flavor", "plain"), ("x-probe", PROBE)],
+        json.dumps(body).encode(),
+    )
+
+
+def v2_reply(target: str) -> Reply:
+    """v1's answer with ``total`` and ``x-flavor`` changed, and 503 for ``/status``."""
+    status, headers, body = v1_reply(target)
+    doc = json.loads(body)
+    doc["total"] = 11
+    headers = [(n, "spicy" if n == "x-flavor" else v) for n, v in headers]
+    return (503 if target.startswith("/status") else status), headers, json.dumps(doc).encode()
+
+
+@pytest.fixture
+async def compared(tmp_path: Path) -> AsyncIterator[tuple[DataPlane, int, int]]:
+    """A gateway whose one mirror compares its responses: (plane, admin port, admin port without /mirrors)."""
+    v1 = await Backend.scripted(scripted(v1_reply)).start()
+    v2 = await Backend.scripted(scripted(v2_reply)).start()
+    path = tmp_path / "gateway.yaml"
+    path.write_text(
+        gateway_doc()
+        + service_docs("v1", v1.port)
+        + service_docs("v2", v2.port)
+        + route_doc(COMPARED_RULES, name="compared")
+    )
+    table = with_compare(load_table([str(path)], "127.0.0.1"), MirrorCompare())
+    plane = DataPlane(table, port_overrides={80: 0}, rng=Random(1))
+    await plane.start()
+    common: dict[str, Any] = {
+        "registry": plane.registry,
+        "table": lambda: plane.table,
+        "status": dict,
+        "ready": lambda: True,
+    }
+    with_mirrors = await start_admin(
+        AdminApp(**common, **mirror_endpoints(lambda: plane.table, plane.mirror.views())), "127.0.0.1", 0
+    )
+    without = await start_admin(AdminApp(**common), "127.0.0.1", 0)
+    try:
+        yield plane, with_mirrors.sockets[0].getsockname()[1], without.sockets[0].getsockname()[1]
+    finally:
+        for server in (with_mirrors, without):
+            server.close()
+            await server.wait_closed()
+        await plane.shutdown(1.0)
+        await v1.close()
+        await v2.close()
+
+
+def side(which: str, inner: str) -> str:
+    """A JS expression: ``inner`` (a selector) inside the primary or mirror side of the diff shown."""
+    return f"document.querySelector('#diff [data-side={which}] {inner}')"
+
+
+async def test_dashboard_shows_a_mismatch_side_by_side(
+    browser: Browser, compared: tuple[DataPlane, int, int], tmp_path: Path
+) -> None:
+    plane, admin, admin_without_mirrors = compared
+    port = plane.port(80)
+    headers = [("X-Request-Id", "rid-1"), ("X-Probe", PROBE)]
+    assert (await request(port, "GET", "/cart", "shop.example", headers)).status == 200
+    assert (await request(port, "GET", "/status", "shop.example", [("X-Request-Id", "rid-2")])).status == 200
+    page = await browser.open(f"http://127.0.0.1:{admin}/dashboard")
+
+    await page.until(f"{field('data-mirror', COMPARED, 'match-rate')} === '0%'", "a match rate of 0%")
+    assert re.fullmatch(r"[\d.]+ / [\d.]+", await page.evaluate(field("data-mirror", COMPARED, "primary-latency")))
+    await page.until("document.querySelectorAll('#diff-list button').length === 2", "two mismatches listed")
+    # The newest is shown first: the status mismatch, primary on the left, mirror on the right.
+    await page.until(f"{side('mirror', '[data-field=status]')}?.textContent === '503'", "the mirror's 503")
+    assert await page.evaluate(f"{side('primary', '[data-field=status]')}.textContent") == "200"
+    assert await page.evaluate(f"{side('mirror', '[data-field=status]')}.classList.contains('differs')")
+    left, right = await page.evaluate(
+        "[...document.querySelectorAll('#diff .side')].map(s => { const r = s.getBoundingClientRect();"
+        " return {side: s.dataset.side, x: r.left, y: r.top, w: r.width}; })"
+    )
+    assert (left["side"], right["side"]) == ("primary", "mirror")
+    assert left["x"] + left["w"] <= right["x"], (left, right)
+    assert left["y"] == right["y"], (left, right)
+
+    # The older one: a header and a JSON member differ, highlighted on both sides.
+    await page.evaluate("document.querySelectorAll('#diff-list button')[1].click()")
+    await page.until("document.querySelector('#diff [data-request-id]')?.dataset.requestId === 'rid-1'", "rid-1 shown")
+    for which, flavor, total in (("primary", "plain", "10"), ("mirror", "spicy", "11")):
+        assert await page.evaluate(f"{side(which, 'tr.differs[data-header=x-flavor] td')}?.textContent") == flavor
+        assert await page.evaluate(f"""{side(which, 'mark.differs[data-path="$.total"]')}?.textContent""") == total
+        assert await page.evaluate(f"{side(which, 'tr[data-header=x-probe]')}.className") == ""
+        assert await page.evaluate(f"{side(which, 'tr[data-header=x-probe] td')}.textContent") == PROBE
+    rows = "[...document.querySelectorAll('#diff .request-headers tr')]"
+    request_headers = rows + ".map(tr => [...tr.children].map(c => c.textContent))"
+    assert ["x-probe", PROBE] in await page.evaluate(request_headers)
+    await assert_no_injection(page)
+    await screenshot(page, tmp_path, "dashboard-mismatch.png")
+    assert page.errors == []
+
+    # An admin server without /mirrors: the page says so and still shows the counters.
+    bare = await browser.open(f"http://127.0.0.1:{admin_without_mirrors}/dashboard")
+    await bare.until("document.querySelector('#mirrors-missing')?.textContent.includes('no /mirrors')", "the notice")
+    await bare.until(f"{field('data-mirror', COMPARED, 'sent')} === '2'", "the mirror's 2 requests")
+    assert await bare.evaluate(field("data-mirror", COMPARED, "match")) == "not compared"
+    assert [e for e in bare.errors if not MIRRORS_404.match(e)] == []
