@@ -12,7 +12,8 @@ Endpoints (GET or HEAD; anything else 405, unknown paths 404):
 ``/mirrors/<id>/diffs``  the latest mismatches of one mirror, newest first (JSON); an unknown
                   id is 404 with a JSON ``{"error": ...}``
 ``/dashboard``    (and ``/``) a read-only live page over the endpoints above (``dashboard.html``,
-                  ``/dashboard.js``, ``/dashboard.css``, ``/favicon.svg``: package files, read once, no other assets)
+                  ``/dashboard-lib.js``, ``/dashboard.js``, ``/dashboard.css``, ``/favicon.svg``: package
+                  files, read once, no other assets)
 
 Rules: one request per connection (``Connection: close``), heads limited to 16 KiB, bodies
 ignored; each answer is computed from callables so the admin server never holds stale state.
@@ -48,6 +49,7 @@ CONTENT_SECURITY_POLICY = (
 STATIC = {
     b"/": (b"text/html; charset=utf-8", "dashboard.html"),
     b"/dashboard": (b"text/html; charset=utf-8", "dashboard.html"),
+    b"/dashboard-lib.js": (b"text/javascript; charset=utf-8", "dashboard-lib.js"),
     b"/dashboard.js": (b"text/javascript; charset=utf-8", "dashboard.js"),
     b"/dashboard.css": (b"text/css; charset=utf-8", "dashboard.css"),
     b"/favicon.svg": (b"image/svg+xml", "favicon.svg"),

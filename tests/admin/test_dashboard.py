@@ -50,6 +50,7 @@ async def test_dashboard_files_are_served_with_a_strict_policy() -> None:
         for path, ctype in (
             ("/", "text/html"),
             ("/dashboard", "text/html"),
+            ("/dashboard-lib.js", "text/javascript"),
             ("/dashboard.js", "text/javascript"),
             ("/dashboard.css", "text/css"),
             ("/favicon.svg", "image/svg+xml"),
@@ -61,7 +62,8 @@ async def test_dashboard_files_are_served_with_a_strict_policy() -> None:
             assert r.header("X-Content-Type-Options") == "nosniff"
             assert r.body
         page = (await admin_get(port, "/dashboard")).body.decode()
-        script = (await admin_get(port, "/dashboard.js")).body.decode()
+        script = (await admin_get(port, "/dashboard-lib.js")).body.decode()
+        script += (await admin_get(port, "/dashboard.js")).body.decode()
         # JSON answers carry the same headers: a browser never sniffs them into a page.
         assert (await admin_get(port, "/status")).header("X-Content-Type-Options") == "nosniff"
     finally:
@@ -71,7 +73,12 @@ async def test_dashboard_files_are_served_with_a_strict_policy() -> None:
     assert policy["script-src"] == policy["style-src"] == policy["default-src"] == "'self'"
     assert "unsafe" not in CONTENT_SECURITY_POLICY
     # Only this server's own files: nothing inline, no other origin.
-    assert sorted(re.findall(r'(?:src|href)="([^"]*)"', page)) == ["/dashboard.css", "/dashboard.js", "/favicon.svg"]
+    assert sorted(re.findall(r'(?:src|href)="([^"]*)"', page)) == [
+        "/dashboard-lib.js",
+        "/dashboard.css",
+        "/dashboard.js",
+        "/favicon.svg",
+    ]
     assert not re.search(r"<script>|<style|\sstyle=|\son[a-z]+=", page)
     assert "://" not in page.replace("http://www.w3.org/2000/svg", "")
     assert "://" not in script.replace("http://www.w3.org/2000/svg", "")
@@ -302,3 +309,49 @@ async def test_dashboard_shows_a_mismatch_side_by_side(
     await bare.until(f"{field('data-mirror', COMPARED, 'sent')} === '2'", "the mirror's 2 requests")
     assert await bare.evaluate(field("data-mirror", COMPARED, "match")) == "not compared"
     assert [e for e in bare.errors if not MIRRORS_404.match(e)] == []
+
+
+async def test_the_page_s_pure_parts(browser: Browser) -> None:
+    """The Prometheus parser, counter rates, histogram quantiles and JSON paths, in the browser's own engine."""
+    app = AdminApp(registry=CollectorRegistry(), table=RoutingTable, status=dict, ready=lambda: True)
+    server = await start_admin(app, "127.0.0.1", 0)
+    try:
+        page = await browser.open(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/dashboard")
+        lib = "globalThis.MirrorgateDashboard"
+        text = (
+            "# HELP x_total things\n# TYPE x_total counter\n"
+            'x_total{a="q\\"uote",b="back\\\\slash",c="new\\nline"} 3.0 1700000000\n'
+            "y 1e+3\nz +Inf\nw NaN\n"
+        )
+        samples = await page.evaluate(
+            f"{lib}.parseProm({json.dumps(text)}).map(s => [s.name, s.labels, String(s.value)])"
+        )
+        assert samples == [
+            ["x_total", {"a": 'q"uote', "b": "back\\slash", "c": "new\nline"}, "3"],
+            ["y", {}, "1000"],
+            ["z", {}, "Infinity"],
+            ["w", {}, "NaN"],
+        ]
+        # A counter's rate per interval; a counter that went down restarted (its new value is the delta);
+        # a key first seen after the first poll was 0 at the poll before.
+        rates = await page.evaluate(
+            f"(() => {{ const h = new {lib}.History(5); h.record('k', 0, 10); h.endPoll(0); h.record('k', 1, 30);"
+            " h.endPoll(1); h.record('k', 3, 4); h.record('new', 3, 6); h.endPoll(3);"
+            " return [h.rates('k'), h.rates('new'), h.rateNow('k')]; })()"
+        )
+        assert rates == [[20, 2], [3], 8]
+        # histogram_quantile over cumulative buckets (le in seconds): linear inside a bucket.
+        buckets = "[[0.001, 0], [0.01, 50], [0.1, 100], [Infinity, 100]]"
+        quantiles = await page.evaluate(f"[0.5, 0.75, 0.99].map(q => {lib}.quantile(q, {buckets}))")
+        assert quantiles == pytest.approx([0.01, 0.055, 0.0982])
+        assert await page.evaluate(f"{lib}.quantile(0.5, [[0.1, 0], [Infinity, 4]])") == 0.1
+        # Paths as the compare writes them: $.a, $.x-y, $[0], $['a b'], $['it\'s'].
+        paths = await page.evaluate(
+            f"[['$', 'a'], ['$', 'x-y'], ['$', 0], ['$', 'a b'], ['$', \"it's\"]]"
+            f".map(([b, k]) => {lib}.childPath(b, k))"
+        )
+        assert paths == ["$.a", "$.x-y", "$[0]", "$['a b']", "$['it\\'s']"]
+        assert [e for e in page.errors if not MIRRORS_404.match(e)] == []
+    finally:
+        server.close()
+        await server.wait_closed()
