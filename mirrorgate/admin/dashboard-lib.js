@@ -84,19 +84,19 @@
 
   // ---- history and rates ---------------------------------------------------------------------
   // Readings of counters by key, the last ``size`` of each. A counter that went down restarted: its
-  // new value is the delta. A key first recorded after the first poll gets ``before`` (default 0)
-  // at the previous poll: the gateway creates a mirror's series on its first request.
+  // new value is the delta. A key first recorded after the first poll gets ``before`` (default 0
+  // for a number) at the previous poll: the gateway creates a mirror's series on its first request.
   class History {
     constructor(size) {
       this.size = size;
       this.byKey = new Map(); // key -> [{t, v}]
       this.previousPoll = null;
     }
-    record(key, t, v, before = 0) {
+    record(key, t, v, before = typeof v === "number" ? 0 : undefined) {
       let h = this.byKey.get(key);
       if (!h) {
         this.byKey.set(key, (h = []));
-        if (this.previousPoll !== null && typeof v === "number") h.push({ t: this.previousPoll, v: before });
+        if (this.previousPoll !== null && before !== undefined) h.push({ t: this.previousPoll, v: before });
       }
       h.push({ t, v });
       if (h.length > this.size) h.shift();

@@ -111,10 +111,13 @@
     }
     let sentAll = 0;
     for (const m of mirrors.values()) {
-      const dropped = Object.values(m.dropped).reduce((a, b) => a + b, 0);
+      // Each request of its rule is sampled out, or sampled and then completed or dropped (a
+      // dropped one may have been sent first): "seen" counts each once, when it ends.
+      const ended = [m.completed, m.dropped].flatMap(Object.values).reduce((a, b) => a + b, 0);
       readings.record("sent|" + m.name, t, m.sent);
-      readings.record("seen|" + m.name, t, m.sent + m.sampledOut + dropped);
-      readings.record("hist|" + m.name, t, [...m.buckets.entries()].sort((a, b) => a[0] - b[0]));
+      readings.record("seen|" + m.name, t, m.sampledOut + ended);
+      const buckets = [...m.buckets.entries()].sort((a, b) => a[0] - b[0]);
+      readings.record("hist|" + m.name, t, buckets, buckets.map(([le]) => [le, 0]));
       sentAll += m.sent;
     }
     readings.record("sent|*", t, sentAll);
@@ -172,7 +175,7 @@
       if (!doc || !Array.isArray(doc.mirrors)) throw new Error("/mirrors: not a {\"mirrors\": [...]} document");
       state.mirrorsDoc = doc;
       state.mirrorsError = null;
-    }, (e) => {
+    }).catch((e) => {
       state.mirrorsDoc = null;
       state.mirrorsError = e.status === 404
         ? "This gateway serves no /mirrors endpoint: match rates, primary latency and mismatches are not available."
@@ -205,7 +208,11 @@
       const withMismatch = compared.find((m) => m.compare.compared > m.compare.matched);
       state.selectedMirror = (withMismatch || compared[0] || { id: null }).id;
     }
-    if (state.selectedMirror === null || state.selectedMirror === undefined) { state.diffs = null; return; }
+    if (state.selectedMirror === null || state.selectedMirror === undefined) {
+      state.diffs = null;
+      delete state.errors.diffs;
+      return;
+    }
     try {
       state.diffs = await getJson("/mirrors/" + encodeURIComponent(String(state.selectedMirror)) + "/diffs");
       delete state.errors.diffs;
@@ -331,7 +338,8 @@
       const policy = (c && c.policy) || (d && d.policy);
       return el("tr", { "data-mirror": v.name },
         el("td", null, el("div", { class: "name" }, breakable(v.name)), el("div", { class: "sub" }, "→ ", el("span", { class: "name" }, breakable(backend)),
-          c ? ` · ${fmtNum(c.ppm / 10000)}%` : null), policy ? el("span", { class: "tag" }, "policy ", policy) : null),
+          c ? ` · ${fmtNum(c.ppm / 10000)}%` : null), policy ? el("span", { class: "tag" }, "policy ", policy) : null,
+          state.config && !c ? el("div", { class: "sub" }, "not in the configuration served now") : null),
         el("td", null, sparkCell("sent|" + v.name, `mirror requests sent by ${v.name}`, "#8a3ffc")),
         el("td", { class: "num", "data-field": "sent" }, fmtNum(m ? m.sent : d ? d.sent : null)),
         el("td", { class: "num", "data-field": "sampled-out" }, fmtNum(m ? m.sampledOut : d ? d.sampledOut : null)),
@@ -395,7 +403,7 @@
     const dkey = JSON.stringify([state.selectedMirror, diffs, state.selectedDiff]);
     if (dkey === state.diffsKey) return; // unchanged: keep the list (and the keyboard focus in it)
     state.diffsKey = dkey;
-    const ordered = diffs.map((d, i) => ({ d, i, k: diffKey(d, i) })); // the server sends the newest first
+    const ordered = diffs.map((d) => ({ d, k: diffKey(d) })); // the server sends the newest first
     if (!ordered.some((o) => o.k === state.selectedDiff)) state.selectedDiff = ordered.length ? ordered[0].k : null;
     const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.diff : undefined;
     $("#diff-list").replaceChildren(...ordered.map(({ d, k }) => {
@@ -413,8 +421,9 @@
     const chosen = ordered.find((o) => o.k === state.selectedDiff);
     $("#diff").replaceChildren(chosen ? diffView(chosen.d) : "");
   }
-  function diffKey(d, i) {
-    return `${d.requestId ?? ""}|${d.time ?? ""}|${i}`;
+  function diffKey(d) {
+    // stable while newer mismatches push it down the list (an index would not be)
+    return JSON.stringify([d.requestId ?? null, d.time ?? null, (d.request || {}).target ?? null]);
   }
   function diffView(d) {
     const differences = Array.isArray(d.differences) ? d.differences : [];
@@ -440,14 +449,16 @@
         el("span", { class: "sub" }, ` · ${fmtTime(d.time)} · request id ${d.requestId ?? "—"}`)),
       differences.length ? el("ul", { class: "differences", "aria-label": "Differences" }, differences.map((x) => el("li", null,
         el("strong", null, x.kind), " ", x.name ?? x.path ?? "", ": ",
-        el("mark", { class: "differs" }, show(x.primary)), " → ", el("mark", { class: "differs" }, show(x.mirror))))) : null,
+        el("mark", { class: "differs" }, show(x, "primary")), " → ", el("mark", { class: "differs" }, show(x, "mirror"))))) : null,
       el("details", null, el("summary", null, "Request headers"),
         el("table", { class: "request-headers" }, el("tbody", null, pairs(req.headers).map(([n, v]) =>
           el("tr", null, el("th", { scope: "row" }, n), el("td", null, v)))))),
       el("div", { class: "sides" }, side("primary", d.primary), side("mirror", d.mirror)));
   }
-  function show(v) {
-    if (v === undefined) return "(absent)";
+  // One side's value of a difference; ``absent`` names the side that lacks the header or member.
+  function show(x, which) {
+    const v = x[which];
+    if (x.absent === which || v === undefined) return "(absent)";
     return typeof v === "string" ? v : JSON.stringify(v);
   }
   function bodyView(r, paths, whole) {
@@ -476,16 +487,17 @@
     const loop = async () => {
       try {
         await poll();
+        delete state.errors.poll;
       } catch (e) {
         state.errors.poll = String(e.message || e);
       }
+      setTimeout(loop, POLL_MS);
       try {
         render();
       } catch (e) {
         $("#state").textContent = "cannot draw: " + (e.message || e);
-        throw e;
+        throw e; // reported as an uncaught error; the next poll draws again
       }
-      setTimeout(loop, POLL_MS);
     };
     loop();
   }
