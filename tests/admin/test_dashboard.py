@@ -113,6 +113,17 @@ async def screenshot(page: Page, tmp_path: Path, name: str) -> None:
         print(f"dashboard screenshot: {path}")
 
 
+async def assert_readable(page: Page) -> None:
+    """At 1280x800 nothing scrolls sideways; every chart and control has a name a screen reader reads."""
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 1280
+    assert (
+        await page.evaluate("[...document.querySelectorAll('main svg')].filter(s => !s.getAttribute('aria-label'))")
+        == []
+    )
+    assert await page.evaluate("[...document.querySelectorAll('select')].every(s => s.labels.length > 0)")
+    assert await page.evaluate("[...document.querySelectorAll('th')].every(th => th.textContent.trim() !== '')")
+
+
 async def assert_no_injection(page: Page) -> None:
     """The probe is on the page as text, and it made no element and ran nothing."""
     assert await page.evaluate(f"document.body.textContent.includes({json.dumps(PROBE)})")
@@ -193,6 +204,7 @@ async def test_dashboard_shows_live_traffic_of_a_real_gateway(
     mirrors = await admin_get(admin, "/mirrors")
     if mirrors.status == 404:
         assert "no /mirrors" in await page.evaluate("document.querySelector('#mirrors-missing').textContent")
+    await assert_readable(page)
     await screenshot(page, tmp_path, "dashboard-live.png")
     assert [e for e in page.errors if not (mirrors.status == 404 and MIRRORS_404.match(e))] == []
 
@@ -298,6 +310,7 @@ async def test_dashboard_shows_a_mismatch_side_by_side(
     request_headers = rows + ".map(tr => [...tr.children].map(c => c.textContent))"
     assert ["x-probe", PROBE] in await page.evaluate(request_headers)
     await assert_no_injection(page)
+    await assert_readable(page)
     await screenshot(page, tmp_path, "dashboard-mismatch.png")
     assert page.errors == []
 
