@@ -13,8 +13,6 @@ Rules:
    finishes, whatever its outcome (a response that failed or was cut is never compared).
 """
 
-from typing import Any
-
 from mirrorgate.dataplane.state import ResponseCapture
 from mirrorgate.upstream.connection import ResponseHead
 
@@ -25,6 +23,7 @@ class CapturingRelay:
     __slots__ = ()
 
     capture: ResponseCapture
+    finished: bool  # ``Exchange.finished``
 
     def on_response_head(self, rh: ResponseHead) -> None:
         self.capture.head(rh)
@@ -39,7 +38,6 @@ class CapturingRelay:
         super().on_response_complete(reusable)  # type: ignore[misc]
 
     def finish(self) -> None:
-        sup: Any = super()
-        if not sup.finished:  # ``Exchange.finished``
+        if not self.finished:
             self.capture.end()
-        sup.finish()
+        super().finish()  # type: ignore[misc]

@@ -94,6 +94,68 @@ class DispatcherViews:
         return [] if st is None else [r for _, r in reversed(tuple(st.ring))]
 
 
+class WorkerFeed:
+    """What a worker of ``--workers N`` sends its supervisor about mirrors, every snapshot: every
+    report, and the ring records it has not sent yet (``board.py`` rule 4)."""
+
+    def __init__(self, views: DispatcherViews, board: Board) -> None:
+        self._views = views
+        self._board = board
+        self._sent: dict[str, int] = {}  # mirror name -> sequence number of the last record sent
+
+    def event(self) -> dict[str, Any]:
+        diffs: dict[str, list[dict[str, Any]]] = {}
+        for name, st in tuple(self._board.stats.items()):
+            new = st.records_since(self._sent.get(name, 0))
+            if new:
+                diffs[name] = new
+                self._sent[name] = st.seq
+        return {"event": "mirrors", "reports": msgspec.to_builtins(self._views.reports()), "diffs": diffs}
+
+
+class MergedMirrors:
+    """``Views`` of a group of workers (``serve/supervisor.py``): the sum of their latest reports
+    plus what dead workers counted, and one ring per mirror merged from theirs, newest first,
+    as long as the table's ``keep_mismatches`` for it."""
+
+    def __init__(self, table: Callable[[], RoutingTable]) -> None:
+        self._table = table
+        self.live: dict[int, list[Report]] = {}  # worker index -> its last reports
+        self.retired: list[Report] = []  # dead workers' reports, summed
+        self.rings: dict[str, list[dict[str, Any]]] = {}  # mirror name -> records, newest first
+
+    def update(self, worker: int, event: dict[str, Any]) -> None:
+        """One ``WorkerFeed.event`` of ``worker``; raises ``msgspec.ValidationError`` if malformed."""
+        self.live[worker] = msgspec.convert(event.get("reports", []), list[Report])
+        diffs = msgspec.convert(event.get("diffs", {}), dict[str, list[dict[str, Any]]])
+        if diffs:
+            keep = {m.name: m.compare.keep_mismatches for m in table_mirrors(self._table()) if m.compare is not None}
+            for name, records in diffs.items():
+                ring = sorted([*records, *self.rings.get(name, [])], key=lambda r: str(r.get("time", "")), reverse=True)
+                self.rings[name] = ring[: keep.get(name, len(records))]
+
+    def retire(self, worker: int) -> None:
+        self.retired = _summed([self.retired, self.live.pop(worker, [])])
+
+    def reports(self) -> list[Report]:
+        return _summed([self.retired, *self.live.values()])
+
+    def diffs(self, mirror: str) -> list[dict[str, Any]]:
+        return list(self.rings.get(mirror, []))
+
+
+def _summed(groups: list[list[Report]]) -> list[Report]:
+    out: dict[tuple[str, str], Report] = {}
+    for group in groups:
+        for r in group:
+            key = (r.mirror, r.backend)
+            mine = out.get(key)
+            if mine is None:
+                mine = out[key] = Report(mirror=r.mirror, backend=r.backend)
+            mine.add(r)
+    return list(out.values())
+
+
 def mirror_id(name: str) -> str:
     """Rule 1: stable and URL-safe."""
     return hashlib.sha256(name.encode()).hexdigest()[:12]

@@ -29,6 +29,11 @@ Rules:
    reload; workers log only their own sockets.
 6. SIGTERM/SIGINT: SIGTERM to every worker (each drains within ``grace``), wait, exit normally (0);
    a worker still running ``grace`` + 5 s later is killed.
+7. ``/mirrors`` and ``/mirrors/<id>/diffs``: each worker sends its mirrors' counters with every
+   metrics snapshot, and the mismatch records it has not sent yet (``serve/worker.py`` rule 4).
+   The counters add up like rule 4's (a dead worker's stay counted, latency histograms add
+   bucket by bucket, so percentiles are those of the whole group); the rings are merged newest
+   first (by record time) and cut to the mirror's ``keep_mismatches``.
 """
 
 import asyncio
@@ -47,7 +52,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from mirrorgate.admin.server import AdminApp
-from mirrorgate.serve.admin import listen_admin, register_source_metrics, status_of, why_not_ready
+from mirrorgate.mirror.views import MergedMirrors
+from mirrorgate.serve.admin import listen_admin, mirror_endpoints, register_source_metrics, status_of, why_not_ready
 from mirrorgate.serve.apply import Reloader, ReloadMetrics, announce_start, load_checked
 from mirrorgate.serve.config import Loaded, RunConfig, StartupError
 from mirrorgate.serve.signals import cancel_all, on_signal, until_stopped
@@ -90,6 +96,7 @@ class Supervisor:
     def __init__(self, config: RunConfig, source: ConfigSource | None = None) -> None:
         self.config = config
         self.metrics = MergedMetrics()
+        self.mirrors = MergedMirrors(lambda: self.reloader.current.table)  # rule 7
         self.slots = [WorkerSlot(i) for i in range(config.workers)]
         self.stop = asyncio.Event()
         self.started = asyncio.Event()  # every worker bound at least once
@@ -152,6 +159,7 @@ class Supervisor:
             status=status_of(self.reloader, lambda: self.reloader.current.status, self.source),
             ready=self.ready,
             why_not_ready=why_not_ready(self.source, lambda: self.reloader.current),
+            **mirror_endpoints(lambda: self.reloader.current.table, self.mirrors),
         )
         return await listen_admin(app, self.config.admin)
 
@@ -205,6 +213,7 @@ class Supervisor:
         code = await proc.wait()
         slot.bound = False
         self.metrics.retire(slot.index)
+        self.mirrors.retire(slot.index)
         log.log(logging.INFO if self.stopping else logging.WARNING, "worker %d (pid %d) exited", slot.index, proc.pid)
         return code, bound
 
@@ -243,6 +252,11 @@ class Supervisor:
         kind = event.get("event")
         if kind == "metrics":
             self.metrics.update(slot.index, str(event.get("text", "")))
+        if kind == "mirrors":
+            try:
+                self.mirrors.update(slot.index, event)
+            except msgspec.ValidationError as exc:  # a bug: the worker encodes what we decode
+                log.warning("worker %d sent unreadable mirror counters: %s", slot.index, exc)
         if kind == "reload_failed":
             errors = [f"worker {slot.index}: {e}" for e in event.get("errors", [])]
             self.reloader.fail(errors)

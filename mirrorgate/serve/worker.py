@@ -15,7 +15,9 @@ Rules:
    cannot bind) is reported; the worker keeps its old table.
 4. It reports ``bound``, each reload's outcome and its metrics as JSON lines on a pipe
    (``MIRRORGATE_WORKER_STATUS_FD``): the text exposition of its registry every
-   ``METRICS_EVERY`` seconds and once more as it stops.
+   ``METRICS_EVERY`` seconds and once more as it stops, each followed by a ``mirrors`` line
+   (``mirror/views.py``'s ``WorkerFeed``: its mirrors' counters and the mismatch records it
+   has not sent yet).
 """
 
 import asyncio
@@ -31,6 +33,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from mirrorgate.dataplane.matcher import compile
 from mirrorgate.ir.table import RoutingTable
+from mirrorgate.mirror.views import WorkerFeed
 from mirrorgate.serve.apply import summary
 from mirrorgate.serve.config import RunConfig, StartupError
 from mirrorgate.serve.logs import setup_logging
@@ -75,6 +78,7 @@ class _Worker:
         self.stop = asyncio.Event()
         self.registry = CollectorRegistry()
         self.inbox = asyncio.StreamReader()
+        self.mirrors: WorkerFeed | None = None  # once the data plane exists
 
     def emit(self, event: dict[str, Any]) -> None:
         try:
@@ -84,6 +88,8 @@ class _Worker:
 
     def send_metrics(self) -> None:
         self.emit({"event": "metrics", "text": generate_latest(self.registry).decode()})
+        if self.mirrors is not None:
+            self.emit(self.mirrors.event())
 
     async def next_table(self) -> RoutingTable | None:
         """The next table from the supervisor, decoded off the loop; None at EOF."""
@@ -120,6 +126,7 @@ class _Worker:
             reuse_port=True,
             limits=cfg.limits,
         )
+        self.mirrors = WorkerFeed(plane.mirror.views(), plane.mirror.board)
         helpers: list[asyncio.Task[None]] = []
         try:
             with until_stopped(self.stop.set):

@@ -181,6 +181,18 @@ async def test_each_deliberate_difference_is_reported_exactly(gateway: SetupFact
     assert by_target["/field"]["differences"] == [
         {"kind": "body", "path": "$.total", "primary": 10, "mirror": 11, "detail": "json"}
     ]
+    status, metrics = await admin_get(s.admin, "/metrics")
+    assert status == 200
+    text = metrics.decode()
+    for sample in (
+        f'mirrorgate_mirror_compared_total{{mirror="{MIRROR}",result="match"}} 2.0',
+        f'mirrorgate_mirror_compared_total{{mirror="{MIRROR}",result="mismatch"}} 3.0',
+        f'mirrorgate_mirror_mismatch_total{{kind="status",mirror="{MIRROR}"}} 1.0',
+        f'mirrorgate_mirror_mismatch_total{{kind="header",mirror="{MIRROR}"}} 1.0',
+        f'mirrorgate_mirror_mismatch_total{{kind="body",mirror="{MIRROR}"}} 1.0',
+        f'mirrorgate_mirror_compare_skipped_total{{mirror="{MIRROR}"}} 0.0',
+    ):
+        assert sample in text, sample
     field = by_target["/field"]
     assert field["kinds"] == ["body"]
     assert field["requestId"] == "rid/field"
