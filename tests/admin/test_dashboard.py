@@ -312,6 +312,8 @@ async def test_dashboard_shows_a_mismatch_side_by_side(
     await assert_no_injection(page)
     await assert_readable(page)
     await screenshot(page, tmp_path, "dashboard-mismatch.png")
+    await page.evaluate("document.querySelector('#h-diffs').scrollIntoView()")
+    await screenshot(page, tmp_path, "dashboard-mismatch-diff.png")
     assert page.errors == []
 
     # An admin server without /mirrors: the page says so and still shows the counters.
