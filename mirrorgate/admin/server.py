@@ -11,15 +11,24 @@ Endpoints (GET or HEAD; anything else 405, unknown paths 404):
                   compares responses, its comparison summary (JSON, ``mirror/views.py``)
 ``/mirrors/<id>/diffs``  the latest mismatches of one mirror, newest first (JSON); an unknown
                   id is 404 with a JSON ``{"error": ...}``
+``/dashboard``    (and ``/``) a read-only live page over the endpoints above (``dashboard.html``,
+                  ``/dashboard-lib.js``, ``/dashboard.js``, ``/dashboard.css``, ``/favicon.svg``: package
+                  files, read once, no other assets)
 
 Rules: one request per connection (``Connection: close``), heads limited to 16 KiB, bodies
 ignored; each answer is computed from callables so the admin server never holds stale state.
 It imports ``mirrorgate.ir`` only; the runtime passes the status view in.
+Every answer carries ``X-Content-Type-Options: nosniff`` and a Content-Security-Policy that lets a
+page load scripts, styles and data from this server only (no inline script or style, no frames,
+no forms), so the dashboard renders untrusted data (names, headers, bodies) as text and nothing
+it shows can load or run anything else.
 """
 
 import asyncio
 import logging
 from collections.abc import Callable
+from functools import cache
+from importlib.resources import files
 from typing import Any
 
 import httptools
@@ -32,6 +41,25 @@ log = logging.getLogger("mirrorgate.admin")
 
 MAX_HEAD = 16 * 1024
 READ_TIMEOUT = 10.0
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+# The dashboard's files: path -> (content type, package file).
+STATIC = {
+    b"/": (b"text/html; charset=utf-8", "dashboard.html"),
+    b"/dashboard": (b"text/html; charset=utf-8", "dashboard.html"),
+    b"/dashboard-lib.js": (b"text/javascript; charset=utf-8", "dashboard-lib.js"),
+    b"/dashboard.js": (b"text/javascript; charset=utf-8", "dashboard.js"),
+    b"/dashboard.css": (b"text/css; charset=utf-8", "dashboard.css"),
+    b"/favicon.svg": (b"image/svg+xml", "favicon.svg"),
+}
+
+
+@cache
+def static_file(name: str) -> bytes:
+    """A file of this package, read once (installed as package data)."""
+    return files(__package__).joinpath(name).read_bytes()
 
 
 class AdminApp:
@@ -75,6 +103,9 @@ class AdminApp:
             return 200, b"application/json", to_json(self.status()).encode()
         if route.startswith(b"/mirrors") and self.mirrors is not None:
             return self._mirrors(route)
+        static = STATIC.get(route)
+        if static is not None:
+            return 200, static[0], static_file(static[1])
         return 404, b"text/plain", b"not found\n"
 
     def _mirrors(self, route: bytes) -> tuple[int, bytes, bytes]:
@@ -106,6 +137,12 @@ _REASONS = {
     500: b"Internal Server Error",
     503: b"Service Unavailable",
 }
+
+
+_SECURITY_HEADERS = (
+    b"X-Content-Type-Options: nosniff\r\nContent-Security-Policy: %s\r\nReferrer-Policy: no-referrer\r\n"
+    b"Cache-Control: no-store\r\n" % CONTENT_SECURITY_POLICY.encode()
+)
 
 
 class _Request:
@@ -146,11 +183,12 @@ async def _serve_one(app: AdminApp, reader: asyncio.StreamReader, writer: asynci
     except TimeoutError:
         writer.close()
         return
-    head = b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % (
+    head = b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%sConnection: close\r\n\r\n" % (
         status,
         _REASONS.get(status, b"Unknown"),
         ctype,
         len(body),
+        _SECURITY_HEADERS,
     )
     writer.write(head if method == b"HEAD" else head + body)
     try:
