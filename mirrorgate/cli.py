@@ -13,6 +13,10 @@ Rules:
 3. ``validate`` prints errors on stdout (exit 1) and warnings on stderr (``warning: ...``, exit
    stays 0): every problem the statuses know about, and that nothing would be served when no
    listener is ours (``serve/report.py``).
+4. A gateway-wide setting (``--grace``, ``--access-log``, ``--limit``, ...) given on the command
+   line wins over the GatewayConfig's: its default is None ("not given"), and ``RunConfig.flags``
+   names the settings given (``serve/gwsettings.py``). ``status`` takes the same setting flags and
+   shows the settings with the source of each.
 """
 
 import argparse
@@ -34,6 +38,7 @@ from mirrorgate.translate import TranslateOptions, translate
 
 if TYPE_CHECKING:
     from mirrorgate.serve.config import KubeRun, RunConfig
+    from mirrorgate.serve.gwsettings import Settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,15 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--bind", type=ip_literal, default="0.0.0.0", help="address listeners bind when a Gateway has none"
     )
-    run.add_argument("--grace", type=grace, default=10.0, help="seconds in-flight requests get on shutdown (>= 0)")
-    run.add_argument("--access-log-json", action="store_true", help="one JSON object per access-log line")
-    run.add_argument(
-        "--access-log",
-        type=access_log,
-        default="-",
-        metavar="PATH|-|off",
-        help="where access-log lines go: - (stdout, the default), a file path, or off",
-    )
+    _add_settings(run)
     run.add_argument(
         "--mirror-access-log",
         type=access_log,
@@ -103,11 +100,6 @@ def _parser() -> argparse.ArgumentParser:
         help="the least important process log lines shown, in every worker (default info)",
     )
     run.add_argument(
-        "--no-shadow-host-suffix",
-        action="store_true",
-        help="send mirrored requests with the primary's Host, without the -shadow suffix",
-    )
-    run.add_argument(
         "--workers",
         type=_workers,
         default="auto",
@@ -115,22 +107,6 @@ def _parser() -> argparse.ArgumentParser:
         help="worker processes sharing each listener (SO_REUSEPORT); auto = one per CPU (the default)",
     )
     run.add_argument("--no-watch", action="store_true", help="do not reload when a -f path changes (SIGHUP still does)")
-    run.add_argument(
-        "--limit",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="override a per-worker limit, e.g. max-headers=200, body-timeout=10, keepalive-timeout=30, "
-        "max-body-bytes=10485760 (repeatable; docs/behavior.md lists them and their defaults)",
-    )
-    run.add_argument(
-        "--mirror-limit",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="override a mirror setting, e.g. max-concurrent-per-backend=64, max-queue-per-backend=0, "
-        "timeout=2, breaker-failures=0 (repeatable; docs/mirroring.md lists them, their defaults and why)",
-    )
     run.set_defaults(handler=_run)
 
     validate = sub.add_parser("validate", help="check Gateway API YAML as an apiserver would; exit 1 if invalid")
@@ -146,6 +122,7 @@ def _parser() -> argparse.ArgumentParser:
         "--bind", type=ip_literal, default="0.0.0.0", help="address listeners bind when a Gateway has none"
     )
     status.add_argument("--routing-table", action="store_true", help="print the routing table (IR) instead")
+    _add_settings(status, opens=False)
     status.set_defaults(handler=_status)
 
     demo = sub.add_parser("demo", help="the seed walkthroughs, locally: echo backends + gateway + traffic")
@@ -177,6 +154,81 @@ def _add_files(p: argparse.ArgumentParser, *, required: bool = True) -> None:
         metavar="PATH",
         help="YAML file, directory of *.yaml/*.yml, or - for stdin (repeatable)",
     )
+
+
+def _add_settings(p: argparse.ArgumentParser, *, opens: bool = True) -> None:
+    """The gateway-wide settings a GatewayConfig can also set (``docs/configuration.md``); a flag
+    given wins over the GatewayConfig, so each defaults to None, "not given" (rule 4)."""
+    g = p.add_argument_group("gateway-wide settings (flags win over the GatewayClass's GatewayConfig)")
+    g.add_argument("--grace", type=grace, default=None, help="seconds in-flight requests get on shutdown (>= 0; 10)")
+    g.add_argument("--access-log-json", action="store_true", default=None, help="one JSON object per access-log line")
+    g.add_argument(
+        "--access-log",
+        type=access_log if opens else access_log_name,
+        default=None,
+        metavar="PATH|-|off",
+        help="where access-log lines go: - (stdout, the default), a file path, or off",
+    )
+    g.add_argument(
+        "--no-shadow-host-suffix",
+        action="store_true",
+        default=None,
+        help="send mirrored requests with the primary's Host, without the -shadow suffix",
+    )
+    g.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a per-worker limit, e.g. max-headers=200, body-timeout=10, keepalive-timeout=30, "
+        "max-body-bytes=10485760 (repeatable; docs/behavior.md lists them and their defaults)",
+    )
+    g.add_argument(
+        "--mirror-limit",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a mirror setting, e.g. max-concurrent-per-backend=64, max-queue-per-backend=0, "
+        "timeout=2, breaker-failures=0 (repeatable; docs/mirroring.md lists them, their defaults and why)",
+    )
+
+
+def _settings_flags(args: argparse.Namespace) -> "tuple[Settings, frozenset[str]] | str":
+    """The settings the flags give (defaults elsewhere) and which were given; or the error line."""
+    from mirrorgate.dataplane.limits import Limits, parse_limit
+    from mirrorgate.mirror.config import MirrorConfig, parse_mirror_limit
+    from mirrorgate.model.gwconfig import FIELDS
+    from mirrorgate.serve.gwsettings import Settings
+
+    overrides: dict[str, Any] = {}
+    mirror_overrides: dict[str, Any] = {}
+    for flag, texts, parse, into in (
+        ("--limit", args.limit, parse_limit, overrides),
+        ("--mirror-limit", args.mirror_limit, parse_mirror_limit, mirror_overrides),
+    ):
+        try:
+            for text in texts:
+                parse(text, into)
+        except ValueError as exc:
+            return f"{flag}: {exc}"
+    given = {f"limits.{k}" for k in overrides} | {f"mirror.{k}" for k in mirror_overrides}
+    if args.no_shadow_host_suffix:
+        given.add("mirror.shadow_host_suffix")
+        mirror_overrides["shadow_host_suffix"] = False
+    for name, value in (("access_log.destination", args.access_log), ("access_log.format", args.access_log_json)):
+        if value is not None:
+            given.add(name)
+    if args.grace is not None:
+        given.add("shutdown.grace")
+    names = frozenset(f.name for f in FIELDS if f"{f.section}.{f.attr}" in given)
+    settings = Settings(
+        mirror=MirrorConfig(**mirror_overrides),
+        limits=Limits(**overrides),
+        access_log=args.access_log if args.access_log is not None else "-",
+        access_log_json=bool(args.access_log_json),
+        grace=args.grace if args.grace is not None else 10.0,
+    )
+    return settings, names
 
 
 def _add_kubernetes(p: argparse.ArgumentParser) -> None:
@@ -273,11 +325,25 @@ def _status(args: argparse.Namespace) -> int:
         return 1
     for err in result.errors:
         print(err, file=sys.stderr)
-    translated = translate(result.snapshot, TranslateOptions(bind=args.bind))
+    from mirrorgate.serve.config import refused_configs
+    from mirrorgate.serve.gwsettings import effective, view
+
+    flagged = _settings_flags(args)
+    if isinstance(flagged, str):
+        print(f"mirrorgate status: {flagged}", file=sys.stderr)
+        return 2
+    options = TranslateOptions(bind=args.bind, refused_configs=refused_configs(result.errors))
+    translated = translate(result.snapshot, options)
     if args.routing_table:
         data = table_to_builtins(translated.table)
     else:
         data = list_view(result.snapshot, translated.statuses, now=utc_now())
+        params = translated.parameters
+        try:
+            data["gatewayConfig"] = view(effective(*flagged, params.config, params.chosen_by))
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 1
     sys.stdout.write(to_json(data) if args.output == "json" else to_yaml(data))
     return 1 if result.errors else 0
 
@@ -313,8 +379,6 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from mirrorgate.dataplane.limits import Limits, parse_limit
-    from mirrorgate.mirror.config import MirrorConfig, parse_mirror_limit
     from mirrorgate.serve.config import RunConfig, StartupError
     from mirrorgate.serve.logs import setup_logging
 
@@ -322,38 +386,32 @@ def _run(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"mirrorgate run: {problem}", file=sys.stderr)
         return 2 if kube is None else 1
+    flagged = _settings_flags(args)
+    if isinstance(flagged, str):
+        print(f"mirrorgate run: {flagged}", file=sys.stderr)
+        return 2
+    settings, flags = flagged
     # with workers, each worker writes its own access logs; the supervisor serves no request
-    access_log, mirror_log = (args.access_log, args.mirror_access_log) if args.workers == 1 else ("off", "off")
+    access_log, mirror_log = (settings.access_log, args.mirror_access_log) if args.workers == 1 else ("off", "off")
     setup_logging(access_log, log_format=args.log_format, level=args.log_level, mirror_access_log=mirror_log)
     admin = None if args.admin == "off" else parse_host_port(args.admin)
-    overrides: dict[str, Any] = {}
-    mirror_overrides: dict[str, Any] = {}
-    for flag, texts, parse, into in (
-        ("--limit", args.limit, parse_limit, overrides),
-        ("--mirror-limit", args.mirror_limit, parse_mirror_limit, mirror_overrides),
-    ):
-        try:
-            for text in texts:
-                parse(text, into)
-        except ValueError as exc:
-            print(f"mirrorgate run: {flag}: {exc}", file=sys.stderr)
-            return 2
     config = RunConfig(
         paths=tuple(args.paths or ()),
         bind=args.bind,
-        grace=args.grace,
-        access_log_json=args.access_log_json,
-        access_log=args.access_log,
+        grace=settings.grace,
+        access_log_json=settings.access_log_json,
+        access_log=settings.access_log,
         mirror_access_log=args.mirror_access_log,
         log_format=args.log_format,
         log_level=args.log_level,
         admin=admin,
-        mirror=MirrorConfig(shadow_host_suffix=not args.no_shadow_host_suffix, **mirror_overrides),
+        mirror=settings.mirror,
         watch=not args.no_watch,
         workers=args.workers,
-        limits=Limits(**overrides),
+        limits=settings.limits,
         endpoints=tuple(args.endpoints),
         kube=kube,
+        flags=flags,
     )
     try:
         _serve(config)
@@ -470,6 +528,13 @@ def admin_address(text: str) -> str:
             ipaddress.ip_address(host)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected HOST:PORT with HOST an IP address, got {text!r}") from None
+    return text
+
+
+def access_log_name(text: str) -> str:
+    """``-``, ``off`` or a file path (``status``: named, not opened)."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected -, off or a file path, got ''")
     return text
 
 

@@ -7,15 +7,28 @@ Endpoints (GET or HEAD; anything else 405, unknown paths 404):
 ``/metrics``      Prometheus text exposition of the registry given
 ``/config_dump``  the routing table (IR) as JSON
 ``/status``       resources with their conditions plus the last reload error, as JSON
+``/mirrors``      every mirror of the routing table with its counters and, for a mirror that
+                  compares responses, its comparison summary (JSON, ``mirror/views.py``)
+``/mirrors/<id>/diffs``  the latest mismatches of one mirror, newest first (JSON); an unknown
+                  id is 404 with a JSON ``{"error": ...}``
+``/dashboard``    (and ``/``) a read-only live page over the endpoints above (``dashboard.html``,
+                  ``/dashboard-lib.js``, ``/dashboard.js``, ``/dashboard.css``, ``/favicon.svg``: package
+                  files, read once, no other assets)
 
 Rules: one request per connection (``Connection: close``), heads limited to 16 KiB, bodies
 ignored; each answer is computed from callables so the admin server never holds stale state.
 It imports ``mirrorgate.ir`` only; the runtime passes the status view in.
+Every answer carries ``X-Content-Type-Options: nosniff`` and a Content-Security-Policy that lets a
+page load scripts, styles and data from this server only (no inline script or style, no frames,
+no forms), so the dashboard renders untrusted data (names, headers, bodies) as text and nothing
+it shows can load or run anything else.
 """
 
 import asyncio
 import logging
 from collections.abc import Callable
+from functools import cache
+from importlib.resources import files
 from typing import Any
 
 import httptools
@@ -28,12 +41,31 @@ log = logging.getLogger("mirrorgate.admin")
 
 MAX_HEAD = 16 * 1024
 READ_TIMEOUT = 10.0
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+# The dashboard's files: path -> (content type, package file).
+STATIC = {
+    b"/": (b"text/html; charset=utf-8", "dashboard.html"),
+    b"/dashboard": (b"text/html; charset=utf-8", "dashboard.html"),
+    b"/dashboard-lib.js": (b"text/javascript; charset=utf-8", "dashboard-lib.js"),
+    b"/dashboard.js": (b"text/javascript; charset=utf-8", "dashboard.js"),
+    b"/dashboard.css": (b"text/css; charset=utf-8", "dashboard.css"),
+    b"/favicon.svg": (b"image/svg+xml", "favicon.svg"),
+}
+
+
+@cache
+def static_file(name: str) -> bytes:
+    """A file of this package, read once (installed as package data)."""
+    return files(__package__).joinpath(name).read_bytes()
 
 
 class AdminApp:
     """What the admin server shows; every field is read at request time."""
 
-    __slots__ = ("ready", "registry", "status", "table", "why_not_ready")
+    __slots__ = ("diffs", "mirrors", "ready", "registry", "status", "table", "why_not_ready")
 
     def __init__(
         self,
@@ -43,12 +75,16 @@ class AdminApp:
         status: Callable[[], dict[str, Any]],
         ready: Callable[[], bool],
         why_not_ready: Callable[[], str | None] = lambda: None,
+        mirrors: Callable[[], dict[str, Any]] | None = None,
+        diffs: Callable[[str], dict[str, Any] | None] | None = None,
     ) -> None:
         self.registry = registry
         self.table = table
         self.status = status
         self.ready = ready
         self.why_not_ready = why_not_ready  # a reason not to be ready even when ``ready()`` holds
+        self.mirrors = mirrors  # ``/mirrors`` (None: not served here, 404)
+        self.diffs = diffs  # ``/mirrors/<id>/diffs``: None for an unknown id
 
     def handle(self, method: bytes, path: bytes) -> tuple[int, bytes, bytes]:
         """(status, content type, body) for one request."""
@@ -65,7 +101,25 @@ class AdminApp:
             return 200, b"application/json", to_json(table_to_builtins(self.table())).encode()
         if route == b"/status":
             return 200, b"application/json", to_json(self.status()).encode()
+        if route.startswith(b"/mirrors") and self.mirrors is not None:
+            return self._mirrors(route)
+        static = STATIC.get(route)
+        if static is not None:
+            return 200, static[0], static_file(static[1])
         return 404, b"text/plain", b"not found\n"
+
+    def _mirrors(self, route: bytes) -> tuple[int, bytes, bytes]:
+        if route in (b"/mirrors", b"/mirrors/"):
+            assert self.mirrors is not None
+            return 200, b"application/json", to_json(self.mirrors()).encode()
+        parts = route.split(b"/")  # b"", b"mirrors", id, b"diffs"
+        if len(parts) == 4 and parts[3] == b"diffs" and self.diffs is not None:
+            mirror_id = parts[2].decode("latin-1")
+            doc = self.diffs(mirror_id)
+            if doc is not None:
+                return 200, b"application/json", to_json(doc).encode()
+            return 404, b"application/json", to_json({"error": f"no mirror with id {mirror_id!r}"}).encode()
+        return 404, b"application/json", to_json({"error": "not found"}).encode()
 
     def _readyz(self) -> tuple[int, bytes, bytes]:
         why = self.why_not_ready()
@@ -83,6 +137,12 @@ _REASONS = {
     500: b"Internal Server Error",
     503: b"Service Unavailable",
 }
+
+
+_SECURITY_HEADERS = (
+    b"X-Content-Type-Options: nosniff\r\nContent-Security-Policy: %s\r\nReferrer-Policy: no-referrer\r\n"
+    b"Cache-Control: no-store\r\n" % CONTENT_SECURITY_POLICY.encode()
+)
 
 
 class _Request:
@@ -123,11 +183,12 @@ async def _serve_one(app: AdminApp, reader: asyncio.StreamReader, writer: asynci
     except TimeoutError:
         writer.close()
         return
-    head = b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % (
+    head = b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%sConnection: close\r\n\r\n" % (
         status,
         _REASONS.get(status, b"Unknown"),
         ctype,
         len(body),
+        _SECURITY_HEADERS,
     )
     writer.write(head if method == b"HEAD" else head + body)
     try:

@@ -27,10 +27,11 @@ Rules:
    synchronously, with the filtered head; the ``BodyTee`` it returns receives every body chunk
    (the ones already buffered first) and ``end``/``abort``. Nothing here ever waits for it.
    Each hook call passes the exchange itself last: the mirror access log, when on, reads its
-   request id and route (nothing reads it when off). Mirrors with MirrorPolicy settings
-   (``Plan.mirror_shapes``/``Target.mirror_shapes`` not None, the one branch) go with their
-   shapes and the client's target and headers as received (the sampling keys' source):
-   ``admit_shaped``/``start_shaped`` on the plain path, ``submit``.
+   request id and route (nothing reads it when off). On the plain path one precomputed flag
+   (``Plan.mirror_policy``) sends a rule whose mirrors have MirrorPolicy settings or compare to
+   ``compared.MirrorCalls``; mirrors with settings (``Plan.mirror_shapes``/``Target.mirror_shapes``
+   not None) go with their shapes and the client's target and headers as received (the
+   sampling keys' source): ``admit_shaped``/``start_shaped`` on the plain path, ``submit``.
 5. Errors: an ``UpstreamError`` or a timeout before the response head was relayed becomes a local
    reply with its status (``errors.py`` owns the mapping; timeouts are 504); after, the client
    connection is aborted. Anything else is a bug: logged once with its traceback, then 500 or
@@ -47,6 +48,10 @@ Rules:
    leaves the pool (``Pool.hand_over``) and both transports go to a ``tunnel.Tunnel``; the
    exchange finishes when the tunnel closes (its access line: status 101, the bytes relayed to
    the client, the tunnel's whole duration). Any other answer is relayed as usual.
+9. Comparing responses: a rule or backendRef with a mirror that compares (``Plan.compare``,
+   ``Target.compare``) calls ``start_compared``/``submit_compared`` instead (with its shapes,
+   as rule 4); with the capture they return, the exchange relays as a ``ComparedExchange``
+   (``dataplane/compared.py``).
 """
 
 import asyncio
@@ -56,6 +61,7 @@ from typing import Any
 
 from mirrorgate.dataplane import flow
 from mirrorgate.dataplane.accesslog import AccessLogged
+from mirrorgate.dataplane.compared import CapturingRelay, MirrorCalls
 from mirrorgate.dataplane.headers import (
     HeaderEdit,
     encode_forward,
@@ -72,9 +78,9 @@ from mirrorgate.dataplane.replies import (
     redirect_reply,
     strip_body,
 )
-from mirrorgate.dataplane.state import BodyTee, ClientConnection, GatewayState, MirrorDispatcher, Shapes, access_log
+from mirrorgate.dataplane.state import BodyTee, ClientConnection, GatewayState, ResponseCapture, access_log
 from mirrorgate.errors import ProtocolError, UpstreamError
-from mirrorgate.ir.table import Mirror, Redirect
+from mirrorgate.ir.table import Redirect
 from mirrorgate.upstream.connection import StaleConnection, UpstreamConnection
 from mirrorgate.upstream.tls import Key
 from mirrorgate.wire.authority import authority
@@ -86,14 +92,14 @@ Header = tuple[bytes, bytes]
 _NONE: Any = ()  # ``body_chunks`` and ``tees`` until their first item (a tuple: nobody can append to it)
 _monotonic = time.monotonic
 _UPGRADE_LINES = b"connection: upgrade\r\nupgrade: websocket\r\n"  # rule 8
-_UPGRADE = "upgrade"  # the mirrors' drop reason (``mirror.config.DropReason.UPGRADE``)
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 
 
-class Exchange(ResponseRelay, AccessLogged):
+class Exchange(ResponseRelay, AccessLogged, MirrorCalls):
     """One request and its response; created by the protocol when a head is parsed.
 
-    The hook for mirroring is ``_submit_mirrors``: the dispatcher receives the filtered head and
+    The hook for mirroring is ``_submit_mirrors`` (``compared.MirrorCalls``, with the plain
+    path's calls beyond ``admit``/``start``): the dispatcher receives the filtered head and
     returns a ``BodyTee``; ``feed_body``/``end_body``/``fail_body`` feed it as the body streams.
     """
 
@@ -102,6 +108,7 @@ class Exchange(ResponseRelay, AccessLogged):
         "body_done",
         "body_error",
         "body_size",
+        "capture",
         "chunked",
         "content_length",
         "discard_body",
@@ -345,7 +352,7 @@ class Exchange(ResponseRelay, AccessLogged):
         if plan.mirrors:
             dispatcher = self.state.mirror
             if dispatcher is not None:
-                if plan.mirror_shapes is None:
+                if not plan.mirror_policy:
                     admitted = dispatcher.admit(plan.mirrors, self)  # (self: for the mirror access log)
                     if admitted is not None:  # the mirrors' head is built only now: drops cost nothing
                         is_head = self.method == b"HEAD"
@@ -354,8 +361,8 @@ class Exchange(ResponseRelay, AccessLogged):
                                 admitted, parts, host_at, self.has_body, self.content_length, is_head, self
                             )
                         )
-                else:
-                    self._shaped_mirrors(dispatcher, plan.mirrors, plan.mirror_shapes, parts, host_at)
+                else:  # MirrorPolicy settings or comparing (rules 4 and 9)
+                    self._policy_mirrors(dispatcher, plan, parts, host_at)
         target = plan.single or plan.pick(self.state.rng)
         if target is None or target.status:
             self._local(target.status if target is not None else 500)
@@ -373,7 +380,7 @@ class Exchange(ResponseRelay, AccessLogged):
         and the backend; the endpoint is ``self.key``. None: answered locally."""
         target_bytes, headers = self._rule_filters(plan)
         if plan.action.filters.mirrors and self.state.mirror is not None:
-            self._submit_mirrors(plan.action.filters.mirrors, target_bytes, headers, plan.mirror_shapes)
+            self._submit_mirrors(plan.action.filters.mirrors, target_bytes, headers, plan.mirror_shapes, plan.compare)
         target = plan.pick(self.state.rng)
         if target is None or target.status:
             self._local(target.status if target is not None else 500)
@@ -391,7 +398,7 @@ class Exchange(ResponseRelay, AccessLogged):
         target_bytes = url_rewrite(backend.filters.url_rewrite, target_bytes, headers)
         if backend.filters.mirrors and self.state.mirror is not None:
             # backendRef-level RequestMirror: only when this backend was chosen, after its filters
-            self._submit_mirrors(backend.filters.mirrors, target_bytes, headers, target.mirror_shapes)
+            self._submit_mirrors(backend.filters.mirrors, target_bytes, headers, target.mirror_shapes, target.compare)
         self.key = key
         parts, host_at = encode_head(self.method, target_bytes, headers)
         if self.upgrade:
@@ -478,32 +485,13 @@ class Exchange(ResponseRelay, AccessLogged):
             headers = plan.request_edit.apply(headers)
         return url_rewrite(plan.action.filters.url_rewrite, self.target, headers), headers
 
-    def _submit_mirrors(
-        self, mirrors: tuple[Mirror, ...], target: bytes, headers: list[Header], shapes: Shapes | None
-    ) -> None:
-        mirror = self.state.mirror
-        assert mirror is not None
-        client = (self.target, self.headers) if shapes is not None else None  # the sampling keys' source
-        if self.upgrade:  # rule 8: a tunnel is never mirrored
-            mirror.refuse(mirrors, _UPGRADE, target, headers, shapes, client, self)
-            return
-        self._tee(mirror.submit(mirrors, self.method, target, list(headers), self.has_body, shapes, client, self))
-
-    def _shaped_mirrors(
-        self,
-        dispatcher: MirrorDispatcher,
-        mirrors: tuple[Mirror, ...],
-        shapes: Shapes,
-        parts: list[bytes],
-        host_at: int,
-    ) -> None:
-        """``_route_plain``'s mirrors when one has MirrorPolicy settings (rule 4): sampled by
-        their keys, heads of their own made only for the admitted ones."""
-        admitted = dispatcher.admit_shaped(mirrors, shapes, self.target, self.headers, self)
-        if admitted is not None:
-            is_head = self.method == b"HEAD"
-            start = dispatcher.start_shaped
-            self._tee(start(admitted, parts, host_at, self.has_body, self.content_length, is_head, self))
+    def _compared(self, started: tuple[BodyTee | None, ResponseCapture | None]) -> None:
+        """Rule 9: with a capture, relay as a ``ComparedExchange`` (same slots: only the class changes)."""
+        tee, capture = started
+        if capture is not None:
+            self.capture = capture
+            self.__class__ = ComparedExchange
+        self._tee(tee)
 
     def _tee(self, tee: BodyTee | None) -> None:
         """Hand the body to the mirrors' tee: what is buffered now, the rest as it streams."""
@@ -605,3 +593,9 @@ class Exchange(ResponseRelay, AccessLogged):
             return
         self._fail(exc.status)
         self.finish()
+
+
+class ComparedExchange(CapturingRelay, Exchange):
+    """An exchange whose response is captured for mirrors that compare responses (rule 9)."""
+
+    __slots__ = ()  # the layout of ``Exchange``: ``_compared`` can swap the class

@@ -32,8 +32,9 @@ Match semantics:
 - Method: byte equality.
 
 Mirrors: each Plan and Target compiles the MirrorPolicy settings of its mirrors once
-(``mirror_shapes``: ``mirror.policy.Shape``, the header edits compiled here); None when no mirror
-has any, so the exchange branches once and plain mirrors cost what they did.
+(``mirror_shapes``: ``mirror.policy.Shape``, the header edits compiled here; None when no mirror
+has any) and whether one compares responses (``compare``); a Plan folds both into the one flag
+its exchange branches on (``mirror_policy``), so plain mirrors cost what they did.
 
 Backend and endpoint choice:
 - ``Plan.pick(rng)``: weighted choice among backends with weight > 0 (a weight-0 backend is
@@ -168,11 +169,12 @@ def mirror_shapes(mirrors: tuple[Mirror, ...]) -> tuple[Shape | None, ...] | Non
 class Target:
     """One compiled backend of one plan: the IR backend, its balancer, its backendRef-level header
     edits, ``response_edits``: the response edits to apply in order (the rule's, then the
-    backendRef's), empty when there are none, and ``mirror_shapes`` of its mirrors."""
+    backendRef's), empty when there are none, ``mirror_shapes`` of its mirrors and ``compare``."""
 
     __slots__ = (
         "backend",
         "balancer",
+        "compare",
         "mirror_shapes",
         "name",
         "request_edit",
@@ -192,6 +194,7 @@ class Target:
             e for e in (rule_response_edit, self.response_edit) if e is not None
         )
         self.mirror_shapes = mirror_shapes(backend.filters.mirrors)
+        self.compare = any(m.compare is not None for m in backend.filters.mirrors)  # some mirror compares
 
     @property
     def plain(self) -> bool:
@@ -208,12 +211,16 @@ class Plan:
     on any backendRef. The exchange then encodes the upstream head in one pass
     (``encode_forward``), and the rule's mirrors (``mirrors``) get that same head.
     ``mirror_shapes``: the MirrorPolicy settings of ``mirrors`` (``mirror_shapes``), None when
-    none has any: the exchange branches on it once per mirrored request.
+    none has any; ``compare``: some of the rule's mirrors compare responses; ``mirror_policy``:
+    either of the two, the one flag the exchange branches on per mirrored request (False: the
+    plain mirror path, as without MirrorPolicy).
     """
 
     __slots__ = (
         "action",
+        "compare",
         "cumulative",
+        "mirror_policy",
         "mirror_shapes",
         "mirrors",
         "plain",
@@ -258,6 +265,8 @@ class Plan:
         self.single = self.targets[0] if len(self.targets) == 1 else None  # the pick when there is no choice
         self.mirrors = f.mirrors  # rule-level RequestMirror filters
         self.mirror_shapes = mirror_shapes(f.mirrors)
+        self.compare = any(m.compare is not None for m in f.mirrors)
+        self.mirror_policy = self.mirror_shapes is not None or self.compare
         self.plain = self.request_edit is None and f.url_rewrite is None and all(t.plain for t in self.targets)
 
     def pick(self, rng: Random) -> Target | None:

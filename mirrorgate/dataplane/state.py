@@ -21,6 +21,7 @@ from mirrorgate.ir.table import Mirror
 from mirrorgate.mirror.mirrorlog import MirroredRequest
 from mirrorgate.mirror.policy import Shape
 from mirrorgate.tls.server import TlsPort
+from mirrorgate.upstream.connection import ResponseHead
 from mirrorgate.upstream.pool import Pool
 
 access_log = logging.getLogger("mirrorgate.access")
@@ -58,6 +59,20 @@ class BodyTee(Protocol):
     def feed(self, chunk: bytes) -> None: ...
     def end(self) -> None: ...
     def abort(self) -> None: ...
+
+
+class ResponseCapture(Protocol):
+    """Receives what the primary's response relays, for the mirrors that compare responses
+    (``mirror.capture.PrimaryCapture``); every call returns at once and changes nothing relayed."""
+
+    def head(self, rh: ResponseHead) -> None: ...
+    def body(self, chunk: bytes) -> None: ...
+    def complete(self) -> None: ...  # the whole response was relayed
+    def end(self) -> None: ...  # the exchange finished (after ``complete``, or instead of it)
+
+
+# method, target, headers as the client sent them, and the request id forwarded (``x-request-id``)
+Request = tuple[bytes, bytes, list[tuple[bytes, bytes]], bytes]
 
 
 class MirrorDispatcher(Protocol):
@@ -134,6 +149,36 @@ class MirrorDispatcher(Protocol):
         is_head: bool,
         request: MirroredRequest | None = None,
     ) -> BodyTee | None: ...
+
+    # ``submit`` and ``start`` for mirrors of which some compare responses (``Plan.compare``,
+    # ``Target.compare``): also the capture the exchange feeds with the primary's response
+    # (None: nothing is compared). ``record``: the request for a mismatch record; ``shapes`` and
+    # ``client`` as ``submit``'s; ``capture``: the one the request already has. ``start_compared``
+    # takes what ``admit`` or ``admit_shaped`` let through (each with its shape).
+    def submit_compared(
+        self,
+        mirrors: tuple[Mirror, ...],
+        method: bytes,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        has_body: bool,
+        record: Request,
+        shapes: Shapes | None = None,
+        client: tuple[bytes, Sequence[tuple[bytes, bytes]]] | None = None,
+        capture: Any = None,
+        request: MirroredRequest | None = None,
+    ) -> tuple[BodyTee | None, ResponseCapture | None]: ...
+    def start_compared(
+        self,
+        admitted: list[Any],
+        parts: list[bytes],
+        host_at: int,
+        has_body: bool,
+        content_length: int | None,
+        is_head: bool,
+        request: MirroredRequest | None,
+        record: Request,
+    ) -> tuple[BodyTee | None, ResponseCapture | None]: ...
 
 
 class GatewayState:

@@ -9,7 +9,8 @@ Rules:
    ``v1beta1``, by discovery; neither served: no grants, one warning), BackendTLSPolicy (``v1``
    when discovery lists it; else none, one note), Service, EndpointSlice, Namespace, Secret
    (HTTPS listeners' certificateRefs), ConfigMap (BackendTLSPolicy CA bundles) and MirrorPolicy
-   (``mirrorgate.dev/v1alpha1`` when discovery lists it, i.e. its CRD is installed; else none, one note).
+   (``mirrorgate.dev/v1alpha1`` when discovery lists it, i.e. its CRD is installed; else none, one
+   note), and GatewayConfig the same way.
    ``watch_namespaces`` limits the namespaced kinds; GatewayClass and Namespace are always read
    cluster-wide. Secret and ConfigMap contents are never logged (only their counts).
 2. A cache change that can change the configuration pokes a debouncer (``QUIET`` seconds without
@@ -67,14 +68,17 @@ SECRETS = Resource("", "v1", "secrets", "Secret", namespaced=True)
 CONFIG_MAPS = Resource("", "v1", "configmaps", "ConfigMap", namespaced=True)
 BACKEND_TLS_POLICIES = Resource(GATEWAY_API, "v1", "backendtlspolicies", "BackendTLSPolicy", namespaced=True)
 MIRROR_POLICIES = Resource("mirrorgate.dev", "v1alpha1", "mirrorpolicies", "MirrorPolicy", namespaced=True)
+GATEWAY_CONFIGS = Resource("mirrorgate.dev", "v1alpha1", "gatewayconfigs", "GatewayConfig", namespaced=True)
 FIXED = (GATEWAY_CLASSES, GATEWAYS, HTTP_ROUTES, SERVICES, ENDPOINT_SLICES, NAMESPACES, SECRETS, CONFIG_MAPS)
 REFERENCE_GRANT = "ReferenceGrant"
 BACKEND_TLS_POLICY = "BackendTLSPolicy"
 MIRROR_POLICY = "MirrorPolicy"
+GATEWAY_CONFIG = "GatewayConfig"
 # Kinds read only when the API server serves them (their CRD is installed), and what their absence means.
 OPTIONAL = {
     BACKEND_TLS_POLICY: (BACKEND_TLS_POLICIES, "backends are reached in plain HTTP"),
     MIRROR_POLICY: (MIRROR_POLICIES, "ExtensionRef filters naming a MirrorPolicy answer 500"),
+    GATEWAY_CONFIG: (GATEWAY_CONFIGS, "a GatewayClass whose parametersRef names one is InvalidParameters"),
 }
 STATUS_KINDS = ("GatewayClass", "Gateway", "HTTPRoute", "BackendTLSPolicy", "MirrorPolicy")
 
@@ -315,7 +319,8 @@ class KubeSource(Generic[T]):
         self._start(group, client, kind)
 
     async def _discover_optional(self, group: asyncio.TaskGroup, client: KubeClient, name: str) -> None:
-        """BackendTLSPolicy and MirrorPolicy are read only when the API server serves them (their CRD is installed)."""
+        """BackendTLSPolicy, MirrorPolicy and GatewayConfig are read only when the API server serves
+        them (their CRD is installed)."""
         resource, absent = OPTIONAL[name]
         delay = RETRY[0]
         while True:

@@ -10,7 +10,8 @@ Only the dispatcher changes these fields.
 
 Pure helpers of the dispatcher about one backend: ``secured_endpoint`` (a TLS or ExternalName
 mirror's endpoint and pool key), ``classify`` (a failure's drop reason and whether it feeds the
-breaker, dispatcher rule 5) and ``breaker_state`` (the breaker as admission sees it).
+breaker, dispatcher rule 5), ``breaker_state`` (the breaker as admission sees it) and
+``mirror_pool`` (the mirrors' own pool, dispatcher rule 4).
 """
 
 import asyncio
@@ -20,11 +21,13 @@ from typing import Any, Generic, TypeVar
 from mirrorgate.errors import ConnectError, ConnectTimeout, PoolTimeout, UpstreamError, UpstreamProtocolError
 from mirrorgate.ir.table import Mirror, UpstreamAddress
 from mirrorgate.mirror.breaker import Breaker
-from mirrorgate.mirror.config import DropReason
+from mirrorgate.mirror.config import DropReason, MirrorConfig
 from mirrorgate.tls.client import BackendTlsError
 from mirrorgate.upstream.dns import DnsError
+from mirrorgate.upstream.pool import Pool, PoolConfig
 from mirrorgate.upstream.tls import Key, current_trust, keys_for
 
+_UNLIMITED = 1 << 30  # the pool's limits: the per-backend caps bound mirror traffic, so ``acquire`` never waits
 Queued = TypeVar("Queued")  # a queued mirror (``shadow.Shadow``; a parameter, so neither module imports the other)
 
 
@@ -92,3 +95,19 @@ def breaker_state(backend: BackendState[Any]) -> str:
     if not breaker.open_until:
         return "closed"
     return "open" if backend.blocked and not breaker.probing else "half_open"
+
+
+def mirror_pool(cfg: MirrorConfig, head_limits: tuple[int, int]) -> Pool:
+    """The mirrors' own pool (dispatcher rule 4): no count limits (the per-backend caps are the limits)."""
+    return Pool(
+        PoolConfig(
+            limit=_UNLIMITED,
+            limit_per_key=_UNLIMITED,
+            max_idle_per_key=cfg.max_idle_per_endpoint,
+            idle_timeout=cfg.idle_timeout,
+            connect_timeout=cfg.connect_timeout,
+            pool_timeout=cfg.timeout,
+            max_response_head_bytes=head_limits[0],
+            max_response_headers=head_limits[1],
+        )
+    )

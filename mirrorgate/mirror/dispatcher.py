@@ -52,6 +52,21 @@ Rules:
    mirror from the places that decide its outcome: ``response_complete``, ``_drop`` and the drops
    at admission (``admission.py`` rule 4); ``_start_with`` hands it each started mirror with its
    primary (``track``). Off, it costs a started mirror two ``None`` checks and nothing else.
+10. ``reconfigure`` (a reload, ``serve/gwsettings.py``) swaps the config: the cap, queue length,
+    timeout, body-lag budgets and Host rule apply to mirrors admitted from then on; the pool and
+    the breakers keep the settings they were made with (a change to those waits for a restart),
+    except through ``reset``, before the process ever bound a listener (the Kubernetes source's
+    first configuration), which makes them anew.
+11. Comparing (``comparing.py``, ``board.py``, ``capture.py``): ``start_compared``/
+    ``submit_compared`` are the ``start``/``submit`` of a request whose admitted mirrors include
+    one with ``compare`` (the data plane branches once, on the flag its matcher precomputed for
+    MirrorPolicy settings and comparing together). They take the mirrors' shapes as
+    ``start_shaped``/``submit`` do (a compared mirror is sampled, headed and limited by its
+    MirrorPolicy, ``shaped.py`` rule 5). Only mirrors with ``compare`` are made
+    ``CompareShadow``s, each with its ``Comparison``; the others are made as without comparing,
+    and every request of a rule without ``compare`` or policy settings takes the plain path
+    unchanged. A compared mirror that is dropped after it was started settles its comparison as
+    ``mirror_failed`` (``_drop``).
 """
 
 import asyncio
@@ -59,26 +74,28 @@ import logging
 from collections.abc import Sequence
 from functools import partial
 from random import Random
+from typing import cast
 
 from prometheus_client import CollectorRegistry
 
 from mirrorgate.errors import UpstreamError
 from mirrorgate.ir.table import Mirror
 from mirrorgate.mirror.admission import Admitted, Backend, Header, Shapes
-from mirrorgate.mirror.backend import breaker_state, classify, secured_endpoint
+from mirrorgate.mirror.backend import classify, mirror_pool, secured_endpoint
+from mirrorgate.mirror.board import Board
+from mirrorgate.mirror.capture import CompareShadow, PrimaryCapture
+from mirrorgate.mirror.comparing import Comparing
 from mirrorgate.mirror.config import DropReason, MirrorConfig
 from mirrorgate.mirror.head import MirrorHead, build_head, head_from_parts
 from mirrorgate.mirror.logs import DropLog, breaker_closed, breaker_failed
-from mirrorgate.mirror.metrics import BackendGauges, MirrorCollector, MirrorSeries, MirrorStats, Stats
+from mirrorgate.mirror.metrics import MirrorCollector, MirrorSeries
 from mirrorgate.mirror.mirrorlog import MirroredRequest, MirrorLog, RequestView
 from mirrorgate.mirror.shadow import Shadow, Tee
-from mirrorgate.mirror.shaped import Shaping
+from mirrorgate.mirror.views import CompareCollector
 from mirrorgate.upstream.connection import StaleConnection, UpstreamConnection
-from mirrorgate.upstream.pool import Pool, PoolConfig
 
 log = logging.getLogger("mirrorgate.mirror")
 
-_UNLIMITED = 1 << 30  # the pool's limits: the per-backend caps bound mirror traffic, so ``acquire`` never waits
 _GRAIN = 0.01  # seconds: the deadline sweep runs at most this often (a timeout fires at most this late)
 _PUMP_BATCH = 8  # queued mirrors started per loop turn (``_pump``)
 # Plain ``str`` values for the hot paths (``MirrorSeries.dropped`` is keyed by value).
@@ -88,7 +105,7 @@ _SHUTDOWN: str = DropReason.SHUTDOWN.value
 _INTERNAL_ERROR: str = DropReason.INTERNAL_ERROR.value
 
 
-class Dispatcher(Shaping):
+class Dispatcher(Comparing):
     """``Dispatcher(config, registry=..., rng=..., access_log=...)``: install as ``GatewayState.mirror``;
     ``await shutdown()`` before the primaries are cancelled."""
 
@@ -108,6 +125,7 @@ class Dispatcher(Shaping):
         "_sweep_at",
         "_sweeper",
         "_timeout",
+        "board",
         "config",
         "pool",
         "registry",
@@ -131,18 +149,7 @@ class Dispatcher(Shaping):
         # (``Random._randbelow``), with the same draws and state; done inline it is 4x cheaper.
         self._getrandbits = rng.getrandbits if type(rng) is Random else None
         self.registry = registry if registry is not None else CollectorRegistry()
-        self.pool = Pool(
-            PoolConfig(
-                limit=_UNLIMITED,
-                limit_per_key=_UNLIMITED,
-                max_idle_per_key=cfg.max_idle_per_endpoint,
-                idle_timeout=cfg.idle_timeout,
-                connect_timeout=cfg.connect_timeout,
-                pool_timeout=cfg.timeout,
-                max_response_head_bytes=head_limits[0],
-                max_response_headers=head_limits[1],
-            )
-        )
+        self.pool = mirror_pool(cfg, head_limits)
         self._cap = cfg.max_concurrent_per_backend
         self._max_queue = cfg.max_queue_per_backend
         self._timeout = cfg.timeout
@@ -157,10 +164,28 @@ class Dispatcher(Shaping):
         self._buffered = 0  # bytes all mirrors are behind, as last measured (shadow.py rule 2)
         self._closed = False
         self.access_log = access_log
+        self.board = Board()  # comparisons of the mirrors with ``compare`` (rule 11)
         self._debug = self._watching()  # refreshed on the first request, every scrape and sweep
         self._droplog = DropLog()  # drops at DEBUG, rate-limited (``logs.py``)
         self._loop: asyncio.AbstractEventLoop | None = None  # the running loop, as of the last submit
         self.registry.register(MirrorCollector(self._series.values, self._gauges, lambda: self._buffered))
+        self.registry.register(CompareCollector(self.board))
+
+    def reconfigure(self, config: MirrorConfig) -> None:
+        """Rule 10: ``config`` for the mirrors admitted from now on."""
+        self.config = config
+        self._cap = config.max_concurrent_per_backend
+        self._max_queue = config.max_queue_per_backend
+        self._timeout = config.timeout
+
+    def reset(self, config: MirrorConfig, head_limits: tuple[int, int]) -> None:
+        """Rule 10, before any mirror was sent (no listener was ever bound): ``config`` whole, the
+        pool and the breakers included."""
+        self.reconfigure(config)
+        self.pool.close()
+        self.pool = mirror_pool(config, head_limits)
+        self._backends.clear()
+        self._routes.clear()
 
     def __repr__(self) -> str:
         inflight = sum(b.inflight for b in self._backends.values())
@@ -225,12 +250,14 @@ class Dispatcher(Shaping):
         has_body: bool,
         forwarded: tuple[bytes, bytes, list[Header]] | None,
         request: MirroredRequest | None,
+        primary: PrimaryCapture | None = None,
     ) -> Tee | None:
         """Send now (or queue) each mirror ``admit`` let through, with ``head`` (or, for a mirror
         whose ``Shape`` needs a head of its own, one made from ``forwarded``: method, target and
         headers as the primary forwards them); the ``Tee`` for the body when the request has
         one. A mirror that a sibling of the same request left without a place (same backend,
-        last slot) is dropped as ``over_capacity``. ``request``: the primary (rule 9)."""
+        last slot) is dropped as ``over_capacity``. ``request``: the primary (rule 9);
+        ``primary``: the capture of a request that compares (rule 11, ``shaped.py`` rule 5)."""
         loop = self._loop or self._get_loop()
         now = loop.time()
         deadline = None if has_body else now + self._timeout
@@ -249,8 +276,8 @@ class Dispatcher(Shaping):
             endpoints = mirror.endpoints
             i = backend.rr
             backend.rr = i + 1
-            if shape is not None:
-                shadow = self._shaped(shape, mirror, head, forwarded, has_body, backend, series, now, probe, i)
+            if shape is not None or primary is not None:  # MirrorPolicy settings, or comparing
+                shadow = self._shaped(shape, mirror, head, forwarded, has_body, backend, series, now, probe, i, primary)
             elif mirror.tls is None and mirror.external is None:
                 assert head is not None  # made whenever a mirror without a shape is admitted
                 shadow = Shadow(self, head, endpoints[i % len(endpoints)], backend, series, now, probe, deadline)
@@ -524,6 +551,8 @@ class Dispatcher(Shaping):
         shadow.finished = True
         shadow.release_buffers()
         shadow.series.count_dropped(reason)
+        if shadow.compared:  # not a mismatch: counted as ``mirror_failed`` with its reason (rule 11)
+            cast(CompareShadow, shadow).comparison.mirror_failed(str(reason))
         if shadow.probe:
             shadow.backend.breaker.probe_done(shadow.probe)
             self._breaker_changed(shadow.backend)
@@ -562,28 +591,3 @@ class Dispatcher(Shaping):
         while self._dialing:
             await asyncio.wait(list(self._dialing))
         self.pool.close()
-
-    def stats(self) -> Stats:
-        """A snapshot (copies) of every counter, for tests and the admin server."""
-        out = Stats(buffered_bytes=self._buffered, tasks=len(self.tasks))
-        for backend in self._backends.values():
-            out.inflight[backend.name] = backend.inflight
-            out.queued[backend.name] = len(backend.queue)
-            out.breakers[backend.name] = breaker_state(backend)
-        for (name, backend_name), series in sorted(self._series.items()):
-            st = MirrorStats.of(series)
-            out.mirrors[name if name not in out.mirrors else f"{name}@{backend_name}"] = st
-            out.sent += st.sent
-            out.sampled_out += st.sampled_out
-            for key, n in st.completed.items():
-                out.completed[key] = out.completed.get(key, 0) + n
-            for key, n in st.dropped.items():
-                out.dropped[key] = out.dropped.get(key, 0) + n
-        return out
-
-    def _gauges(self) -> list[BackendGauges]:
-        self._debug = self._watching()  # (drops log at debug: the level, now)
-        return [
-            BackendGauges(b.name, b.inflight, len(b.queue), breaker_state(b) != "closed")
-            for b in tuple(self._backends.values())
-        ]

@@ -25,7 +25,7 @@ Rules:
 """
 
 import asyncio
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from mirrorgate.errors import UpstreamError
 from mirrorgate.ir.table import UpstreamAddress
@@ -79,6 +79,7 @@ class Shadow:
         "status",
         "task",
     )
+    compared: ClassVar[bool] = False  # a ``capture.CompareShadow`` (the dispatcher's rule 10)
 
     def __init__(
         self,

@@ -1,10 +1,12 @@
 """The dispatcher's half for mirrors with MirrorPolicy settings (``policy.py``): keyed sampling,
-heads of their own, per-mirror limits.
+heads of their own, per-mirror limits, and the making of every mirror's ``Shadow`` that is not
+on the plain path (compared mirrors included: they come from a MirrorPolicy).
 
-``Shaping`` is a mixin between ``Admission`` and ``Dispatcher`` (the dispatcher's ``__init__``
-sets every attribute). Mirrors without settings never come here: the data plane branches once,
-on the precomputed ``shapes`` (``dataplane.matcher.mirror_shapes``), and a request whose mirrors
-have none runs ``admit``/``start`` exactly as before.
+``Shaping`` is a mixin between ``Admission`` and ``Comparing``/``Dispatcher`` (the dispatcher's
+``__init__`` sets every attribute). Mirrors without settings never come here: the data plane
+branches once, on a precomputed flag (``dataplane.matcher.Plan.mirror_policy``: some mirror has
+``shapes`` or compares), and a request whose mirrors have neither runs ``admit``/``start``
+exactly as before.
 
 Rules:
 1. Sampling (admission rule 4): a ``sample_by`` mirror fires iff its keyed draw
@@ -22,6 +24,11 @@ Rules:
    (``request``), whose Host the line turns into the mirror's own (``Mirror.host``); a started
    mirror is tracked with the primary, and its line reads method, target and Host from the
    head it was sent with: its own head when it has one.
+5. Comparing (``comparing.py``): a request that compares passes its ``PrimaryCapture`` to
+   ``_start_with``; each of its admitted mirrors with ``compare`` is a ``CompareShadow`` (a
+   ``PolicyShadow``: its policy's timeout and lag budget, else the gateway's as of its
+   admission) with its ``Comparison``, built with the same head, sampling and limits as rules
+   1-3 give it; its other mirrors are made as without comparing.
 """
 
 from collections.abc import Sequence
@@ -41,6 +48,8 @@ from mirrorgate.mirror.admission import (
     Shapes,
 )
 from mirrorgate.mirror.backend import secured_endpoint
+from mirrorgate.mirror.board import Board
+from mirrorgate.mirror.capture import CompareShadow, PrimaryCapture
 from mirrorgate.mirror.head import MirrorHead, build_head, head_from_parts, request_of_parts
 from mirrorgate.mirror.metrics import MirrorSeries
 from mirrorgate.mirror.mirrorlog import MirroredRequest
@@ -49,9 +58,11 @@ from mirrorgate.mirror.shadow import PolicyShadow, Shadow, ShadowOwner, Tee
 
 
 class Shaping(Admission):
-    """Rules 1-3; see ``Dispatcher``."""
+    """Rules 1-5; see ``Dispatcher``."""
 
     __slots__ = ()
+
+    board: Board  # the comparisons' (rule 5; set by the dispatcher's ``__init__``)
 
     def admit_shaped(
         self,
@@ -120,6 +131,30 @@ class Shaping(Admission):
         self._refuse(backend, series, reason, mirror, request)
         return -1
 
+    def _admit_any(
+        self,
+        mirrors: tuple[Mirror, ...],
+        target: bytes,
+        headers: list[Header],
+        shapes: Shapes | None,
+        client: tuple[bytes, Sequence[Header]] | None,
+        request: MirroredRequest | None,
+    ) -> list[Admitted] | None:
+        """``admit``, or ``admit_shaped`` with the sampling keys read from ``client`` (default:
+        ``target`` and ``headers``) when there are ``shapes``; for ``submit`` and ``submit_compared``."""
+        if shapes is None:
+            return self.admit(mirrors, request)
+        key_target, key_headers = client if client is not None else (target, headers)
+        return self.admit_shaped(mirrors, shapes, key_target, key_headers, request)
+
+    def _shared_head(
+        self, admitted: list[Admitted], method: bytes, target: bytes, headers: list[Header], has_body: bool
+    ) -> MirrorHead | None:
+        """The request's shared head, built only when an admitted mirror uses it (rule 2)."""
+        if any(shape is None or not shape.own_head for _, _, _, _, shape in admitted):
+            return build_head(method, target, headers, has_body, self.config.shadow_host_suffix)
+        return None
+
     def _submit_shaped(
         self,
         mirrors: tuple[Mirror, ...],
@@ -132,13 +167,10 @@ class Shaping(Admission):
         request: MirroredRequest | None,
     ) -> Tee | None:
         """``Dispatcher.submit`` for mirrors with ``shapes`` (rule 2)."""
-        key_target, key_headers = client if client is not None else (target, headers)
-        admitted = self.admit_shaped(mirrors, shapes, key_target, key_headers, request)
+        admitted = self._admit_any(mirrors, target, headers, shapes, client, request)
         if admitted is None:
             return None
-        shared = None
-        if _shares_head(admitted):
-            shared = build_head(method, target, headers, has_body, self.config.shadow_host_suffix)
+        shared = self._shared_head(admitted, method, target, headers, has_body)
         return self._start_with(admitted, shared, has_body, (method, target, headers), request)
 
     def start_shaped(
@@ -151,9 +183,23 @@ class Shaping(Admission):
         is_head: bool,
         request: MirroredRequest | None = None,
     ) -> Tee | None:
-        """``start`` for what ``admit_shaped`` let through (rule 2): the shared head is made only
-        if an admitted mirror uses it, the request's lines parsed back only if one needs a head
-        of its own. ``request``: the primary, for the mirror access log (rule 4)."""
+        """``start`` for what ``admit_shaped`` let through (rule 2). ``request``: the primary,
+        for the mirror access log (rule 4)."""
+        shared, own = self._heads(admitted, parts, host_at, has_body, content_length, is_head)
+        return self._start_with(admitted, shared, has_body, own, request)
+
+    def _heads(
+        self,
+        admitted: list[Admitted],
+        parts: list[bytes],
+        host_at: int,
+        has_body: bool,
+        content_length: int | None,
+        is_head: bool,
+    ) -> tuple[MirrorHead | None, tuple[bytes, bytes, list[Header]] | None]:
+        """From the primary's encoded head (``start``'s arguments): the shared head, made only if
+        an admitted mirror uses it, and the request's lines parsed back only if one needs a head
+        of its own (rule 2)."""
         shared = own = None
         for _, _, _, _, shape in admitted:
             if shape is not None and shape.own_head:
@@ -161,7 +207,7 @@ class Shaping(Admission):
             elif shared is None:
                 shadow = self.config.shadow_host_suffix
                 shared = head_from_parts(parts, host_at, has_body, content_length, shadow, is_head)
-        return self._start_with(admitted, shared, has_body, own, request)
+        return shared, own
 
     def _start_with(
         self,
@@ -170,12 +216,13 @@ class Shaping(Admission):
         has_body: bool,
         forwarded: tuple[bytes, bytes, list[Header]] | None,
         request: MirroredRequest | None,
+        primary: PrimaryCapture | None = None,
     ) -> Tee | None:
         raise NotImplementedError  # ``Dispatcher._start_with``
 
     def _shaped(
         self,
-        shape: Shape,
+        shape: Shape | None,
         mirror: Mirror,
         head: MirrorHead | None,
         forwarded: tuple[bytes, bytes, list[Header]] | None,
@@ -185,13 +232,20 @@ class Shaping(Admission):
         now: float,
         probe: int,
         i: int,
+        primary: PrimaryCapture | None,
     ) -> Shadow:
-        """The ``Shadow`` of an admitted mirror with MirrorPolicy settings: its own head when
-        its Host or headers differ, its own deadline and lag budget when it has them."""
-        if shape.own_head:
-            assert forwarded is not None
-            method, target, headers = forwarded
-            head = shape.head(method, target, headers, has_body, self.config.shadow_host_suffix)
+        """The ``Shadow`` of an admitted mirror with MirrorPolicy settings (``shape``) or of a
+        request that compares (``primary``): its own head when its Host or headers differ, its
+        own deadline and lag budget when it has them (rule 3), a ``CompareShadow`` with its
+        ``Comparison`` when it compares (rule 5)."""
+        timeout = budget = None
+        if shape is not None:
+            if shape.own_head:
+                assert forwarded is not None
+                method, target, headers = forwarded
+                head = shape.head(method, target, headers, has_body, self.config.shadow_host_suffix)
+            timeout = shape.timeout
+            budget = shape.lag_budget
         assert head is not None
         if mirror.tls is None and mirror.external is None:
             endpoints = mirror.endpoints
@@ -199,15 +253,13 @@ class Shaping(Admission):
         else:
             endpoint, key = secured_endpoint(mirror, i)
         owner = cast(ShadowOwner, self)  # the ``Dispatcher`` this mixin is part of
-        timeout = shape.timeout
         deadline = None if has_body else now + (self._timeout if timeout is None else timeout)
-        budget = shape.lag_budget
+        if primary is not None and mirror.compare is not None:
+            lag = self.config.body_lag_budget if budget is None else budget
+            shadow = CompareShadow(owner, head, endpoint, backend, series, now, probe, deadline, key, timeout, lag)
+            shadow.comparison = self.board.comparison(primary, mirror)
+            return shadow
         if timeout is None and budget is None:
             return Shadow(owner, head, endpoint, backend, series, now, probe, deadline, key)
         budget = self.config.body_lag_budget if budget is None else budget
         return PolicyShadow(owner, head, endpoint, backend, series, now, probe, deadline, key, timeout, budget)
-
-
-def _shares_head(admitted: list[Admitted]) -> bool:
-    """Whether an admitted mirror uses the request's shared head (it has no head of its own)."""
-    return any(shape is None or not shape.own_head for _, _, _, _, shape in admitted)

@@ -7,6 +7,7 @@ import msgspec
 
 from mirrorgate.model.core import Endpoints, EndpointSlice, Namespace, ReferenceGrant, Service
 from mirrorgate.model.gateway import Gateway, GatewayClass
+from mirrorgate.model.gwconfig import GatewayConfig
 from mirrorgate.model.httproute import HTTPRoute
 from mirrorgate.model.meta import Resource
 from mirrorgate.model.mirrorpolicy import MirrorPolicy
@@ -26,6 +27,7 @@ KINDS: dict[tuple[str, str], type[Resource]] = {
     ("", "Secret"): Secret,
     ("", "ConfigMap"): ConfigMap,
     ("mirrorgate.dev", "MirrorPolicy"): MirrorPolicy,
+    ("mirrorgate.dev", "GatewayConfig"): GatewayConfig,
 }
 
 # Served versions per group and kind (what an apiserver with the v1.6 standard CRDs and
@@ -43,6 +45,7 @@ VERSIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("", "Secret"): ("v1",),
     ("", "ConfigMap"): ("v1",),
     ("mirrorgate.dev", "MirrorPolicy"): ("v1alpha1",),
+    ("mirrorgate.dev", "GatewayConfig"): ("v1alpha1",),
 }
 
 CLUSTER_SCOPED = frozenset({"GatewayClass", "Namespace"})
@@ -63,6 +66,7 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     config_maps: tuple[ConfigMap, ...] = ()
     backend_tls_policies: tuple[BackendTLSPolicy, ...] = ()
     mirror_policies: tuple[MirrorPolicy, ...] = ()
+    gateway_configs: tuple[GatewayConfig, ...] = ()
 
     @classmethod
     def of(cls, objects: Iterable[Resource]) -> "Snapshot":
@@ -83,6 +87,7 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
             config_maps=_pick(ordered, ConfigMap),
             backend_tls_policies=_pick(ordered, BackendTLSPolicy),
             mirror_policies=_pick(ordered, MirrorPolicy),
+            gateway_configs=_pick(ordered, GatewayConfig),
         )
 
     def objects(self) -> tuple[Resource, ...]:
@@ -99,6 +104,7 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
             *self.config_maps,
             *self.backend_tls_policies,
             *self.mirror_policies,
+            *self.gateway_configs,
         )
 
 

@@ -14,8 +14,9 @@ Rules:
 2. Every routing table passes ``ir.invariants.check`` before it is prepared or served, at startup
    (a failure is a startup error) and on each reload (a failure is a failed reload, rule 4). A
    violation is a translator bug, never a user error, but it is handled like a broken file.
-3. A configuration whose table equals the one served (frozen structs compare by value) is not
-   applied; its status view still replaces the old one (statuses can change on their own).
+3. A configuration whose table (and gateway-wide settings, ``serve/gwsettings.py``) equals the
+   one served (frozen structs compare by value) is not applied; its status view still replaces
+   the old one (statuses can change on their own).
 4. A broken configuration is never applied: the old one keeps serving, each error line (file,
    object, field, as ``mirrorgate validate`` prints) is logged and kept as ``last_error``
    (``{"time": ..., "errors": [...]}``) until a later reload succeeds.
@@ -108,7 +109,8 @@ def announce_start(loaded: Loaded, source: ConfigSource) -> None:
 
 class Reloader(Generic[T]):
     """Reload on request: ``source.load()``, checked (rule 2), then ``prepare`` builds a candidate
-    ``T`` (all in a thread); ``table_of`` says what it serves; ``apply`` installs it. ``on_result``
+    ``T`` (all in a thread); ``table_of`` says what it serves; ``apply`` installs it when its
+    ``key`` (default: the table; with the gateway-wide settings beside it) differs from the current one's. ``on_result``
     (optional) hears every outcome: ``None`` for success, else the error lines. ``loaded_of``
     (optional) gives the configuration of a ``T``, to ``announce`` it after a reload (rule 5)."""
 
@@ -122,6 +124,7 @@ class Reloader(Generic[T]):
         apply: Callable[[T], Awaitable[None]],
         on_result: Callable[[list[str] | None], None] | None = None,
         loaded_of: Callable[[T], Loaded] | None = None,
+        key: Callable[[T], object] | None = None,
     ) -> None:
         self.current = current
         self.last_error: dict[str, Any] | None = None
@@ -133,6 +136,7 @@ class Reloader(Generic[T]):
         self._apply = apply
         self._on_result = on_result
         self._loaded_of = loaded_of
+        self._key = key if key is not None else table_of
         self._wake = asyncio.Event()
         self._loud = False  # a pending request wants its outcome logged even if nothing changed
 
@@ -154,7 +158,7 @@ class Reloader(Generic[T]):
         """Load, compare, apply; True when the new configuration is serving (or was unchanged)."""
         try:
             candidate = await asyncio.to_thread(self._build)
-            changed = self._table_of(candidate) != self._table_of(self.current)
+            changed = self._key(candidate) != self._key(self.current)
             if changed:
                 await self._apply(candidate)
         except ReloadFailed as exc:

@@ -7,6 +7,8 @@ Rules:
 3. ``port_overrides`` maps an IR server port to the port actually bound (``0`` = ephemeral); the
    matcher still sees the IR key, so routing is unchanged. Tests use it; so can users running as
    non-root on a laptop.
+4. ``Loaded`` carries the GatewayConfig in effect (``translate/params.py``); ``Loaded.settings``
+   merges it with the flags (``serve/gwsettings.py``), a refused value a ``ConfigInvalid``.
 """
 
 import logging
@@ -17,12 +19,14 @@ from typing import Any
 import msgspec
 
 from mirrorgate.dataplane.limits import Limits
-from mirrorgate.errors import MirrorgateError
+from mirrorgate.errors import ConfigError, MirrorgateError
 from mirrorgate.ir.table import RoutingTable
 from mirrorgate.mirror.config import MirrorConfig
+from mirrorgate.model.gwconfig import GatewayConfig
 from mirrorgate.model.snapshot import Snapshot
 from mirrorgate.providers.endpoints import EndpointsError, EndpointSpec, with_endpoints
 from mirrorgate.providers.files import LoadResult, load_paths
+from mirrorgate.serve.gwsettings import Effective, Settings, effective
 from mirrorgate.status_view import list_view
 from mirrorgate.translate import TranslateOptions, translate
 
@@ -72,6 +76,9 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
     limits: Limits = msgspec.field(default_factory=Limits)  # per worker (``--limit NAME=VALUE``)
     endpoints: tuple[EndpointSpec, ...] = ()  # ``--endpoints``: Service endpoints the files do not carry
     kube: KubeRun | None = None  # ``--kubernetes``: the API server is the source instead of ``paths``
+    # The gateway-wide settings given on the command line (``model.gwconfig.Field.name``): they win
+    # over the GatewayConfig's (``serve/gwsettings.py``); the others come from it or the defaults.
+    flags: frozenset[str] = frozenset()
 
 
 class Loaded(msgspec.Struct, frozen=True, kw_only=True):
@@ -79,12 +86,50 @@ class Loaded(msgspec.Struct, frozen=True, kw_only=True):
 
     table: RoutingTable
     status: dict[str, Any]  # the kubectl-shaped List of resources with their status
+    gateway_config: GatewayConfig | None = None  # the one in effect (``translate/params.py``)
+    gateway_config_class: str = ""  # the GatewayClass whose parametersRef names it
 
     @classmethod
     def of(cls, snapshot: Snapshot, options: TranslateOptions) -> "Loaded":
         """``snapshot`` translated: the one way every source (files, the Kubernetes API) builds one."""
         translated = translate(snapshot, options)
-        return cls(table=translated.table, status=list_view(snapshot, translated.statuses))
+        params = translated.parameters
+        return cls(
+            table=translated.table,
+            status=list_view(snapshot, translated.statuses),
+            gateway_config=params.config,
+            gateway_config_class=params.chosen_by,
+        )
+
+    def settings(self, config: RunConfig) -> Effective:
+        """The gateway-wide settings of ``config``'s flags with this GatewayConfig (``serve/gwsettings.py``);
+        raises ``ConfigInvalid`` naming the field when a value is refused."""
+        try:
+            return effective(base_settings(config), config.flags, self.gateway_config, self.gateway_config_class)
+        except ValueError as exc:
+            raise ConfigInvalid([str(exc)]) from exc
+
+
+def base_settings(config: RunConfig) -> Settings:
+    """The settings of ``config`` alone: its flags, else the defaults."""
+    return Settings(
+        mirror=config.mirror,
+        limits=config.limits,
+        access_log=config.access_log,
+        access_log_json=config.access_log_json,
+        grace=config.grace,
+    )
+
+
+def refused_configs(errors: Sequence[ConfigError]) -> dict[str, str]:
+    """The GatewayConfigs among ``errors``' objects: ``"ns/name"`` -> their error lines, joined
+    (``TranslateOptions.refused_configs``: a class naming one is rejected saying why)."""
+    out: dict[str, list[str]] = {}
+    for err in errors:
+        kind, _, ident = err.obj.partition(" ")
+        if kind == "GatewayConfig" and ident:
+            out.setdefault(ident, []).append(str(err.error))
+    return {k: "; ".join(v) for k, v in out.items()}
 
 
 def read_paths(paths: Sequence[str], stdin_text: str | None = None) -> LoadResult:

@@ -12,9 +12,12 @@ Rules:
    (``Accepted=False`` with the message) when it is ours: a GatewayClass with our
    ``controllerName``, a Gateway of such a class, a route with a parent Gateway of such a class, a
    MirrorPolicy (mirrorgate's own kind: always ours).
-3. The status writer is ``kube.status.StatusSync``: the Lease holder writes the statuses of the
+3. A GatewayConfig admission refuses is handed to translate as refused
+   (``TranslateOptions.refused_configs``): a class of ours naming it is ``InvalidParameters``
+   with the admission message.
+4. The status writer is ``kube.status.StatusSync``: the Lease holder writes the statuses of the
    objects that are ours (``docs/kubernetes.md``, "Status").
-4. The Lease timings are client-go's (15 s lease, 10 s renew deadline, 2 s retry period) unless
+5. The Lease timings are client-go's (15 s lease, 10 s renew deadline, 2 s retry period) unless
    the environment variable ``MIRRORGATE_LEASE_TIMINGS`` is ``DURATION,RENEW,RETRY`` (seconds):
    a hidden knob, read here only, so that tests can run leader takeovers in seconds. A value that
    is not three numbers satisfying ``LeaseTimings``' rules is ignored with a warning.
@@ -24,6 +27,8 @@ import logging
 import os
 from collections.abc import Mapping
 from typing import Any
+
+import msgspec
 
 from mirrorgate.kube.kubeconfig import resolve
 from mirrorgate.kube.leader import LeaseTimings
@@ -51,7 +56,11 @@ class Builder:
     def __call__(self, objects: Mapping[str, list[dict[str, Any]]]) -> Built[Loaded]:
         bodies = [o for kind in sorted(objects) for o in objects[kind]]
         result = build_snapshot(bodies, ORIGIN, self._cache)
-        loaded = Loaded.of(result.snapshot, self.options)
+        configs = {
+            f"{r.key.namespace}/{r.key.name}": r.message for r in result.refused if r.key.kind == "GatewayConfig"
+        }
+        options = msgspec.structs.replace(self.options, refused_configs=configs) if configs else self.options
+        loaded = Loaded.of(result.snapshot, options)
         self._log(result)
         refused = [_refusal(r) for r in result.refused if _ours(r, objects, self.options.controller_name)]
         return Built(loaded, loaded.status, refused)

@@ -51,11 +51,21 @@ def setup_logging(
     logging.basicConfig(handlers=[handler_err])
     logging.getLogger().setLevel(LEVELS[level])
     _setup_mirror_access_log(mirror_access_log, worker)
+    setup_access_log(access_log, worker)
+
+
+def setup_access_log(access_log: str, worker: int | None = None) -> None:
+    """Access-log lines to stdout (``-``), a file, or nowhere (``off``); replaces an earlier setup
+    (a GatewayConfig's ``accessLog.destination`` read at start, ``serve/gwsettings.py``)."""
     access = logging.getLogger("mirrorgate.access")
     access.propagate = False
+    for old in list(access.handlers):
+        access.removeHandler(old)
+    accesslog.install(None)
     if access_log == "off":
         access.disabled = True
         return
+    access.disabled = False
     access.setLevel(logging.INFO)  # the switch ``Exchange.finish`` reads
     try:
         fd = os.dup(sys.stdout.fileno()) if access_log == "-" else _open_append(access_log)

@@ -14,7 +14,8 @@ Rules:
    finish within ``grace``; cancel the rest; close the upstream pool.
 3. A server's IR port is bound as ``port_overrides`` says (``0`` = ephemeral); the matcher still
    sees the IR key, so routing is unchanged.
-4. The mirror dispatcher and the admin server share one Prometheus registry per process.
+4. The mirror dispatcher and the admin server share one Prometheus registry per process. An
+   applied table frees the mismatch rings of mirrors it no longer compares (``mirror/board.py``).
 5. A reload hands the buffered access-log lines to their writer; shutdown waits for them to be
    written, at most ``ACCESS_LOG_DRAIN`` seconds. The mirror access log, when the process
    installed one (``accesslog.install_mirror``), is handed to the dispatcher here and flushed and
@@ -48,7 +49,9 @@ from mirrorgate.ir.table import Certificate, RoutingTable, Server
 from mirrorgate.mirror.config import MirrorConfig
 from mirrorgate.mirror.dispatcher import Dispatcher
 from mirrorgate.mirror.mirrorlog import MirrorLog
+from mirrorgate.mirror.views import compared_names
 from mirrorgate.serve.config import StartupError
+from mirrorgate.serve.gwsettings import Settings
 from mirrorgate.tls.certs import CertifiedKey, InvalidCertificate, parse_tls_secret
 from mirrorgate.tls.server import ListenerTls, TlsPort
 from mirrorgate.upstream import tls as upstream_tls
@@ -76,6 +79,8 @@ class DataPlane:
     ) -> None:
         self.table = table
         limits = limits or Limits()
+        self._own_pool_config = pool_config is None  # made from ``limits`` (``reconfigure``)
+        self._bound_any = False  # ``fresh``
         if pool_config is None:
             pool_config = PoolConfig(
                 max_response_head_bytes=limits.max_response_head_bytes,
@@ -109,6 +114,31 @@ class DataPlane:
         self.bound: dict[ServerKey, int] = {}  # IR server key -> bound port
         self.limits = limits
         self.pairs: dict[str, CertifiedKey] = {}  # certificate digest -> parsed pair (rule 6)
+
+    @property
+    def fresh(self) -> bool:
+        """No listener was ever bound: nothing was served, no connection made (the Kubernetes
+        source before its first sync), so even the settings fixed at start may still change."""
+        return not self._bound_any
+
+    def reconfigure(self, settings: Settings, *, fresh: bool = False) -> None:
+        """Gateway-wide settings a reload may change (``serve/gwsettings.py`` rule 3): limits for
+        connections accepted from now on, the access-log format, the mirror dispatcher's config.
+        ``fresh`` (only while ``self.fresh``): all of them, the pools and breakers made anew."""
+        if fresh:
+            assert self.fresh, "the pools and breakers of a plane that served are not replaced"
+            head_limits = (settings.limits.max_response_head_bytes, settings.limits.max_response_headers)
+            if self._own_pool_config:
+                self.state.pool.close()
+                self.state.pool = Pool(
+                    PoolConfig(max_response_head_bytes=head_limits[0], max_response_headers=head_limits[1])
+                )
+            self.mirror.reset(settings.mirror, head_limits)
+            self.limits = settings.limits
+        self.state.limits = settings.limits
+        self.state.access_log_json = settings.access_log_json
+        if settings.mirror != self.mirror.config:
+            self.mirror.reconfigure(settings.mirror)
 
     @property
     def servers(self) -> list[asyncio.Server]:
@@ -147,10 +177,12 @@ class DataPlane:
             raise
         self.state.matcher = matcher if matcher is not None else compile(table)
         self.table = table
+        self.mirror.board.keep_records_of(compared_names(table))  # a mirror gone: its ring is freed
         upstream_tls.set_trust(table)
         self.state.tls_ports = ports
         accesslog.flush()
         for key, srv in opened.items():
+            self._bound_any = True
             self.listeners[key] = srv
             self.bound[key] = int(srv.sockets[0].getsockname()[1])
             log.info("listening on %s:%d (%d listener(s))", key[0], self.bound[key], len(wanted[key].listeners))

@@ -10,7 +10,8 @@ Rules:
    certificates' sources), hostname and the HTTPRoutes attached to it.
 2. ``problems``: one line per thing the statuses know is wrong, naming ``Kind namespace/name`` and
    the condition with its reason and message: a condition that is not fine (Accepted, Programmed or
-   ResolvedRefs ``False``; Conflicted or PartiallyInvalid ``True``) on a Gateway, one of its
+   ResolvedRefs ``False``; Conflicted or PartiallyInvalid ``True``) on a GatewayClass of ours
+   (InvalidParameters: its Gateways are then not served, and say so), a Gateway, one of its
    listeners (InvalidCertificateRef, RefNotPermitted, ...), a route's parent, a BackendTLSPolicy's
    ancestor (InvalidCACertificateRef, Conflicted, ...) or a MirrorPolicy (BackendNotFound, ...); a
    Gateway of another GatewayClass's controller (left alone); a route attached to no parent served
@@ -100,6 +101,7 @@ def counts(table: RoutingTable) -> str:
 def problems(status: dict[str, Any], table: RoutingTable) -> list[str]:
     """Every problem the statuses and the table know about, one line each (rule 2)."""
     return [
+        *_class_problems(status),
         *_gateway_problems(status),
         *_foreign_gateways(status),
         *_route_problems(status),
@@ -121,6 +123,22 @@ def _gateway_problems(status: dict[str, Any]) -> Iterator[str]:
                 yield f"{_ref(gw)} listener {lst.get('name')}: {text}"
 
 
+def _class_problems(status: dict[str, Any]) -> Iterator[str]:
+    for gc in _items(status, "GatewayClass"):
+        for text in _bad((gc.get("status") or {}).get("conditions", [])):
+            yield f"{_ref(gc)}: {text}"
+
+
+def _rejected_class(status: dict[str, Any], cls: str) -> str:
+    """The Accepted=False message of our class ``cls`` (InvalidParameters), "" when it has none."""
+    for gc in _items(status, "GatewayClass"):
+        if gc["metadata"]["name"] == cls:
+            for c in (gc.get("status") or {}).get("conditions", []):
+                if c.get("type") == "Accepted" and c.get("status") == "False":
+                    return f"{c.get('reason')}: {c.get('message')}"
+    return ""
+
+
 def _class_controllers(status: dict[str, Any]) -> dict[str, str]:
     return {c["metadata"]["name"]: c.get("spec", {}).get("controllerName", "") for c in _items(status, "GatewayClass")}
 
@@ -128,7 +146,11 @@ def _class_controllers(status: dict[str, Any]) -> dict[str, str]:
 def _foreign_gateways(status: dict[str, Any]) -> Iterator[str]:
     for gw in _items(status, "Gateway"):
         if gw.get("status") is None:
-            yield f"{_ref(gw)}: not ours, left alone: {_foreign_reason(status, gw)}"
+            cls = gw.get("spec", {}).get("gatewayClassName", "")
+            if rejected := _rejected_class(status, cls):
+                yield f"{_ref(gw)}: not served: its GatewayClass {cls} is not accepted ({rejected})"
+            else:
+                yield f"{_ref(gw)}: not ours, left alone: {_foreign_reason(status, gw)}"
 
 
 def _foreign_reason(status: dict[str, Any], gw: Item) -> str:
@@ -240,7 +262,9 @@ def _why_nothing(status: dict[str, Any]) -> str:
     reasons = []
     for gw in gateways:
         cls = gw.get("spec", {}).get("gatewayClassName", "")
-        if gw.get("status") is None:
+        if gw.get("status") is None and (rejected := _rejected_class(status, cls)):
+            reasons.append(f"{_ref(gw)} uses GatewayClass {cls}, which is not accepted ({rejected})")
+        elif gw.get("status") is None:
             controller = _class_controllers(status).get(cls, "")
             reasons.append(
                 f"{_ref(gw)} uses GatewayClass {cls} whose controllerName {controller} is not ours ({CONTROLLER_NAME})"

@@ -10,12 +10,16 @@ Rules:
    ``--no-watch``) and SIGHUP. Each reload compiles the matcher off the loop, then
    ``DataPlane.apply`` swaps it in.
 4. Shutdown, in order: stop reloading; shut the data plane down (``DataPlane.shutdown``: stop
-   accepting, drain within ``grace``); close the admin server.
+   accepting, drain within the grace served, ``--grace`` or the GatewayConfig's); close the admin server.
+5. Gateway-wide settings: the flags with the GatewayConfig in effect (``serve/gwsettings.py``),
+   computed at start (a value refused is a startup error) and at each reload (a failed reload);
+   a reload applies what may change at reload (``DataPlane.reconfigure``) and logs the rest.
 """
 
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from typing import NamedTuple
 
 import uvloop
@@ -23,9 +27,11 @@ from prometheus_client import CollectorRegistry
 
 from mirrorgate.admin.server import AdminApp
 from mirrorgate.dataplane.matcher import Matcher, compile
-from mirrorgate.serve.admin import listen_admin, register_source_metrics, status_of, why_not_ready
+from mirrorgate.serve.admin import listen_admin, mirror_endpoints, register_source_metrics, status_of, why_not_ready
 from mirrorgate.serve.apply import Reloader, ReloadFailed, ReloadMetrics, announce_start, load_checked
-from mirrorgate.serve.config import Loaded, RunConfig, StartupError
+from mirrorgate.serve.config import ConfigInvalid, Loaded, RunConfig, StartupError
+from mirrorgate.serve.gwsettings import Effective, SettingsState, log_applied
+from mirrorgate.serve.logs import setup_access_log
 from mirrorgate.serve.plane import DataPlane
 from mirrorgate.serve.signals import cancel_all, on_signal, until_stopped
 from mirrorgate.serve.source import ConfigSource, source_of
@@ -34,28 +40,51 @@ log = logging.getLogger("mirrorgate")
 
 
 class Built(NamedTuple):
-    """A candidate configuration, built off the loop: the loaded config and its compiled matcher."""
+    """A candidate configuration, built off the loop: the loaded config, its compiled matcher and
+    its gateway-wide settings (``serve/gwsettings.py``)."""
 
     loaded: Loaded
     matcher: Matcher
+    settings: Effective
 
 
-def plane_reloader(plane: DataPlane, source: ConfigSource, loaded: Loaded) -> Reloader[Built]:
-    """The reloader of one process: compile in a thread, ``DataPlane.apply`` on the loop."""
+def plane_reloader(
+    plane: DataPlane, source: ConfigSource, loaded: Loaded, config: RunConfig, settings: SettingsState
+) -> Reloader[Built]:
+    """The reloader of one process: compile in a thread, ``DataPlane.apply`` on the loop, then the
+    settings a reload may change (``DataPlane.reconfigure``)."""
+
+    def prepare(new: Loaded) -> Built:
+        try:
+            wanted = new.settings(config)
+        except ConfigInvalid as exc:
+            raise ReloadFailed(exc.lines) from exc
+        return Built(new, compile(new.table), wanted)
 
     async def apply(built: Built) -> None:
-        try:
-            await plane.apply(built.loaded.table, built.matcher)
-        except StartupError as exc:
-            raise ReloadFailed([str(exc)]) from exc
+        before = settings.served
+        fresh = plane.fresh and built.settings != settings.wanted
+        if fresh:  # nothing served yet: every setting applies, before the first listener binds
+            if built.settings.settings.access_log != before.access_log:  # first: it can fail
+                _access_log(built.settings.settings.access_log, built.settings, ReloadFailed)
+            plane.reconfigure(settings.update(built.settings, fresh=True), fresh=True)
+        if built.loaded.table != plane.table:
+            try:
+                await plane.apply(built.loaded.table, built.matcher)
+            except StartupError as exc:
+                raise ReloadFailed([str(exc)]) from exc
+        if not fresh and built.settings != settings.wanted:
+            plane.reconfigure(settings.update(built.settings))
+        log_applied(before, settings.served)
 
     return Reloader(
-        Built(loaded, plane.state.matcher),
+        Built(loaded, plane.state.matcher, settings.wanted),
         source=source,
-        prepare=lambda new: Built(new, compile(new.table)),
+        prepare=prepare,
         table_of=lambda b: b.loaded.table,
         apply=apply,
         loaded_of=lambda b: b.loaded,
+        key=lambda b: (b.loaded.table, b.settings),
     )
 
 
@@ -71,19 +100,23 @@ async def serve(
     receives the process's metrics."""
     source = source if source is not None else source_of(config)
     loaded = load_checked(source)
+    settings = SettingsState(loaded.settings(config))
+    served = settings.served
+    if served.access_log != config.access_log:  # the GatewayConfig names another destination
+        _access_log(served.access_log, settings.wanted, lambda lines: StartupError("\n".join(lines)))
     plane = DataPlane(
         loaded.table,
         port_overrides=config.port_overrides,
-        access_log_json=config.access_log_json,
-        mirror_config=config.mirror,
+        access_log_json=served.access_log_json,
+        mirror_config=served.mirror,
         registry=registry,
         reuse_port=config.reuse_port,
-        limits=config.limits,
+        limits=served.limits,
     )
-    reloader = plane_reloader(plane, source, loaded)
+    reloader = plane_reloader(plane, source, loaded, config, settings)
     plane.registry.register(ReloadMetrics(reloader))
     register_source_metrics(plane.registry, source)
-    admin = await _start_admin(config, plane, reloader, source) if config.admin is not None else None
+    admin = await _start_admin(config, plane, reloader, source, settings) if config.admin is not None else None
     tasks: list[asyncio.Task[None]] = []
     try:
         with on_signal(signal.SIGHUP, reloader.request):
@@ -94,23 +127,36 @@ async def serve(
             await stop.wait()
     finally:
         await cancel_all(tasks)
-        log.info("shutting down (grace %.1fs)", config.grace)
-        await plane.shutdown(config.grace)
+        grace = settings.served.grace
+        log.info("shutting down (grace %.1fs)", grace)
+        await plane.shutdown(grace)
         if admin is not None:
             admin.close()
             await admin.wait_closed()
 
 
+def _access_log(destination: str, wanted: Effective, error: Callable[[list[str]], Exception]) -> None:
+    """Access-log lines to ``destination`` from now on; ``error`` (a startup error, a failed
+    reload) names the setting and where it came from when the file cannot be opened."""
+    try:
+        setup_access_log(destination)
+    except OSError as exc:
+        source = wanted.sources.get("accessLog.destination", "")
+        line = f"{source}: accessLog.destination: cannot open {destination!r} for appending: {exc.strerror or exc}"
+        raise error([line]) from exc
+
+
 async def _start_admin(
-    config: RunConfig, plane: DataPlane, reloader: Reloader[Built], source: ConfigSource
+    config: RunConfig, plane: DataPlane, reloader: Reloader[Built], source: ConfigSource, settings: SettingsState
 ) -> asyncio.Server:
     assert config.admin is not None
     app = AdminApp(
         registry=plane.registry,
         table=lambda: plane.table,
-        status=status_of(reloader, lambda: reloader.current.loaded.status, source),
+        status=status_of(reloader, lambda: reloader.current.loaded.status, source, settings.view),
         ready=lambda: plane.ready,
         why_not_ready=why_not_ready(source, lambda: reloader.current.loaded),
+        **mirror_endpoints(lambda: plane.table, plane.mirror.views()),
     )
     return await listen_admin(app, config.admin)
 

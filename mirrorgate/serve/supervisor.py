@@ -29,6 +29,16 @@ Rules:
    reload; workers log only their own sockets.
 6. SIGTERM/SIGINT: SIGTERM to every worker (each drains within ``grace``), wait, exit normally (0);
    a worker still running ``grace`` + 5 s later is killed.
+7. Gateway-wide settings (``serve/gwsettings.py``) are the supervisor's to compute, like the
+   table: each table frame carries the settings to serve with it, a worker applies what a reload
+   may change (``DataPlane.reconfigure``), and a worker started later gets the served settings in
+   its ``RunConfig`` (its access-log destination, pools and breakers are made from them). Until a
+   table with listeners was sent, every setting applies at reload (``gwsettings`` rule 3).
+8. ``/mirrors`` and ``/mirrors/<id>/diffs``: each worker sends its mirrors' counters with every
+   metrics snapshot, and the mismatch records it has not sent yet (``serve/worker.py`` rule 4).
+   The counters add up like rule 4's (a dead worker's stay counted, latency histograms add
+   bucket by bucket, so percentiles are those of the whole group); the rings are merged newest
+   first (by record time) and cut to the mirror's ``keep_mismatches``.
 """
 
 import asyncio
@@ -47,9 +57,11 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from mirrorgate.admin.server import AdminApp
-from mirrorgate.serve.admin import listen_admin, register_source_metrics, status_of, why_not_ready
-from mirrorgate.serve.apply import Reloader, ReloadMetrics, announce_start, load_checked
-from mirrorgate.serve.config import Loaded, RunConfig, StartupError
+from mirrorgate.mirror.views import MergedMirrors
+from mirrorgate.serve.admin import listen_admin, mirror_endpoints, register_source_metrics, status_of, why_not_ready
+from mirrorgate.serve.apply import Reloader, ReloadFailed, ReloadMetrics, announce_start, load_checked
+from mirrorgate.serve.config import ConfigInvalid, Loaded, RunConfig, StartupError
+from mirrorgate.serve.gwsettings import SettingsState
 from mirrorgate.serve.signals import cancel_all, on_signal, until_stopped
 from mirrorgate.serve.source import ConfigSource, source_of
 from mirrorgate.serve.worker import ENV_CONFIG, ENV_ID, ENV_STATUS_FD, STATUS_LINE_LIMIT, table_frame
@@ -90,19 +102,24 @@ class Supervisor:
     def __init__(self, config: RunConfig, source: ConfigSource | None = None) -> None:
         self.config = config
         self.metrics = MergedMetrics()
+        self.mirrors = MergedMirrors(lambda: self.reloader.current.table)  # rule 7
         self.slots = [WorkerSlot(i) for i in range(config.workers)]
         self.stop = asyncio.Event()
         self.started = asyncio.Event()  # every worker bound at least once
         self.stopping = False
         self.failure: str | None = None
         self.source = source if source is not None else source_of(config)
+        loaded = load_checked(self.source)
+        self.settings = SettingsState(loaded.settings(config))  # rule 7
+        self.served_any = bool(loaded.table.servers)  # a table with listeners went to the workers
         self.reloader: Reloader[Loaded] = Reloader(
-            load_checked(self.source),
+            loaded,
             source=self.source,
-            prepare=lambda loaded: loaded,
+            prepare=self._prepare,
             table_of=lambda c: c.table,
             apply=self._forward_reload,
             loaded_of=lambda c: c,
+            key=lambda c: (c.table, c.settings(config)),
         )
 
     async def run(self) -> None:
@@ -124,9 +141,21 @@ class Supervisor:
 
     # --- control plane ---------------------------------------------------------------------------------
 
+    def _prepare(self, loaded: Loaded) -> Loaded:
+        """``loaded`` once its gateway-wide settings are known to be valid (rule 7)."""
+        try:
+            loaded.settings(self.config)
+        except ConfigInvalid as exc:
+            raise ReloadFailed(exc.lines) from exc
+        return loaded
+
     async def _forward_reload(self, loaded: Loaded) -> None:
-        """Send the new table to every live worker (rule 1); workers not started yet get it then."""
-        frame = table_frame(loaded.table)
+        """Send the new table and settings to every live worker (rule 1); workers not started yet get them then."""
+        wanted = loaded.settings(self.config)
+        if wanted != self.settings.wanted:
+            self.settings.update(wanted, fresh=not self.served_any)
+        self.served_any = self.served_any or bool(loaded.table.servers)
+        frame = table_frame(loaded.table, self.settings.served)
         for slot in self.slots:
             if slot.proc is not None and slot.alive() and slot.proc.stdin is not None:
                 slot.proc.stdin.write(frame)
@@ -149,9 +178,10 @@ class Supervisor:
         app = AdminApp(
             registry=registry,
             table=lambda: self.reloader.current.table,
-            status=status_of(self.reloader, lambda: self.reloader.current.status, self.source),
+            status=status_of(self.reloader, lambda: self.reloader.current.status, self.source, self.settings.view),
             ready=self.ready,
             why_not_ready=why_not_ready(self.source, lambda: self.reloader.current),
+            **mirror_endpoints(lambda: self.reloader.current.table, self.mirrors),
         )
         return await listen_admin(app, self.config.admin)
 
@@ -196,7 +226,9 @@ class Supervisor:
         finally:
             os.close(wfd)
         assert proc.stdin is not None
-        proc.stdin.write(table_frame(self.reloader.current.table))  # before any reload can be forwarded
+        proc.stdin.write(
+            table_frame(self.reloader.current.table, self.settings.served)
+        )  # before any reload can be forwarded
         slot.proc = proc
         if self.stopping:  # the group began to stop while this one was starting
             proc.send_signal(signal.SIGTERM)
@@ -205,12 +237,24 @@ class Supervisor:
         code = await proc.wait()
         slot.bound = False
         self.metrics.retire(slot.index)
+        self.mirrors.retire(slot.index)
         log.log(logging.INFO if self.stopping else logging.WARNING, "worker %d (pid %d) exited", slot.index, proc.pid)
         return code, bound
 
     def _env(self, slot: WorkerSlot, status_fd: int) -> dict[str, str]:
+        served = self.settings.served
         worker_config = msgspec.structs.replace(
-            self.config, admin=None, watch=False, reuse_port=True, workers=1, kube=None
+            self.config,
+            admin=None,
+            watch=False,
+            reuse_port=True,
+            workers=1,
+            kube=None,
+            access_log=served.access_log,
+            access_log_json=served.access_log_json,
+            mirror=served.mirror,
+            limits=served.limits,
+            grace=served.grace,
         )
         return {
             **os.environ,
@@ -243,6 +287,11 @@ class Supervisor:
         kind = event.get("event")
         if kind == "metrics":
             self.metrics.update(slot.index, str(event.get("text", "")))
+        if kind == "mirrors":
+            try:
+                self.mirrors.update(slot.index, event)
+            except msgspec.ValidationError as exc:  # a bug: the worker encodes what we decode
+                log.warning("worker %d sent unreadable mirror counters: %s", slot.index, exc)
         if kind == "reload_failed":
             errors = [f"worker {slot.index}: {e}" for e in event.get("errors", [])]
             self.reloader.fail(errors)
@@ -258,11 +307,12 @@ class Supervisor:
     async def _stop_workers(self, keepers: list["asyncio.Task[None]"]) -> None:
         """SIGTERM every worker, wait for them to drain, kill the ones that outlive the grace."""
         self.stopping = True
-        log.info("stopping %d worker(s) (grace %.1fs)", len(self.slots), self.config.grace)
+        grace = self.settings.served.grace
+        log.info("stopping %d worker(s) (grace %.1fs)", len(self.slots), grace)
         for slot in self.slots:
             if slot.proc is not None and slot.alive():
                 slot.proc.send_signal(signal.SIGTERM)
-        _, pending = await asyncio.wait(keepers, timeout=self.config.grace + KILL_AFTER)
+        _, pending = await asyncio.wait(keepers, timeout=grace + KILL_AFTER)
         if not pending:
             return
         for slot in self.slots:

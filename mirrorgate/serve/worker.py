@@ -15,7 +15,9 @@ Rules:
    cannot bind) is reported; the worker keeps its old table.
 4. It reports ``bound``, each reload's outcome and its metrics as JSON lines on a pipe
    (``MIRRORGATE_WORKER_STATUS_FD``): the text exposition of its registry every
-   ``METRICS_EVERY`` seconds and once more as it stops.
+   ``METRICS_EVERY`` seconds and once more as it stops, each followed by a ``mirrors`` line
+   (``mirror/views.py``'s ``WorkerFeed``: its mirrors' counters and the mismatch records it
+   has not sent yet).
 """
 
 import asyncio
@@ -31,9 +33,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from mirrorgate.dataplane.matcher import compile
 from mirrorgate.ir.table import RoutingTable
+from mirrorgate.mirror.views import WorkerFeed
 from mirrorgate.serve.apply import summary
 from mirrorgate.serve.config import RunConfig, StartupError
-from mirrorgate.serve.logs import setup_logging
+from mirrorgate.serve.gwsettings import Settings, log_applied
+from mirrorgate.serve.logs import setup_access_log, setup_logging
 from mirrorgate.serve.plane import DataPlane
 from mirrorgate.serve.signals import cancel_all, every, until_stopped
 
@@ -47,8 +51,15 @@ STATUS_LINE_LIMIT = 256 << 20  # a status line carries a metrics snapshot: allow
 FRAME = struct.Struct("!I")  # the length prefix of a table frame on a worker's stdin
 
 
-def table_frame(table: RoutingTable) -> bytes:
-    body = msgspec.json.encode(table)
+class Frame(msgspec.Struct, frozen=True, kw_only=True):
+    """What the supervisor sends a worker: the table to serve and the gateway-wide settings."""
+
+    table: RoutingTable
+    settings: Settings
+
+
+def table_frame(table: RoutingTable, settings: Settings) -> bytes:
+    body = msgspec.json.encode(Frame(table=table, settings=settings))
     return FRAME.pack(len(body)) + body
 
 
@@ -75,6 +86,8 @@ class _Worker:
         self.stop = asyncio.Event()
         self.registry = CollectorRegistry()
         self.inbox = asyncio.StreamReader()
+        self.settings = Settings()  # the gateway-wide settings served (the last frame's)
+        self.mirrors: WorkerFeed | None = None  # once the data plane exists
 
     def emit(self, event: dict[str, Any]) -> None:
         try:
@@ -84,16 +97,18 @@ class _Worker:
 
     def send_metrics(self) -> None:
         self.emit({"event": "metrics", "text": generate_latest(self.registry).decode()})
+        if self.mirrors is not None:
+            self.emit(self.mirrors.event())
 
-    async def next_table(self) -> RoutingTable | None:
-        """The next table from the supervisor, decoded off the loop; None at EOF."""
+    async def next_table(self) -> Frame | None:
+        """The next table and settings from the supervisor, decoded off the loop; None at EOF."""
         try:
             (size,) = FRAME.unpack(await self.inbox.readexactly(FRAME.size))
             body = await self.inbox.readexactly(size)
         except asyncio.IncompleteReadError:
             return None
         try:
-            return await asyncio.to_thread(msgspec.json.decode, body, type=RoutingTable)
+            return await asyncio.to_thread(msgspec.json.decode, body, type=Frame)
         except msgspec.DecodeError:  # a bug: the supervisor encodes what we decode; the framing still holds
             log.exception("undecodable table from the supervisor; keeping the current one")
             return await self.next_table()
@@ -102,24 +117,26 @@ class _Worker:
         loop = asyncio.get_running_loop()
         transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(self.inbox), sys.stdin)
         try:
-            table = await self.next_table()
-            if table is not None:
-                await self.serve(table)
+            frame = await self.next_table()
+            if frame is not None:
+                await self.serve(frame)
         finally:
             transport.close()
             os.close(self.status_fd)
 
-    async def serve(self, table: RoutingTable) -> None:
+    async def serve(self, frame: Frame) -> None:
         cfg = self.config
+        self.settings = frame.settings
         plane = DataPlane(
-            table,
+            frame.table,
             port_overrides=cfg.port_overrides,
-            access_log_json=cfg.access_log_json,
-            mirror_config=cfg.mirror,
+            access_log_json=frame.settings.access_log_json,
+            mirror_config=frame.settings.mirror,
             registry=self.registry,
             reuse_port=True,
-            limits=cfg.limits,
+            limits=frame.settings.limits,
         )
+        self.mirrors = WorkerFeed(plane.mirror.views(), plane.mirror.board)
         helpers: list[asyncio.Task[None]] = []
         try:
             with until_stopped(self.stop.set):
@@ -129,15 +146,29 @@ class _Worker:
                 helpers.append(asyncio.create_task(every(METRICS_EVERY, self.send_metrics)))
                 await self.stop.wait()
                 await cancel_all(helpers)
-                log.info("shutting down (grace %.1fs)", cfg.grace)
-                await plane.shutdown(cfg.grace)
+                log.info("shutting down (grace %.1fs)", self.settings.grace)
+                await plane.shutdown(self.settings.grace)
         finally:
             await cancel_all(helpers)
             self.send_metrics()
 
+    def _access_log(self, destination: str) -> None:
+        try:
+            setup_access_log(destination, int(os.environ[ENV_ID]))
+        except OSError as exc:
+            log.error("cannot open the access log %r for appending: %s", destination, exc.strerror or exc)
+
     async def follow(self, plane: DataPlane) -> None:
         """Apply each table the supervisor sends; stop at EOF (the supervisor is gone)."""
-        while (table := await self.next_table()) is not None:
+        while (frame := await self.next_table()) is not None:
+            if frame.settings != self.settings:
+                fresh = plane.fresh  # nothing served yet: every setting applies (``gwsettings`` rule 3)
+                if fresh and frame.settings.access_log != self.settings.access_log:
+                    self._access_log(frame.settings.access_log)
+                before, self.settings = self.settings, frame.settings
+                plane.reconfigure(frame.settings, fresh=fresh)
+                log_applied(before, frame.settings)
+            table = frame.table
             if table == plane.table:
                 continue
             matcher = await asyncio.to_thread(compile, table)

@@ -24,6 +24,7 @@ class Reason(StrEnum):
     NO_CONFLICTS = "NoConflicts"
     # GatewayClass
     UNSUPPORTED = "Unsupported"
+    INVALID_PARAMETERS = "InvalidParameters"
     # Gateway
     INVALID = "Invalid"
     LISTENERS_NOT_VALID = "ListenersNotValid"

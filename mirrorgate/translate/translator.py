@@ -1,6 +1,7 @@
 """translate(): Snapshot -> RoutingTable + statuses, in named phases of fixed order.
 
-Phases: classes -> BackendTLSPolicies -> gateways/listeners (HTTPS certificates) -> routes
+Phases: classes (``parametersRef``: ``translate/params.py``; a class that is not accepted is not
+ours) -> BackendTLSPolicies -> gateways/listeners (HTTPS certificates) -> routes
 (rules, parents, attachment) -> mesh services -> servers (the IR, with the certificates and trust
 bundles in use) -> statuses (BackendTLSPolicy ancestors: our Gateways whose routes use a target;
 MirrorPolicies: Accepted and ResolvedRefs of their backendRef).
@@ -39,6 +40,7 @@ from mirrorgate.translate.certificates import unique
 from mirrorgate.translate.index import Index
 from mirrorgate.translate.listeners import GatewayInfo, listener_conditions, process_gateways
 from mirrorgate.translate.mirrorpolicy import policy_statuses as mirror_policy_statuses
+from mirrorgate.translate.params import Parameters, resolve_parameters
 from mirrorgate.translate.precedence import PrecedenceKey, precedence_key
 from mirrorgate.translate.routes import Attachment, ParentResult, attach_to_gateway
 from mirrorgate.translate.rules import RuleResult, build_rule
@@ -70,11 +72,15 @@ class TranslateOptions(msgspec.Struct, frozen=True, kw_only=True):
     # are the user's to give the host), or only those a route names as its parent, on ``bind``
     # (a pod, where cluster IPs are kube-proxy's and cannot be bound).
     mesh_parents_on_bind: bool = False
+    # GatewayConfigs admission refused ("namespace/name" -> message): a class naming one is
+    # rejected with InvalidParameters saying why (translate/params.py).
+    refused_configs: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class TranslateResult(msgspec.Struct, frozen=True, kw_only=True):
     table: RoutingTable
     statuses: dict[str, AnyStatus]  # str(ObjectKey) -> status
+    parameters: Parameters = msgspec.field(default_factory=lambda: Parameters(verdicts={}))
 
 
 # (route, rule index, rule action, hostnames) attached to one listener (by listener name).
@@ -97,7 +103,12 @@ def translate(snap: Snapshot, options: TranslateOptions | None = None) -> Transl
 
 def _translate(snap: Snapshot, options: TranslateOptions) -> TranslateResult:
     statuses: dict[str, AnyStatus] = {}
-    ours = _process_classes(snap, options, statuses)
+    params = resolve_parameters(
+        snap,
+        [gc for gc in snap.gateway_classes if gc.spec.controller_name == options.controller_name],
+        options.refused_configs,
+    )
+    ours = _process_classes(snap, params, statuses)
     class_names = {gc.metadata.name for gc in snap.gateway_classes}
     gateways = tuple(
         g
@@ -121,16 +132,23 @@ def _translate(snap: Snapshot, options: TranslateOptions) -> TranslateResult:
     statuses.update(policy_statuses(ix.policies, users, options.controller_name))
     statuses.update(mirror_policy_statuses(ix))
     table = _build_table(infos, meshes, attached)
-    return TranslateResult(table=msgspec.structs.replace(table, trust=ix.policies.trust()), statuses=statuses)
+    table = msgspec.structs.replace(table, trust=ix.policies.trust())
+    return TranslateResult(table=table, statuses=statuses, parameters=params)
 
 
-def _process_classes(snap: Snapshot, options: TranslateOptions, statuses: dict[str, AnyStatus]) -> set[str]:
+def _process_classes(snap: Snapshot, params: Parameters, statuses: dict[str, AnyStatus]) -> set[str]:
+    """Our classes' Accepted conditions; the accepted ones (``translate/params.py``)."""
     ours = set()
     for gc in snap.gateway_classes:
-        if gc.spec.controller_name == options.controller_name:
+        verdict = params.verdicts.get(gc.metadata.name)
+        if verdict is None:
+            continue
+        if verdict.accepted:
             ours.add(gc.metadata.name)
-            c = cond(CondType.ACCEPTED, True, Reason.ACCEPTED, "GatewayClass is accepted", gc.metadata.generation)
-            statuses[str(gc.key)] = GatewayClassStatus(conditions=(c,))
+            c = cond(CondType.ACCEPTED, True, Reason.ACCEPTED, verdict.message, gc.metadata.generation)
+        else:
+            c = cond(CondType.ACCEPTED, False, Reason.INVALID_PARAMETERS, verdict.message, gc.metadata.generation)
+        statuses[str(gc.key)] = GatewayClassStatus(conditions=(c,))
     return ours
 
 

@@ -175,6 +175,12 @@ class RecordingDispatcher:
         self.heads.append(head)
         return self.tee if head.has_body else None
 
+    def submit_compared(self, *args: Any, **kwargs: Any) -> tuple[BodyTee | None, None]:
+        raise AssertionError("not expected: no mirror here compares responses")
+
+    def start_compared(self, *args: Any, **kwargs: Any) -> tuple[BodyTee | None, None]:
+        raise AssertionError("not expected: no mirror here compares responses")
+
 
 async def test_mirror_hook_gets_filtered_head_and_body(gateway_for: GatewayFactory) -> None:
     gw = await gateway_for(MIRRORED)

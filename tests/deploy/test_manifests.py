@@ -49,6 +49,7 @@ CLUSTER_RULES = {
     ("", "namespaces", READ, ()),
     ("discovery.k8s.io", "endpointslices", READ, ()),
     ("gateway.networking.k8s.io", "backendtlspolicies", READ, ()),
+    ("mirrorgate.dev", "gatewayconfigs", READ, ()),
     ("", "secrets", READ, ()),
     ("", "configmaps", READ, ()),
     ("gateway.networking.k8s.io", "gatewayclasses/status", ("patch", "update"), ()),
@@ -343,3 +344,90 @@ def test_expressions_use_only_exported_metrics() -> None:
 
 def test_the_dashboard_is_picked_up_by_the_grafana_sidecar() -> None:
     assert _one("ConfigMap", "mirrorgate-dashboard")["metadata"]["labels"]["grafana_dashboard"] == "1"
+
+
+def test_the_gatewayconfig_crd_has_every_field_with_its_type_minimum_and_pattern() -> None:
+    from mirrorgate.model.gwconfig import FIELDS
+    from mirrorgate.providers.admission.gwconfig import BYTES, BYTES_POSITIVE
+    from mirrorgate.providers.admission.schema import DURATION
+
+    (crd,) = yaml.safe_load_all((BASE / "crds" / "mirrorgate.dev_gatewayconfigs.yaml").read_text())
+    kubernetes_validate.validate(crd, K8S_VERSION, strict=True)  # raises when invalid
+    (version,) = crd["spec"]["versions"]
+    spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    listed = {f"{s}.{a}" for s, body in spec.items() for a in body["properties"]}
+    assert listed == {f.name for f in FIELDS}
+    for f in FIELDS:
+        section, attr = f.name.split(".")
+        prop = spec[section]["properties"][attr]
+        if f.type == "int":
+            assert (prop["type"], prop["minimum"]) == ("integer", f.minimum), f.name
+        elif f.type == "bytes":
+            integer, string = prop["anyOf"]
+            assert integer["minimum"] == f.minimum, f.name
+            assert string["pattern"] == (BYTES_POSITIVE if f.minimum else BYTES).source, f.name
+        elif f.type == "duration":
+            assert prop["pattern"] == DURATION.source, f.name
+            assert ("x-kubernetes-validations" in prop) == bool(f.minimum), f.name
+
+
+def _gatewayconfig_samples() -> list[dict[str, Any]]:
+    """One spec per (field, value): the least value, one below it, and a string of each shape."""
+    from mirrorgate.model.gwconfig import FIELDS
+
+    values: dict[str, list[object]] = {
+        "bool": [True, "yes"],
+        "format": ["json", "yaml"],
+        "string": ["-", ""],
+        "duration": ["2s", "1h30m", "0s", "0ms", "2", "1.5s", "-1s"],
+    }
+    samples: list[dict[str, Any]] = []
+    for f in FIELDS:
+        section, attr = f.name.split(".")
+        candidates = values.get(f.type, [f.minimum, f.minimum - 1, "64Ki", "0", "1.5Mi", "12x"])
+        if f.type == "int":
+            candidates = [f.minimum, f.minimum - 1, "5"]
+        samples.extend({section: {attr: v}} for v in candidates)
+    return samples
+
+
+def test_the_gatewayconfig_crd_schema_and_admission_agree() -> None:
+    """What the API server's OpenAPI check (jsonschema here) and CEL rules (celpy) refuse,
+    mirrorgate's admission refuses too, and the other way round, field by field."""
+    import celpy
+    import jsonschema  # type: ignore[import-untyped]  # kubernetes-validate's dependency
+    import msgspec
+    from celpy.adapter import json_to_cel
+
+    from mirrorgate.model.gwconfig import GatewayConfig
+    from mirrorgate.providers.admission import admit
+
+    (crd,) = yaml.safe_load_all((BASE / "crds" / "mirrorgate.dev_gatewayconfigs.yaml").read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    outcomes = Counter[bool]()
+    for spec in _gatewayconfig_samples():
+        body = {
+            "apiVersion": "mirrorgate.dev/v1alpha1",
+            "kind": "GatewayConfig",
+            "metadata": {"name": "cfg", "namespace": "ns"},
+            "spec": spec,
+        }
+        schema_ok = jsonschema.Draft4Validator(schema).is_valid(body)
+        if schema_ok:  # then the CEL rules, as the API server evaluates them
+            ((section, fields),) = spec.items()
+            ((attr, value),) = fields.items()
+            node = schema["properties"]["spec"]["properties"][section]["properties"][attr]
+            for rule in node.get("x-kubernetes-validations", ()):
+                env = celpy.Environment()
+                result = env.program(env.compile(rule["rule"])).evaluate({"self": json_to_cel(value)})
+                schema_ok = schema_ok and bool(result)
+        try:
+            obj = msgspec.convert(body, GatewayConfig)
+        except msgspec.ValidationError:
+            admitted = False
+        else:
+            admitted = admit(obj) == []
+        assert schema_ok == admitted, spec
+        outcomes[admitted] += 1
+    assert outcomes[True] > 40  # both sides of every field were tried
+    assert outcomes[False] > 40

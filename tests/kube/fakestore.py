@@ -52,6 +52,7 @@ def default_kinds(reference_grant_versions: tuple[str, ...] = ("v1",)) -> list[K
         Kind(gw, ("v1",), "httproutes", "HTTPRoute", namespaced=True, status=True),
         Kind(gw, ("v1",), "backendtlspolicies", "BackendTLSPolicy", namespaced=True, status=True),
         Kind("mirrorgate.dev", ("v1alpha1",), "mirrorpolicies", "MirrorPolicy", namespaced=True, status=True),
+        Kind("mirrorgate.dev", ("v1alpha1",), "gatewayconfigs", "GatewayConfig", namespaced=True, status=False),
     ]
     if reference_grant_versions:
         kinds.append(Kind(gw, reference_grant_versions, "referencegrants", "ReferenceGrant", True, status=False))

@@ -17,6 +17,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from mirrorgate.echo import EchoConfig, start_echo
+from mirrorgate.ir.table import MirrorCompare
 from mirrorgate.mirror import Dispatcher, MirrorConfig
 from mirrorgate.serve.config import load_table
 from mirrorgate.serve.plane import DataPlane
@@ -25,6 +26,7 @@ from tests.support.client import Conn, encode_request, roundtrip
 from tests.support.manifests import gateway_doc, route_doc, service_docs
 from tests.support.waiting import until
 
+from .compare_support import with_compare
 from .conftest import StartBackend, refused_endpoint
 
 RULES = """  - matches: [{path: {type: PathPrefix, value: /healthy}}]
@@ -50,7 +52,13 @@ class Setup:
 
 
 @pytest.fixture
-async def setup(tmp_path: Path, start_backend: StartBackend) -> AsyncIterator[Setup]:
+def compare() -> MirrorCompare | None:
+    """``compare`` of every mirror of the table (a test parametrizes it to run with comparing on)."""
+    return None
+
+
+@pytest.fixture
+async def setup(tmp_path: Path, start_backend: StartBackend, compare: MirrorCompare | None) -> AsyncIterator[Setup]:
     primary = await start_echo(EchoConfig(port=0, bind="127.0.0.1", name="primary-7d9f8c-x2x4q"), log=io.StringIO())
     healthy, blackhole = await start_backend(), await start_backend(Mode.BLACKHOLE)
     ports = {
@@ -62,7 +70,7 @@ async def setup(tmp_path: Path, start_backend: StartBackend) -> AsyncIterator[Se
     services = "".join(service_docs(name, port) for name, port in ports.items())
     path = tmp_path / "gateway.yaml"
     path.write_text(gateway_doc() + services + route_doc(RULES, name="mirrored"))
-    table = load_table([str(path)], "127.0.0.1")
+    table = with_compare(load_table([str(path)], "127.0.0.1"), compare)
     gateway = DataPlane(table, port_overrides={80: 0}, rng=Random(1))
     dispatcher = Dispatcher(
         MirrorConfig(timeout=0.3, breaker_failures=3, breaker_open_duration=60.0),
@@ -108,8 +116,11 @@ async def test_chunked_upload_reaches_both(setup: Setup) -> None:
     assert setup.healthy.seen[0].values("transfer-encoding") == [b"chunked"]
 
 
+@pytest.mark.parametrize("compare", [None, MirrorCompare()], ids=["plain", "compared"])
 @pytest.mark.parametrize("path", ["/blackhole", "/refused"])
-async def test_a_dead_mirror_leaves_every_primary_answer_intact(setup: Setup, path: str) -> None:
+async def test_a_dead_mirror_leaves_every_primary_answer_intact(
+    setup: Setup, path: str, compare: MirrorCompare | None
+) -> None:
     async with await Conn.open(setup.port) as conn:
         for i in range(40):  # one keep-alive connection: each answer arrives while the mirrors hang or fail
             await conn.send(encode_request("POST", f"{path}/{i}", "a.com", body=b"hello"))
@@ -126,3 +137,14 @@ async def test_a_dead_mirror_leaves_every_primary_answer_intact(setup: Setup, pa
     assert set(st.dropped) <= {"timeout", "connect_error", "breaker_open"}
     if path == "/blackhole":
         assert setup.blackhole.max_open <= d.config.max_concurrent_per_backend
+    board = d.board
+    await until(lambda: board.pending == 0, "every comparison settled")
+    if compare is None:
+        assert board.stats == {}
+        return
+    # every mirror that was started failed: never a mismatch, each counted with its reason
+    (c,) = [s.counts for s in board.stats.values()]
+    assert (c.compared, c.primary_failed, c.skipped) == (0, 0, 0)
+    started = {k: n for k, n in st.dropped.items() if k != "breaker_open"}
+    assert sum(started.values()) >= 1
+    assert c.mirror_failed == started

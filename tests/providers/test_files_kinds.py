@@ -96,7 +96,7 @@ def load(tmp_path: Path, api: str, kind: str) -> tuple[list[str], list[str], lis
             "mirrorgate.dev/v1alpha1",
             "MirrorRule",
             'MirrorRule team/r: kind: no matches for kind "MirrorRule" in version "mirrorgate.dev/v1alpha1": '
-            "mirrorgate serves MirrorPolicy (v1alpha1) in mirrorgate.dev",
+            "mirrorgate serves MirrorPolicy (v1alpha1), GatewayConfig (v1alpha1) in mirrorgate.dev",
             id="own-group",
         ),
         pytest.param(

@@ -11,6 +11,7 @@ import pytest
 from mirrorgate.serve.admin import status_of
 from mirrorgate.serve.apply import load_checked
 from mirrorgate.serve.config import ConfigInvalid, Loaded, RunConfig
+from mirrorgate.serve.gwsettings import SettingsState
 from mirrorgate.serve.plane import DataPlane
 from mirrorgate.serve.single import plane_reloader, serve
 from mirrorgate.serve.source import FileSource, Trigger
@@ -45,7 +46,8 @@ async def test_a_table_breaking_an_invariant_is_a_failed_reload(tmp_path: Path, 
     plane = DataPlane(loaded.table, port_overrides={80: 0})
     await plane.start()
     try:
-        reloader = plane_reloader(plane, source, loaded)
+        config = RunConfig(paths=(str(path),))
+        reloader = plane_reloader(plane, source, loaded, config, SettingsState(loaded.settings(config)))
         status = status_of(reloader, lambda: reloader.current.loaded.status)
         path.write_text(gateway_yaml([80], backends["b"]))  # a new table, served twice over
         source.corrupt = True

@@ -10,9 +10,10 @@ import pytest
 
 from mirrorgate.dataplane.limits import Limits
 from mirrorgate.ir.dump import table_to_builtins
-from mirrorgate.ir.table import Certificate, HTTPListener, ListenerTLS, RoutingTable
+from mirrorgate.ir.table import Certificate, HTTPListener, ListenerTLS
 from mirrorgate.serve.config import StartupError
-from mirrorgate.serve.worker import FRAME, table_frame
+from mirrorgate.serve.gwsettings import Settings
+from mirrorgate.serve.worker import FRAME, Frame, table_frame
 from tests.support.certs import Pki
 from tests.support.client import Conn, encode_request
 from tests.support.waiting import until
@@ -157,8 +158,8 @@ def test_worker_frames_carry_the_pem_and_dumps_never_do() -> None:
     pki = Pki()
     cert = certificate(pki.leaf("foo.example.com"))
     table = https_table((listener("foo", "foo.example.com", (cert,), action(backend(1))),), (cert,))
-    frame = table_frame(table)
-    assert msgspec.json.decode(frame[FRAME.size :], type=RoutingTable) == table
+    frame = table_frame(table, Settings())
+    assert msgspec.json.decode(frame[FRAME.size :], type=Frame).table == table
     dumped = msgspec.json.encode(table_to_builtins(table))
     assert b"PRIVATE KEY" not in dumped
     assert b"BEGIN CERTIFICATE" not in dumped

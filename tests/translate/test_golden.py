@@ -14,7 +14,8 @@ import pytest
 from mirrorgate.ir import invariants
 from mirrorgate.ir.dump import table_to_builtins, to_yaml
 from mirrorgate.providers.files import load_paths
-from mirrorgate.translate import translate
+from mirrorgate.serve.config import refused_configs
+from mirrorgate.translate import TranslateOptions, translate
 
 TESTDATA = Path(__file__).parent / "testdata"
 CASES = sorted(p.name.removesuffix(".in.yaml") for p in TESTDATA.glob("*.in.yaml"))
@@ -23,7 +24,7 @@ CASES = sorted(p.name.removesuffix(".in.yaml") for p in TESTDATA.glob("*.in.yaml
 def render(case: str) -> str:
     source = TESTDATA / f"{case}.in.yaml"
     result = load_paths([str(source)])
-    translated = translate(result.snapshot)
+    translated = translate(result.snapshot, TranslateOptions(refused_configs=refused_configs(result.errors)))
     assert invariants.check(translated.table) == []
     data = {
         "errors": [str(e).replace(str(source), source.name) for e in result.errors],

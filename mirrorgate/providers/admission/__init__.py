@@ -26,6 +26,8 @@ follow ``k8s.io/kubernetes/pkg/apis/{core,discovery}/validation``. Rule families
    BackendTLSPolicy (schema and its CEL rules).
 8. MirrorPolicy (``mirrorpolicy``, ``mirrorgate.dev/v1alpha1``): the schema and CEL rules of
    mirrorgate's own CRD (``deploy/kubernetes/crds``).
+9. GatewayConfig (``gwconfig``, ``mirrorgate.dev/v1alpha1``): the schema and CEL rules of its CRD
+   (``deploy/kubernetes/crds``).
 
 Go library behaviour the messages depend on (``%q`` quoting, ``json.Marshal``, RE2 ``$``,
 ``time.ParseDuration``, ``net.ParseIP``) comes from ``mirrorgate.gocompat``.
@@ -34,12 +36,14 @@ Go library behaviour the messages depend on (``%q`` quoting, ``json.Marshal``, R
 from mirrorgate.errors import FieldError
 from mirrorgate.model.core import Endpoints, EndpointSlice, Namespace, ReferenceGrant, Service
 from mirrorgate.model.gateway import Gateway, GatewayClass
+from mirrorgate.model.gwconfig import GatewayConfig
 from mirrorgate.model.httproute import HTTPRoute
 from mirrorgate.model.meta import Resource
 from mirrorgate.model.mirrorpolicy import MirrorPolicy
 from mirrorgate.model.tls import BackendTLSPolicy, ConfigMap, Secret
 from mirrorgate.providers.admission.core import admit_endpoint_slice, admit_endpoints, admit_namespace, admit_service
 from mirrorgate.providers.admission.gateway import admit_gateway, admit_gateway_class, admit_reference_grant
+from mirrorgate.providers.admission.gwconfig import admit_gateway_config
 from mirrorgate.providers.admission.httproute import admit_httproute
 from mirrorgate.providers.admission.mirrorpolicy import admit_mirror_policy
 from mirrorgate.providers.admission.tls import admit_backend_tls_policy, admit_config_map, admit_secret
@@ -74,4 +78,6 @@ def admit(obj: Resource) -> list[FieldError]:
             return admit_backend_tls_policy(obj)
         case MirrorPolicy():
             return admit_mirror_policy(obj)
+        case GatewayConfig():
+            return admit_gateway_config(obj)
     return []

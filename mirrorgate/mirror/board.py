@@ -1,0 +1,321 @@
+"""The comparison board of one process: comparisons pending, comparing them off the primary's
+path, and each compared mirror's aggregates (``CompareStats``).
+
+Rules:
+1. At most ``max_pending`` comparisons are pending (captured, not yet compared) in the whole
+   process, and their bodies may take at most ``max_pending_bytes`` (each comparison reserves
+   ``2 x max_body_bytes`` until it ends). A request whose compared mirrors would go past either
+   still sends its mirrors but compares none of them: each is counted as ``skipped``
+   (``primary``).
+2. A comparison whose two sides are done is queued; the queue is compared on a later loop turn
+   (``call_soon``), ``BATCH`` comparisons per turn at most: never inside a relay callback.
+3. Aggregates per mirror name: compared, matched, mismatches by kind (a comparison with several
+   kinds counts once per kind), ``mirror_failed`` by drop reason, ``primary_failed``,
+   ``skipped``, the latency of each side (``LatencyHistogram``) and a ring of the latest
+   ``keep_mismatches`` mismatches (``Record``), whose header values named in
+   ``redact_headers`` (and ``compare.ALWAYS_REDACTED``) are replaced by ``[redacted]`` before
+   they are stored. Bodies are stored as captured (not redacted). When a reload removes a
+   mirror (or its ``compare``), its ring is freed (``keep_records_of``); its counters stay.
+4. Records of a ring carry a sequence number, so a worker can send its supervisor the ones it
+   has not sent yet (``records_since``).
+"""
+
+import asyncio
+import base64
+import logging
+from bisect import bisect_left
+from collections import deque
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from mirrorgate.ir.table import Mirror, MirrorCompare
+from mirrorgate.mirror.capture import Comparison, PrimaryCapture
+from mirrorgate.mirror.compare import ALWAYS_REDACTED, REDACTED, Difference, Side, compare
+
+log = logging.getLogger("mirrorgate.mirror")
+
+# method, target, headers as the client sent them, and the request id forwarded (``x-request-id``)
+Request = tuple[bytes, bytes, list[tuple[bytes, bytes]], bytes]
+
+MAX_PENDING = 1024
+MAX_PENDING_BYTES = 128 << 20  # 1024 comparisons of two 64 KiB bodies
+BATCH = 16
+KINDS = ("status", "header", "body")
+# Latency buckets (milliseconds): upper bounds growing by 1.2x from 0.1 ms to about 2 minutes,
+# then +Inf. A percentile read from them is within 20 % of the true value.
+LATENCY_BOUNDS_MS: tuple[float, ...] = tuple(round(0.1 * 1.2**k, 4) for k in range(78))
+
+
+class LatencyHistogram:
+    """Fixed buckets (``LATENCY_BOUNDS_MS`` + Inf): constant memory, and two histograms merge by
+    adding their counts (the supervisor adds its workers')."""
+
+    __slots__ = ("counts",)
+
+    def __init__(self, counts: list[int] | None = None) -> None:
+        self.counts = counts if counts is not None else [0] * (len(LATENCY_BOUNDS_MS) + 1)
+
+    def add(self, seconds: float) -> None:
+        self.counts[bisect_left(LATENCY_BOUNDS_MS, seconds * 1000.0)] += 1
+
+    def percentile(self, q: float) -> float | None:
+        """The ``q`` quantile in milliseconds, interpolated inside its bucket; None when empty."""
+        total = sum(self.counts)
+        if not total:
+            return None
+        rank = q * total
+        seen = 0
+        for i, n in enumerate(self.counts):
+            if n and seen + n >= rank:
+                lower = LATENCY_BOUNDS_MS[i - 1] if i else 0.0
+                if i == len(LATENCY_BOUNDS_MS):
+                    return lower  # beyond the last bound: its lower bound
+                upper = LATENCY_BOUNDS_MS[i]
+                return round(lower + (upper - lower) * max(rank - seen, 0.0) / n, 3)
+            seen += n
+        return LATENCY_BOUNDS_MS[-1]
+
+
+class Counts(msgspec.Struct, kw_only=True):
+    """The counters of one compared mirror (also what a worker sends, summed by the supervisor)."""
+
+    compared: int = 0
+    matched: int = 0
+    mismatches: dict[str, int] = msgspec.field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    mirror_failed: dict[str, int] = msgspec.field(default_factory=dict)
+    primary_failed: int = 0
+    skipped: int = 0
+    primary_latency: list[int] = msgspec.field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS_MS) + 1))
+    mirror_latency: list[int] = msgspec.field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS_MS) + 1))
+
+    def add(self, other: "Counts") -> None:
+        self.compared += other.compared
+        self.matched += other.matched
+        for key, n in other.mismatches.items():
+            self.mismatches[key] = self.mismatches.get(key, 0) + n
+        for key, n in other.mirror_failed.items():
+            self.mirror_failed[key] = self.mirror_failed.get(key, 0) + n
+        self.primary_failed += other.primary_failed
+        self.skipped += other.skipped
+        for mine, theirs in (
+            (self.primary_latency, other.primary_latency),
+            (self.mirror_latency, other.mirror_latency),
+        ):
+            for i, n in enumerate(theirs[: len(mine)]):
+                mine[i] += n
+
+
+class CompareStats:
+    """Aggregates of one compared mirror (rule 3)."""
+
+    __slots__ = ("counts", "ring", "seq")
+
+    def __init__(self, keep: int) -> None:
+        self.counts = Counts()
+        self.ring: deque[tuple[int, dict[str, Any]]] = deque(maxlen=keep)
+        self.seq = 0
+
+    def keep(self, keep: int) -> None:
+        if self.ring.maxlen != keep:
+            self.ring = deque(self.ring, maxlen=keep)
+
+    def record(self, record: dict[str, Any]) -> None:
+        self.seq += 1
+        self.ring.append((self.seq, record))
+
+    def records_since(self, seq: int) -> list[dict[str, Any]]:
+        return [r for s, r in self.ring if s > seq]
+
+
+class Board:
+    """Pending comparisons and the aggregates of every compared mirror of the process."""
+
+    __slots__ = ("_loop", "_queue", "_scheduled", "max_pending", "max_pending_bytes", "pending", "reserved", "stats")
+
+    def __init__(self, max_pending: int = MAX_PENDING, max_pending_bytes: int = MAX_PENDING_BYTES) -> None:
+        self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
+        self.pending = 0
+        self.reserved = 0  # body bytes the pending comparisons may hold (rule 1)
+        self.stats: dict[str, CompareStats] = {}
+        self._queue: deque[Comparison] = deque()
+        self._scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def stats_for(self, mirror: Mirror) -> CompareStats:
+        settings = mirror.compare
+        assert settings is not None
+        st = self.stats.get(mirror.name)
+        if st is None:
+            st = self.stats[mirror.name] = CompareStats(settings.keep_mismatches)
+        else:
+            st.keep(settings.keep_mismatches)
+        return st
+
+    def keep_records_of(self, names: set[str]) -> None:
+        """Free the rings of the mirrors not in ``names`` (they left the table; rule 3): their
+        counters stay, so the metrics never go down."""
+        for name, st in tuple(self.stats.items()):
+            if name not in names:
+                st.ring.clear()
+
+    def primary(
+        self, request: Request, compared: list[Mirror], capture: PrimaryCapture | None = None
+    ) -> PrimaryCapture | None:
+        """A capture for a request whose ``compared`` mirrors were admitted (``capture``, the one
+        the request already has, is reused), or None when the process is at its cap (rule 1:
+        each is counted ``skipped``)."""
+        need = sum(2 * m.compare.max_body_bytes for m in compared if m.compare is not None)
+        if self.pending + len(compared) > self.max_pending or self.reserved + need > self.max_pending_bytes:
+            for m in compared:
+                self.stats_for(m).counts.skipped += 1
+            return None
+        limit = max(m.compare.max_body_bytes for m in compared if m.compare is not None)
+        if capture is None:
+            return PrimaryCapture(self, request, limit)
+        capture.response.limit = max(capture.response.limit, limit)  # (no body was relayed yet)
+        return capture
+
+    def comparison(self, primary: PrimaryCapture, mirror: Mirror) -> Comparison:
+        assert mirror.compare is not None
+        c = Comparison(self, primary, mirror, mirror.compare)
+        primary.comparisons.append(c)
+        self.pending += 1
+        self.reserved += 2 * mirror.compare.max_body_bytes
+        return c
+
+    def settle(self, c: Comparison, failure: str | None) -> None:
+        """End ``c`` (capture rule 2): ``failure`` None -> queue it to be compared (rule 2)."""
+        if c.ended:
+            return
+        c.ended = True
+        if failure is not None:
+            self._release(c)
+            counts = self.stats_for(c.mirror).counts
+            if failure == "primary_failed":
+                counts.primary_failed += 1
+            else:
+                counts.mirror_failed[failure] = counts.mirror_failed.get(failure, 0) + 1
+            return
+        self._queue.append(c)  # compared later (rule 2): not inside the relay callback that got here
+        if not self._scheduled:
+            self._scheduled = True
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = asyncio.get_running_loop()
+            loop.call_soon(self._drain)
+
+    def _drain(self) -> None:
+        self._scheduled = False
+        queue = self._queue
+        for _ in range(min(BATCH, len(queue))):
+            c = queue.popleft()
+            self._release(c)
+            try:
+                self._compare(c)
+            except Exception:  # a bug must not stop the board; logged with its traceback
+                log.exception("bug comparing the responses of %s", c.mirror.name)
+        if queue:
+            self._scheduled = True
+            assert self._loop is not None
+            self._loop.call_soon(self._drain)
+
+    def _release(self, c: Comparison) -> None:
+        self.pending -= 1
+        self.reserved -= 2 * c.response.limit
+
+    def _compare(self, c: Comparison) -> None:
+        settings = c.mirror.compare
+        assert settings is not None
+        p = c.primary
+        primary = p.response.side(p.latency)
+        if len(primary.body) > settings.max_body_bytes:  # the primary kept the largest limit of its mirrors
+            primary = msgspec.structs.replace(primary, body=primary.body[: settings.max_body_bytes])
+        mirror = c.response.side(c.mirror_latency)
+        st = self.stats_for(c.mirror)
+        counts = st.counts
+        counts.compared += 1
+        counts.primary_latency[bisect_left(LATENCY_BOUNDS_MS, primary.latency * 1000.0)] += 1
+        counts.mirror_latency[bisect_left(LATENCY_BOUNDS_MS, mirror.latency * 1000.0)] += 1
+        differences = compare(primary, mirror, settings)
+        if not differences:
+            counts.matched += 1
+            return
+        kinds = [k for k in KINDS if any(d.kind == k for d in differences)]
+        for k in kinds:
+            counts.mismatches[k] += 1
+        st.record(mismatch_record(c.primary, primary, mirror, differences, kinds, settings))
+
+
+# --- records (rule 3) ---------------------------------------------------------------------------
+
+
+def redacted_names(settings: MirrorCompare) -> frozenset[str]:
+    return ALWAYS_REDACTED | {n.lower() for n in settings.redact_headers}
+
+
+def _headers(headers: Iterable[tuple[str, str]], redact: frozenset[str]) -> list[list[str]]:
+    return [[name, REDACTED if name.lower() in redact else value] for name, value in headers]
+
+
+def body_text(body: bytes, truncated: bool) -> tuple[str, str]:
+    """(text, encoding): UTF-8 text when the bytes are (a truncated body may end inside a
+    character: up to 3 bytes are then left out), else base64."""
+    for cut in range(4 if truncated else 1):
+        try:
+            return body[: len(body) - cut].decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            continue
+    return base64.b64encode(body).decode("ascii"), "base64"
+
+
+def _side(side: Side, redact: frozenset[str]) -> dict[str, Any]:
+    text, encoding = body_text(side.body, side.truncated)
+    return {
+        "status": side.status,
+        "headers": _headers(side.headers, redact),
+        "body": text,
+        "bodyEncoding": encoding,
+        "bodyTruncated": side.truncated,
+        "latencyMs": round(side.latency * 1000.0, 3),
+    }
+
+
+def _difference(d: Difference, redact: frozenset[str]) -> dict[str, Any]:
+    out = msgspec.to_builtins(d)
+    out.setdefault("primary", None)
+    out.setdefault("mirror", None)
+    if d.kind == "header" and d.name in redact:
+        out["primary"] = None if d.primary is None else REDACTED
+        out["mirror"] = None if d.mirror is None else REDACTED
+    return out  # type: ignore[no-any-return]
+
+
+def mismatch_record(
+    p: PrimaryCapture,
+    primary: Side,
+    mirror: Side,
+    differences: list[Difference],
+    kinds: list[str],
+    settings: MirrorCompare,
+) -> dict[str, Any]:
+    """One ring entry, as ``/mirrors/<id>/diffs`` shows it; header values already redacted."""
+    redact = redacted_names(settings)
+    method, target, headers, request_id = p.request
+    request_headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers]
+    return {
+        "time": datetime.fromtimestamp(p.wall, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "requestId": request_id.decode("latin-1") or None,
+        "request": {
+            "method": method.decode("latin-1"),
+            "target": target.decode("latin-1"),
+            "headers": _headers(request_headers, redact),
+        },
+        "kinds": kinds,
+        "differences": [_difference(d, redact) for d in differences],
+        "primary": _side(primary, redact),
+        "mirror": _side(mirror, redact),
+    }

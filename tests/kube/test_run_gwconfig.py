@@ -1,0 +1,114 @@
+"""GatewayConfig from the API server: ``run --kubernetes`` against the fake API server.
+
+The process serves nothing before its first sync, so the GatewayConfig it finds then applies
+whole, the settings needing a restart included (``serve/gwsettings.py`` rule 3); a later change
+to one of those is listed under ``pendingRestart``. A GatewayConfig admission refuses makes the
+class that names it ``Accepted=False``, reason ``InvalidParameters``, written to its status.
+"""
+
+from pathlib import Path
+from typing import Any
+
+from tests.kube.cluster import backend, gateway, gateway_class, route, status_of
+from tests.kube.fakeapi import FakeApiServer
+from tests.kube.test_run_kubernetes import Start, kube, until, until_ready
+from tests.runtime.conftest import Backend, admin_json, backends, get, pod_of
+from tests.support.backends import free_port
+
+__all__ = ["backends", "kube"]
+
+REF = {"group": "mirrorgate.dev", "kind": "GatewayConfig", "name": "cfg", "namespace": "mirrorgate-system"}
+
+
+def config(spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "mirrorgate.dev/v1alpha1",
+        "kind": "GatewayConfig",
+        "metadata": {"name": "cfg", "namespace": "mirrorgate-system"},
+        "spec": spec,
+    }
+
+
+def world(api: FakeApiServer, backends: dict[str, Backend], port: int, spec: dict[str, Any]) -> None:
+    cls = gateway_class()
+    cls["spec"]["parametersRef"] = REF
+    api.put("gatewayclasses", cls)
+    api.put("gatewayconfigs", config(spec))
+    api.put("gateways", gateway(port))
+    backend(api, "svc-a", backends["a"].port)
+    api.put("httproutes", route("ra", "svc-a", "/a"))
+
+
+async def gateway_config(admin: int) -> dict[str, Any]:
+    section = (await admin_json(admin, "/status"))["gatewayConfig"]
+    assert isinstance(section, dict)
+    return section
+
+
+async def test_the_first_sync_applies_the_whole_gatewayconfig_and_a_later_restart_field_change_is_pending(
+    api: FakeApiServer, kube: Start, backends: dict[str, Backend], tmp_path: Path
+) -> None:
+    port = free_port()
+    first, second = tmp_path / "first.log", tmp_path / "second.log"
+    world(api, backends, port, {"accessLog": {"destination": str(first), "format": "json"}})
+    gw = await kube()
+    admin = await gw.admin_port()
+    await until_ready(admin)
+    assert pod_of(await get(port, "/a?first")) == "a-1-2"
+
+    async def logged() -> bool:
+        return first.exists() and "/a?first" in first.read_text()
+
+    await until(logged, "the access-log line in the GatewayConfig's file")
+    section = await gateway_config(admin)
+    assert section["ref"] == "mirrorgate-system/cfg"
+    assert section["pendingRestart"] == []
+    destination = section["settings"]["accessLog.destination"]
+    assert (destination["value"], destination["source"]) == (str(first), "GatewayConfig mirrorgate-system/cfg")
+    assert (await get(port, "/a?first")).status == 200
+
+    api.put("gatewayconfigs", config({"accessLog": {"destination": str(second), "format": "text"}}))
+
+    async def pending() -> bool:
+        return bool((await gateway_config(admin))["pendingRestart"])
+
+    await until(pending, "the destination change to wait for a restart")
+    section = await gateway_config(admin)
+    (change,) = section["pendingRestart"]
+    assert (change["field"], change["served"], change["wanted"]) == ("accessLog.destination", str(first), str(second))
+    assert section["settings"]["accessLog.format"]["value"] == "text"  # applied at reload
+    await gw.wait_line(r"accessLog\.destination changed to .* needs a restart")
+    assert await gw.stop() == 0
+
+
+async def test_a_gatewayconfig_admission_refuses_makes_its_class_invalid_parameters(
+    api: FakeApiServer, kube: Start, backends: dict[str, Backend]
+) -> None:
+    port = free_port()
+    world(api, backends, port, {"mirror": {"maxQueuePerBackend": -1}})
+    gw = await kube()
+    admin = await gw.admin_port()
+
+    async def rejected() -> bool:
+        conditions = status_of(api, "gatewayclasses", "mirrorgate").get("conditions") or []
+        return any(c.get("reason") == "InvalidParameters" for c in conditions)
+
+    await until(rejected, "the GatewayClass to be InvalidParameters")
+    (condition,) = status_of(api, "gatewayclasses", "mirrorgate")["conditions"]
+    assert condition["status"] == "False"
+    assert condition["message"].startswith(
+        "GatewayConfig mirrorgate-system/cfg is invalid: spec.mirror.maxQueuePerBackend: Invalid value: -1"
+    )
+    assert (await gateway_config(admin))["ref"] is None
+    api.put("gatewayconfigs", config({"mirror": {"maxQueuePerBackend": 0}}))
+
+    async def accepted() -> bool:
+        conditions = status_of(api, "gatewayclasses", "mirrorgate").get("conditions") or []
+        return any(c.get("status") == "True" for c in conditions)
+
+    await until(accepted, "the GatewayClass to be accepted once the GatewayConfig is fixed")
+    await until_ready(admin)
+    assert pod_of(await get(port, "/a")) == "a-1-2"
+    setting = (await gateway_config(admin))["settings"]["mirror.maxQueuePerBackend"]
+    assert (setting["value"], setting["source"]) == (0, "GatewayConfig mirrorgate-system/cfg")
+    assert await gw.stop() == 0

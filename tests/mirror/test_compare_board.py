@@ -1,0 +1,241 @@
+"""Comparisons through a real ``Dispatcher`` and real mirror backends; the primary's side is fed
+by hand (as the exchange's relay would feed it): every comparison ends exactly once, failures
+are never mismatches, the pending cap skips instead of holding memory, records are bounded."""
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import pytest
+
+from mirrorgate.ir.table import Mirror, MirrorCompare
+from mirrorgate.mirror import Dispatcher
+from mirrorgate.mirror.board import LATENCY_BOUNDS_MS, LatencyHistogram
+from mirrorgate.mirror.capture import PrimaryCapture
+from tests.support.backends import Backend, Mode
+from tests.support.waiting import until
+
+from .compare_support import response, scripted
+from .conftest import MakeDispatcher, StartBackend, make_mirror, refused_endpoint, request_headers
+
+
+@dataclass
+class Head:
+    """What the exchange hands the capture: a response head as received."""
+
+    status: int
+    raw: bytes
+
+
+def compared(mirror: Mirror, settings: MirrorCompare | None = None) -> Mirror:
+    return msgspec.structs.replace(mirror, compare=settings or MirrorCompare())
+
+
+def submit(d: Dispatcher, mirror: Mirror, target: bytes = b"/x") -> PrimaryCapture | None:
+    headers = request_headers()
+    _, capture = d.submit_compared((mirror,), b"GET", target, headers, False, (b"GET", target, headers, b"rid-1"))
+    return capture
+
+
+def relay(
+    capture: PrimaryCapture, status: int, headers: list[tuple[str, str]], body: bytes, *, complete: bool = True
+) -> None:
+    raw = response(status, headers, body)
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    capture.head(Head(status, head + b"\r\n\r\n"))  # type: ignore[arg-type]
+    for i in range(0, len(rest), 7):  # in several chunks
+        capture.body(rest[i : i + 7])
+    if complete:
+        capture.complete()
+    capture.end()
+
+
+def ok_reply(target: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+    """What ``Mode.OK`` backends answer (``tests/support/backends.py``)."""
+    return 200, [("content-type", "text/plain")], b"ok:" + target
+
+
+def counts(d: Dispatcher, mirror: Mirror) -> Any:
+    return d.board.stats[mirror.name].counts
+
+
+async def settled(d: Dispatcher, mirror: Mirror, n: int) -> Any:
+    def ended() -> int:
+        st = d.board.stats.get(mirror.name)
+        if st is None:
+            return 0
+        c = st.counts
+        return c.compared + c.primary_failed + sum(c.mirror_failed.values())
+
+    await until(lambda: ended() >= n and d.board.pending == 0, f"{n} comparisons ended")
+    return counts(d, mirror)
+
+
+async def test_a_matching_mirror_is_counted_matched(
+    start_backend: StartBackend, make_dispatcher: MakeDispatcher
+) -> None:
+    b = await start_backend()
+    d = make_dispatcher()
+    m = compared(make_mirror(b.endpoint))
+    for i in range(3):
+        capture = submit(d, m, b"/m%d" % i)
+        assert capture is not None
+        relay(capture, *ok_reply(b"/m%d" % i))
+    c = await settled(d, m, 3)
+    assert (c.compared, c.matched, c.mismatches) == (3, 3, {"status": 0, "header": 0, "body": 0})
+    assert sum(c.primary_latency) == sum(c.mirror_latency) == 3
+
+
+async def test_only_compared_mirrors_capture(start_backend: StartBackend, make_dispatcher: MakeDispatcher) -> None:
+    b = await start_backend(delay=0.2)
+    d = make_dispatcher()
+    plain, cmp = make_mirror(b.endpoint, k=0), compared(make_mirror(b.endpoint, k=1))
+    headers = request_headers()
+    _, capture = d.submit_compared((plain, cmp), b"GET", b"/x", headers, False, (b"GET", b"/x", headers, b"rid-1"))
+    assert capture is not None
+    assert sorted(type(s).__name__ for s in d.tasks) == ["CompareShadow", "Shadow"]
+    assert [c.mirror.name for c in capture.comparisons] == [cmp.name]
+    d.submit((plain,), b"GET", b"/y", headers, False)  # the plain hook never compares
+    assert d.board.pending == 1
+    relay(capture, *ok_reply(b"/x"))
+    c = await settled(d, cmp, 1)
+    assert (c.compared, c.matched) == (1, 1)
+    assert set(d.board.stats) == {cmp.name}
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason"), [(Mode.RESET, "reset"), (Mode.BLACKHOLE, "timeout"), (None, "connect_error")]
+)
+async def test_a_failed_mirror_is_never_a_mismatch(
+    start_backend: StartBackend, make_dispatcher: MakeDispatcher, mode: Mode | None, reason: str
+) -> None:
+    endpoint = refused_endpoint() if mode is None else (await start_backend(mode)).endpoint
+    d = make_dispatcher(timeout=0.3, breaker_failures=0)
+    m = compared(make_mirror(endpoint))
+    capture = submit(d, m)
+    assert capture is not None
+    relay(capture, *ok_reply(b"/x"))
+    c = await settled(d, m, 1)
+    assert c.mirror_failed == {reason: 1}
+    assert c.compared == 0
+    assert d.board.stats[m.name].ring.maxlen == 20
+    assert not d.board.stats[m.name].ring
+
+
+async def test_a_failed_primary_is_never_a_mismatch(
+    start_backend: StartBackend, make_dispatcher: MakeDispatcher
+) -> None:
+    b = await start_backend()
+    d = make_dispatcher()
+    m = compared(make_mirror(b.endpoint))
+    capture = submit(d, m)
+    assert capture is not None
+    relay(capture, *ok_reply(b"/x"), complete=False)  # the upstream failed mid-body, or the client left
+    c = await settled(d, m, 1)
+    assert (c.primary_failed, c.compared) == (1, 0)
+    await until(lambda: d.stats().completed.get("2xx") == 1)  # the mirror itself still completed
+
+
+async def test_the_pending_cap_skips_comparisons_but_still_mirrors(
+    start_backend: StartBackend, make_dispatcher: MakeDispatcher
+) -> None:
+    b = await start_backend()
+    d = make_dispatcher()
+    d.board.max_pending = 2
+    m = compared(make_mirror(b.endpoint))
+    captures = [submit(d, m, b"/c%d" % i) for i in range(5)]
+    assert [c is not None for c in captures] == [True, True, False, False, False]
+    assert d.board.pending == 2
+    assert counts(d, m).skipped == 3
+    await until(lambda: d.stats().completed.get("2xx") == 5)  # all five were mirrored
+    for i, capture in enumerate(captures[:2]):
+        assert capture is not None
+        relay(capture, *ok_reply(b"/c%d" % i))
+    c = await settled(d, m, 2)
+    assert (c.compared, c.matched, c.skipped) == (2, 2, 3)
+    assert submit(d, m) is not None  # room again
+
+
+async def test_the_pending_byte_budget_skips_comparisons(
+    start_backend: StartBackend, make_dispatcher: MakeDispatcher
+) -> None:
+    b = await start_backend()
+    d = make_dispatcher()
+    d.board.max_pending_bytes = 2 * 2 * 1000  # two comparisons of two 1000-byte bodies
+    m = compared(make_mirror(b.endpoint), MirrorCompare(max_body_bytes=1000))
+    captures = [submit(d, m, b"/b%d" % i) for i in range(3)]
+    assert [c is not None for c in captures] == [True, True, False]
+    assert d.board.reserved == 4000
+    assert counts(d, m).skipped == 1
+    for i, capture in enumerate(captures[:2]):
+        assert capture is not None
+        relay(capture, *ok_reply(b"/b%d" % i))
+    await settled(d, m, 2)
+    assert d.board.reserved == 0
+    assert submit(d, m) is not None
+
+
+async def test_long_bodies_are_compared_by_their_whole_digest(make_dispatcher: MakeDispatcher) -> None:
+    body = bytes(range(255, -1, -1)) * 8  # 2 KiB, not UTF-8
+    b = await Backend.scripted(
+        scripted(lambda target: (200, [("content-type", "application/octet-stream")], body))
+    ).start()
+    try:
+        d = make_dispatcher()
+        m = compared(make_mirror(b.endpoint), MirrorCompare(max_body_bytes=100, keep_mismatches=2))
+        same = submit(d, m, b"/same")
+        assert same is not None
+        relay(same, 200, [("content-type", "application/octet-stream")], body)
+        differs = submit(d, m, b"/differs")
+        assert differs is not None
+        relay(differs, 200, [("content-type", "application/octet-stream")], body[:-1] + b"!")  # the last byte
+        c = await settled(d, m, 2)
+        assert (c.compared, c.matched, c.mismatches["body"]) == (2, 1, 1)
+        ((_, record),) = d.board.stats[m.name].ring
+        (diff,) = record["differences"]
+        assert diff["detail"] == "bytes"
+        assert diff["primary"]["length"] == diff["mirror"]["length"] == len(body)
+        assert diff["primary"]["digest"] != diff["mirror"]["digest"]
+        for side in ("primary", "mirror"):
+            assert record[side]["bodyTruncated"] is True
+            assert record[side]["bodyEncoding"] == "base64"
+            assert base64.b64decode(record[side]["body"]) == body[:100]
+    finally:
+        await b.close()
+
+
+async def test_the_ring_keeps_the_latest_mismatches(
+    start_backend: StartBackend, make_dispatcher: MakeDispatcher
+) -> None:
+    b = await start_backend(status=503)
+    d = make_dispatcher()
+    m = compared(make_mirror(b.endpoint), MirrorCompare(keep_mismatches=3))
+    for i in range(5):
+        capture = submit(d, m, b"/r%d" % i)
+        assert capture is not None
+        relay(capture, *ok_reply(b"/r%d" % i))
+        await settled(d, m, i + 1)
+    ring = d.board.stats[m.name].ring
+    assert [r["request"]["target"] for _, r in ring] == ["/r2", "/r3", "/r4"]
+    assert [json.dumps(r["differences"][0]) for _, r in ring] == [
+        json.dumps({"kind": "status", "primary": 200, "mirror": 503, "detail": "class"})
+    ] * 3
+    views = d.views()
+    assert [r["request"]["target"] for r in views.diffs(m.name)] == ["/r4", "/r3", "/r2"]  # newest first
+    assert d.board.stats[m.name].records_since(4) == [ring[-1][1]]
+
+
+def test_latency_percentiles_from_fixed_buckets() -> None:
+    h = LatencyHistogram()
+    assert h.percentile(0.5) is None
+    for ms in range(1, 101):  # 1 .. 100 ms
+        h.add(ms / 1000)
+    p50, p99 = h.percentile(0.5), h.percentile(0.99)
+    assert p50 is not None
+    assert p99 is not None
+    assert 50 / 1.2 <= p50 <= 50 * 1.2
+    assert 99 / 1.2 <= p99 <= 99 * 1.2
+    h.add(10_000.0)  # beyond the last bound
+    assert h.percentile(1.0) == LATENCY_BOUNDS_MS[-1]
