@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 
 from mirrorgate.echo import EchoConfig, start_echo
-from mirrorgate.ir.table import HeaderModifier, MirrorHost, RoutingTable, SampleBy
+from mirrorgate.ir.table import HeaderModifier, MirrorCompare, MirrorHost, RoutingTable, SampleBy
 from mirrorgate.mirror import MirrorConfig, MirrorStats
+from mirrorgate.serve.gwsettings import Settings
 from mirrorgate.serve.plane import DataPlane
 from tests.support.backends import Backend, Mode
 from tests.support.client import Conn, encode_request, request, roundtrip
@@ -388,6 +389,49 @@ async def test_a_backend_level_policy_mirror(tmp_path: Path, start_backend: Star
         (seen,) = shadow.seen
         assert (seen.target, seen.values("host"), seen.values("x-shadow")) == ("/k", [b"v2.internal"], [b"1"])
         assert gateway.mirror.stats().mirrors[mirror.name].sampled_out == 1
+    finally:
+        await gateway.shutdown(1.0)
+        await primary.close()
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("fresh", [False, True], ids=["reconfigure", "reset"])
+@pytest.mark.parametrize("compare", [False, True], ids=["plain", "compared"])
+async def test_a_gateway_wide_timeout_change_leaves_a_policy_timeout_alone(
+    tmp_path: Path, start_backend: StartBackend, path: str, fresh: bool, compare: bool
+) -> None:
+    """GatewayConfig settings applied at a reload (``reconfigure``) or before anything was served
+    (``reset``): the gateway's new mirror timeout (0.1 s) cuts the mirror without a policy, the
+    policy's own (10 s) lets its mirror complete, compared or not."""
+    primary = await start_echo(EchoConfig(port=0, bind="127.0.0.1", name="primary-7d9f8c-x2x4q"), log=io.StringIO())
+    patient, glob = await start_backend(Mode.OK, delay=0.6), await start_backend(Mode.OK, delay=0.6)
+    ports = {"primary": primary.port, "patient": patient.port, "global": glob.port}
+    table = load(tmp_path, rules("patient", "global"), ports)
+    fields: dict[str, Any] = {"timeout_ms": 10_000}
+    if compare:
+        fields["compare"] = MirrorCompare()
+    table = with_policy(table, "patient", **fields)
+    gateway = DataPlane(table, port_overrides={80: 0}, rng=Random(1), mirror_config=MirrorConfig(timeout=10.0))
+    settings = Settings(mirror=MirrorConfig(timeout=0.1))
+    if fresh:
+        gateway.reconfigure(settings, fresh=True)
+    await gateway.start()
+    if not fresh:
+        gateway.reconfigure(settings)
+    env = Env(gateway, {"patient": patient, "global": glob})
+    try:
+        # without a body (the deadline is set at admission) and with one (set when it has ended)
+        assert (await request(env.port, "GET", f"{path}/slow", host="a.com")).status == 200
+        assert (await request(env.port, "POST", f"{path}/slow", host="a.com", body=b"b" * 1000)).status == 200
+        assert (await env.settled("patient", path, 2)).completed == {"2xx": 2}
+        assert (await env.settled("global", path, 2)).dropped == {"timeout": 2}
+        board = gateway.mirror.board
+        if compare:  # the echo primary and the mirror answer differently: compared, a mismatch
+            name = f"httproute/infra/mirrored/rule/{PATHS.index(path)}/mirror/0"
+            await until(lambda: name in board.stats and board.stats[name].counts.compared == 2, "the comparisons")
+            assert board.stats[name].counts.mirror_failed == {}
+        else:
+            assert board.stats == {}
     finally:
         await gateway.shutdown(1.0)
         await primary.close()
