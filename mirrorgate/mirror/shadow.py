@@ -21,7 +21,9 @@ Rules:
 6. Only the owner (the dispatcher) decides outcomes; a Shadow reports through ``owner``.
 7. A mirror with its own ``timeout`` or lag budget (a MirrorPolicy's ``timeout`` and
    ``maxBodyLag``) is a ``PolicyShadow``: the same, with the two limits of its own in place of the
-   gateway's (``max_buffered_bytes`` still counts it). A plain ``Shadow`` reads neither.
+   gateway's (``max_buffered_bytes`` still counts it). A plain ``Shadow`` reads neither. A
+   compared mirror (``capture.CompareShadow``) is always one: its policy's limits, or the
+   gateway's as of its admission.
 """
 
 import asyncio
@@ -79,7 +81,7 @@ class Shadow:
         "status",
         "task",
     )
-    compared: ClassVar[bool] = False  # a ``capture.CompareShadow`` (the dispatcher's rule 10)
+    compared: ClassVar[bool] = False  # a ``capture.CompareShadow`` (the dispatcher's rule 11)
 
     def __init__(
         self,
