@@ -362,7 +362,7 @@ def gauge(metrics_text: str, name: str) -> float:
 async def metrics(admin_port: int, path: str = "/metrics") -> str:
     """The body of ``GET path`` on the admin server (one request per connection)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", admin_port)
-    writer.write(b"GET %s HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n" % path.encode())
+    writer.write(b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" % path.encode())
     data = await reader.read()
     writer.close()
     return data.decode(errors="replace").split("\r\n\r\n", 1)[-1]

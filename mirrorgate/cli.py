@@ -7,16 +7,17 @@ serving), 2 usage error (argparse).
 Rules:
 1. Every flag value is checked when the arguments are parsed (``type=`` functions): ports are
    0..65535, addresses are IPv4/IPv6 literals, ``--grace`` is finite and >= 0, ``--access-log``
-   can be opened for appending. A bad value is one argparse line naming it, exit 2.
+   and ``--mirror-access-log`` can be opened for appending. A bad value is one argparse line
+   naming it, exit 2.
 2. No traceback reaches the user: library failures are one line and exit 1; a SIGINT before the
    gateway handles signals is ``interrupted`` and exit 1.
 3. ``validate`` prints errors on stdout (exit 1) and warnings on stderr (``warning: ...``, exit
    stays 0): every problem the statuses know about, and that nothing would be served when no
    listener is ours (``serve/report.py``).
-4. A gateway-wide setting (``--grace``, ``--access-log``, ``--limit``, ...) given on the command
-   line wins over the GatewayConfig's: its default is None ("not given"), and ``RunConfig.flags``
-   names the settings given (``serve/gwsettings.py``). ``status`` takes the same setting flags and
-   shows the settings with the source of each.
+4. A gateway-wide setting (``--grace``, ``--access-log``, ``--mirror-access-log``, ``--limit``,
+   ...) given on the command line wins over the GatewayConfig's: its default is None ("not
+   given"), and ``RunConfig.flags`` names the settings given (``serve/gwsettings.py``).
+   ``status`` takes the same setting flags and shows the settings with the source of each.
 """
 
 import argparse
@@ -72,14 +73,6 @@ def _parser() -> argparse.ArgumentParser:
         "--bind", type=ip_literal, default="0.0.0.0", help="address listeners bind when a Gateway has none"
     )
     _add_settings(run)
-    run.add_argument(
-        "--mirror-access-log",
-        type=access_log,
-        default="off",
-        metavar="PATH|-|off",
-        help="where mirror access-log lines go (one per sampled mirror, completed or dropped): "
-        "- (stdout), a file path, or off (the default); --access-log-json applies to it too",
-    )
     run.add_argument(
         "--admin",
         type=admin_address,
@@ -170,6 +163,14 @@ def _add_settings(p: argparse.ArgumentParser, *, opens: bool = True) -> None:
         help="where access-log lines go: - (stdout, the default), a file path, or off",
     )
     g.add_argument(
+        "--mirror-access-log",
+        type=access_log if opens else access_log_name,
+        default=None,
+        metavar="PATH|-|off",
+        help="where mirror access-log lines go (one per sampled mirror, completed or dropped): "
+        "- (stdout), a file path, or off (the default); --access-log-json applies to it too",
+    )
+    g.add_argument(
         "--no-shadow-host-suffix",
         action="store_true",
         default=None,
@@ -215,7 +216,11 @@ def _settings_flags(args: argparse.Namespace) -> "tuple[Settings, frozenset[str]
     if args.no_shadow_host_suffix:
         given.add("mirror.shadow_host_suffix")
         mirror_overrides["shadow_host_suffix"] = False
-    for name, value in (("access_log.destination", args.access_log), ("access_log.format", args.access_log_json)):
+    for name, value in (
+        ("access_log.destination", args.access_log),
+        ("access_log.format", args.access_log_json),
+        ("mirror_access_log.destination", args.mirror_access_log),
+    ):
         if value is not None:
             given.add(name)
     if args.grace is not None:
@@ -226,6 +231,7 @@ def _settings_flags(args: argparse.Namespace) -> "tuple[Settings, frozenset[str]
         limits=Limits(**overrides),
         access_log=args.access_log if args.access_log is not None else "-",
         access_log_json=bool(args.access_log_json),
+        mirror_access_log=args.mirror_access_log if args.mirror_access_log is not None else "off",
         grace=args.grace if args.grace is not None else 10.0,
     )
     return settings, names
@@ -392,7 +398,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     settings, flags = flagged
     # with workers, each worker writes its own access logs; the supervisor serves no request
-    access_log, mirror_log = (settings.access_log, args.mirror_access_log) if args.workers == 1 else ("off", "off")
+    access_log, mirror_log = (settings.access_log, settings.mirror_access_log) if args.workers == 1 else ("off", "off")
     setup_logging(access_log, log_format=args.log_format, level=args.log_level, mirror_access_log=mirror_log)
     admin = None if args.admin == "off" else parse_host_port(args.admin)
     config = RunConfig(
@@ -401,7 +407,7 @@ def _run(args: argparse.Namespace) -> int:
         grace=settings.grace,
         access_log_json=settings.access_log_json,
         access_log=settings.access_log,
-        mirror_access_log=args.mirror_access_log,
+        mirror_access_log=settings.mirror_access_log,
         log_format=args.log_format,
         log_level=args.log_level,
         admin=admin,

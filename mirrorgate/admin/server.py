@@ -22,9 +22,15 @@ Every answer carries ``X-Content-Type-Options: nosniff`` and a Content-Security-
 page load scripts, styles and data from this server only (no inline script or style, no frames,
 no forms), so the dashboard renders untrusted data (names, headers, bodies) as text and nothing
 it shows can load or run anything else.
+On a loopback address (the default) it answers only requests whose Host is ``localhost`` or an
+IP address (a request without Host too), else 403: a web page whose DNS name an attacker rebinds
+to 127.0.0.1 sends its own name as Host, so it cannot read the admin server through the victim's
+browser (DNS rebinding). Bound to another address on purpose (``--admin 0.0.0.0:9901`` for a
+Prometheus in the cluster), any Host is answered.
 """
 
 import asyncio
+import ipaddress
 import logging
 from collections.abc import Callable
 from functools import cache
@@ -130,6 +136,7 @@ class AdminApp:
 
 _REASONS = {
     200: b"OK",
+    403: b"Forbidden",
     400: b"Bad Request",
     404: b"Not Found",
     405: b"Method Not Allowed",
@@ -146,20 +153,56 @@ _SECURITY_HEADERS = (
 
 
 class _Request:
-    __slots__ = ("done", "path")
+    __slots__ = ("done", "host", "path")
 
     def __init__(self) -> None:
         self.path = b""
         self.done = False
+        self.host: bytes | None = None  # the first Host field's value
 
     def on_url(self, url: bytes) -> None:
         self.path += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() == b"host" and self.host is None:
+            self.host = value.strip()
 
     def on_headers_complete(self) -> None:
         self.done = True
 
 
-async def _serve_one(app: AdminApp, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+def is_loopback(address: str) -> bool:
+    """``address`` (what the admin server binds) is a loopback address or ``localhost``."""
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def local_host(host: bytes | None) -> bool:
+    """The Host of a request to a loopback admin server: none, ``localhost`` or an IP address,
+    with an optional port (the DNS rebinding rule of the module's docstring)."""
+    if host is None:
+        return True
+    name = host
+    if name.startswith(b"["):
+        name = name[1 : name.find(b"]")] if b"]" in name else b""
+    elif name.count(b":") == 1:
+        name = name.split(b":", 1)[0]
+    if name.lower() == b"localhost":
+        return True
+    try:
+        ipaddress.ip_address(name.decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return True
+
+
+async def _serve_one(
+    app: AdminApp, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, loopback: bool = False
+) -> None:
     req = _Request()
     parser = httptools.HttpRequestParser(req)
     status, ctype, body, method = 400, b"text/plain", b"bad request\n", b"GET"
@@ -177,7 +220,10 @@ async def _serve_one(app: AdminApp, reader: asyncio.StreamReader, writer: asynci
                 parser.feed_data(data)
         if req.done:
             method = parser.get_method()
-            status, ctype, body = app.handle(method, req.path)
+            if loopback and not local_host(req.host):
+                status, body = 403, b"forbidden: this admin server answers Host localhost or an IP address\n"
+            else:
+                status, ctype, body = app.handle(method, req.path)
     except httptools.HttpParserError:
         pass  # answered 400 below
     except TimeoutError:
@@ -202,9 +248,11 @@ async def _serve_one(app: AdminApp, reader: asyncio.StreamReader, writer: asynci
 async def start_admin(app: AdminApp, host: str, port: int) -> asyncio.Server:
     """Listen on ``host:port`` (port 0 = ephemeral) and serve ``app``."""
 
+    loopback = is_loopback(host)
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            await _serve_one(app, reader, writer)
+            await _serve_one(app, reader, writer, loopback)
         except Exception:  # a bug in a handler must not kill the admin server; logged with traceback
             log.exception("admin request failed")
             writer.close()

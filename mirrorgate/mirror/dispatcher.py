@@ -53,10 +53,10 @@ Rules:
    at admission (``admission.py`` rule 4); ``_start_with`` hands it each started mirror with its
    primary (``track``). Off, it costs a started mirror two ``None`` checks and nothing else.
 10. ``reconfigure`` (a reload, ``serve/gwsettings.py``) swaps the config: the cap, queue length,
-    timeout, body-lag budgets and Host rule apply to mirrors admitted from then on; the pool and
-    the breakers keep the settings they were made with (a change to those waits for a restart),
-    except through ``reset``, before the process ever bound a listener (the Kubernetes source's
-    first configuration), which makes them anew.
+    timeout, body-lag budgets and Host rule apply to mirrors admitted from then on; the pool,
+    the breakers and the mirror access log keep what they were made with (a change to those
+    waits for a restart), except through ``reset``, before the process ever bound a listener
+    (the Kubernetes source's first configuration), which makes them anew.
 11. Comparing (``comparing.py``, ``board.py``, ``capture.py``): ``start_compared``/
     ``submit_compared`` are the ``start``/``submit`` of a request whose admitted mirrors include
     one with ``compare`` (the data plane branches once, on the flag its matcher precomputed for
@@ -172,15 +172,20 @@ class Dispatcher(Comparing):
         self.registry.register(CompareCollector(self.board))
 
     def reconfigure(self, config: MirrorConfig) -> None:
-        """Rule 10: ``config`` for the mirrors admitted from now on."""
+        """Rule 10: ``config`` for the mirrors admitted from now on (the access log's lines of
+        refused mirrors show the Host rule that would have applied)."""
         self.config = config
         self._cap = config.max_concurrent_per_backend
         self._max_queue = config.max_queue_per_backend
         self._timeout = config.timeout
+        if self.access_log is not None:
+            self.access_log.shadow_suffix = config.shadow_host_suffix
 
-    def reset(self, config: MirrorConfig, head_limits: tuple[int, int]) -> None:
+    def reset(self, config: MirrorConfig, head_limits: tuple[int, int], access_log: MirrorLog | None) -> None:
         """Rule 10, before any mirror was sent (no listener was ever bound): ``config`` whole, the
-        pool and the breakers included."""
+        pool, the breakers and the mirror access log (rule 9) included."""
+        self.access_log = access_log
+        self._debug = self._watching()
         self.reconfigure(config)
         self.pool.close()
         self.pool = mirror_pool(config, head_limits)

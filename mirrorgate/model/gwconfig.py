@@ -63,7 +63,7 @@ class AccessLogSettings(Spec, frozen=True, kw_only=True):
 
 
 class MirrorAccessLogSettings(Spec, frozen=True, kw_only=True):
-    destination: str | None = None
+    destination: str | None = None  # "-" (stdout), "off" or a file path
 
 
 class ShutdownSettings(Spec, frozen=True, kw_only=True):
@@ -151,7 +151,7 @@ FIELDS: tuple[Field, ...] = (
     _limit("max_response_headers", "int", 1),
     Field(section="access_log", attr="destination", type="string", flag="--access-log"),
     Field(section="access_log", attr="format", type="format", flag="--access-log-json"),
-    Field(section="mirror_access_log", attr="destination", type="string"),
+    Field(section="mirror_access_log", attr="destination", type="string", flag="--mirror-access-log"),
     Field(section="shutdown", attr="grace", type="duration", minimum=0, flag="--grace"),
 )
 

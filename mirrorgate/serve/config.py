@@ -117,6 +117,7 @@ def base_settings(config: RunConfig) -> Settings:
         limits=config.limits,
         access_log=config.access_log,
         access_log_json=config.access_log_json,
+        mirror_access_log=config.mirror_access_log,
         grace=config.grace,
     )
 

@@ -13,8 +13,8 @@ Rules:
    ``parse_limit``, ``settings.parse_setting``), after durations become seconds and quantities
    bytes, so a value means the same and is checked the same way from YAML and from a flag; a
    value they refuse is a ``ConfigInvalid`` line naming the object, the field and the value.
-3. Reload: every field applies at reload except those in ``RESTART`` (the access-log file is
-   opened once per process; connection pools and circuit breakers keep the settings they were
+3. Reload: every field applies at reload except those in ``RESTART`` (the access-log and mirror
+   access-log files are opened once per process; connection pools and circuit breakers keep the settings they were
    made with; ``handshakeTimeout`` is fixed when a listening socket is made). A reload that
    changes one of those keeps the old value serving, logs a warning naming the field, the
    served and the wanted value, and lists it under ``pendingRestart`` until the values agree
@@ -24,8 +24,10 @@ Rules:
 4. Process-level settings have flags only: listen and admin addresses, ``-f`` paths, workers,
    the Kubernetes flags, and the process log format and level (set before any configuration is
    read, so that reading it can be logged).
-5. ``mirrorAccessLog.destination`` is accepted and shown; this build has no mirror access log, so
-   a GatewayConfig setting it is logged as a warning at each load that sets it.
+5. The two log destinations are opened by the process that writes them (``serve/logs.py``
+   rule 6): at start, a file that cannot be opened is a startup error naming the field and its
+   source (``CannotOpen.line``); with ``--workers N`` each worker opens its own (the supervisor
+   writes no access log), and the supervisor checks them before it starts any (``check_files``).
 """
 
 import logging
@@ -38,6 +40,7 @@ from mirrorgate.gocompat import parse_duration_ns
 from mirrorgate.mirror.config import MirrorConfig, parse_mirror_limit
 from mirrorgate.model.gwconfig import FIELDS, Field, GatewayConfig, value_of
 from mirrorgate.providers.admission.gwconfig import bytes_value
+from mirrorgate.serve.logs import ACCESS, MIRROR, CannotOpen
 
 log = logging.getLogger("mirrorgate")
 
@@ -46,6 +49,7 @@ FLAG = "flag"
 RESTART = frozenset(
     {
         "accessLog.destination",
+        "mirrorAccessLog.destination",
         "mirror.connectTimeout",
         "mirror.idleTimeout",
         "mirror.maxIdlePerEndpoint",
@@ -56,7 +60,6 @@ RESTART = frozenset(
         "limits.maxResponseHeaders",
     }
 )
-UNSUPPORTED = frozenset({"mirrorAccessLog.destination"})  # rule 5
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -66,7 +69,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     limits: Limits = msgspec.field(default_factory=Limits)
     access_log: str = "-"  # "-" stdout, "off" or a file path
     access_log_json: bool = False
-    mirror_access_log: str = "off"  # rule 5
+    mirror_access_log: str = "off"  # "-" stdout, "off" or a file path
     grace: float = 10.0
 
 
@@ -161,6 +164,25 @@ def _take(field: Field, value: object, mirror: dict[str, Any], limits: dict[str,
     parse(text, mirror if field.section == "mirror" else limits)
 
 
+def log_destinations(settings: Settings, than: Settings | None = None) -> dict[str, str]:
+    """The access log's and the mirror access log's destinations (``serve/logs.py``'s ``switch_logs``
+    takes them): only those that differ from ``than``'s when given."""
+    out = {ACCESS: settings.access_log, MIRROR: settings.mirror_access_log}
+    if than is not None:
+        old = log_destinations(than)
+        out = {name: dest for name, dest in out.items() if dest != old[name]}
+    return out
+
+
+def cannot_open(wanted: Effective, exc: CannotOpen) -> str:
+    """Rule 5: the error line of a log file that cannot be opened, naming where its value came
+    from: ``GatewayConfig ns/cfg: mirrorAccessLog.destination: cannot open '/x' for appending: ...``."""
+    source = wanted.sources.get(exc.field, DEFAULT)
+    if source == FLAG:
+        source = next(f.flag for f in FIELDS if f.name == exc.field)
+    return exc.line("" if source == DEFAULT else source)
+
+
 def changed(old: Settings, new: Settings) -> list[str]:
     """The fields whose value differs (``Field.name``), for the log line of a reload."""
     return [f.name for f in FIELDS if current(old, f) != current(new, f)]
@@ -180,7 +202,6 @@ class SettingsState:
         self.wanted = start
         self.served = start.settings
         self._warned: dict[str, object] = {}
-        _warn_unsupported(start)
 
     def update(self, wanted: Effective, *, fresh: bool = False) -> Settings:
         """Record ``wanted``; returns the settings to serve now: ``wanted`` except the ``RESTART``
@@ -190,7 +211,6 @@ class SettingsState:
         if fresh:
             self.served = wanted.settings
             self._warned = {}
-            _warn_unsupported(wanted)
             return self.served
         served = self.served
         mirror: dict[str, Any] = {}
@@ -205,7 +225,7 @@ class SettingsState:
             limits=msgspec.structs.replace(served.limits, **limits),
             access_log=served.access_log,
             access_log_json=wanted.settings.access_log_json,
-            mirror_access_log=wanted.settings.mirror_access_log,
+            mirror_access_log=served.mirror_access_log,
             grace=wanted.settings.grace,
         )
         for item in self.pending():
@@ -219,7 +239,6 @@ class SettingsState:
                     item["served"],
                 )
         self._warned = {item["field"]: item["wanted"] for item in self.pending()}
-        _warn_unsupported(wanted)
         return self.served
 
     def pending(self) -> list[dict[str, Any]]:
@@ -243,14 +262,14 @@ def view(
     wanted: Effective, served: Settings | None = None, pending: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
     """Every field with its value (the one served), its source, its flag and whether a reload
-    applies it (``not applied``: rule 5); ``pendingRestart`` lists the changes that wait for a restart."""
+    applies it (``applies`` or ``restart``); ``pendingRestart`` lists the changes that wait for a restart."""
     served = served if served is not None else wanted.settings
     fields = {
         f.name: {
             "value": current(served, f),
             "source": wanted.sources.get(f.name, DEFAULT),
             "flag": f.flag or None,
-            "reload": "restart" if f.name in RESTART else "not applied" if f.name in UNSUPPORTED else "applies",
+            "reload": "restart" if f.name in RESTART else "applies",
         }
         for f in FIELDS
     }
@@ -260,12 +279,3 @@ def view(
         "settings": fields,
         "pendingRestart": pending or [],
     }
-
-
-def _warn_unsupported(wanted: Effective) -> None:
-    if wanted.sources.get("mirrorAccessLog.destination", DEFAULT).startswith("GatewayConfig"):
-        log.warning(
-            "%s: mirrorAccessLog.destination is set to %r, but this build has no mirror access log: not applied",
-            wanted.sources["mirrorAccessLog.destination"],
-            wanted.settings.mirror_access_log,
-        )

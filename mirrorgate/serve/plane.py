@@ -18,8 +18,9 @@ Rules:
    applied table frees the mismatch rings of mirrors it no longer compares (``mirror/board.py``).
 5. A reload hands the buffered access-log lines to their writer; shutdown waits for them to be
    written, at most ``ACCESS_LOG_DRAIN`` seconds. The mirror access log, when the process
-   installed one (``accesslog.install_mirror``), is handed to the dispatcher here and flushed and
-   drained with the access log.
+   installed one (``accesslog.install_mirror``), is handed to the dispatcher when the plane is
+   made (and again by ``reconfigure`` with ``fresh``, the sink then re-read) and flushed and
+   drained with the access log; ``reconfigure`` gives it the access-log format and Host rule.
 6. A server whose listeners carry ``tls`` is bound with one ``TlsPort`` (``tls/server.py``): its
    front context never changes, so new certificates on an unchanged (address, port) are a
    ``TlsPort.reload`` (new connections get them, open ones keep theirs), never a re-bind. Every
@@ -89,16 +90,12 @@ class DataPlane:
         self.port_overrides = dict(port_overrides or {})
         self.reuse_port = reuse_port
         self.registry = registry if registry is not None else CollectorRegistry()
-        mirror_sink = accesslog.mirror_sink()
-        shadow_suffix = mirror_config is None or mirror_config.shadow_host_suffix
         self.mirror = Dispatcher(
             mirror_config,
             registry=self.registry,
             rng=rng,
             head_limits=(limits.max_response_head_bytes, limits.max_response_headers),
-            access_log=None
-            if mirror_sink is None
-            else MirrorLog(mirror_sink, json=access_log_json, shadow_suffix=shadow_suffix),
+            access_log=_mirror_log(access_log_json, mirror_config or MirrorConfig()),
         )
         self.state = GatewayState(
             compile(table),
@@ -133,10 +130,12 @@ class DataPlane:
                 self.state.pool = Pool(
                     PoolConfig(max_response_head_bytes=head_limits[0], max_response_headers=head_limits[1])
                 )
-            self.mirror.reset(settings.mirror, head_limits)
+            self.mirror.reset(settings.mirror, head_limits, _mirror_log(settings.access_log_json, settings.mirror))
             self.limits = settings.limits
         self.state.limits = settings.limits
         self.state.access_log_json = settings.access_log_json
+        if self.mirror.access_log is not None:
+            self.mirror.access_log.json = settings.access_log_json  # ``--access-log-json`` switches both
         if settings.mirror != self.mirror.config:
             self.mirror.reconfigure(settings.mirror)
 
@@ -283,6 +282,12 @@ class DataPlane:
             await srv.wait_closed()
         if accesslog.buffered():
             await asyncio.to_thread(accesslog.drain, ACCESS_LOG_DRAIN)
+
+
+def _mirror_log(json: bool, config: MirrorConfig) -> MirrorLog | None:
+    """The mirror access log on the process's sink (rule 5); None when the process has none."""
+    sink = accesslog.mirror_sink()
+    return None if sink is None else MirrorLog(sink, json=json, shadow_suffix=config.shadow_host_suffix)
 
 
 class _DataPlaneCollector(Collector):

@@ -14,6 +14,11 @@ Rules:
 5. Gateway-wide settings: the flags with the GatewayConfig in effect (``serve/gwsettings.py``),
    computed at start (a value refused is a startup error) and at each reload (a failed reload);
    a reload applies what may change at reload (``DataPlane.reconfigure``) and logs the rest.
+6. The access log and the mirror access log: ``cli`` sets them up from the flags (or defaults)
+   before any configuration is read; when the GatewayConfig names other destinations they are
+   switched before the ``DataPlane`` is made (it reads the mirror sink then). A file that cannot
+   be opened stops the start with one line naming the GatewayConfig and the field; on the reload
+   that first serves (nothing served before) it fails that reload, changing nothing.
 """
 
 import asyncio
@@ -29,9 +34,9 @@ from mirrorgate.admin.server import AdminApp
 from mirrorgate.dataplane.matcher import Matcher, compile
 from mirrorgate.serve.admin import listen_admin, mirror_endpoints, register_source_metrics, status_of, why_not_ready
 from mirrorgate.serve.apply import Reloader, ReloadFailed, ReloadMetrics, announce_start, load_checked
-from mirrorgate.serve.config import ConfigInvalid, Loaded, RunConfig, StartupError
-from mirrorgate.serve.gwsettings import Effective, SettingsState, log_applied
-from mirrorgate.serve.logs import setup_access_log
+from mirrorgate.serve.config import ConfigInvalid, Loaded, RunConfig, StartupError, base_settings
+from mirrorgate.serve.gwsettings import Effective, SettingsState, cannot_open, log_applied, log_destinations
+from mirrorgate.serve.logs import CannotOpen, switch_logs
 from mirrorgate.serve.plane import DataPlane
 from mirrorgate.serve.signals import cancel_all, on_signal, until_stopped
 from mirrorgate.serve.source import ConfigSource, source_of
@@ -65,8 +70,7 @@ def plane_reloader(
         before = settings.served
         fresh = plane.fresh and built.settings != settings.wanted
         if fresh:  # nothing served yet: every setting applies, before the first listener binds
-            if built.settings.settings.access_log != before.access_log:  # first: it can fail
-                _access_log(built.settings.settings.access_log, built.settings, ReloadFailed)
+            _logs(log_destinations(built.settings.settings, before), built.settings, ReloadFailed)  # first: it can fail
             plane.reconfigure(settings.update(built.settings, fresh=True), fresh=True)
         if built.loaded.table != plane.table:
             try:
@@ -102,8 +106,9 @@ async def serve(
     loaded = load_checked(source)
     settings = SettingsState(loaded.settings(config))
     served = settings.served
-    if served.access_log != config.access_log:  # the GatewayConfig names another destination
-        _access_log(served.access_log, settings.wanted, lambda lines: StartupError("\n".join(lines)))
+    # the GatewayConfig names other log destinations than the flags (or defaults) cli set up
+    changed = log_destinations(served, base_settings(config))
+    _logs(changed, settings.wanted, lambda lines: StartupError("\n".join(lines)))
     plane = DataPlane(
         loaded.table,
         port_overrides=config.port_overrides,
@@ -135,15 +140,16 @@ async def serve(
             await admin.wait_closed()
 
 
-def _access_log(destination: str, wanted: Effective, error: Callable[[list[str]], Exception]) -> None:
-    """Access-log lines to ``destination`` from now on; ``error`` (a startup error, a failed
-    reload) names the setting and where it came from when the file cannot be opened."""
+def _logs(destinations: dict[str, str], wanted: Effective, error: Callable[[list[str]], Exception]) -> None:
+    """Access-log and mirror access-log lines to their ``destinations`` from now on (none: nothing
+    changes); ``error`` (a startup error, a failed reload) names the setting and where it came
+    from when a file cannot be opened, and then neither log changed (``serve/logs.py`` rule 6)."""
+    if not destinations:
+        return
     try:
-        setup_access_log(destination)
-    except OSError as exc:
-        source = wanted.sources.get("accessLog.destination", "")
-        line = f"{source}: accessLog.destination: cannot open {destination!r} for appending: {exc.strerror or exc}"
-        raise error([line]) from exc
+        switch_logs(destinations)
+    except CannotOpen as exc:
+        raise error([cannot_open(wanted, exc)]) from exc
 
 
 async def _start_admin(

@@ -32,8 +32,12 @@ Rules:
 7. Gateway-wide settings (``serve/gwsettings.py``) are the supervisor's to compute, like the
    table: each table frame carries the settings to serve with it, a worker applies what a reload
    may change (``DataPlane.reconfigure``), and a worker started later gets the served settings in
-   its ``RunConfig`` (its access-log destination, pools and breakers are made from them). Until a
-   table with listeners was sent, every setting applies at reload (``gwsettings`` rule 3).
+   its ``RunConfig`` (its access-log and mirror access-log destinations, pools and breakers are
+   made from them). Until a table with listeners was sent, every setting applies at reload
+   (``gwsettings`` rule 3). Each worker writes its own access log and mirror access log; the
+   supervisor writes none, but checks that their files can be opened: at start (else a
+   ``StartupError`` naming the field and its GatewayConfig) and at a reload that changes them
+   before anything was served (else a failed reload).
 8. ``/mirrors`` and ``/mirrors/<id>/diffs``: each worker sends its mirrors' counters with every
    metrics snapshot, and the mismatch records it has not sent yet (``serve/worker.py`` rule 4).
    The counters add up like rule 4's (a dead worker's stay counted, latency histograms add
@@ -47,7 +51,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import msgspec
@@ -61,7 +65,8 @@ from mirrorgate.mirror.views import MergedMirrors
 from mirrorgate.serve.admin import listen_admin, mirror_endpoints, register_source_metrics, status_of, why_not_ready
 from mirrorgate.serve.apply import Reloader, ReloadFailed, ReloadMetrics, announce_start, load_checked
 from mirrorgate.serve.config import ConfigInvalid, Loaded, RunConfig, StartupError
-from mirrorgate.serve.gwsettings import SettingsState
+from mirrorgate.serve.gwsettings import Effective, SettingsState, cannot_open, log_destinations
+from mirrorgate.serve.logs import CannotOpen, check_files
 from mirrorgate.serve.signals import cancel_all, on_signal, until_stopped
 from mirrorgate.serve.source import ConfigSource, source_of
 from mirrorgate.serve.worker import ENV_CONFIG, ENV_ID, ENV_STATUS_FD, STATUS_LINE_LIMIT, table_frame
@@ -111,6 +116,7 @@ class Supervisor:
         self.source = source if source is not None else source_of(config)
         loaded = load_checked(self.source)
         self.settings = SettingsState(loaded.settings(config))  # rule 7
+        self._check_logs(log_destinations(self.settings.served), self.settings.wanted, _startup_error)
         self.served_any = bool(loaded.table.servers)  # a table with listeners went to the workers
         self.reloader: Reloader[Loaded] = Reloader(
             loaded,
@@ -153,7 +159,10 @@ class Supervisor:
         """Send the new table and settings to every live worker (rule 1); workers not started yet get them then."""
         wanted = loaded.settings(self.config)
         if wanted != self.settings.wanted:
-            self.settings.update(wanted, fresh=not self.served_any)
+            fresh = not self.served_any
+            if fresh:  # the workers will open these files: a reload naming one they cannot, fails
+                self._check_logs(log_destinations(wanted.settings, self.settings.served), wanted, ReloadFailed)
+            self.settings.update(wanted, fresh=fresh)
         self.served_any = self.served_any or bool(loaded.table.servers)
         frame = table_frame(loaded.table, self.settings.served)
         for slot in self.slots:
@@ -165,6 +174,15 @@ class Supervisor:
                     await slot.proc.stdin.drain()
                 except ConnectionError:
                     pass  # it died; its replacement starts with the current table
+
+    @staticmethod
+    def _check_logs(destinations: dict[str, str], wanted: Effective, error: Callable[[list[str]], Exception]) -> None:
+        """Rule 7: the log files the workers will open can be opened; else ``error`` names the field
+        and where its value came from."""
+        try:
+            check_files(destinations)
+        except CannotOpen as exc:
+            raise error([cannot_open(wanted, exc)]) from exc
 
     def ready(self) -> bool:
         return self.started.is_set() and not self.stopping and any(s.bound for s in self.slots)
@@ -252,6 +270,7 @@ class Supervisor:
             kube=None,
             access_log=served.access_log,
             access_log_json=served.access_log_json,
+            mirror_access_log=served.mirror_access_log,
             mirror=served.mirror,
             limits=served.limits,
             grace=served.grace,
@@ -320,6 +339,10 @@ class Supervisor:
                 log.warning("worker %d did not stop in time: killing it", slot.index)
                 slot.proc.kill()
         await asyncio.wait(pending)
+
+
+def _startup_error(lines: list[str]) -> StartupError:
+    return StartupError("\n".join(lines))
 
 
 # --- metrics of the group (rule 4) ----------------------------------------------------------------

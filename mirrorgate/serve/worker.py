@@ -18,6 +18,11 @@ Rules:
    ``METRICS_EVERY`` seconds and once more as it stops, each followed by a ``mirrors`` line
    (``mirror/views.py``'s ``WorkerFeed``: its mirrors' counters and the mismatch records it
    has not sent yet).
+5. Each worker writes its own access log and mirror access log, to the destinations of its
+   ``RunConfig`` (the supervisor's served settings, files it checked): a file that cannot be
+   opened at start is one error line and exit 1; before it first binds (``DataPlane.fresh``) a
+   frame with other destinations switches them (``serve/logs.switch_logs``), a failure logged and
+   the old ones kept.
 """
 
 import asyncio
@@ -36,8 +41,8 @@ from mirrorgate.ir.table import RoutingTable
 from mirrorgate.mirror.views import WorkerFeed
 from mirrorgate.serve.apply import summary
 from mirrorgate.serve.config import RunConfig, StartupError
-from mirrorgate.serve.gwsettings import Settings, log_applied
-from mirrorgate.serve.logs import setup_access_log, setup_logging
+from mirrorgate.serve.gwsettings import Settings, log_applied, log_destinations
+from mirrorgate.serve.logs import CannotOpen, setup_logging, switch_logs
 from mirrorgate.serve.plane import DataPlane
 from mirrorgate.serve.signals import cancel_all, every, until_stopped
 
@@ -68,7 +73,11 @@ def worker_main() -> int:
     config = msgspec.json.decode(os.environ[ENV_CONFIG], type=RunConfig)
     index = int(os.environ[ENV_ID])
     status_fd = int(os.environ[ENV_STATUS_FD])
-    setup_logging(config.access_log, index, config.log_format, config.log_level, config.mirror_access_log)
+    try:
+        setup_logging(config.access_log, index, config.log_format, config.log_level, config.mirror_access_log)
+    except CannotOpen as exc:  # the supervisor checked the files; one went away since (rule 5)
+        log.error("cannot start: %s", exc)
+        return 1
     try:
         uvloop.run(_worker(config, status_fd))
     except StartupError as exc:
@@ -152,19 +161,21 @@ class _Worker:
             await cancel_all(helpers)
             self.send_metrics()
 
-    def _access_log(self, destination: str) -> None:
+    def _logs(self, settings: Settings) -> None:
+        """The log destinations of ``settings`` that differ from those served (rule 5)."""
         try:
-            setup_access_log(destination, int(os.environ[ENV_ID]))
-        except OSError as exc:
-            log.error("cannot open the access log %r for appending: %s", destination, exc.strerror or exc)
+            switch_logs(log_destinations(settings, self.settings), int(os.environ[ENV_ID]))
+        except CannotOpen as exc:
+            kept = log_destinations(self.settings)[exc.field]
+            log.error("%s; this worker keeps writing to %r", exc, kept)
 
     async def follow(self, plane: DataPlane) -> None:
         """Apply each table the supervisor sends; stop at EOF (the supervisor is gone)."""
         while (frame := await self.next_table()) is not None:
             if frame.settings != self.settings:
                 fresh = plane.fresh  # nothing served yet: every setting applies (``gwsettings`` rule 3)
-                if fresh and frame.settings.access_log != self.settings.access_log:
-                    self._access_log(frame.settings.access_log)
+                if fresh:  # before ``reconfigure``, which reads the mirror sink anew
+                    self._logs(frame.settings)
                 before, self.settings = self.settings, frame.settings
                 plane.reconfigure(frame.settings, fresh=fresh)
                 log_applied(before, frame.settings)

@@ -2,7 +2,7 @@
 
 from prometheus_client import CollectorRegistry, Counter
 
-from mirrorgate.admin.server import AdminApp, start_admin
+from mirrorgate.admin.server import AdminApp, is_loopback, local_host, start_admin
 from mirrorgate.ir.table import HTTPListener, RoutingTable, Server
 from tests.support.client import Conn, Response
 
@@ -30,23 +30,24 @@ async def test_admin_endpoints() -> None:
     server = await start_admin(app, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        assert (await get(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")).status == 200
-        assert (await get(port, b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")).status == 503
+        assert (await get(port, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")).status == 200
+        assert (await get(port, b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")).status == 503
         ready["v"] = True
-        assert (await get(port, b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")).status == 200
-        r = await get(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await get(port, b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")).status == 200
+        r = await get(port, b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert r.status == 200
         assert (r.header("Content-Type") or "").startswith("text/plain")
         assert b"mirrorgate_test_things_total 3.0" in r.body
-        r = await get(port, b"GET /config_dump HTTP/1.1\r\nHost: x\r\n\r\n")
+        r = await get(port, b"GET /config_dump HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert r.header("Content-Type") == "application/json"
         assert r.json()["servers"][0]["listeners"][0]["name"] == "l"
-        r = await get(port, b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+        r = await get(port, b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert r.json() == {"items": [], "lastReloadError": None}
-        r = await get(port, b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        r = await get(port, b"HEAD /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert (r.status, r.header("Content-Length"), r.body) == (200, "3", b"")  # and nothing after the head
-        assert (await get(port, b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")).status == 404
-        assert (await get(port, b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")).status == 405
+        assert (await get(port, b"GET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")).status == 404
+        post = b"POST /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
+        assert (await get(port, post)).status == 405
         assert (await get(port, b"GARBAGE\r\n\r\n")).status == 400
         assert (await get(port, b"GET / HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n")).status == 431
     finally:
@@ -75,3 +76,36 @@ def test_a_certificate_repr_hides_the_key() -> None:
     assert "PRIVATE" not in repr(cert)
     assert "PRIVATE" not in str(cert)
     assert "PRIVATE" not in repr((cert,))
+
+
+async def test_a_loopback_admin_server_answers_only_local_hosts() -> None:
+    """DNS rebinding: a page whose name was rebound to 127.0.0.1 sends that name as Host."""
+    app = AdminApp(
+        registry=CollectorRegistry(),
+        table=RoutingTable,
+        status=lambda: {"items": [], "lastReloadError": None},
+        ready=lambda: True,
+    )
+    server = await start_admin(app, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        for host in (b"127.0.0.1", b"127.0.0.1:%d" % port, b"localhost:9901", b"LocalHost", b"[::1]:9901", b"10.0.0.7"):
+            r = await get(port, b"GET /status HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+            assert r.status == 200, host
+        assert (await get(port, b"GET /status HTTP/1.0\r\n\r\n")).status == 200  # no Host at all
+        for host in (b"evil.example", b"evil.example:9901", b"localhost.evil.example", b"127.0.0.1.nip.io:9901"):
+            r = await get(port, b"GET /mirrors HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+            assert r.status == 403, host
+            assert b"Host localhost or an IP address" in r.body
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def test_only_a_loopback_bind_checks_the_host() -> None:
+    assert is_loopback("127.0.0.1")
+    assert is_loopback("::1")
+    assert is_loopback("localhost")
+    assert not is_loopback("0.0.0.0")
+    assert not is_loopback("10.1.2.3")
+    assert not local_host(b"[::1")

@@ -2,16 +2,22 @@
 
 The process serves nothing before its first sync, so the GatewayConfig it finds then applies
 whole, the settings needing a restart included (``serve/gwsettings.py`` rule 3); a later change
-to one of those is listed under ``pendingRestart``. A GatewayConfig admission refuses makes the
-class that names it ``Accepted=False``, reason ``InvalidParameters``, written to its status.
+to one of those is listed under ``pendingRestart``. The mirror access log the first sync names is
+the one each process (each worker) writes to; one that cannot be opened fails that reload (nothing
+served, the error on ``/status``) until the GatewayConfig names one that can. A GatewayConfig
+admission refuses makes the class that names it ``Accepted=False``, reason ``InvalidParameters``,
+written to its status.
 """
 
+import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.kube.cluster import backend, gateway, gateway_class, route, status_of
 from tests.kube.fakeapi import FakeApiServer
-from tests.kube.test_run_kubernetes import Start, kube, until, until_ready
+from tests.kube.test_run_kubernetes import Start, kube, readyz, until, until_ready
 from tests.runtime.conftest import Backend, admin_json, backends, get, pod_of
 from tests.support.backends import free_port
 
@@ -111,4 +117,64 @@ async def test_a_gatewayconfig_admission_refuses_makes_its_class_invalid_paramet
     assert pod_of(await get(port, "/a")) == "a-1-2"
     setting = (await gateway_config(admin))["settings"]["mirror.maxQueuePerBackend"]
     assert (setting["value"], setting["source"]) == (0, "GatewayConfig mirrorgate-system/cfg")
+    assert await gw.stop() == 0
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])  # 2: each worker switches its log before it first binds
+async def test_the_first_sync_opens_the_mirror_access_log_the_gatewayconfig_names(
+    api: FakeApiServer, kube: Start, backends: dict[str, Backend], tmp_path: Path, workers: str
+) -> None:
+    port = free_port()
+    mirror_log = tmp_path / "mirror.log"
+    world(api, backends, port, {"mirrorAccessLog": {"destination": str(mirror_log)}})
+    mirrored = route("ra", "svc-a", "/a")
+    mirrored["spec"]["rules"][0]["filters"] = [
+        {"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "svc-m", "port": 8080}}}
+    ]
+    backend(api, "svc-m", backends["m"].port)
+    api.put("httproutes", mirrored)
+    gw = await kube("--workers", workers)
+    admin = await gw.admin_port()
+    await until_ready(admin)
+    assert pod_of(await get(port, "/a?mirrored")) == "a-1-2"
+
+    async def logged() -> bool:
+        return mirror_log.exists() and "backend=service/default/svc-m:8080" in mirror_log.read_text()
+
+    await until(logged, "the mirror line in the GatewayConfig's file")
+    (line,) = mirror_log.read_text().splitlines()
+    assert ' mirror "GET /a?mirrored HTTP/1.1" 200 ' in line
+    section = await gateway_config(admin)
+    assert section["pendingRestart"] == []
+    destination = section["settings"]["mirrorAccessLog.destination"]
+    assert (destination["value"], destination["source"]) == (str(mirror_log), "GatewayConfig mirrorgate-system/cfg")
+    assert await gw.stop() == 0
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])  # 2: the supervisor checks the file its workers would open
+async def test_a_first_sync_naming_a_mirror_log_that_cannot_be_opened_fails_and_a_fixed_one_is_served(
+    api: FakeApiServer, kube: Start, backends: dict[str, Backend], tmp_path: Path, workers: str
+) -> None:
+    port = free_port()
+    missing = tmp_path / "no-such-dir" / "mirror.log"
+    world(api, backends, port, {"mirrorAccessLog": {"destination": str(missing)}})
+    gw = await kube("--workers", workers)
+    admin = await gw.admin_port()
+    line = (
+        "GatewayConfig mirrorgate-system/cfg: mirrorAccessLog.destination: "
+        f"cannot open '{missing}' for appending: No such file or directory"
+    )
+    await gw.wait_line(re.escape(line))
+    error = (await admin_json(admin, "/status"))["lastReloadError"]
+    assert isinstance(error, dict)
+    assert error["errors"] == [line]
+    assert (await readyz(admin))[0] == 503  # nothing served: the failed reload changed nothing
+    assert not [entry for entry in gw.lines if "Traceback" in entry]
+
+    fixed = tmp_path / "mirror.log"
+    api.put("gatewayconfigs", config({"mirrorAccessLog": {"destination": str(fixed)}}))
+    await until_ready(admin)
+    destination = (await gateway_config(admin))["settings"]["mirrorAccessLog.destination"]
+    assert destination["value"] == str(fixed)
+    assert fixed.exists()
     assert await gw.stop() == 0

@@ -17,6 +17,7 @@ from mirrorgate.dataplane import accesslog
 from mirrorgate.dataplane.headers import encode_forward
 from mirrorgate.dataplane.matcher import mirror_shapes
 from mirrorgate.ir.table import PPM, Mirror, MirrorHost
+from mirrorgate.mirror.config import MirrorConfig
 from mirrorgate.mirror.mirrorlog import MirrorLog, RequestView
 from mirrorgate.mirror.policy import Shape
 from mirrorgate.serve import logs
@@ -194,7 +195,7 @@ def test_without_a_file_descriptor_lines_go_through_logging(monkeypatch: pytest.
     fallback = logging.getLogger("mirrorgate.mirror_access")
     handlers = list(fallback.handlers)
     try:
-        logs._setup_mirror_access_log("-", 2)
+        logs.setup_mirror_access_log("-", 2)
         sink = accesslog.mirror_sink()
         assert sink is not None
         assert sink.writer is None
@@ -230,6 +231,17 @@ async def test_the_host_of_a_mirror_dropped_at_admission(
     d.submit((mirror,), b"GET", b"/h", request_headers(), False, request=primary())
     (row,) = sink.parsed()
     assert (row[8], row[9]) == (want, "no_endpoints")
+
+
+async def test_a_reload_switching_the_host_rule_shows_in_the_lines_of_mirrors_dropped_at_admission(
+    make_dispatcher: MakeDispatcher,
+) -> None:
+    sink = Lines()
+    d = make_dispatcher(access_log=MirrorLog(sink, shadow_suffix=True))
+    d.reconfigure(MirrorConfig(shadow_host_suffix=False))  # ``--no-shadow-host-suffix`` by a reload
+    d.submit((make_mirror(),), b"GET", b"/h", request_headers(), False, request=primary())
+    (row,) = sink.parsed()
+    assert (row[8], row[9]) == ("a.com:8080", "no_endpoints")  # the Host it would have been sent with
 
 
 class Untouchable:

@@ -115,8 +115,6 @@ def test_a_reload_applies_what_it_may_and_keeps_the_rest_pending(caplog: pytest.
 def test_the_configuration_reference_lists_every_field_with_its_flag_and_when_it_changes() -> None:
     from pathlib import Path
 
-    from mirrorgate.serve.gwsettings import UNSUPPORTED
-
     text = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
     rows = {}
     for line in text.splitlines():
@@ -126,6 +124,6 @@ def test_the_configuration_reference_lists_every_field_with_its_flag_and_when_it
     assert set(rows) == {f.name for f in FIELDS}
     for f in FIELDS:
         _, _, _, flag, when = rows[f.name]
-        want = "restart" if f.name in RESTART else "not applied" if f.name in UNSUPPORTED else "reload"
+        want = "restart" if f.name in RESTART else "reload"
         assert when == want, f.name
         assert flag == (f"`{f.flag}N`" if f.flag.endswith("=") else f"`{f.flag}`" if f.flag else "none"), f.name
