@@ -8,7 +8,12 @@ Rules:
    still sends its mirrors but compares none of them: each is counted as ``skipped``
    (``primary``).
 2. A comparison whose two sides are done is queued; the queue is compared on a later loop turn
-   (``call_soon``), ``BATCH`` comparisons per turn at most: never inside a relay callback.
+   (``call_soon``), never inside a relay callback. Comparing runs on the loop that relays the
+   primary, so one turn is bounded: it compares ``BATCH`` comparisons at most and stops once the
+   body bytes it compared reach ``TURN_BYTES`` (at least one comparison a turn), then yields
+   and goes on at the next turn. One comparison is bounded by ``compare.py`` rule 4 (at most
+   ``2 x MAX_JSON_BYTES`` parsed, ``MAX_JSON_NODES`` values visited; larger bodies compare by
+   the digest computed as they were relayed).
 3. Aggregates per mirror name: compared, matched, mismatches by kind (a comparison with several
    kinds counts once per kind), ``mirror_failed`` by drop reason, ``primary_failed``,
    ``skipped``, the latency of each side (``LatencyHistogram``) and a ring of the latest
@@ -43,6 +48,7 @@ Request = tuple[bytes, bytes, list[tuple[bytes, bytes]], bytes]
 MAX_PENDING = 1024
 MAX_PENDING_BYTES = 128 << 20  # 1024 comparisons of two 64 KiB bodies
 BATCH = 16
+TURN_BYTES = 256 << 10  # body bytes compared per loop turn, beyond the first comparison (rule 2)
 KINDS = ("status", "header", "body")
 # Latency buckets (milliseconds): upper bounds growing by 1.2x from 0.1 ms to about 2 minutes,
 # then +Inf. A percentile read from them is within 20 % of the true value.
@@ -133,7 +139,17 @@ class CompareStats:
 class Board:
     """Pending comparisons and the aggregates of every compared mirror of the process."""
 
-    __slots__ = ("_loop", "_queue", "_scheduled", "max_pending", "max_pending_bytes", "pending", "reserved", "stats")
+    __slots__ = (
+        "_loop",
+        "_queue",
+        "_scheduled",
+        "max_pending",
+        "max_pending_bytes",
+        "pending",
+        "reserved",
+        "stats",
+        "turns",
+    )
 
     def __init__(self, max_pending: int = MAX_PENDING, max_pending_bytes: int = MAX_PENDING_BYTES) -> None:
         self.max_pending = max_pending
@@ -144,6 +160,7 @@ class Board:
         self._queue: deque[Comparison] = deque()
         self._scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.turns = 0  # loop turns spent comparing (rule 2)
 
     def stats_for(self, mirror: Mirror) -> CompareStats:
         settings = mirror.compare
@@ -210,14 +227,19 @@ class Board:
 
     def _drain(self) -> None:
         self._scheduled = False
+        self.turns += 1
         queue = self._queue
+        spent = 0
         for _ in range(min(BATCH, len(queue))):
             c = queue.popleft()
             self._release(c)
+            spent += c.primary.response.kept + c.response.kept
             try:
                 self._compare(c)
             except Exception:  # a bug must not stop the board; logged with its traceback
                 log.exception("bug comparing the responses of %s", c.mirror.name)
+            if spent >= TURN_BYTES:
+                break  # the rest at the next turn (rule 2)
         if queue:
             self._scheduled = True
             assert self._loop is not None
