@@ -17,9 +17,10 @@ Rules:
 3. Aggregates per mirror name: compared, matched, mismatches by kind (a comparison with several
    kinds counts once per kind), ``mirror_failed`` by drop reason, ``primary_failed``,
    ``skipped``, the latency of each side (``LatencyHistogram``) and a ring of the latest
-   ``keep_mismatches`` mismatches (``Record``), whose header values named in
-   ``redact_headers`` (and ``compare.ALWAYS_REDACTED``) are replaced by ``[redacted]`` before
-   they are stored. Bodies are stored as captured (not redacted). When a reload removes a
+   ``keep_mismatches`` mismatches, whose header values named in ``redact_headers`` (and
+   ``compare.ALWAYS_REDACTED``) are replaced by ``[redacted]`` before they are stored, and the
+   values of those headers masked wherever else they appear: target, other headers, bodies,
+   differences (``redact.py``). When a reload removes a
    mirror (or its ``compare``), its ring is freed (``keep_records_of``); its counters stay.
 4. Records of a ring carry a sequence number, so a worker can send its supervisor the ones it
    has not sent yet (``records_since``).
@@ -38,7 +39,8 @@ import msgspec
 
 from mirrorgate.ir.table import Mirror, MirrorCompare
 from mirrorgate.mirror.capture import Comparison, PrimaryCapture
-from mirrorgate.mirror.compare import ALWAYS_REDACTED, REDACTED, Difference, Side, compare
+from mirrorgate.mirror.compare import ALWAYS_REDACTED, REDACTED, Difference, Side, compare, is_json, joined
+from mirrorgate.mirror.redact import Redactor, secrets_of
 
 log = logging.getLogger("mirrorgate.mirror")
 
@@ -279,8 +281,8 @@ def redacted_names(settings: MirrorCompare) -> frozenset[str]:
     return ALWAYS_REDACTED | {n.lower() for n in settings.redact_headers}
 
 
-def _headers(headers: Iterable[tuple[str, str]], redact: frozenset[str]) -> list[list[str]]:
-    return [[name, REDACTED if name.lower() in redact else value] for name, value in headers]
+def _headers(headers: Iterable[tuple[str, str]], redact: frozenset[str], r: Redactor) -> list[list[str]]:
+    return [[name, REDACTED if name.lower() in redact else r.text(value)] for name, value in headers]
 
 
 def body_text(body: bytes, truncated: bool) -> tuple[str, str]:
@@ -294,11 +296,12 @@ def body_text(body: bytes, truncated: bool) -> tuple[str, str]:
     return base64.b64encode(body).decode("ascii"), "base64"
 
 
-def _side(side: Side, redact: frozenset[str]) -> dict[str, Any]:
-    text, encoding = body_text(side.body, side.truncated)
+def _side(side: Side, redact: frozenset[str], r: Redactor) -> dict[str, Any]:
+    body = r.body(side.body, side.truncated, is_json(joined(side.headers).get("content-type")))
+    text, encoding = body_text(body, side.truncated)
     return {
         "status": side.status,
-        "headers": _headers(side.headers, redact),
+        "headers": _headers(side.headers, redact, r),
         "body": text,
         "bodyEncoding": encoding,
         "bodyTruncated": side.truncated,
@@ -306,14 +309,17 @@ def _side(side: Side, redact: frozenset[str]) -> dict[str, Any]:
     }
 
 
-def _difference(d: Difference, redact: frozenset[str]) -> dict[str, Any]:
-    out = msgspec.to_builtins(d)
-    out.setdefault("primary", None)
-    out.setdefault("mirror", None)
+def _difference(d: Difference, redact: frozenset[str], r: Redactor) -> dict[str, Any]:
+    out: dict[str, Any] = msgspec.to_builtins(d)
     if d.kind == "header" and d.name in redact:
         out["primary"] = None if d.primary is None else REDACTED
         out["mirror"] = None if d.mirror is None else REDACTED
-    return out  # type: ignore[no-any-return]
+    else:
+        out["primary"] = r.value(d.primary)
+        out["mirror"] = r.value(d.mirror)
+        if d.path is not None:
+            out["path"] = r.text(d.path)
+    return out
 
 
 def mismatch_record(
@@ -324,20 +330,22 @@ def mismatch_record(
     kinds: list[str],
     settings: MirrorCompare,
 ) -> dict[str, Any]:
-    """One ring entry, as ``/mirrors/<id>/diffs`` shows it; header values already redacted."""
+    """One ring entry, as ``/mirrors/<id>/diffs`` shows it; secrets already masked (rule 3)."""
     redact = redacted_names(settings)
     method, target, headers, request_id = p.request
     request_headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers]
+    secrets = secrets_of(request_headers, redact) | secrets_of(primary.headers, redact)
+    r = Redactor(redact, secrets | secrets_of(mirror.headers, redact))
     return {
         "time": datetime.fromtimestamp(p.wall, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "requestId": request_id.decode("latin-1") or None,
         "request": {
             "method": method.decode("latin-1"),
-            "target": target.decode("latin-1"),
-            "headers": _headers(request_headers, redact),
+            "target": r.text(target.decode("latin-1")),
+            "headers": _headers(request_headers, redact, r),
         },
         "kinds": kinds,
-        "differences": [_difference(d, redact) for d in differences],
-        "primary": _side(primary, redact),
-        "mirror": _side(mirror, redact),
+        "differences": [_difference(d, redact, r) for d in differences],
+        "primary": _side(primary, redact, r),
+        "mirror": _side(mirror, redact, r),
     }

@@ -43,7 +43,7 @@ from mirrorgate.ir.table import MirrorCompare
 DEFAULT_IGNORED = frozenset(
     ("date", "age", "expires", "connection", "keep-alive", "transfer-encoding", "content-length", "x-request-id")
 )
-ALWAYS_REDACTED = frozenset(("authorization", "cookie", "set-cookie"))
+ALWAYS_REDACTED = frozenset(("authorization", "proxy-authorization", "cookie", "set-cookie"))
 MAX_DIFFERENCES = 100
 MAX_VALUE_CHARS = 256
 MAX_JSON_BYTES = 256 << 10  # a larger body is compared by length and digest (rule 3)
