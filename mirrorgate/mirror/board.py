@@ -16,13 +16,18 @@ Rules:
    the digest computed as they were relayed).
 3. Aggregates per mirror name: compared, matched, mismatches by kind (a comparison with several
    kinds counts once per kind), ``mirror_failed`` by drop reason, ``primary_failed``,
-   ``skipped``, the latency of each side (``LatencyHistogram``) and a ring of the latest
-   ``keep_mismatches`` mismatches, whose header values named in ``redact_headers`` (and
+   ``skipped``, ``evicted``, the latency of each side (``LatencyHistogram``) and a ring of the
+   latest ``keep_mismatches`` mismatches, whose header values named in ``redact_headers`` (and
    ``compare.ALWAYS_REDACTED``) are replaced by ``[redacted]`` before they are stored, and the
    values of those headers masked wherever else they appear: target, other headers, bodies,
    differences (``redact.py``). When a reload removes a
    mirror (or its ``compare``), its ring is freed (``keep_records_of``); its counters stay.
-4. Records of a ring carry a sequence number, so a worker can send its supervisor the ones it
+4. Ring memory: a record is stored as bytes (``Stored``: its JSON without the bodies, and the
+   two bodies as kept), decoded only when shown, and counted as ``len(meta) + len(bodies) +
+   RECORD_OVERHEAD``. All the rings of the process together hold at most ``max_ring_bytes``
+   (``MAX_RING_BYTES``): past it the oldest records of any mirror are evicted first, each
+   counted as ``evicted`` for its mirror.
+5. Records of a ring carry a sequence number, so a worker can send its supervisor the ones it
    has not sent yet (``records_since``).
 """
 
@@ -55,6 +60,8 @@ KINDS = ("status", "header", "body")
 # Latency buckets (milliseconds): upper bounds growing by 1.2x from 0.1 ms to about 2 minutes,
 # then +Inf. A percentile read from them is within 20 % of the true value.
 LATENCY_BOUNDS_MS: tuple[float, ...] = tuple(round(0.1 * 1.2**k, 4) for k in range(78))
+MAX_RING_BYTES = 64 << 20  # all the mismatch rings of a process (rule 4)
+RECORD_OVERHEAD = 512  # bytes a stored record takes beyond its meta and bodies (objects, ring entry)
 
 
 class LatencyHistogram:
@@ -96,6 +103,7 @@ class Counts(msgspec.Struct, kw_only=True):
     mirror_failed: dict[str, int] = msgspec.field(default_factory=dict)
     primary_failed: int = 0
     skipped: int = 0
+    evicted: int = 0  # records evicted from the ring by the process's byte budget (rule 4)
     primary_latency: list[int] = msgspec.field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS_MS) + 1))
     mirror_latency: list[int] = msgspec.field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS_MS) + 1))
 
@@ -108,6 +116,7 @@ class Counts(msgspec.Struct, kw_only=True):
             self.mirror_failed[key] = self.mirror_failed.get(key, 0) + n
         self.primary_failed += other.primary_failed
         self.skipped += other.skipped
+        self.evicted += other.evicted
         for mine, theirs in (
             (self.primary_latency, other.primary_latency),
             (self.mirror_latency, other.mirror_latency),
@@ -116,26 +125,52 @@ class Counts(msgspec.Struct, kw_only=True):
                 mine[i] += n
 
 
-class CompareStats:
-    """Aggregates of one compared mirror (rule 3)."""
+class Stored(msgspec.Struct, frozen=True):
+    """One record as a ring keeps it (rule 4): ``meta``, the record's JSON without the bodies
+    (``primary.body`` and ``mirror.body`` absent), and the two bodies as bytes."""
 
-    __slots__ = ("counts", "ring", "seq")
+    meta: bytes
+    primary: bytes
+    mirror: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.meta) + len(self.primary) + len(self.mirror) + RECORD_OVERHEAD
+
+    def shown(self) -> dict[str, Any]:
+        """The record as ``/mirrors/<id>/diffs`` shows it (bodies decoded now)."""
+        record: dict[str, Any] = msgspec.json.decode(self.meta)
+        for key, body in (("primary", self.primary), ("mirror", self.mirror)):
+            side = record[key]
+            text, encoding = body_text(body, side["bodyTruncated"])
+            record[key] = {
+                "status": side["status"],
+                "headers": side["headers"],
+                "body": text,
+                "bodyEncoding": encoding,
+                "bodyTruncated": side["bodyTruncated"],
+                "latencyMs": side["latencyMs"],
+            }
+        return record
+
+
+class CompareStats:
+    """Aggregates of one compared mirror (rule 3); its ring is kept by its ``Board`` (rule 4)."""
+
+    __slots__ = ("counts", "limit", "ring", "seq")
 
     def __init__(self, keep: int) -> None:
         self.counts = Counts()
-        self.ring: deque[tuple[int, dict[str, Any]]] = deque(maxlen=keep)
+        self.limit = keep
+        self.ring: deque[tuple[int, Stored]] = deque()
         self.seq = 0
 
-    def keep(self, keep: int) -> None:
-        if self.ring.maxlen != keep:
-            self.ring = deque(self.ring, maxlen=keep)
-
-    def record(self, record: dict[str, Any]) -> None:
-        self.seq += 1
-        self.ring.append((self.seq, record))
+    def records(self) -> list[dict[str, Any]]:
+        """The ring, newest first, as shown."""
+        return [r.shown() for _, r in reversed(tuple(self.ring))]
 
     def records_since(self, seq: int) -> list[dict[str, Any]]:
-        return [r for s, r in self.ring if s > seq]
+        return [r.shown() for s, r in tuple(self.ring) if s > seq]
 
 
 class Board:
@@ -143,19 +178,30 @@ class Board:
 
     __slots__ = (
         "_loop",
+        "_order",
         "_queue",
         "_scheduled",
         "max_pending",
         "max_pending_bytes",
+        "max_ring_bytes",
         "pending",
         "reserved",
+        "ring_bytes",
         "stats",
         "turns",
     )
 
-    def __init__(self, max_pending: int = MAX_PENDING, max_pending_bytes: int = MAX_PENDING_BYTES) -> None:
+    def __init__(
+        self,
+        max_pending: int = MAX_PENDING,
+        max_pending_bytes: int = MAX_PENDING_BYTES,
+        max_ring_bytes: int = MAX_RING_BYTES,
+    ) -> None:
         self.max_pending = max_pending
         self.max_pending_bytes = max_pending_bytes
+        self.max_ring_bytes = max_ring_bytes
+        self.ring_bytes = 0  # what every ring holds (rule 4)
+        self._order: dict[tuple[str, int], int] = {}  # (mirror, seq) -> size, oldest first
         self.pending = 0
         self.reserved = 0  # body bytes the pending comparisons may hold (rule 1)
         self.stats: dict[str, CompareStats] = {}
@@ -170,8 +216,9 @@ class Board:
         st = self.stats.get(mirror.name)
         if st is None:
             st = self.stats[mirror.name] = CompareStats(settings.keep_mismatches)
-        else:
-            st.keep(settings.keep_mismatches)
+        elif st.limit != settings.keep_mismatches:
+            st.limit = settings.keep_mismatches
+            self._trim(mirror.name, st, st.limit)
         return st
 
     def keep_records_of(self, names: set[str]) -> None:
@@ -179,7 +226,30 @@ class Board:
         counters stay, so the metrics never go down."""
         for name, st in tuple(self.stats.items()):
             if name not in names:
-                st.ring.clear()
+                self._trim(name, st, 0)
+
+    def store(self, name: str, st: CompareStats, record: Stored) -> None:
+        """Add ``record`` to the ring of ``name`` (its ``keep_mismatches`` latest), then evict
+        the oldest records of any mirror while the rings hold more than ``max_ring_bytes`` (rule 4)."""
+        st.seq += 1
+        st.ring.append((st.seq, record))
+        size = record.size
+        self._order[(name, st.seq)] = size
+        self.ring_bytes += size
+        self._trim(name, st, st.limit)
+        order = self._order
+        while self.ring_bytes > self.max_ring_bytes and order:
+            oldest, _ = next(iter(order))
+            owner = self.stats[oldest]
+            self._trim(oldest, owner, len(owner.ring) - 1)
+            owner.counts.evicted += 1
+
+    def _trim(self, name: str, st: CompareStats, keep: int) -> None:
+        """Drop the oldest records of ``st`` until it holds ``keep``."""
+        ring = st.ring
+        while len(ring) > max(keep, 0):
+            seq, _ = ring.popleft()
+            self.ring_bytes -= self._order.pop((name, seq))
 
     def primary(
         self, request: Request, compared: list[Mirror], capture: PrimaryCapture | None = None
@@ -271,7 +341,7 @@ class Board:
         kinds = [k for k in KINDS if any(d.kind == k for d in differences)]
         for k in kinds:
             counts.mismatches[k] += 1
-        st.record(mismatch_record(c.primary, primary, mirror, differences, kinds, settings))
+        self.store(c.mirror.name, st, mismatch_record(c.primary, primary, mirror, differences, kinds, settings))
 
 
 # --- records (rule 3) ---------------------------------------------------------------------------
@@ -297,16 +367,17 @@ def body_text(body: bytes, truncated: bool) -> tuple[str, str]:
 
 
 def _side(side: Side, redact: frozenset[str], r: Redactor) -> dict[str, Any]:
-    body = r.body(side.body, side.truncated, is_json(joined(side.headers).get("content-type")))
-    text, encoding = body_text(body, side.truncated)
+    """A response of a record, without its body (``Stored``)."""
     return {
         "status": side.status,
         "headers": _headers(side.headers, redact, r),
-        "body": text,
-        "bodyEncoding": encoding,
         "bodyTruncated": side.truncated,
         "latencyMs": round(side.latency * 1000.0, 3),
     }
+
+
+def _body(side: Side, r: Redactor) -> bytes:
+    return r.body(side.body, side.truncated, is_json(joined(side.headers).get("content-type")))
 
 
 def _difference(d: Difference, redact: frozenset[str], r: Redactor) -> dict[str, Any]:
@@ -329,14 +400,15 @@ def mismatch_record(
     differences: list[Difference],
     kinds: list[str],
     settings: MirrorCompare,
-) -> dict[str, Any]:
-    """One ring entry, as ``/mirrors/<id>/diffs`` shows it; secrets already masked (rule 3)."""
+) -> Stored:
+    """One ring entry (``Stored.shown``: as ``/mirrors/<id>/diffs`` shows it); secrets already
+    masked (rule 3)."""
     redact = redacted_names(settings)
     method, target, headers, request_id = p.request
     request_headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers]
     secrets = secrets_of(request_headers, redact) | secrets_of(primary.headers, redact)
     r = Redactor(redact, secrets | secrets_of(mirror.headers, redact))
-    return {
+    meta = {
         "time": datetime.fromtimestamp(p.wall, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "requestId": request_id.decode("latin-1") or None,
         "request": {
@@ -349,3 +421,4 @@ def mismatch_record(
         "primary": _side(primary, redact, r),
         "mirror": _side(mirror, redact, r),
     }
+    return Stored(msgspec.json.encode(meta), _body(primary, r), _body(mirror, r))
