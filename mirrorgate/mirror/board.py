@@ -3,10 +3,12 @@ path, and each compared mirror's aggregates (``CompareStats``).
 
 Rules:
 1. At most ``max_pending`` comparisons are pending (captured, not yet compared) in the whole
-   process, and their bodies may take at most ``max_pending_bytes`` (each comparison reserves
-   ``2 x max_body_bytes`` until it ends). A request whose compared mirrors would go past either
-   still sends its mirrors but compares none of them: each is counted as ``skipped``
-   (``primary``).
+   process: a request whose compared mirrors would go past it still sends its mirrors but
+   compares none of them, each counted as ``skipped`` (``primary``). Their bodies keep at most
+   ``max_pending_bytes`` together, reserved as they are kept (``take``, ``capture.py`` rule 3),
+   not by ``max_body_bytes``: a capture refused bytes keeps no more, and its side is compared
+   by length and digest. A comparison gives its mirror side's bytes back when it ends, a
+   request its primary side's when its last comparison ends.
 2. A comparison whose two sides are done is queued; the queue is compared on a later loop turn
    (``call_soon``), never inside a relay callback. Comparing runs on the loop that relays the
    primary, so one turn is bounded: it compares ``BATCH`` comparisons at most and stops once the
@@ -43,7 +45,7 @@ from typing import Any
 import msgspec
 
 from mirrorgate.ir.table import Mirror, MirrorCompare
-from mirrorgate.mirror.capture import Comparison, PrimaryCapture
+from mirrorgate.mirror.capture import Capture, Comparison, PrimaryCapture
 from mirrorgate.mirror.compare import ALWAYS_REDACTED, REDACTED, Difference, Side, compare, is_json, joined
 from mirrorgate.mirror.redact import Redactor, secrets_of
 
@@ -53,7 +55,7 @@ log = logging.getLogger("mirrorgate.mirror")
 Request = tuple[bytes, bytes, list[tuple[bytes, bytes]], bytes]
 
 MAX_PENDING = 1024
-MAX_PENDING_BYTES = 128 << 20  # 1024 comparisons of two 64 KiB bodies
+MAX_PENDING_BYTES = 128 << 20  # body bytes kept by all pending comparisons (rule 1)
 BATCH = 16
 TURN_BYTES = 256 << 10  # body bytes compared per loop turn, beyond the first comparison (rule 2)
 KINDS = ("status", "header", "body")
@@ -203,7 +205,7 @@ class Board:
         self.ring_bytes = 0  # what every ring holds (rule 4)
         self._order: dict[tuple[str, int], int] = {}  # (mirror, seq) -> size, oldest first
         self.pending = 0
-        self.reserved = 0  # body bytes the pending comparisons may hold (rule 1)
+        self.reserved = 0  # body bytes the pending comparisons keep (rule 1)
         self.stats: dict[str, CompareStats] = {}
         self._queue: deque[Comparison] = deque()
         self._scheduled = False
@@ -257,8 +259,7 @@ class Board:
         """A capture for a request whose ``compared`` mirrors were admitted (``capture``, the one
         the request already has, is reused), or None when the process is at its cap (rule 1:
         each is counted ``skipped``)."""
-        need = sum(2 * m.compare.max_body_bytes for m in compared if m.compare is not None)
-        if self.pending + len(compared) > self.max_pending or self.reserved + need > self.max_pending_bytes:
+        if self.pending + len(compared) > self.max_pending:
             for m in compared:
                 self.stats_for(m).counts.skipped += 1
             return None
@@ -268,12 +269,20 @@ class Board:
         capture.response.limit = max(capture.response.limit, limit)  # (no body was relayed yet)
         return capture
 
+    def take(self, n: int) -> int:
+        """Reserve up to ``n`` more bytes for a capture to keep: how many it may (rule 1)."""
+        n = min(n, self.max_pending_bytes - self.reserved)
+        if n <= 0:
+            return 0
+        self.reserved += n
+        return n
+
     def comparison(self, primary: PrimaryCapture, mirror: Mirror) -> Comparison:
         assert mirror.compare is not None
         c = Comparison(self, primary, mirror, mirror.compare)
         primary.comparisons.append(c)
+        primary.open += 1
         self.pending += 1
-        self.reserved += 2 * mirror.compare.max_body_bytes
         return c
 
     def settle(self, c: Comparison, failure: str | None) -> None:
@@ -319,7 +328,17 @@ class Board:
 
     def _release(self, c: Comparison) -> None:
         self.pending -= 1
-        self.reserved -= 2 * c.response.limit
+        self._give_back(c.response)
+        p = c.primary
+        p.open -= 1
+        if not p.open:  # the request's last comparison
+            self._give_back(p.response)
+
+    def _give_back(self, capture: Capture) -> None:
+        """Rule 1: ``capture`` keeps no more (what it kept stays until compared)."""
+        self.reserved -= capture.reserved
+        capture.reserved = 0
+        capture.limit = capture.kept
 
     def _compare(self, c: Comparison) -> None:
         settings = c.mirror.compare

@@ -158,23 +158,55 @@ async def test_the_pending_cap_skips_comparisons_but_still_mirrors(
     assert submit(d, m) is not None  # room again
 
 
-async def test_the_pending_byte_budget_skips_comparisons(
+async def test_a_large_max_body_bytes_reserves_only_what_is_kept(
     start_backend: StartBackend, make_dispatcher: MakeDispatcher
 ) -> None:
+    """Board rule 1: a policy allowing 16 MiB bodies whose bodies are small takes only what it
+    keeps, so it never starves the process's budget (it used to reserve 2 x 16 MiB each)."""
     b = await start_backend()
     d = make_dispatcher()
-    d.board.max_pending_bytes = 2 * 2 * 1000  # two comparisons of two 1000-byte bodies
-    m = compared(make_mirror(b.endpoint), MirrorCompare(max_body_bytes=1000))
-    captures = [submit(d, m, b"/b%d" % i) for i in range(3)]
-    assert [c is not None for c in captures] == [True, True, False]
-    assert d.board.reserved == 4000
-    assert counts(d, m).skipped == 1
-    for i, capture in enumerate(captures[:2]):
+    d.board.max_pending_bytes = 4 * 1024
+    m = compared(make_mirror(b.endpoint), MirrorCompare(max_body_bytes=16 << 20))
+    captures = [submit(d, m, b"/b%d" % i) for i in range(10)]
+    assert all(c is not None for c in captures)
+    assert d.board.reserved == 0  # nothing kept yet
+    await until(lambda: d.stats().completed.get("2xx") == 10)
+    assert d.board.reserved == sum(len(b"ok:/b%d" % i) for i in range(10))  # the mirrors' bodies
+    for i, capture in enumerate(captures):
         assert capture is not None
         relay(capture, *ok_reply(b"/b%d" % i))
-    await settled(d, m, 2)
+    c = await settled(d, m, 10)
+    assert (c.compared, c.matched, c.skipped) == (10, 10, 0)
     assert d.board.reserved == 0
-    assert submit(d, m) is not None
+
+
+async def test_a_spent_budget_falls_back_to_length_and_digest(make_dispatcher: MakeDispatcher) -> None:
+    doc = json.dumps({"items": list(range(40))}).encode()
+    b = await Backend.scripted(scripted(lambda target: (200, [("content-type", "application/json")], doc))).start()
+    try:
+        d = make_dispatcher()
+        d.board.max_pending_bytes = len(doc) + 10  # the primary's body, then 10 bytes of the mirror's
+        m = compared(make_mirror(b.endpoint))
+        first = submit(d, m, b"/same")
+        assert first is not None
+        relay(first, 200, [("content-type", "application/json")], doc)  # before the mirror answers
+        assert d.board.reserved == len(doc)
+        c = await settled(d, m, 1)
+        assert (c.compared, c.matched) == (1, 1)  # compared by digest: the same bytes
+        assert d.board.reserved == 0
+        second = submit(d, m, b"/differs")
+        assert second is not None
+        relay(second, 200, [("content-type", "application/json")], doc.replace(b"39", b"40"))
+        c = await settled(d, m, 2)
+        assert c.mismatches["body"] == 1
+        (record,) = d.board.stats[m.name].records()
+        (diff,) = record["differences"]
+        assert diff["detail"] == "bytes"  # the mirror kept 10 bytes only: no JSON comparison
+        assert record["mirror"]["bodyTruncated"] is True
+        assert record["mirror"]["body"] == doc[:10].decode()
+        assert d.board.reserved == 0
+    finally:
+        await b.close()
 
 
 async def test_long_bodies_are_compared_by_their_whole_digest(make_dispatcher: MakeDispatcher) -> None:
