@@ -15,7 +15,8 @@ Rules:
    body bytes it compared reach ``TURN_BYTES`` (at least one comparison a turn), then yields
    and goes on at the next turn. One comparison is bounded by ``compare.py`` rule 4 (at most
    ``2 x MAX_JSON_BYTES`` parsed, ``MAX_JSON_NODES`` values visited; larger bodies compare by
-   the digest computed as they were relayed).
+   the digest computed as they were relayed); beyond that it only joins and scans the kept
+   bodies in C (copy, secret masking: linear in ``2 x max_body_bytes``).
 3. Aggregates per mirror name: compared, matched, mismatches by kind (a comparison with several
    kinds counts once per kind), ``mirror_failed`` by drop reason, ``primary_failed``,
    ``skipped``, ``evicted``, the latency of each side (``LatencyHistogram``) and a ring of the

@@ -116,7 +116,8 @@ class WorkerFeed:
 class MergedMirrors:
     """``Views`` of a group of workers (``serve/supervisor.py``): the sum of their latest reports
     plus what dead workers counted, and one ring per mirror merged from theirs, newest first,
-    as long as the table's ``keep_mismatches`` for it."""
+    as long as the table's ``keep_mismatches`` for it; all the rings together hold at most
+    ``MAX_RING_BYTES`` (records as JSON bytes, the oldest of any mirror evicted first)."""
 
     def __init__(self, table: Callable[[], RoutingTable]) -> None:
         self._table = table
