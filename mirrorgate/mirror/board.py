@@ -3,20 +3,34 @@ path, and each compared mirror's aggregates (``CompareStats``).
 
 Rules:
 1. At most ``max_pending`` comparisons are pending (captured, not yet compared) in the whole
-   process, and their bodies may take at most ``max_pending_bytes`` (each comparison reserves
-   ``2 x max_body_bytes`` until it ends). A request whose compared mirrors would go past either
-   still sends its mirrors but compares none of them: each is counted as ``skipped``
-   (``primary``).
+   process: a request whose compared mirrors would go past it still sends its mirrors but
+   compares none of them, each counted as ``skipped`` (``primary``). Their bodies keep at most
+   ``max_pending_bytes`` together, reserved as they are kept (``take``, ``capture.py`` rule 3),
+   not by ``max_body_bytes``: a capture refused bytes keeps no more, and its side is compared
+   by length and digest. A comparison gives its mirror side's bytes back when it ends, a
+   request its primary side's when its last comparison ends.
 2. A comparison whose two sides are done is queued; the queue is compared on a later loop turn
-   (``call_soon``), ``BATCH`` comparisons per turn at most: never inside a relay callback.
+   (``call_soon``), never inside a relay callback. Comparing runs on the loop that relays the
+   primary, so one turn is bounded: it compares ``BATCH`` comparisons at most and stops once the
+   body bytes it compared reach ``TURN_BYTES`` (at least one comparison a turn), then yields
+   and goes on at the next turn. One comparison is bounded by ``compare.py`` rule 4 (at most
+   ``2 x MAX_JSON_BYTES`` parsed, ``MAX_JSON_NODES`` values visited; larger bodies compare by
+   the digest computed as they were relayed); beyond that it only joins and scans the kept
+   bodies in C (copy, secret masking: linear in ``2 x max_body_bytes``).
 3. Aggregates per mirror name: compared, matched, mismatches by kind (a comparison with several
    kinds counts once per kind), ``mirror_failed`` by drop reason, ``primary_failed``,
-   ``skipped``, the latency of each side (``LatencyHistogram``) and a ring of the latest
-   ``keep_mismatches`` mismatches (``Record``), whose header values named in
-   ``redact_headers`` (and ``compare.ALWAYS_REDACTED``) are replaced by ``[redacted]`` before
-   they are stored. Bodies are stored as captured (not redacted). When a reload removes a
+   ``skipped``, ``evicted``, the latency of each side (``LatencyHistogram``) and a ring of the
+   latest ``keep_mismatches`` mismatches, whose header values named in ``redact_headers`` (and
+   ``compare.ALWAYS_REDACTED``) are replaced by ``[redacted]`` before they are stored, and the
+   values of those headers masked wherever else they appear: target, other headers, bodies,
+   differences (``redact.py``). When a reload removes a
    mirror (or its ``compare``), its ring is freed (``keep_records_of``); its counters stay.
-4. Records of a ring carry a sequence number, so a worker can send its supervisor the ones it
+4. Ring memory: a record is stored as bytes (``Stored``: its JSON without the bodies, and the
+   two bodies as kept), decoded only when shown, and counted as ``len(meta) + len(bodies) +
+   RECORD_OVERHEAD``. All the rings of the process together hold at most ``max_ring_bytes``
+   (``MAX_RING_BYTES``): past it the oldest records of any mirror are evicted first, each
+   counted as ``evicted`` for its mirror.
+5. Records of a ring carry a sequence number, so a worker can send its supervisor the ones it
    has not sent yet (``records_since``).
 """
 
@@ -32,8 +46,9 @@ from typing import Any
 import msgspec
 
 from mirrorgate.ir.table import Mirror, MirrorCompare
-from mirrorgate.mirror.capture import Comparison, PrimaryCapture
-from mirrorgate.mirror.compare import ALWAYS_REDACTED, REDACTED, Difference, Side, compare
+from mirrorgate.mirror.capture import Capture, Comparison, PrimaryCapture
+from mirrorgate.mirror.compare import ALWAYS_REDACTED, REDACTED, Difference, Side, compare, is_json, joined
+from mirrorgate.mirror.redact import Redactor, secrets_of
 
 log = logging.getLogger("mirrorgate.mirror")
 
@@ -41,12 +56,15 @@ log = logging.getLogger("mirrorgate.mirror")
 Request = tuple[bytes, bytes, list[tuple[bytes, bytes]], bytes]
 
 MAX_PENDING = 1024
-MAX_PENDING_BYTES = 128 << 20  # 1024 comparisons of two 64 KiB bodies
+MAX_PENDING_BYTES = 128 << 20  # body bytes kept by all pending comparisons (rule 1)
 BATCH = 16
+TURN_BYTES = 256 << 10  # body bytes compared per loop turn, beyond the first comparison (rule 2)
 KINDS = ("status", "header", "body")
 # Latency buckets (milliseconds): upper bounds growing by 1.2x from 0.1 ms to about 2 minutes,
 # then +Inf. A percentile read from them is within 20 % of the true value.
 LATENCY_BOUNDS_MS: tuple[float, ...] = tuple(round(0.1 * 1.2**k, 4) for k in range(78))
+MAX_RING_BYTES = 64 << 20  # all the mismatch rings of a process (rule 4)
+RECORD_OVERHEAD = 512  # bytes a stored record takes beyond its meta and bodies (objects, ring entry)
 
 
 class LatencyHistogram:
@@ -88,6 +106,7 @@ class Counts(msgspec.Struct, kw_only=True):
     mirror_failed: dict[str, int] = msgspec.field(default_factory=dict)
     primary_failed: int = 0
     skipped: int = 0
+    evicted: int = 0  # records evicted from the ring by the process's byte budget (rule 4)
     primary_latency: list[int] = msgspec.field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS_MS) + 1))
     mirror_latency: list[int] = msgspec.field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS_MS) + 1))
 
@@ -100,6 +119,7 @@ class Counts(msgspec.Struct, kw_only=True):
             self.mirror_failed[key] = self.mirror_failed.get(key, 0) + n
         self.primary_failed += other.primary_failed
         self.skipped += other.skipped
+        self.evicted += other.evicted
         for mine, theirs in (
             (self.primary_latency, other.primary_latency),
             (self.mirror_latency, other.mirror_latency),
@@ -108,42 +128,90 @@ class Counts(msgspec.Struct, kw_only=True):
                 mine[i] += n
 
 
-class CompareStats:
-    """Aggregates of one compared mirror (rule 3)."""
+class Stored(msgspec.Struct, frozen=True):
+    """One record as a ring keeps it (rule 4): ``meta``, the record's JSON without the bodies
+    (``primary.body`` and ``mirror.body`` absent), and the two bodies as bytes."""
 
-    __slots__ = ("counts", "ring", "seq")
+    meta: bytes
+    primary: bytes
+    mirror: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.meta) + len(self.primary) + len(self.mirror) + RECORD_OVERHEAD
+
+    def shown(self) -> dict[str, Any]:
+        """The record as ``/mirrors/<id>/diffs`` shows it (bodies decoded now)."""
+        record: dict[str, Any] = msgspec.json.decode(self.meta)
+        for key, body in (("primary", self.primary), ("mirror", self.mirror)):
+            side = record[key]
+            text, encoding = body_text(body, side["bodyTruncated"])
+            record[key] = {
+                "status": side["status"],
+                "headers": side["headers"],
+                "body": text,
+                "bodyEncoding": encoding,
+                "bodyTruncated": side["bodyTruncated"],
+                "latencyMs": side["latencyMs"],
+            }
+        return record
+
+
+class CompareStats:
+    """Aggregates of one compared mirror (rule 3); its ring is kept by its ``Board`` (rule 4)."""
+
+    __slots__ = ("counts", "limit", "ring", "seq")
 
     def __init__(self, keep: int) -> None:
         self.counts = Counts()
-        self.ring: deque[tuple[int, dict[str, Any]]] = deque(maxlen=keep)
+        self.limit = keep
+        self.ring: deque[tuple[int, Stored]] = deque()
         self.seq = 0
 
-    def keep(self, keep: int) -> None:
-        if self.ring.maxlen != keep:
-            self.ring = deque(self.ring, maxlen=keep)
-
-    def record(self, record: dict[str, Any]) -> None:
-        self.seq += 1
-        self.ring.append((self.seq, record))
+    def records(self) -> list[dict[str, Any]]:
+        """The ring, newest first, as shown."""
+        return [r.shown() for _, r in reversed(tuple(self.ring))]
 
     def records_since(self, seq: int) -> list[dict[str, Any]]:
-        return [r for s, r in self.ring if s > seq]
+        return [r.shown() for s, r in tuple(self.ring) if s > seq]
 
 
 class Board:
     """Pending comparisons and the aggregates of every compared mirror of the process."""
 
-    __slots__ = ("_loop", "_queue", "_scheduled", "max_pending", "max_pending_bytes", "pending", "reserved", "stats")
+    __slots__ = (
+        "_loop",
+        "_order",
+        "_queue",
+        "_scheduled",
+        "max_pending",
+        "max_pending_bytes",
+        "max_ring_bytes",
+        "pending",
+        "reserved",
+        "ring_bytes",
+        "stats",
+        "turns",
+    )
 
-    def __init__(self, max_pending: int = MAX_PENDING, max_pending_bytes: int = MAX_PENDING_BYTES) -> None:
+    def __init__(
+        self,
+        max_pending: int = MAX_PENDING,
+        max_pending_bytes: int = MAX_PENDING_BYTES,
+        max_ring_bytes: int = MAX_RING_BYTES,
+    ) -> None:
         self.max_pending = max_pending
         self.max_pending_bytes = max_pending_bytes
+        self.max_ring_bytes = max_ring_bytes
+        self.ring_bytes = 0  # what every ring holds (rule 4)
+        self._order: dict[tuple[str, int], int] = {}  # (mirror, seq) -> size, oldest first
         self.pending = 0
-        self.reserved = 0  # body bytes the pending comparisons may hold (rule 1)
+        self.reserved = 0  # body bytes the pending comparisons keep (rule 1)
         self.stats: dict[str, CompareStats] = {}
         self._queue: deque[Comparison] = deque()
         self._scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.turns = 0  # loop turns spent comparing (rule 2)
 
     def stats_for(self, mirror: Mirror) -> CompareStats:
         settings = mirror.compare
@@ -151,8 +219,9 @@ class Board:
         st = self.stats.get(mirror.name)
         if st is None:
             st = self.stats[mirror.name] = CompareStats(settings.keep_mismatches)
-        else:
-            st.keep(settings.keep_mismatches)
+        elif st.limit != settings.keep_mismatches:
+            st.limit = settings.keep_mismatches
+            self._trim(mirror.name, st, st.limit)
         return st
 
     def keep_records_of(self, names: set[str]) -> None:
@@ -160,7 +229,30 @@ class Board:
         counters stay, so the metrics never go down."""
         for name, st in tuple(self.stats.items()):
             if name not in names:
-                st.ring.clear()
+                self._trim(name, st, 0)
+
+    def store(self, name: str, st: CompareStats, record: Stored) -> None:
+        """Add ``record`` to the ring of ``name`` (its ``keep_mismatches`` latest), then evict
+        the oldest records of any mirror while the rings hold more than ``max_ring_bytes`` (rule 4)."""
+        st.seq += 1
+        st.ring.append((st.seq, record))
+        size = record.size
+        self._order[(name, st.seq)] = size
+        self.ring_bytes += size
+        self._trim(name, st, st.limit)
+        order = self._order
+        while self.ring_bytes > self.max_ring_bytes and order:
+            oldest, _ = next(iter(order))
+            owner = self.stats[oldest]
+            self._trim(oldest, owner, len(owner.ring) - 1)
+            owner.counts.evicted += 1
+
+    def _trim(self, name: str, st: CompareStats, keep: int) -> None:
+        """Drop the oldest records of ``st`` until it holds ``keep``."""
+        ring = st.ring
+        while len(ring) > max(keep, 0):
+            seq, _ = ring.popleft()
+            self.ring_bytes -= self._order.pop((name, seq))
 
     def primary(
         self, request: Request, compared: list[Mirror], capture: PrimaryCapture | None = None
@@ -168,8 +260,7 @@ class Board:
         """A capture for a request whose ``compared`` mirrors were admitted (``capture``, the one
         the request already has, is reused), or None when the process is at its cap (rule 1:
         each is counted ``skipped``)."""
-        need = sum(2 * m.compare.max_body_bytes for m in compared if m.compare is not None)
-        if self.pending + len(compared) > self.max_pending or self.reserved + need > self.max_pending_bytes:
+        if self.pending + len(compared) > self.max_pending:
             for m in compared:
                 self.stats_for(m).counts.skipped += 1
             return None
@@ -179,12 +270,20 @@ class Board:
         capture.response.limit = max(capture.response.limit, limit)  # (no body was relayed yet)
         return capture
 
+    def take(self, n: int) -> int:
+        """Reserve up to ``n`` more bytes for a capture to keep: how many it may (rule 1)."""
+        n = min(n, self.max_pending_bytes - self.reserved)
+        if n <= 0:
+            return 0
+        self.reserved += n
+        return n
+
     def comparison(self, primary: PrimaryCapture, mirror: Mirror) -> Comparison:
         assert mirror.compare is not None
         c = Comparison(self, primary, mirror, mirror.compare)
         primary.comparisons.append(c)
+        primary.open += 1
         self.pending += 1
-        self.reserved += 2 * mirror.compare.max_body_bytes
         return c
 
     def settle(self, c: Comparison, failure: str | None) -> None:
@@ -210,14 +309,19 @@ class Board:
 
     def _drain(self) -> None:
         self._scheduled = False
+        self.turns += 1
         queue = self._queue
+        spent = 0
         for _ in range(min(BATCH, len(queue))):
             c = queue.popleft()
             self._release(c)
+            spent += c.primary.response.kept + c.response.kept
             try:
                 self._compare(c)
             except Exception:  # a bug must not stop the board; logged with its traceback
                 log.exception("bug comparing the responses of %s", c.mirror.name)
+            if spent >= TURN_BYTES:
+                break  # the rest at the next turn (rule 2)
         if queue:
             self._scheduled = True
             assert self._loop is not None
@@ -225,7 +329,17 @@ class Board:
 
     def _release(self, c: Comparison) -> None:
         self.pending -= 1
-        self.reserved -= 2 * c.response.limit
+        self._give_back(c.response)
+        p = c.primary
+        p.open -= 1
+        if not p.open:  # the request's last comparison
+            self._give_back(p.response)
+
+    def _give_back(self, capture: Capture) -> None:
+        """Rule 1: ``capture`` keeps no more (what it kept stays until compared)."""
+        self.reserved -= capture.reserved
+        capture.reserved = 0
+        capture.limit = capture.kept
 
     def _compare(self, c: Comparison) -> None:
         settings = c.mirror.compare
@@ -247,7 +361,7 @@ class Board:
         kinds = [k for k in KINDS if any(d.kind == k for d in differences)]
         for k in kinds:
             counts.mismatches[k] += 1
-        st.record(mismatch_record(c.primary, primary, mirror, differences, kinds, settings))
+        self.store(c.mirror.name, st, mismatch_record(c.primary, primary, mirror, differences, kinds, settings))
 
 
 # --- records (rule 3) ---------------------------------------------------------------------------
@@ -257,8 +371,8 @@ def redacted_names(settings: MirrorCompare) -> frozenset[str]:
     return ALWAYS_REDACTED | {n.lower() for n in settings.redact_headers}
 
 
-def _headers(headers: Iterable[tuple[str, str]], redact: frozenset[str]) -> list[list[str]]:
-    return [[name, REDACTED if name.lower() in redact else value] for name, value in headers]
+def _headers(headers: Iterable[tuple[str, str]], redact: frozenset[str], r: Redactor) -> list[list[str]]:
+    return [[name, REDACTED if name.lower() in redact else r.text(value)] for name, value in headers]
 
 
 def body_text(body: bytes, truncated: bool) -> tuple[str, str]:
@@ -272,26 +386,31 @@ def body_text(body: bytes, truncated: bool) -> tuple[str, str]:
     return base64.b64encode(body).decode("ascii"), "base64"
 
 
-def _side(side: Side, redact: frozenset[str]) -> dict[str, Any]:
-    text, encoding = body_text(side.body, side.truncated)
+def _side(side: Side, redact: frozenset[str], r: Redactor) -> dict[str, Any]:
+    """A response of a record, without its body (``Stored``)."""
     return {
         "status": side.status,
-        "headers": _headers(side.headers, redact),
-        "body": text,
-        "bodyEncoding": encoding,
+        "headers": _headers(side.headers, redact, r),
         "bodyTruncated": side.truncated,
         "latencyMs": round(side.latency * 1000.0, 3),
     }
 
 
-def _difference(d: Difference, redact: frozenset[str]) -> dict[str, Any]:
-    out = msgspec.to_builtins(d)
-    out.setdefault("primary", None)
-    out.setdefault("mirror", None)
+def _body(side: Side, r: Redactor) -> bytes:
+    return r.body(side.body, side.truncated, is_json(joined(side.headers).get("content-type")))
+
+
+def _difference(d: Difference, redact: frozenset[str], r: Redactor) -> dict[str, Any]:
+    out: dict[str, Any] = msgspec.to_builtins(d)
     if d.kind == "header" and d.name in redact:
         out["primary"] = None if d.primary is None else REDACTED
         out["mirror"] = None if d.mirror is None else REDACTED
-    return out  # type: ignore[no-any-return]
+    else:
+        out["primary"] = r.value(d.primary)
+        out["mirror"] = r.value(d.mirror)
+        if d.path is not None:
+            out["path"] = r.text(d.path)
+    return out
 
 
 def mismatch_record(
@@ -301,21 +420,25 @@ def mismatch_record(
     differences: list[Difference],
     kinds: list[str],
     settings: MirrorCompare,
-) -> dict[str, Any]:
-    """One ring entry, as ``/mirrors/<id>/diffs`` shows it; header values already redacted."""
+) -> Stored:
+    """One ring entry (``Stored.shown``: as ``/mirrors/<id>/diffs`` shows it); secrets already
+    masked (rule 3)."""
     redact = redacted_names(settings)
     method, target, headers, request_id = p.request
     request_headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers]
-    return {
+    secrets = secrets_of(request_headers, redact) | secrets_of(primary.headers, redact)
+    r = Redactor(redact, secrets | secrets_of(mirror.headers, redact))
+    meta = {
         "time": datetime.fromtimestamp(p.wall, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "requestId": request_id.decode("latin-1") or None,
         "request": {
             "method": method.decode("latin-1"),
-            "target": target.decode("latin-1"),
-            "headers": _headers(request_headers, redact),
+            "target": r.text(target.decode("latin-1")),
+            "headers": _headers(request_headers, redact, r),
         },
         "kinds": kinds,
-        "differences": [_difference(d, redact) for d in differences],
-        "primary": _side(primary, redact),
-        "mirror": _side(mirror, redact),
+        "differences": [_difference(d, redact, r) for d in differences],
+        "primary": _side(primary, redact, r),
+        "mirror": _side(mirror, redact, r),
     }
+    return Stored(msgspec.json.encode(meta), _body(primary, r), _body(mirror, r))

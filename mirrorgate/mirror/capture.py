@@ -17,7 +17,10 @@ Rules:
    The primary's exchange and the mirror's ``Shadow`` each end exactly once, so no comparison
    stays pending.
 3. Memory: a comparison holds at most ``2 x max_body_bytes`` of body plus both heads and the
-   request head; the board caps how many are pending at once.
+   request head; the board caps how many are pending at once, and the bytes kept by all of them
+   together: a side asks its board for each chunk it keeps (``take``); granted less, it keeps
+   what it was granted and no more (the whole length and digest still count, so it is compared
+   by them).
 """
 
 import hashlib
@@ -37,10 +40,12 @@ _monotonic = time.monotonic
 class Capture:
     """One side's response (rule 1)."""
 
-    __slots__ = ("digest", "kept", "length", "limit", "parts", "raw", "status")
+    __slots__ = ("board", "digest", "kept", "length", "limit", "parts", "raw", "reserved", "status")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, board: "Board", limit: int) -> None:
+        self.board = board
         self.limit = limit
+        self.reserved = 0  # bytes taken from the board's budget (rule 3)
         self.status = 0
         self.raw = b""  # the head as received
         self.parts: list[bytes] = []
@@ -68,6 +73,14 @@ class Capture:
             if n > room:
                 chunk = chunk[:room]
                 n = room
+            granted = self.board.take(n)
+            if granted < n:  # the process's budget is spent: no more kept (length and digest count)
+                self.limit = self.kept + granted
+                if not granted:
+                    return
+                chunk = chunk[:granted]
+                n = granted
+            self.reserved += n
             self.parts.append(chunk)
             self.kept += n
 
@@ -100,6 +113,7 @@ class Board(Protocol):
     """What a capture needs of its ``board.Board``."""
 
     def settle(self, c: "Comparison", failure: str | None) -> None: ...
+    def take(self, n: int) -> int: ...  # reserve up to ``n`` bytes to keep: how many (rule 3)
 
 
 class Comparison:
@@ -111,7 +125,7 @@ class Comparison:
         self.board = board
         self.primary = primary
         self.mirror = mirror
-        self.response = Capture(settings.max_body_bytes)
+        self.response = Capture(board, settings.max_body_bytes)
         self.mirror_latency = -1.0  # seconds; set when the mirror's response completed
         self.ended = False
 
@@ -132,13 +146,14 @@ class PrimaryCapture:
     ``head``/``body`` as it relays and ``end`` once, when it finishes (``complete`` first when
     the whole response was relayed)."""
 
-    __slots__ = ("board", "comparisons", "latency", "request", "response", "started", "wall")
+    __slots__ = ("board", "comparisons", "latency", "open", "request", "response", "started", "wall")
 
     def __init__(self, board: Board, request: tuple[bytes, bytes, list[Header], bytes], limit: int) -> None:
         self.board = board
         self.request = request  # method, target, headers as the client sent them; the request id forwarded
-        self.response = Capture(limit)
+        self.response = Capture(board, limit)
         self.comparisons: list[Comparison] = []
+        self.open = 0  # comparisons not ended yet (the board gives the kept bytes back at 0)
         self.started = _monotonic()
         self.wall = time.time()
         self.latency = -1.0  # seconds; set when the response completed

@@ -11,15 +11,22 @@ Rules:
    name but ``ignore_headers`` and ``DEFAULT_IGNORED`` (values that differ on every response:
    date, age, expires, framing and connection headers, the request id). A name present on one
    side only is a difference (``absent`` names the side that lacks it).
-3. Bodies: when both sides are JSON (content type ``application/json`` or ``*/*+json``, any
-   parameters), both were kept whole (not longer than ``max_body_bytes``) and both parse, they
-   are compared member by member: the differences are JSON paths (``$.a.b[0]``, ``$['a key']``),
-   minus the ones ``ignore_paths`` cover (a path covers its whole subtree; ``[*]`` and ``.*``
-   match any index or member). Numbers compare by value (``1 == 1.0``), booleans never equal
-   numbers. Otherwise the bodies compare by length and digest (of the whole body, even when only
-   the first ``max_body_bytes`` were kept).
+3. Bodies: bodies of the same length and digest are equal (nothing is parsed). Otherwise, when
+   both sides are JSON (content type ``application/json`` or ``*/*+json``, any parameters), both
+   were kept whole (not longer than ``max_body_bytes``), neither is longer than
+   ``MAX_JSON_BYTES`` and both parse, they are compared member by member: the differences are
+   JSON paths (``$.a.b[0]``, ``$['a key']``), minus the ones ``ignore_paths`` cover (a path
+   covers its whole subtree; ``[*]`` and ``.*`` match any index or member). Numbers compare by
+   value (``1 == 1.0``), booleans never equal numbers. Otherwise the bodies compare by length
+   and digest (of the whole body, even when only the first ``max_body_bytes`` were kept); a JSON
+   body that was not compared member by member only because it is larger than
+   ``MAX_JSON_BYTES`` gets a ``note`` saying so.
 4. Bounded output: at most ``MAX_DIFFERENCES`` differences per comparison; a JSON value longer
    than ``MAX_VALUE_CHARS`` once encoded is shown as ``"<object: N bytes>"`` (or array, string).
+   Bounded work (a comparison runs on the event loop that relays the primary, ``board.py`` rule
+   2): at most ``2 x MAX_JSON_BYTES`` are parsed and ``MAX_JSON_NODES`` values visited; a walk
+   that reaches the cap stops, keeps the differences it found and adds the length-and-digest
+   difference with a ``note`` ("too large to compare field by field").
 5. A malformed ``ignore_paths`` entry raises ``ValueError`` naming it (``parse_path``). Bad
    input never reaches here: MirrorPolicy admission's ``ignorePaths`` pattern accepts only
    paths ``parse_path`` reads (a property test checks the two agree).
@@ -36,9 +43,11 @@ from mirrorgate.ir.table import MirrorCompare
 DEFAULT_IGNORED = frozenset(
     ("date", "age", "expires", "connection", "keep-alive", "transfer-encoding", "content-length", "x-request-id")
 )
-ALWAYS_REDACTED = frozenset(("authorization", "cookie", "set-cookie"))
+ALWAYS_REDACTED = frozenset(("authorization", "proxy-authorization", "cookie", "set-cookie"))
 MAX_DIFFERENCES = 100
 MAX_VALUE_CHARS = 256
+MAX_JSON_BYTES = 256 << 10  # a larger body is compared by length and digest (rule 3)
+MAX_JSON_NODES = 20_000  # JSON values one comparison visits at most (rule 4)
 REDACTED = "[redacted]"
 
 # a path segment: ("key", name) | ("index", n) | ("any", None)
@@ -69,7 +78,8 @@ class Difference(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One difference: ``kind`` ``status`` | ``header`` | ``body``; ``name`` (a header's, lower
     case) or ``path`` (a JSON body's); the value on each side; ``absent``: the side that lacks
     the header or member (``primary`` or ``mirror``); ``detail``: for a status, ``class`` or
-    ``code``; for a body, ``json`` or ``bytes`` (how it was compared)."""
+    ``code``; for a body, ``json`` or ``bytes`` (how it was compared); ``note``: why a JSON
+    body was (also) compared by its bytes."""
 
     kind: str
     primary: Any = None
@@ -78,6 +88,7 @@ class Difference(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     path: str | None = None
     absent: str | None = None
     detail: str | None = None
+    note: str | None = None  # why a JSON body was compared by its bytes (rules 3 and 4)
 
 
 # --- paths -------------------------------------------------------------------------------------
@@ -238,7 +249,7 @@ _UNPARSED = object()
 
 
 def _json_of(side: Side) -> Any:
-    if side.truncated or not is_json(joined(side.headers).get("content-type")):
+    if side.truncated or len(side.body) > MAX_JSON_BYTES or not is_json(joined(side.headers).get("content-type")):
         return _UNPARSED
     try:
         return msgspec.json.decode(side.body)
@@ -246,24 +257,40 @@ def _json_of(side: Side) -> Any:
         return _UNPARSED
 
 
+def _too_large(side: Side) -> bool:
+    """Rule 3's note: JSON kept whole, but longer than ``MAX_JSON_BYTES``."""
+    return not side.truncated and len(side.body) > MAX_JSON_BYTES and is_json(joined(side.headers).get("content-type"))
+
+
 def compare_bodies(
     primary: Side, mirror: Side, settings: MirrorCompare, limit: int = MAX_DIFFERENCES
 ) -> list[Difference]:
+    if primary.length == mirror.length and primary.digest == mirror.digest:
+        return []  # the same bytes (rule 3): nothing to parse
+    note = None
     a = _json_of(primary)
     b = _json_of(mirror) if a is not _UNPARSED else _UNPARSED
     if a is not _UNPARSED and b is not _UNPARSED:
         patterns = [parse_path(p) for p in settings.ignore_paths]
-        return json_differences(a, b, patterns, limit)
-    if primary.length == mirror.length and primary.digest == mirror.digest:
-        return []
-    return [
+        out, complete = walk(a, b, patterns, limit)
+        if complete:
+            return out
+        note = f"too large to compare field by field: more than {MAX_JSON_NODES} JSON values"
+        out = out[: limit - 1]
+    else:
+        out = []
+        if _too_large(primary) or _too_large(mirror):
+            note = f"too large to compare field by field: longer than {MAX_JSON_BYTES} bytes"
+    out.append(
         Difference(
             kind="body",
             primary={"length": primary.length, "digest": primary.digest},
             mirror={"length": mirror.length, "digest": mirror.digest},
             detail="bytes",
+            note=note,
         )
-    ]
+    )
+    return out
 
 
 def _scalar_equal(a: Any, b: Any) -> bool:
@@ -276,10 +303,22 @@ def _scalar_equal(a: Any, b: Any) -> bool:
 
 def json_differences(a: Any, b: Any, ignore: Sequence[Path] = (), limit: int = MAX_DIFFERENCES) -> list[Difference]:
     """The JSON paths where ``a`` and ``b`` differ, outside ``ignore`` (rule 3), in document
-    order (members sorted), at most ``limit``. Iterative: any nesting depth."""
+    order (members sorted), at most ``limit``; the first ``MAX_JSON_NODES`` values only (rule 4)."""
+    return walk(a, b, ignore, limit)[0]
+
+
+def walk(
+    a: Any, b: Any, ignore: Sequence[Path] = (), limit: int = MAX_DIFFERENCES, max_nodes: int = MAX_JSON_NODES
+) -> tuple[list[Difference], bool]:
+    """``json_differences`` and whether the walk was complete (False: it stopped after visiting
+    ``max_nodes`` values, rule 4). Iterative: any nesting depth."""
     out: list[Difference] = []
     stack: list[tuple[tuple[str | int, ...], Any, Any, str | None]] = [((), a, b, None)]
+    visited = 0
     while stack and len(out) < limit:
+        if visited == max_nodes:
+            return out, False
+        visited += 1
         path, x, y, absent = stack.pop()
         if ignore and _covered(path, ignore):
             continue
@@ -303,7 +342,7 @@ def json_differences(a: Any, b: Any, ignore: Sequence[Path] = (), limit: int = M
                     stack.append(((*path, i), x[i], y[i], None))
         elif isinstance(x, dict | list) or isinstance(y, dict | list) or not _scalar_equal(x, y):
             out.append(_body_diff(path, x, y, None))  # the types differ, or two scalars do
-    return out
+    return out, True
 
 
 def _body_diff(path: tuple[str | int, ...], x: Any, y: Any, absent: str | None) -> Difference:

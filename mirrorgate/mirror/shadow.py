@@ -56,8 +56,6 @@ class ShadowOwner(Protocol):
 
 
 class Shadow:
-    timeout: float | None = None  # seconds: the gateway's (a ``PolicyShadow`` has its own, rule 7)
-
     __slots__ = (
         "backend",
         "body_done",
@@ -150,7 +148,7 @@ class Shadow:
             self._send([_LAST_CHUNK], len(_LAST_CHUNK))
             if self.finished:
                 return
-        self.deadline = deadline = self.owner.deadline(self.timeout)
+        self.deadline = deadline = self.owner.deadline()
         if self.slot:
             self.owner.arm(deadline)
 
@@ -266,6 +264,24 @@ class PolicyShadow(Shadow):
         super().__init__(owner, head, endpoint, backend, series, started, probe, deadline, key)
         self.timeout = timeout
         self.budget = budget
+
+    def end(self) -> None:
+        """``Shadow.end`` with this mirror's own ``timeout`` (rule 7): the plain ``Shadow`` never
+        reads one."""
+        if self.finished or self.body_done:
+            return
+        self.body_done = True
+        length = self.head.content_length
+        if length is not None and self.body_seen != length:
+            self.owner.abandon(self, DropReason.BODY_MISMATCH)
+            return
+        if self.head.chunked:
+            self._send([_LAST_CHUNK], len(_LAST_CHUNK))
+            if self.finished:
+                return
+        self.deadline = deadline = self.owner.deadline(self.timeout)
+        if self.slot:
+            self.owner.arm(deadline)
 
     def _set_lag(self, lag: int) -> None:
         old, self.lag = self.lag, lag

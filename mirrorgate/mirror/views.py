@@ -25,7 +25,7 @@ import msgspec
 from prometheus_client.core import CounterMetricFamily, Metric
 
 from mirrorgate.ir.table import Filters, Mirror, RoutingTable
-from mirrorgate.mirror.board import KINDS, Board, Counts, LatencyHistogram
+from mirrorgate.mirror.board import KINDS, MAX_RING_BYTES, RECORD_OVERHEAD, Board, Counts, LatencyHistogram
 from mirrorgate.mirror.metrics import MirrorSeries, route_of
 
 
@@ -91,7 +91,7 @@ class DispatcherViews:
 
     def diffs(self, mirror: str) -> list[dict[str, Any]]:
         st = self._board.stats.get(mirror)
-        return [] if st is None else [r for _, r in reversed(tuple(st.ring))]
+        return [] if st is None else st.records()
 
 
 class WorkerFeed:
@@ -116,13 +116,17 @@ class WorkerFeed:
 class MergedMirrors:
     """``Views`` of a group of workers (``serve/supervisor.py``): the sum of their latest reports
     plus what dead workers counted, and one ring per mirror merged from theirs, newest first,
-    as long as the table's ``keep_mismatches`` for it."""
+    as long as the table's ``keep_mismatches`` for it; all the rings together hold at most
+    ``MAX_RING_BYTES`` (records as JSON bytes, the oldest of any mirror evicted first)."""
 
     def __init__(self, table: Callable[[], RoutingTable]) -> None:
         self._table = table
         self.live: dict[int, list[Report]] = {}  # worker index -> its last reports
         self.retired: list[Report] = []  # dead workers' reports, summed
-        self.rings: dict[str, list[dict[str, Any]]] = {}  # mirror name -> records, newest first
+        # mirror name -> (time, record as JSON bytes), newest first; all together at most
+        # ``MAX_RING_BYTES`` (``board.py`` rule 4: bytes, decoded only when shown)
+        self.rings: dict[str, list[tuple[str, bytes]]] = {}
+        self.ring_bytes = 0
 
     def update(self, worker: int, event: dict[str, Any]) -> None:
         """One ``WorkerFeed.event`` of ``worker``; raises ``msgspec.ValidationError`` if malformed."""
@@ -132,8 +136,20 @@ class MergedMirrors:
             keep = {m.name: m.compare.keep_mismatches for m in table_mirrors(self._table()) if m.compare is not None}
             self.rings = {name: ring for name, ring in self.rings.items() if name in keep}  # mirrors gone
             for name, records in diffs.items():
-                ring = sorted([*records, *self.rings.get(name, [])], key=lambda r: str(r.get("time", "")), reverse=True)
+                new = [(str(r.get("time", "")), msgspec.json.encode(r)) for r in records]
+                ring = sorted([*new, *self.rings.get(name, [])], key=lambda r: r[0], reverse=True)
                 self.rings[name] = ring[: keep.get(name, len(records))]
+            self._within_budget()
+
+    def _within_budget(self) -> None:
+        """Evict the oldest records of any mirror while the rings hold more than ``MAX_RING_BYTES``."""
+        rings = self.rings
+        total = sum(len(raw) + RECORD_OVERHEAD for ring in rings.values() for _, raw in ring)
+        while total > MAX_RING_BYTES:
+            name = min((n for n in rings if rings[n]), key=lambda n: rings[n][-1][0])
+            _, raw = rings[name].pop()
+            total -= len(raw) + RECORD_OVERHEAD
+        self.ring_bytes = total
 
     def retire(self, worker: int) -> None:
         self.retired = _summed([self.retired, self.live.pop(worker, [])])
@@ -142,7 +158,7 @@ class MergedMirrors:
         return _summed([self.retired, *self.live.values()])
 
     def diffs(self, mirror: str) -> list[dict[str, Any]]:
-        return list(self.rings.get(mirror, []))
+        return [msgspec.json.decode(raw) for _, raw in self.rings.get(mirror, [])]
 
 
 def _summed(groups: list[list[Report]]) -> list[Report]:
@@ -200,6 +216,7 @@ def compare_summary(c: Counts) -> dict[str, Any]:
         "mismatches": {k: c.mismatches.get(k, 0) for k in KINDS},
         "mirrorFailed": dict(sorted(c.mirror_failed.items())),
         "skipped": c.skipped,
+        "evicted": c.evicted,
         "latencyMs": {"primary": _latency(c.primary_latency), "mirror": _latency(c.mirror_latency)},
     }
 

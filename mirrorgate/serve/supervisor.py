@@ -42,7 +42,8 @@ Rules:
    metrics snapshot, and the mismatch records it has not sent yet (``serve/worker.py`` rule 4).
    The counters add up like rule 4's (a dead worker's stay counted, latency histograms add
    bucket by bucket, so percentiles are those of the whole group); the rings are merged newest
-   first (by record time) and cut to the mirror's ``keep_mismatches``.
+   first (by record time) and cut to the mirror's ``keep_mismatches``, kept as JSON bytes under
+   one byte budget for all mirrors (``mirror/views.py``'s ``MergedMirrors``).
 """
 
 import asyncio

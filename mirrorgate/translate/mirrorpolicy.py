@@ -39,7 +39,7 @@ DEFAULT_IGNORED = (
     "content-length",
     "x-request-id",
 )
-ALWAYS_REDACTED = ("authorization", "cookie", "set-cookie")
+ALWAYS_REDACTED = ("authorization", "proxy-authorization", "cookie", "set-cookie")
 _UNITS = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "k": 10**3, "M": 10**6, "G": 10**9}
 
 

@@ -10,9 +10,11 @@ field paths. The CRD object itself validates against the Kubernetes 1.32 schema 
 ``test_manifests.py`` like every other manifest of the base.
 """
 
+import re
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
+from random import Random
 from typing import Any
 
 import celpy
@@ -24,6 +26,8 @@ from celpy.evaluation import CELEvalError
 
 from mirrorgate.model.mirrorpolicy import HOST_TYPES, SAMPLE_MISSING
 from mirrorgate.model.snapshot import VERSIONS
+from mirrorgate.providers.admission.mirrorpolicy import LAG_AT_MOST, LAG_UNITS, MAX_BODY_LAG
+from mirrorgate.translate.mirrorpolicy import quantity_bytes
 from tests.providers.test_admission_mirrorpolicy import BACKEND, CASES, VALID, errs, policy
 
 CRD = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes" / "crds" / "mirrorgate.dev_mirrorpolicies.yaml"
@@ -149,7 +153,7 @@ def test_the_crd_serves_the_version_and_enums_mirrorgate_reads() -> None:
 
 def test_every_cel_rule_compiles() -> None:
     rules = [r["rule"] for _, _, node in walk_schema(schema()) for r in node.get("x-kubernetes-validations") or ()]
-    assert len(rules) == 7
+    assert len(rules) == 9
     for rule in rules:
         program(rule)
 
@@ -165,3 +169,32 @@ def walk_schema(node: Schema) -> Iterator[tuple[None, None, Schema]]:
 @pytest.mark.parametrize(("lag", "ok"), [(1, True), ("1Ki", True), (0, False), ("0", False), (True, False)])
 def test_max_body_lag_is_an_int_or_string_of_at_least_one(lag: object, ok: bool) -> None:
     assert (crd_errors({"backendRef": BACKEND, "maxBodyLag": lag}) == set()) is ok
+
+
+def test_the_lag_ceiling_rule_is_admissions_and_accepts_exactly_up_to_1gi() -> None:
+    """The CEL rule bounding a ``maxBodyLag`` string carries admission's ``LAG_AT_MOST``, and that
+    expression accepts a quantity exactly when it is at most ``MAX_BODY_LAG`` bytes."""
+    node = schema()["properties"]["spec"]["properties"]["maxBodyLag"]
+    (rule,) = node["x-kubernetes-validations"]
+    assert rule["rule"] == f"type(self) == int || self.matches('{LAG_AT_MOST}')"
+    assert node["maximum"] == MAX_BODY_LAG
+    random = Random(7)
+    for suffix, unit in LAG_UNITS:
+        top = MAX_BODY_LAG // unit
+        for n in {
+            1,
+            2,
+            9,
+            10,
+            top - 1,
+            top,
+            top + 1,
+            10 * top,
+            *(random.randrange(1, 3 * top + 2) for _ in range(200)),
+        }:
+            if n < 1:
+                continue
+            text = f"{n}{suffix}"
+            assert (re.match(LAG_AT_MOST, text) is not None) is (quantity_bytes(text) <= MAX_BODY_LAG), text
+            ok = bool(program(rule["rule"]).evaluate({"self": json_to_cel(text)}))
+            assert ok is (quantity_bytes(text) <= MAX_BODY_LAG), text

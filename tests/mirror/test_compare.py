@@ -13,6 +13,8 @@ from mirrorgate.mirror.compare import (
     ALWAYS_REDACTED,
     DEFAULT_IGNORED,
     MAX_DIFFERENCES,
+    MAX_JSON_BYTES,
+    MAX_JSON_NODES,
     Difference,
     Side,
     compare,
@@ -22,6 +24,7 @@ from mirrorgate.mirror.compare import (
     json_differences,
     parse_path,
     shown,
+    walk,
 )
 from mirrorgate.providers.admission.mirrorpolicy import JSON_PATH
 from mirrorgate.translate import mirrorpolicy
@@ -309,3 +312,41 @@ def test_defaults_agree_with_the_mirror_policy_translation() -> None:
     """The translator fills the IR with the same defaults the comparison always applies."""
     assert set(mirrorpolicy.DEFAULT_IGNORED) == DEFAULT_IGNORED
     assert set(mirrorpolicy.ALWAYS_REDACTED) == ALWAYS_REDACTED
+
+
+# --- bounded work (rules 3 and 4) ---------------------------------------------------------------
+
+
+def big_json(n: int, last: int) -> bytes:
+    return json.dumps({"items": [*range(n), last]}).encode()
+
+
+def test_json_longer_than_the_limit_compares_by_bytes_and_says_so() -> None:
+    n = MAX_JSON_BYTES // 5
+    a, b = big_json(n, 1), big_json(n, 2)
+    assert len(a) > MAX_JSON_BYTES
+    settings = MirrorCompare(max_body_bytes=4 * MAX_JSON_BYTES)
+    (d,) = compare(side(a), side(b), settings)
+    assert (d.kind, d.detail, d.path) == ("body", "bytes", None)
+    assert d.note == f"too large to compare field by field: longer than {MAX_JSON_BYTES} bytes"
+    assert d.primary == {"length": len(a), "digest": hashlib.blake2b(a, digest_size=16).hexdigest()}
+    assert compare(side(a), side(a), settings) == []  # the same bytes: equal, nothing parsed
+    small = big_json(10, 1)
+    (d,) = compare(side(small), side(big_json(10, 2)), settings)
+    assert (d.detail, d.path, d.note) == ("json", "$.items[10]", None)
+
+
+def test_a_walk_stops_at_the_node_cap_and_falls_back_to_bytes() -> None:
+    n = MAX_JSON_NODES + 5_000
+    a, b = big_json(n, 1), big_json(n, 2)
+    assert len(a) <= MAX_JSON_BYTES  # small enough to parse, too many values to walk
+    diffs = compare(side(a), side(b), MirrorCompare(max_body_bytes=MAX_JSON_BYTES))
+    (d,) = diffs  # the change sits past the cap: found by bytes only
+    assert d.detail == "bytes"
+    assert d.note == f"too large to compare field by field: more than {MAX_JSON_NODES} JSON values"
+    out, complete = walk(list(range(100)), [*range(99), -1], max_nodes=50)
+    assert (out, complete) == ([], False)
+    out, complete = walk([-1, *range(1, 100)], list(range(100)), max_nodes=50)
+    assert ([x.path for x in out], complete) == (["$[0]"], False)
+    out, complete = walk(list(range(100)), [*range(99), -1], max_nodes=200)
+    assert ([x.path for x in out], complete) == (["$[99]"], True)

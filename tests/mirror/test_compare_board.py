@@ -12,7 +12,7 @@ import pytest
 
 from mirrorgate.ir.table import Mirror, MirrorCompare
 from mirrorgate.mirror import Dispatcher
-from mirrorgate.mirror.board import LATENCY_BOUNDS_MS, LatencyHistogram
+from mirrorgate.mirror.board import LATENCY_BOUNDS_MS, RECORD_OVERHEAD, LatencyHistogram
 from mirrorgate.mirror.capture import PrimaryCapture
 from tests.support.backends import Backend, Mode
 from tests.support.waiting import until
@@ -120,7 +120,7 @@ async def test_a_failed_mirror_is_never_a_mismatch(
     c = await settled(d, m, 1)
     assert c.mirror_failed == {reason: 1}
     assert c.compared == 0
-    assert d.board.stats[m.name].ring.maxlen == 20
+    assert d.board.stats[m.name].limit == 20
     assert not d.board.stats[m.name].ring
 
 
@@ -158,23 +158,55 @@ async def test_the_pending_cap_skips_comparisons_but_still_mirrors(
     assert submit(d, m) is not None  # room again
 
 
-async def test_the_pending_byte_budget_skips_comparisons(
+async def test_a_large_max_body_bytes_reserves_only_what_is_kept(
     start_backend: StartBackend, make_dispatcher: MakeDispatcher
 ) -> None:
+    """Board rule 1: a policy allowing 16 MiB bodies whose bodies are small takes only what it
+    keeps, so it never starves the process's budget (it used to reserve 2 x 16 MiB each)."""
     b = await start_backend()
     d = make_dispatcher()
-    d.board.max_pending_bytes = 2 * 2 * 1000  # two comparisons of two 1000-byte bodies
-    m = compared(make_mirror(b.endpoint), MirrorCompare(max_body_bytes=1000))
-    captures = [submit(d, m, b"/b%d" % i) for i in range(3)]
-    assert [c is not None for c in captures] == [True, True, False]
-    assert d.board.reserved == 4000
-    assert counts(d, m).skipped == 1
-    for i, capture in enumerate(captures[:2]):
+    d.board.max_pending_bytes = 4 * 1024
+    m = compared(make_mirror(b.endpoint), MirrorCompare(max_body_bytes=16 << 20))
+    captures = [submit(d, m, b"/b%d" % i) for i in range(10)]
+    assert all(c is not None for c in captures)
+    assert d.board.reserved == 0  # nothing kept yet
+    await until(lambda: d.stats().completed.get("2xx") == 10)
+    assert d.board.reserved == sum(len(b"ok:/b%d" % i) for i in range(10))  # the mirrors' bodies
+    for i, capture in enumerate(captures):
         assert capture is not None
         relay(capture, *ok_reply(b"/b%d" % i))
-    await settled(d, m, 2)
+    c = await settled(d, m, 10)
+    assert (c.compared, c.matched, c.skipped) == (10, 10, 0)
     assert d.board.reserved == 0
-    assert submit(d, m) is not None
+
+
+async def test_a_spent_budget_falls_back_to_length_and_digest(make_dispatcher: MakeDispatcher) -> None:
+    doc = json.dumps({"items": list(range(40))}).encode()
+    b = await Backend.scripted(scripted(lambda target: (200, [("content-type", "application/json")], doc))).start()
+    try:
+        d = make_dispatcher()
+        d.board.max_pending_bytes = len(doc) + 10  # the primary's body, then 10 bytes of the mirror's
+        m = compared(make_mirror(b.endpoint))
+        first = submit(d, m, b"/same")
+        assert first is not None
+        relay(first, 200, [("content-type", "application/json")], doc)  # before the mirror answers
+        assert d.board.reserved == len(doc)
+        c = await settled(d, m, 1)
+        assert (c.compared, c.matched) == (1, 1)  # compared by digest: the same bytes
+        assert d.board.reserved == 0
+        second = submit(d, m, b"/differs")
+        assert second is not None
+        relay(second, 200, [("content-type", "application/json")], doc.replace(b"39", b"40"))
+        c = await settled(d, m, 2)
+        assert c.mismatches["body"] == 1
+        (record,) = d.board.stats[m.name].records()
+        (diff,) = record["differences"]
+        assert diff["detail"] == "bytes"  # the mirror kept 10 bytes only: no JSON comparison
+        assert record["mirror"]["bodyTruncated"] is True
+        assert record["mirror"]["body"] == doc[:10].decode()
+        assert d.board.reserved == 0
+    finally:
+        await b.close()
 
 
 async def test_long_bodies_are_compared_by_their_whole_digest(make_dispatcher: MakeDispatcher) -> None:
@@ -193,7 +225,7 @@ async def test_long_bodies_are_compared_by_their_whole_digest(make_dispatcher: M
         relay(differs, 200, [("content-type", "application/octet-stream")], body[:-1] + b"!")  # the last byte
         c = await settled(d, m, 2)
         assert (c.compared, c.matched, c.mismatches["body"]) == (2, 1, 1)
-        ((_, record),) = d.board.stats[m.name].ring
+        (record,) = d.board.stats[m.name].records()
         (diff,) = record["differences"]
         assert diff["detail"] == "bytes"
         assert diff["primary"]["length"] == diff["mirror"]["length"] == len(body)
@@ -217,14 +249,14 @@ async def test_the_ring_keeps_the_latest_mismatches(
         assert capture is not None
         relay(capture, *ok_reply(b"/r%d" % i))
         await settled(d, m, i + 1)
-    ring = d.board.stats[m.name].ring
-    assert [r["request"]["target"] for _, r in ring] == ["/r2", "/r3", "/r4"]
-    assert [json.dumps(r["differences"][0]) for _, r in ring] == [
+    ring = d.board.stats[m.name].records_since(0)
+    assert [r["request"]["target"] for r in ring] == ["/r2", "/r3", "/r4"]
+    assert [json.dumps(r["differences"][0]) for r in ring] == [
         json.dumps({"kind": "status", "primary": 200, "mirror": 503, "detail": "class"})
     ] * 3
     views = d.views()
     assert [r["request"]["target"] for r in views.diffs(m.name)] == ["/r4", "/r3", "/r2"]  # newest first
-    assert d.board.stats[m.name].records_since(4) == [ring[-1][1]]
+    assert d.board.stats[m.name].records_since(4) == [ring[-1]]
 
 
 def test_latency_percentiles_from_fixed_buckets() -> None:
@@ -239,3 +271,49 @@ def test_latency_percentiles_from_fixed_buckets() -> None:
     assert 99 / 1.2 <= p99 <= 99 * 1.2
     h.add(10_000.0)  # beyond the last bound
     assert h.percentile(1.0) == LATENCY_BOUNDS_MS[-1]
+
+
+async def test_the_rings_of_a_process_share_one_byte_budget(
+    start_backend: StartBackend, make_dispatcher: MakeDispatcher
+) -> None:
+    """Board rule 4: records are kept as bytes, counted, and the oldest of any mirror evicted
+    first once all the rings together pass ``max_ring_bytes``."""
+    b = await start_backend(status=503)
+    d = make_dispatcher()
+    board = d.board
+    one = compared(make_mirror(b.endpoint, k=0), MirrorCompare(keep_mismatches=100))
+    two = compared(make_mirror(b.endpoint, k=1), MirrorCompare(keep_mismatches=100))
+    emoji = "\N{GRINNING FACE}" + "a" * 3000  # as a str: 4 bytes per character
+
+    async def mismatch(m: Mirror, i: int) -> None:
+        capture = submit(d, m, b"/%d" % i)
+        assert capture is not None
+        st = board.stats.get(m.name)
+        before = 0 if st is None else st.counts.compared
+        relay(capture, 200, [("content-type", "text/plain")], emoji.encode())
+        await settled(d, m, before + 1)
+
+    await mismatch(one, 0)
+    ((_, stored),) = board.stats[one.name].ring
+    assert type(stored.primary) is bytes  # decoded only when shown
+    assert stored.primary == emoji.encode()
+    assert board.ring_bytes == stored.size == len(stored.meta) + len(emoji.encode()) + len(b"ok:/0") + RECORD_OVERHEAD
+    (shown,) = board.stats[one.name].records()
+    assert shown["primary"]["body"] == emoji
+    size = stored.size
+    board.max_ring_bytes = 3 * size + size // 2  # room for three records
+    await mismatch(two, 1)
+    await mismatch(one, 2)
+    await mismatch(two, 3)  # the fourth: the oldest (one's /0) goes
+    assert [r["request"]["target"] for r in board.stats[one.name].records()] == ["/2"]
+    assert [r["request"]["target"] for r in board.stats[two.name].records()] == ["/3", "/1"]
+    assert (counts(d, one).evicted, counts(d, two).evicted) == (1, 0)
+    await mismatch(one, 4)  # then two's /1
+    assert [r["request"]["target"] for r in board.stats[two.name].records()] == ["/3"]
+    assert counts(d, two).evicted == 1
+    assert board.ring_bytes == sum(r.size for st in board.stats.values() for _, r in st.ring) <= board.max_ring_bytes
+    board.keep_records_of({two.name})  # one left the table: its ring and its bytes are freed
+    assert not board.stats[one.name].ring
+    assert board.ring_bytes == sum(r.size for _, r in board.stats[two.name].ring)
+    reports = d.views().reports()
+    assert sum(r.compare.evicted for r in reports if r.compare is not None) == 2

@@ -5,6 +5,7 @@ The IR mirrors get ``compare`` directly (``compare_support.with_compare``). No t
 """
 
 import asyncio
+import io
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from mirrorgate.admin.server import AdminApp, start_admin
+from mirrorgate.echo import EchoConfig, start_echo
 from mirrorgate.ir.table import MirrorCompare
 from mirrorgate.mirror.views import mirror_id
 from mirrorgate.serve.admin import mirror_endpoints
@@ -118,15 +120,23 @@ async def gateway(tmp_path: Path) -> AsyncIterator[SetupFactory]:
         rules: str = RULES,
         v2_handler: Handler | None = None,
         policies: str = "",
+        echo: bool = False,
     ) -> Setup:
-        b1 = await Backend.scripted(scripted(v1_reply)).start()
-        b2 = await Backend.scripted(v2_handler or scripted(v2)).start()
-        closers.extend([b1.close, b2.close])
+        if echo:  # ``mirrorgate echo`` on both sides: its JSON shows the request's headers
+            e1 = await start_echo(EchoConfig(port=0, bind="127.0.0.1", name="v1-1-2"), log=io.StringIO())
+            e2 = await start_echo(EchoConfig(port=0, bind="127.0.0.1", name="v2-1-2"), log=io.StringIO())
+            closers.extend([e1.close, e2.close])
+            ports = (e1.port, e2.port)
+        else:
+            b1 = await Backend.scripted(scripted(v1_reply)).start()
+            b2 = await Backend.scripted(v2_handler or scripted(v2)).start()
+            closers.extend([b1.close, b2.close])
+            ports = (b1.port, b2.port)
         path = tmp_path / "gateway.yaml"
         path.write_text(
             gateway_doc()
-            + service_docs("v1", b1.port)
-            + service_docs("v2", b2.port)
+            + service_docs("v1", ports[0])
+            + service_docs("v2", ports[1])
             + route_doc(rules, name="compared")
             + policies
         )
@@ -370,3 +380,31 @@ async def test_a_mirror_policy_from_yaml_compares(gateway: SetupFactory) -> None
     assert [d["request"]["target"] for d in diffs] == ["/status", "/header"]  # keepMismatches: 2
     assert b"spicy" not in raw  # the policy's redactHeaders
     assert b"SECRETCOOKIE" not in raw
+
+
+SECRETS = ("TOPSECRET", "PROXYSECRET", "COOKIESECRET", "OTHERCOOKIE", "KEYSECRET")
+
+
+async def test_secrets_echoed_in_bodies_never_reach_the_diffs(gateway: SetupFactory) -> None:
+    """``mirrorgate echo`` answers the request's headers in its JSON body: the values of the
+    redacted request headers must appear nowhere in ``/mirrors/<id>/diffs``."""
+    s = await gateway(MirrorCompare(redact_headers=("x-api-key",), max_body_bytes=1 << 20), echo=True)
+    headers = [
+        ("Authorization", "Bearer TOPSECRET"),
+        ("Proxy-Authorization", "Basic PROXYSECRET"),
+        ("Cookie", "sid=COOKIESECRET; theme=OTHERCOOKIE"),
+        ("X-Api-Key", "KEYSECRET"),
+        ("X-Request-Id", "rid-secret"),
+    ]
+    await s.get("/echo/secret", headers)
+    summary = await s.compared(1)
+    assert summary["mismatches"]["body"] == 1  # the echo servers' names differ
+    raw, (record,) = await s.diffs()
+    for side in ("primary", "mirror"):
+        assert record[side]["bodyEncoding"] == "utf-8"
+        body = json.loads(record[side]["body"])
+        assert body["path"] == "/echo/secret"  # the body is there, masked
+        assert body["headers"]["Authorization"] == "[redacted]"
+        assert body["headers"]["X-Api-Key"] == "[redacted]"
+    for secret in SECRETS:
+        assert secret.encode() not in raw, secret

@@ -5,6 +5,7 @@ path keeps the retry and timeout semantics of ``docs/mirroring.md``."""
 import pytest
 
 import mirrorgate.mirror.dispatcher as dispatcher_module
+import mirrorgate.mirror.shadow as shadow_module
 from mirrorgate.mirror.head import MirrorHead, build_head
 from tests.support.backends import Header, Mode
 from tests.support.waiting import until
@@ -94,3 +95,28 @@ async def test_in_flight_timeouts_share_one_timer(start_backend: StartBackend, m
     assert d.stats().dropped == {"timeout": 20}
     assert d._sweeper is None  # nothing in flight: no timer left behind
     await until(lambda: b.open == 0)
+
+
+async def test_a_plain_shadow_reads_no_timeout_of_its_own(
+    start_backend: StartBackend, make_dispatcher: MakeDispatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plain ``Shadow.end`` asks for the gateway's deadline with no argument (shadow rule 7):
+    only a ``PolicyShadow`` reads a ``timeout`` of its own."""
+    calls: list[tuple[object, ...]] = []
+    original = dispatcher_module.Dispatcher.deadline
+
+    def recording(self: dispatcher_module.Dispatcher, *args: float | None) -> float:
+        calls.append(args)
+        return original(self, *args)
+
+    monkeypatch.setattr(dispatcher_module.Dispatcher, "deadline", recording)
+    assert not hasattr(shadow_module.Shadow, "timeout")
+    b = await start_backend()
+    d = make_dispatcher()
+    tee = d.submit((make_mirror(b.endpoint),), b"POST", b"/1", [*request_headers(), (b"content-length", b"2")], True)
+    assert tee is not None
+    assert type(tee.shadows[0]) is shadow_module.Shadow
+    tee.feed(b"ok")
+    tee.end()
+    assert calls == [()]
+    await until(lambda: d.stats().completed.get("2xx") == 1)

@@ -61,7 +61,13 @@ VALID = [
     pytest.param({"host": {"type": "Literal", "value": "a.b"}}, id="host-literal-no-port"),
     pytest.param({"maxBodyLag": 1}, id="lag-int"),
     pytest.param({"maxBodyLag": "65536"}, id="lag-digits"),
-    pytest.param({"timeout": "1h30m"}, id="timeout"),
+    pytest.param({"timeout": "59m59s"}, id="timeout"),
+    pytest.param({"timeout": "1h"}, id="timeout-max"),
+    pytest.param({"maxBodyLag": 1 << 30}, id="lag-int-max"),
+    pytest.param({"maxBodyLag": "1073741824"}, id="lag-digits-max"),
+    pytest.param({"maxBodyLag": "1Gi"}, id="lag-gi-max"),
+    pytest.param({"maxBodyLag": "1024Mi"}, id="lag-mi-max"),
+    pytest.param({"maxBodyLag": "1G"}, id="lag-g"),
     pytest.param({"compare": {}}, id="compare-defaults"),
 ]
 
@@ -75,6 +81,7 @@ def too_many(path: str, n: int, limit: int) -> tuple[str, str]:
     return (path, f"Too many: {n}: must have at most {limit} items")
 
 
+LAG_MAX = ("spec.maxBodyLag", 'Invalid value: "": maxBodyLag must be at most 1Gi (1073741824 bytes)')
 CASES = [
     pytest.param(
         {"percent": 10, "fraction": {"numerator": 1}},
@@ -212,9 +219,38 @@ CASES = [
                 'Invalid value: "string": time: unknown unit " seconds" in duration "2 seconds" '
                 "evaluating rule: timeout must be greater than 0s",
             ),
+            (
+                "spec.timeout",
+                'Invalid value: "string": time: unknown unit " seconds" in duration "2 seconds" '
+                "evaluating rule: timeout must be at most 1h",
+            ),
         ],
         id="timeout-not-a-duration",
     ),
+    pytest.param(
+        {"timeout": "1h0m1s"},
+        [("spec.timeout", 'Invalid value: "string": timeout must be at most 1h')],
+        id="timeout-over-1h",
+    ),
+    pytest.param(
+        {"timeout": "99999h"},
+        [("spec.timeout", 'Invalid value: "string": timeout must be at most 1h')],
+        id="timeout-99999h",
+    ),
+    pytest.param(
+        {"maxBodyLag": (1 << 30) + 1},
+        [
+            (
+                "spec.maxBodyLag",
+                "Invalid value: 1073741825: spec.maxBodyLag in body should be less than or equal to 1073741824",
+            )
+        ],
+        id="lag-int-over-1gi",
+    ),
+    pytest.param({"maxBodyLag": "1073741825"}, [LAG_MAX], id="lag-digits-over-1gi"),
+    pytest.param({"maxBodyLag": "1025Mi"}, [LAG_MAX], id="lag-mi-over-1gi"),
+    pytest.param({"maxBodyLag": "2G"}, [LAG_MAX], id="lag-g-over-1gi"),
+    pytest.param({"maxBodyLag": "99999Gi"}, [LAG_MAX], id="lag-99999gi"),
     pytest.param(
         {"timeout": "0s"},
         [("spec.timeout", 'Invalid value: "string": timeout must be greater than 0s')],
@@ -227,12 +263,18 @@ CASES = [
     ),
     pytest.param(
         {"maxBodyLag": "1MB"},
-        [("spec.maxBodyLag", f"Invalid value: \"1MB\": spec.maxBodyLag in body should match '{QUANTITY_RE}'")],
+        [
+            ("spec.maxBodyLag", f"Invalid value: \"1MB\": spec.maxBodyLag in body should match '{QUANTITY_RE}'"),
+            LAG_MAX,
+        ],
         id="lag-unit",
     ),
     pytest.param(
         {"maxBodyLag": "0Ki"},
-        [("spec.maxBodyLag", f"Invalid value: \"0Ki\": spec.maxBodyLag in body should match '{QUANTITY_RE}'")],
+        [
+            ("spec.maxBodyLag", f"Invalid value: \"0Ki\": spec.maxBodyLag in body should match '{QUANTITY_RE}'"),
+            LAG_MAX,
+        ],
         id="lag-zero-quantity",
     ),
     pytest.param(

@@ -90,7 +90,7 @@ def test_every_field_of_the_policy_reaches_the_mirror() -> None:
                 ),
                 ignore_paths=("$.id", "$.items[*].updatedAt"),
                 max_body_bytes=1024,
-                redact_headers=("authorization", "cookie", "set-cookie", "x-api-key"),
+                redact_headers=("authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"),
                 keep_mismatches=5,
             ),
         ),

@@ -13,13 +13,18 @@ Rules:
 3. ``host``: ``type`` Original, ShadowSuffix or Literal; ``value`` set exactly when Literal, a
    lower-case DNS name with an optional ``:port`` (1..65535).
 4. ``requestHeaderModifier``: an ``HTTPHeaderFilter`` with the HTTPRoute filter's rules.
-5. ``timeout``: a GEP-2257 duration greater than 0s (CEL ``duration()``).
-6. ``maxBodyLag``: an integer >= 1 or a quantity string ``<n>[Ki|Mi|Gi|k|M|G]`` with n >= 1.
+5. ``timeout``: a GEP-2257 duration greater than 0s and at most ``MAX_TIMEOUT`` (1h) (CEL
+   ``duration()``): a mirror is a test copy, never a long-running call.
+6. ``maxBodyLag``: an integer >= 1 or a quantity string ``<n>[Ki|Mi|Gi|k|M|G]`` with n >= 1, at
+   most ``MAX_BODY_LAG`` (1Gi) bytes: an integer by the schema's ``maximum``, a string by a CEL
+   rule whose regular expression (``LAG_AT_MOST``, made by ``at_most``) accepts exactly the
+   quantities up to it (CEL in the API server has no quantity arithmetic on int-or-string).
 7. ``compare``: ``headers``, ``ignoreHeaders`` and ``redactHeaders`` are sets of at most 64 header
    names; ``ignorePaths`` a set of at most 64 JSON paths (``$`` then ``.name``, ``[n]``, ``[*]`` or
    ``['quoted name']`` steps); ``maxBodyBytes`` 1..16Mi; ``keepMismatches`` 1..1000.
 """
 
+import re
 from typing import Final
 
 from mirrorgate.errors import FieldError
@@ -45,6 +50,39 @@ from mirrorgate.providers.admission.schema import (
 )
 
 MAX_BODY_BYTES: Final = 16 * 1024 * 1024
+MAX_TIMEOUT: Final = "1h"
+MAX_TIMEOUT_NS: Final = 3600 * 10**9
+MAX_BODY_LAG: Final = 1 << 30  # 1Gi
+LAG_UNITS: Final = (
+    ("", 1),
+    ("Ki", 1 << 10),
+    ("Mi", 1 << 20),
+    ("Gi", 1 << 30),
+    ("k", 10**3),
+    ("M", 10**6),
+    ("G", 10**9),
+)
+
+
+def at_most(n: int) -> str:
+    """A regular expression (RE2 and Python) of the decimal integers 1..``n`` (no leading zero)."""
+    digits = str(n)
+    alternatives = []
+    if len(digits) > 1:
+        alternatives.append("[1-9]" + (f"[0-9]{{0,{len(digits) - 2}}}" if len(digits) > 2 else ""))
+    for i, d in enumerate(digits):
+        low = 1 if i == 0 else 0
+        top = int(d) - 1
+        if top < low:
+            continue
+        rest = len(digits) - i - 1
+        span = str(low) if top == low else f"[{low}-{top}]"
+        alternatives.append(digits[:i] + span + (f"[0-9]{{{rest}}}" if rest > 1 else "[0-9]" if rest else ""))
+    alternatives.append(digits)
+    return "(" + "|".join(alternatives) + ")"
+
+
+LAG_AT_MOST: Final = "^(" + "|".join(at_most(MAX_BODY_LAG // unit) + suffix for suffix, unit in LAG_UNITS) + ")$"
 MAX_LIST: Final = 64
 HOST_PORT: Final = Pattern(
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
@@ -58,6 +96,8 @@ MSG_SAMPLE_ONE: Final = "exactly one of header, cookie or queryParam must be set
 MSG_HOST_VALUE: Final = "value must be set when type is Literal"
 MSG_HOST_NO_VALUE: Final = "value must not be set unless type is Literal"
 MSG_TIMEOUT: Final = "timeout must be greater than 0s"
+MSG_TIMEOUT_MAX: Final = "timeout must be at most 1h"
+MSG_LAG_MAX: Final = "maxBodyLag must be at most 1Gi (1073741824 bytes)"
 
 
 def admit_mirror_policy(policy: MirrorPolicy) -> list[FieldError]:
@@ -92,9 +132,12 @@ def admit_mirror_policy(policy: MirrorPolicy) -> list[FieldError]:
     if spec.timeout is not None:
         _timeout(e, f"{path}.timeout", spec.timeout)
     if isinstance(spec.max_body_lag, int):
-        check_int_range(e, f"{path}.maxBodyLag", spec.max_body_lag, 1, None)
+        check_int_range(e, f"{path}.maxBodyLag", spec.max_body_lag, 1, MAX_BODY_LAG)
     elif spec.max_body_lag is not None:
-        check_string(e, f"{path}.maxBodyLag", spec.max_body_lag, pattern=QUANTITY)
+        lag = spec.max_body_lag
+        check_string(e, f"{path}.maxBodyLag", lag, pattern=QUANTITY)
+        if not re.match(LAG_AT_MOST, lag):  # the CEL rule runs whatever the pattern said
+            e.rule(f"{path}.maxBodyLag", "", MSG_LAG_MAX)
     if spec.compare is not None:
         _compare(e, f"{path}.compare", spec.compare)
     return e.result()
@@ -113,12 +156,15 @@ def _sample_by(e: Errors, path: str, s: MirrorSampleBy) -> None:
 def _timeout(e: Errors, path: str, text: str) -> None:
     check_string(e, path, text, pattern=DURATION)
     try:
-        positive = parse_duration_ns(text) > 0
-    except DurationError as exc:  # CEL duration() fails: reported as the rule's evaluation error
+        ns = parse_duration_ns(text)
+    except DurationError as exc:  # CEL duration() fails: reported as each rule's evaluation error
         e.rule(path, "string", f"{exc} evaluating rule: {MSG_TIMEOUT}")
+        e.rule(path, "string", f"{exc} evaluating rule: {MSG_TIMEOUT_MAX}")
         return
-    if not positive:
+    if ns <= 0:
         e.rule(path, "string", MSG_TIMEOUT)
+    if ns > MAX_TIMEOUT_NS:
+        e.rule(path, "string", MSG_TIMEOUT_MAX)
 
 
 def _compare(e: Errors, path: str, c: MirrorCompareSpec) -> None:
