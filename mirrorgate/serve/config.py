@@ -178,7 +178,7 @@ def load_config(
     loader's notes are logged at INFO (``notes``; DEBUG otherwise), its warnings (documents skipped
     that were most likely meant for a gateway) at WARNING on every load; ``endpoints`` give
     Services the endpoints the files do not carry; ``last``: the last valid GatewayConfig the
-    caller served, the settings a GatewayClass whose own is missing falls back to."""
+    caller loaded, the settings a GatewayClass whose own does not resolve falls back to."""
     result = read_paths(paths, stdin_text)
     for note in result.notes:
         log.log(logging.INFO if notes else logging.DEBUG, "%s", note)
