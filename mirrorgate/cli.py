@@ -346,7 +346,7 @@ def _status(args: argparse.Namespace) -> int:
         data = list_view(result.snapshot, translated.statuses, now=utc_now())
         params = translated.parameters
         try:
-            data["gatewayConfig"] = view(effective(*flagged, params.config, params.chosen_by))
+            data["gatewayConfig"] = view(effective(*flagged, params.config, params.chosen_by, fallback=params.fallback))
         except ValueError as exc:
             print(exc, file=sys.stderr)
             return 1

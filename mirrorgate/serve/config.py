@@ -88,6 +88,9 @@ class Loaded(msgspec.Struct, frozen=True, kw_only=True):
     status: dict[str, Any]  # the kubectl-shaped List of resources with their status
     gateway_config: GatewayConfig | None = None  # the one in effect (``translate/params.py``)
     gateway_config_class: str = ""  # the GatewayClass whose parametersRef names it
+    # Why ``gateway_config`` is the last valid one (or None: the defaults) rather than the one a
+    # rejected class names (``translate/params.py`` rule 2); "" when that one is in effect.
+    gateway_config_fallback: str = ""
 
     @classmethod
     def of(cls, snapshot: Snapshot, options: TranslateOptions) -> "Loaded":
@@ -99,13 +102,32 @@ class Loaded(msgspec.Struct, frozen=True, kw_only=True):
             status=list_view(snapshot, translated.statuses),
             gateway_config=params.config,
             gateway_config_class=params.chosen_by,
+            gateway_config_fallback=params.fallback,
         )
+
+    def valid_config(self, last: GatewayConfig | None) -> GatewayConfig | None:
+        """What a source remembers as the last valid GatewayConfig after loading this (given
+        ``last`` before): the one in effect, unless it is itself the fallback or a value of it
+        is one the flags' parsers refuse (then the reload fails: it is not valid)."""
+        if self.gateway_config is None or self.gateway_config_fallback:
+            return last
+        try:
+            effective(Settings(), frozenset(), self.gateway_config)
+        except ValueError:
+            return last
+        return self.gateway_config
 
     def settings(self, config: RunConfig) -> Effective:
         """The gateway-wide settings of ``config``'s flags with this GatewayConfig (``serve/gwsettings.py``);
         raises ``ConfigInvalid`` naming the field when a value is refused."""
         try:
-            return effective(base_settings(config), config.flags, self.gateway_config, self.gateway_config_class)
+            return effective(
+                base_settings(config),
+                config.flags,
+                self.gateway_config,
+                self.gateway_config_class,
+                fallback=self.gateway_config_fallback,
+            )
         except ValueError as exc:
             raise ConfigInvalid([str(exc)]) from exc
 
@@ -150,11 +172,13 @@ def load_config(
     *,
     notes: bool = True,
     endpoints: Sequence[EndpointSpec] = (),
+    last: GatewayConfig | None = None,
 ) -> Loaded:
     """Load and translate; any load error is a ``ConfigInvalid`` listing every problem. The
     loader's notes are logged at INFO (``notes``; DEBUG otherwise), its warnings (documents skipped
     that were most likely meant for a gateway) at WARNING on every load; ``endpoints`` give
-    Services the endpoints the files do not carry."""
+    Services the endpoints the files do not carry; ``last``: the last valid GatewayConfig the
+    caller loaded, the settings a GatewayClass whose own does not resolve falls back to."""
     result = read_paths(paths, stdin_text)
     for note in result.notes:
         log.log(logging.INFO if notes else logging.DEBUG, "%s", note)
@@ -163,7 +187,7 @@ def load_config(
     if result.errors:
         raise ConfigInvalid([str(e) for e in result.errors])
     snapshot = apply_endpoints(result.snapshot, endpoints)
-    return Loaded.of(snapshot, TranslateOptions(bind=bind))
+    return Loaded.of(snapshot, TranslateOptions(bind=bind, last_config=last))
 
 
 def apply_endpoints(snapshot: Snapshot, endpoints: Sequence[EndpointSpec]) -> Snapshot:

@@ -28,6 +28,12 @@ Rules:
    rule 6): at start, a file that cannot be opened is a startup error naming the field and its
    source (``CannotOpen.line``); with ``--workers N`` each worker opens its own (the supervisor
    writes no access log), and the supervisor checks them before it starts any (``check_files``).
+6. A GatewayClass whose ``parametersRef`` does not resolve (``InvalidParameters``) never takes
+   its Gateways down (``translate/params.py`` rule 2): they are served with the last valid
+   GatewayConfig the process loaded, each such value's source then ``GatewayConfig NS/NAME (last
+   valid)``, else with the defaults (flags still win); ``fallback`` (and the ``gatewayConfig``
+   section's ``fallback``) is the class's message: ``GatewayConfig ns/name not found; serving
+   with the last valid settings (GatewayConfig ns/old)`` or ``...; serving with the defaults``.
 """
 
 import logging
@@ -46,6 +52,7 @@ log = logging.getLogger("mirrorgate")
 
 DEFAULT = "default"
 FLAG = "flag"
+LAST_VALID = "last valid"  # rule 6: the source of a value kept from the last valid GatewayConfig
 RESTART = frozenset(
     {
         "accessLog.destination",
@@ -80,6 +87,7 @@ class Effective(msgspec.Struct, frozen=True, kw_only=True):
     sources: dict[str, str]  # Field.name -> "flag" | "GatewayConfig ns/name" | "default"
     config: str = ""  # "ns/name" of the GatewayConfig in effect, "" for none
     gateway_class: str = ""  # the GatewayClass whose parametersRef chose it
+    fallback: str = ""  # rule 6: why these are the last valid settings or the defaults, "" otherwise
 
 
 def current(settings: Settings, field: Field) -> object:
@@ -97,13 +105,18 @@ def current(settings: Settings, field: Field) -> object:
     return settings.grace
 
 
-def effective(base: Settings, flags: frozenset[str], config: GatewayConfig | None, chosen_by: str = "") -> Effective:
+def effective(
+    base: Settings, flags: frozenset[str], config: GatewayConfig | None, chosen_by: str = "", *, fallback: str = ""
+) -> Effective:
     """Rule 1: ``base`` holds the flag values (or the defaults), ``flags`` names the fields given
-    on the command line (``Field.name``). Raises ``ValueError`` naming the field (rule 2)."""
+    on the command line (``Field.name``). Raises ``ValueError`` naming the field (rule 2).
+    ``fallback`` (rule 6): ``config`` is the last valid GatewayConfig (None: the defaults) because
+    the one the class names is not usable; the message says so."""
     if config is None:
-        return Effective(settings=base, sources={f.name: FLAG if f.name in flags else DEFAULT for f in FIELDS})
+        plain = {f.name: FLAG if f.name in flags else DEFAULT for f in FIELDS}
+        return Effective(settings=base, sources=plain, gateway_class=chosen_by, fallback=fallback)
     ident = f"{config.metadata.namespace}/{config.metadata.name}"
-    origin = f"GatewayConfig {ident}"
+    origin = f"GatewayConfig {ident}" + (f" ({LAST_VALID})" if fallback else "")
     mirror: dict[str, Any] = {}
     limits: dict[str, Any] = {}
     other: dict[str, Any] = {}
@@ -128,7 +141,7 @@ def effective(base: Settings, flags: frozenset[str], config: GatewayConfig | Non
         mirror_access_log=other.get("mirror_access_log", base.mirror_access_log),
         grace=other.get("grace", base.grace),
     )
-    return Effective(settings=settings, sources=sources, config=ident, gateway_class=chosen_by)
+    return Effective(settings=settings, sources=sources, config=ident, gateway_class=chosen_by, fallback=fallback)
 
 
 def _take(field: Field, value: object, mirror: dict[str, Any], limits: dict[str, Any], other: dict[str, Any]) -> None:
@@ -262,7 +275,8 @@ def view(
     wanted: Effective, served: Settings | None = None, pending: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
     """Every field with its value (the one served), its source, its flag and whether a reload
-    applies it (``applies`` or ``restart``); ``pendingRestart`` lists the changes that wait for a restart."""
+    applies it (``applies`` or ``restart``); ``pendingRestart`` lists the changes that wait for a
+    restart; ``fallback`` why the GatewayClass's own GatewayConfig is not the one served (rule 6)."""
     served = served if served is not None else wanted.settings
     fields = {
         f.name: {
@@ -276,6 +290,7 @@ def view(
     return {
         "ref": wanted.config or None,
         "gatewayClass": wanted.gateway_class or None,
+        "fallback": wanted.fallback or None,
         "settings": fields,
         "pendingRestart": pending or [],
     }

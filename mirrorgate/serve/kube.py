@@ -14,7 +14,8 @@ Rules:
    MirrorPolicy (mirrorgate's own kind: always ours).
 3. A GatewayConfig admission refuses is handed to translate as refused
    (``TranslateOptions.refused_configs``): a class of ours naming it is ``InvalidParameters``
-   with the admission message.
+   with the admission message, and its Gateways are served with the last valid GatewayConfig
+   this source loaded (``serve/source.py`` rule 5), else the defaults.
 4. The status writer is ``kube.status.StatusSync``: the Lease holder writes the statuses of the
    objects that are ours (``docs/kubernetes.md``, "Status").
 5. The Lease timings are client-go's (15 s lease, 10 s renew deadline, 2 s retry period) unless
@@ -34,6 +35,7 @@ from mirrorgate.kube.kubeconfig import resolve
 from mirrorgate.kube.leader import LeaseTimings
 from mirrorgate.kube.source import Built, KubeSettings, KubeSource
 from mirrorgate.kube.status import Rejected, StatusSync
+from mirrorgate.model.gwconfig import GatewayConfig
 from mirrorgate.providers.objects import DecodeCache, ObjectsResult, Refused, build_snapshot
 from mirrorgate.serve.config import Loaded, RunConfig
 from mirrorgate.translate import TranslateOptions
@@ -52,6 +54,7 @@ class Builder:
         self.options = options
         self._logged: set[str] = set()
         self._cache = DecodeCache()
+        self.last_config: GatewayConfig | None = None  # serve/source.py rule 5
 
     def __call__(self, objects: Mapping[str, list[dict[str, Any]]]) -> Built[Loaded]:
         bodies = [o for kind in sorted(objects) for o in objects[kind]]
@@ -59,8 +62,9 @@ class Builder:
         configs = {
             f"{r.key.namespace}/{r.key.name}": r.message for r in result.refused if r.key.kind == "GatewayConfig"
         }
-        options = msgspec.structs.replace(self.options, refused_configs=configs) if configs else self.options
+        options = msgspec.structs.replace(self.options, refused_configs=configs, last_config=self.last_config)
         loaded = Loaded.of(result.snapshot, options)
+        self.last_config = loaded.valid_config(self.last_config)
         self._log(result)
         refused = [_refusal(r) for r in result.refused if _ours(r, objects, self.options.controller_name)]
         return Built(loaded, loaded.status, refused)

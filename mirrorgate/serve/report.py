@@ -11,7 +11,7 @@ Rules:
 2. ``problems``: one line per thing the statuses know is wrong, naming ``Kind namespace/name`` and
    the condition with its reason and message: a condition that is not fine (Accepted, Programmed or
    ResolvedRefs ``False``; Conflicted or PartiallyInvalid ``True``) on a GatewayClass of ours
-   (InvalidParameters: its Gateways are then not served, and say so), a Gateway, one of its
+   (InvalidParameters: its message says which settings its Gateways are served with), a Gateway, one of its
    listeners (InvalidCertificateRef, RefNotPermitted, ...), a route's parent, a BackendTLSPolicy's
    ancestor (InvalidCACertificateRef, Conflicted, ...) or a MirrorPolicy (BackendNotFound, ...); a
    Gateway of another GatewayClass's controller (left alone); a route attached to no parent served
@@ -19,6 +19,10 @@ Rules:
    it are dropped; an ExternalName Service has none by design).
 3. ``not_served``: ``None`` while some listener is served, else why nothing is (``/readyz`` says it,
    the start-up log and ``validate`` warn with it).
+4. A Gateway without status is not ours; every rule says why in the same words
+   (``_foreign_reason``): its GatewayClass does not exist (``run --kubernetes``), or names
+   another controller. A GatewayClass of ours, accepted or not (InvalidParameters), has its
+   Gateways served (``translate/params.py`` rule 2), so they are never called "not ours".
 """
 
 from collections import defaultdict
@@ -129,16 +133,6 @@ def _class_problems(status: dict[str, Any]) -> Iterator[str]:
             yield f"{_ref(gc)}: {text}"
 
 
-def _rejected_class(status: dict[str, Any], cls: str) -> str:
-    """The Accepted=False message of our class ``cls`` (InvalidParameters), "" when it has none."""
-    for gc in _items(status, "GatewayClass"):
-        if gc["metadata"]["name"] == cls:
-            for c in (gc.get("status") or {}).get("conditions", []):
-                if c.get("type") == "Accepted" and c.get("status") == "False":
-                    return f"{c.get('reason')}: {c.get('message')}"
-    return ""
-
-
 def _class_controllers(status: dict[str, Any]) -> dict[str, str]:
     return {c["metadata"]["name"]: c.get("spec", {}).get("controllerName", "") for c in _items(status, "GatewayClass")}
 
@@ -146,17 +140,18 @@ def _class_controllers(status: dict[str, Any]) -> dict[str, str]:
 def _foreign_gateways(status: dict[str, Any]) -> Iterator[str]:
     for gw in _items(status, "Gateway"):
         if gw.get("status") is None:
-            cls = gw.get("spec", {}).get("gatewayClassName", "")
-            if rejected := _rejected_class(status, cls):
-                yield f"{_ref(gw)}: not served: its GatewayClass {cls} is not accepted ({rejected})"
-            else:
-                yield f"{_ref(gw)}: not ours, left alone: {_foreign_reason(status, gw)}"
+            yield f"{_ref(gw)}: not ours, left alone: {_foreign_reason(status, gw)}"
 
 
 def _foreign_reason(status: dict[str, Any], gw: Item) -> str:
+    """Why a Gateway without status is not ours (rule 4): the one text every rule uses."""
     cls = gw.get("spec", {}).get("gatewayClassName", "")
-    controller = _class_controllers(status).get(cls, "")
-    return f"GatewayClass {cls} has controllerName {controller}, not ours ({CONTROLLER_NAME})"
+    controllers = _class_controllers(status)
+    if cls not in controllers:
+        return f"its GatewayClass {cls} does not exist"
+    if controllers[cls] == CONTROLLER_NAME:  # not ours although it has the default name: --controller-name
+        return f"GatewayClass {cls} has controllerName {CONTROLLER_NAME}, not the --controller-name this process serves"
+    return f"GatewayClass {cls} has controllerName {controllers[cls]}, not ours ({CONTROLLER_NAME})"
 
 
 def _route_problems(status: dict[str, Any]) -> Iterator[str]:
@@ -261,14 +256,8 @@ def _why_nothing(status: dict[str, Any]) -> str:
     gateways = _items(status, "Gateway")
     reasons = []
     for gw in gateways:
-        cls = gw.get("spec", {}).get("gatewayClassName", "")
-        if gw.get("status") is None and (rejected := _rejected_class(status, cls)):
-            reasons.append(f"{_ref(gw)} uses GatewayClass {cls}, which is not accepted ({rejected})")
-        elif gw.get("status") is None:
-            controller = _class_controllers(status).get(cls, "")
-            reasons.append(
-                f"{_ref(gw)} uses GatewayClass {cls} whose controllerName {controller} is not ours ({CONTROLLER_NAME})"
-            )
+        if gw.get("status") is None:
+            reasons.append(f"{_ref(gw)} is not ours: {_foreign_reason(status, gw)}")
         else:
             reasons.append(f"{_ref(gw)} has no listener that can be served")
     if reasons:

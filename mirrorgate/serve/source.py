@@ -17,6 +17,10 @@ Rules:
    start, and reused by every load; it is not watched.
 4. The first ``FileSource.load()`` logs the loader's notes at INFO, later ones at DEBUG (a reload
    repeats them otherwise).
+5. A source remembers the last valid GatewayConfig it loaded (``Loaded.valid_config``) and hands
+   it to the next translation: when the GatewayClass's ``parametersRef`` stops resolving (the
+   GatewayConfig deleted, or refused), its Gateways keep being served with those settings
+   (``translate/params.py`` rule 2). A fresh process has none: the defaults (flags still win).
 """
 
 import asyncio
@@ -28,6 +32,7 @@ from typing import Any, Protocol, runtime_checkable
 import watchfiles
 from prometheus_client.registry import Collector
 
+from mirrorgate.model.gwconfig import GatewayConfig
 from mirrorgate.providers.endpoints import EndpointSpec
 from mirrorgate.serve.config import Loaded, RunConfig, load_config, read_stdin_once
 
@@ -97,6 +102,7 @@ class FileSource:
         self.stdin_text = stdin_text
         self.endpoints = tuple(endpoints)
         self._first = True
+        self.last_config: GatewayConfig | None = None  # rule 5
 
     @classmethod
     def of(cls, config: RunConfig) -> "FileSource":
@@ -106,7 +112,11 @@ class FileSource:
 
     def load(self) -> Loaded:
         notes, self._first = self._first, False
-        return load_config(self.paths, self.bind, self.stdin_text, notes=notes, endpoints=self.endpoints)
+        loaded = load_config(
+            self.paths, self.bind, self.stdin_text, notes=notes, endpoints=self.endpoints, last=self.last_config
+        )
+        self.last_config = loaded.valid_config(self.last_config)
+        return loaded
 
     async def watch(self, changed: Trigger, stop: asyncio.Event) -> None:
         if self.watching:

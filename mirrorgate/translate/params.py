@@ -8,15 +8,20 @@ be rejected with the Accepted status condition set to False and an InvalidParame
 2. ``parametersRef`` must name a ``mirrorgate.dev`` ``GatewayConfig`` with a ``namespace`` (the
    kind is namespaced), that exists and that admission accepted; otherwise the class is
    ``Accepted=False`` with reason ``InvalidParameters`` and a message naming the reference and
-   the problem. A class that is not accepted is not ours to serve: its Gateways are left out of
-   the routing table, as those of another controller's class are.
+   the problem. A rejected class is still ours and its Gateways are still served: a tuning
+   object must never take traffic down. The settings are then those of rule 3's winner when
+   some accepted class names a valid GatewayConfig, else ``last``: the last valid GatewayConfig
+   this process loaded (the caller remembers it), else none (the defaults). The message says
+   which: ``GatewayConfig ns/name not found; serving with the last valid settings (GatewayConfig
+   ns/old)`` / ``...; serving with the defaults``, and ``Parameters.fallback`` carries it.
 3. One process applies one GatewayConfig. Among the accepted classes of ours that name one, the
    oldest class (``metadata.creationTimestamp``; a class without one, as in files, after those
    with one) wins, then the lowest name: the rule the Gateway API uses between conflicting
    routes. A class naming another GatewayConfig than the winner's stays accepted (its Gateways
    are served) and its Accepted message says which GatewayConfig is in effect instead.
-4. Pure: no I/O; the GatewayConfigs admission refused come in as ``refused`` (``"ns/name"`` ->
-   the admission message), since a refused object is not in the snapshot.
+4. Pure: no I/O, no memory of its own (``last`` comes in); the GatewayConfigs admission
+   refused come in as ``refused`` (``"ns/name"`` -> the admission message), since a refused
+   object is not in the snapshot.
 """
 
 from collections.abc import Mapping
@@ -40,13 +45,20 @@ class Parameters(msgspec.Struct, frozen=True, kw_only=True):
 
     verdicts: dict[str, ClassVerdict]
     config: GatewayConfig | None = None
-    chosen_by: str = ""  # the GatewayClass whose parametersRef chose ``config``
+    chosen_by: str = ""  # the GatewayClass whose parametersRef chose ``config`` (or, rule 2, fell back)
+    # Rule 2: a rejected class's reference is why ``config`` is ``last`` (or None): its message
+    # (``GatewayConfig ns/name not found; serving with ...``), "" when a valid one is in effect.
+    fallback: str = ""
 
 
 def resolve_parameters(
-    snap: Snapshot, classes: list[GatewayClass], refused: Mapping[str, str] | None = None
+    snap: Snapshot,
+    classes: list[GatewayClass],
+    refused: Mapping[str, str] | None = None,
+    last: GatewayConfig | None = None,
 ) -> Parameters:
-    """Rules 1-4 for ``classes`` (the classes with our controllerName)."""
+    """Rules 1-4 for ``classes`` (the classes with our controllerName); ``last``: the last valid
+    GatewayConfig this process loaded, the settings a rejected class falls back to (rule 2)."""
     configs = {(c.metadata.namespace, c.metadata.name): c for c in snap.gateway_configs}
     found: dict[str, GatewayConfig] = {}
     problems: dict[str, str] = {}
@@ -60,17 +72,21 @@ def resolve_parameters(
         else:
             assert ref.namespace is not None
             found[gc.metadata.name] = configs[(ref.namespace, ref.name)]
-    winner = min(
-        (gc for gc in classes if gc.metadata.name in found),
-        key=lambda gc: (gc.metadata.creation_timestamp == "", gc.metadata.creation_timestamp, gc.metadata.name),
-        default=None,
-    )
+    winner = min((gc for gc in classes if gc.metadata.name in found), key=_age, default=None)
     config = found[winner.metadata.name] if winner is not None else None
+    fallback = ""
+    if config is not None and winner is not None:
+        served = f"the settings of {KIND} {_ident(config)} (GatewayClass {winner.metadata.name})"
+    elif problems:  # rule 2: no valid GatewayConfig is in effect, a rejected class falls back
+        winner = min((gc for gc in classes if gc.metadata.name in problems), key=_age)
+        config = last
+        served = "the defaults" if last is None else f"the last valid settings ({KIND} {_ident(last)})"
+        fallback = f"{problems[winner.metadata.name]}; serving with {served}"
     verdicts: dict[str, ClassVerdict] = {}
     for gc in classes:
         name = gc.metadata.name
         if name in problems:
-            verdicts[name] = ClassVerdict(accepted=False, message=problems[name])
+            verdicts[name] = ClassVerdict(accepted=False, message=f"{problems[name]}; serving with {served}")
         elif name in found and config is not None and found[name].key != config.key:
             assert winner is not None
             verdicts[name] = ClassVerdict(
@@ -81,7 +97,13 @@ def resolve_parameters(
             )
         else:
             verdicts[name] = ClassVerdict(accepted=True, message="GatewayClass is accepted")
-    return Parameters(verdicts=verdicts, config=config, chosen_by=winner.metadata.name if winner else "")
+    chosen_by = winner.metadata.name if winner is not None else ""
+    return Parameters(verdicts=verdicts, config=config, chosen_by=chosen_by, fallback=fallback)
+
+
+def _age(gc: GatewayClass) -> tuple[bool, str, str]:
+    """Rule 3's order: the oldest class first (one without a timestamp last), then by name."""
+    return gc.metadata.creation_timestamp == "", gc.metadata.creation_timestamp, gc.metadata.name
 
 
 def _problem(

@@ -1,7 +1,8 @@
 """translate(): Snapshot -> RoutingTable + statuses, in named phases of fixed order.
 
-Phases: classes (``parametersRef``: ``translate/params.py``; a class that is not accepted is not
-ours) -> BackendTLSPolicies -> gateways/listeners (HTTPS certificates) -> routes
+Phases: classes (``parametersRef``: ``translate/params.py``; a class of ours rejected with
+InvalidParameters still has its Gateways served) -> BackendTLSPolicies -> gateways/listeners
+(HTTPS certificates) -> routes
 (rules, parents, attachment) -> mesh services -> servers (the IR, with the certificates and trust
 bundles in use) -> statuses (BackendTLSPolicy ancestors: our Gateways whose routes use a target;
 MirrorPolicies: Accepted and ResolvedRefs of their backendRef).
@@ -31,6 +32,7 @@ from mirrorgate.ir.table import (
     VirtualHost,
 )
 from mirrorgate.model.core import Service
+from mirrorgate.model.gwconfig import GatewayConfig
 from mirrorgate.model.httproute import HTTPRoute, HTTPRouteMatch, ParentReference
 from mirrorgate.model.snapshot import Snapshot
 from mirrorgate.translate import hostnames
@@ -75,6 +77,9 @@ class TranslateOptions(msgspec.Struct, frozen=True, kw_only=True):
     # GatewayConfigs admission refused ("namespace/name" -> message): a class naming one is
     # rejected with InvalidParameters saying why (translate/params.py).
     refused_configs: dict[str, str] = msgspec.field(default_factory=dict)
+    # The last valid GatewayConfig the process served: a rejected class's settings when no valid
+    # one is in effect (translate/params.py rule 2); None: the defaults.
+    last_config: GatewayConfig | None = None
 
 
 class TranslateResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -107,6 +112,7 @@ def _translate(snap: Snapshot, options: TranslateOptions) -> TranslateResult:
         snap,
         [gc for gc in snap.gateway_classes if gc.spec.controller_name == options.controller_name],
         options.refused_configs,
+        options.last_config,
     )
     ours = _process_classes(snap, params, statuses)
     class_names = {gc.metadata.name for gc in snap.gateway_classes}
@@ -137,14 +143,15 @@ def _translate(snap: Snapshot, options: TranslateOptions) -> TranslateResult:
 
 
 def _process_classes(snap: Snapshot, params: Parameters, statuses: dict[str, AnyStatus]) -> set[str]:
-    """Our classes' Accepted conditions; the accepted ones (``translate/params.py``)."""
+    """Our classes' Accepted conditions; their names: every class of ours is served, an
+    InvalidParameters one too (``translate/params.py`` rule 2)."""
     ours = set()
     for gc in snap.gateway_classes:
         verdict = params.verdicts.get(gc.metadata.name)
         if verdict is None:
             continue
+        ours.add(gc.metadata.name)
         if verdict.accepted:
-            ours.add(gc.metadata.name)
             c = cond(CondType.ACCEPTED, True, Reason.ACCEPTED, verdict.message, gc.metadata.generation)
         else:
             c = cond(CondType.ACCEPTED, False, Reason.INVALID_PARAMETERS, verdict.message, gc.metadata.generation)

@@ -5,8 +5,9 @@ whole, the settings needing a restart included (``serve/gwsettings.py`` rule 3);
 to one of those is listed under ``pendingRestart``. The mirror access log the first sync names is
 the one each process (each worker) writes to; one that cannot be opened fails that reload (nothing
 served, the error on ``/status``) until the GatewayConfig names one that can. A GatewayConfig
-admission refuses makes the class that names it ``Accepted=False``, reason ``InvalidParameters``,
-written to its status.
+admission refuses, or one deleted, makes the class that names it ``Accepted=False``, reason
+``InvalidParameters``, written to its status; its Gateways stay served, with the last valid
+GatewayConfig's settings, else the defaults.
 """
 
 import re
@@ -105,7 +106,14 @@ async def test_a_gatewayconfig_admission_refuses_makes_its_class_invalid_paramet
     assert condition["message"].startswith(
         "GatewayConfig mirrorgate-system/cfg is invalid: spec.mirror.maxQueuePerBackend: Invalid value: -1"
     )
-    assert (await gateway_config(admin))["ref"] is None
+    assert condition["message"].endswith("; serving with the defaults.")
+    await until_ready(admin)  # its Gateway is served all the same, with the defaults
+    assert pod_of(await get(port, "/a")) == "a-1-2"
+    section = await gateway_config(admin)
+    assert section["ref"] is None
+    assert section["fallback"].endswith("; serving with the defaults")
+    setting = section["settings"]["mirror.maxQueuePerBackend"]
+    assert (setting["value"], setting["source"]) == (64, "default")
     api.put("gatewayconfigs", config({"mirror": {"maxQueuePerBackend": 0}}))
 
     async def accepted() -> bool:
@@ -177,4 +185,45 @@ async def test_a_first_sync_naming_a_mirror_log_that_cannot_be_opened_fails_and_
     destination = (await gateway_config(admin))["settings"]["mirrorAccessLog.destination"]
     assert destination["value"] == str(fixed)
     assert fixed.exists()
+    assert await gw.stop() == 0
+
+
+async def test_a_gatewayconfig_deleted_or_refused_while_serving_keeps_the_gateway_served_with_the_last_valid_settings(
+    api: FakeApiServer, kube: Start, backends: dict[str, Backend]
+) -> None:
+    port = free_port()
+    world(api, backends, port, {"mirror": {"maxQueuePerBackend": 7}})
+    gw = await kube()
+    admin = await gw.admin_port()
+    await until_ready(admin)
+    assert pod_of(await get(port, "/a?before")) == "a-1-2"
+    assert (await gateway_config(admin))["settings"]["mirror.maxQueuePerBackend"]["value"] == 7
+
+    async def class_says(text: str) -> bool:
+        conditions = status_of(api, "gatewayclasses", "mirrorgate").get("conditions") or []
+        return any(text in c.get("message", "") for c in conditions)
+
+    last = "serving with the last valid settings (GatewayConfig mirrorgate-system/cfg)"
+    api.delete("gatewayconfigs", "cfg", "mirrorgate-system")
+    await until(lambda: class_says(f"not found; {last}"), "the GatewayClass to say it kept the last valid settings")
+    (condition,) = status_of(api, "gatewayclasses", "mirrorgate")["conditions"]
+    assert (condition["status"], condition["reason"]) == ("False", "InvalidParameters")
+    assert condition["message"] == f"GatewayConfig mirrorgate-system/cfg not found; {last}."
+    assert (await readyz(admin))[0] == 200
+    assert pod_of(await get(port, "/a?deleted")) == "a-1-2"
+    gw_status = status_of(api, "gateways", "gw", "default")
+    assert {c["type"]: c["status"] for c in gw_status["conditions"]} == {"Accepted": "True", "Programmed": "True"}
+    section = await gateway_config(admin)
+    assert section["fallback"] == f"GatewayConfig mirrorgate-system/cfg not found; {last}"
+    setting = section["settings"]["mirror.maxQueuePerBackend"]
+    assert (setting["value"], setting["source"]) == (7, "GatewayConfig mirrorgate-system/cfg (last valid)")
+    await gw.wait_line(re.escape(f"GatewayConfig mirrorgate-system/cfg not found; {last}."))
+
+    api.put("gatewayconfigs", config({"mirror": {"maxQueuePerBackend": -1}}))  # refused by admission
+    await until(lambda: class_says("is invalid: "), "the GatewayClass to say the GatewayConfig is invalid")
+    (condition,) = status_of(api, "gatewayclasses", "mirrorgate")["conditions"]
+    assert condition["message"].endswith(f"; {last}.")
+    assert pod_of(await get(port, "/a?refused")) == "a-1-2"
+    assert (await gateway_config(admin))["settings"]["mirror.maxQueuePerBackend"]["value"] == 7
+    assert not [line for line in gw.lines if "stopped listening" in line]
     assert await gw.stop() == 0

@@ -31,8 +31,8 @@ spec:
   rules: [{backendRefs: [{name: backend, port: 3000}]}]
 """
 FOREIGN = (
-    f"no listener is served: Gateway default/eg uses GatewayClass eg whose controllerName {ENVOY} "
-    f"is not ours ({CONTROLLER_NAME})"
+    f"no listener is served: Gateway default/eg is not ours: GatewayClass eg has controllerName {ENVOY}, "
+    f"not ours ({CONTROLLER_NAME})"
 )
 NO_GATEWAY = "no listener is served: the configuration has no Gateway"
 

@@ -5,7 +5,7 @@ from mirrorgate.model.snapshot import Snapshot
 from mirrorgate.providers.files import load_paths
 from mirrorgate.serve.report import listener_lines, not_served, problems, report
 from mirrorgate.status_view import list_view
-from mirrorgate.translate import translate
+from mirrorgate.translate import TranslateOptions, translate
 
 CLASS = """apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
@@ -76,11 +76,44 @@ def test_a_gateway_of_another_controller_is_named_and_nothing_is_served(tmp_path
         lines[0]
         == f"Gateway default/eg: not ours, left alone: GatewayClass eg has controllerName {ENVOY}, not ours ({OURS})"
     )
-    assert lines[1].startswith("HTTPRoute default/r: attached to nothing served here: Gateway default/eg is not ours")
-    assert not_served(status, table) == (
-        "no listener is served: Gateway default/eg uses GatewayClass eg whose controllerName "
-        f"{ENVOY} is not ours ({OURS})"
+    assert lines[1] == (
+        "HTTPRoute default/r: attached to nothing served here: Gateway default/eg is not ours: "
+        f"GatewayClass eg has controllerName {ENVOY}, not ours ({OURS})"
     )
+    assert not_served(status, table) == (
+        f"no listener is served: Gateway default/eg is not ours: GatewayClass eg has controllerName {ENVOY}, "
+        f"not ours ({OURS})"
+    )
+
+
+def _translated(text: str, tmp: str, options: TranslateOptions) -> tuple[dict[str, object], RoutingTable]:
+    with open(tmp, "w") as f:
+        f.write(text)
+    result = load_paths([tmp])
+    assert not result.errors, result.errors
+    translated = translate(result.snapshot, options)
+    return list_view(result.snapshot, translated.statuses), translated.table
+
+
+def test_a_route_to_a_gateway_that_is_not_ours_says_why_in_words_that_do_not_contradict(tmp_path: object) -> None:
+    # a class with our default controllerName while the process serves another --controller-name:
+    # never "has controllerName X, not ours (X)"
+    other = TranslateOptions(controller_name="example.com/other")
+    status, table = _translated(CLASS.format(controller=OURS) + GATEWAY + ROUTE, f"{tmp_path}/c.yaml", other)
+    why = f"GatewayClass eg has controllerName {OURS}, not the --controller-name this process serves"
+    assert problems(status, table)[:2] == [
+        f"Gateway default/eg: not ours, left alone: {why}",
+        f"HTTPRoute default/r: attached to nothing served here: Gateway default/eg is not ours: {why}",
+    ]
+    # the Kubernetes source: a Gateway whose class does not exist is not ours
+    kube = TranslateOptions(missing_class_is_ours=False)
+    status, table = _translated(GATEWAY + ROUTE, f"{tmp_path}/g.yaml", kube)
+    why = "its GatewayClass eg does not exist"
+    assert problems(status, table)[:2] == [
+        f"Gateway default/eg: not ours, left alone: {why}",
+        f"HTTPRoute default/r: attached to nothing served here: Gateway default/eg is not ours: {why}",
+    ]
+    assert not_served(status, table) == f"no listener is served: Gateway default/eg is not ours: {why}"
 
 
 def test_a_route_without_its_gateway(tmp_path: object) -> None:

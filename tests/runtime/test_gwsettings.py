@@ -13,7 +13,7 @@ from mirrorgate.model.gwconfig import FIELDS, GatewayConfig, GatewayConfigSpec, 
 from mirrorgate.model.meta import ObjectMeta
 from mirrorgate.providers.admission import admit
 from mirrorgate.providers.admission.gwconfig import bytes_value
-from mirrorgate.serve.gwsettings import RESTART, Settings, SettingsState, effective
+from mirrorgate.serve.gwsettings import RESTART, Settings, SettingsState, effective, view
 
 META = ObjectMeta(name="cfg", namespace="ns")
 
@@ -84,6 +84,31 @@ def test_flags_win_then_the_gatewayconfig_then_the_defaults() -> None:
     assert eff.sources["mirror.timeout"] == "flag"
     assert eff.sources["mirror.maxQueuePerBackend"] == "GatewayConfig ns/cfg"
     assert eff.sources["limits.maxHeaders"] == "default"
+
+
+def test_flags_still_win_over_the_last_valid_settings_and_over_the_defaults_a_rejected_class_falls_back_to() -> None:
+    base = Settings(mirror=MirrorConfig(timeout=9.0))
+    flags = frozenset({"mirror.timeout"})
+    cfg = gwconfig(mirror=MirrorSettings(timeout="2s", max_queue_per_backend=0))
+    why = "GatewayConfig ns/gone not found; serving with the last valid settings (GatewayConfig ns/cfg)"
+    kept = effective(base, flags, cfg, "cls", fallback=why)
+    assert (kept.settings.mirror.timeout, kept.sources["mirror.timeout"]) == (9.0, "flag")
+    assert kept.settings.mirror.max_queue_per_backend == 0
+    assert kept.sources["mirror.maxQueuePerBackend"] == "GatewayConfig ns/cfg (last valid)"
+    assert kept.sources["limits.maxHeaders"] == "default"
+    shown = view(kept)
+    assert (shown["ref"], shown["gatewayClass"], shown["fallback"]) == ("ns/cfg", "cls", why)
+
+    why = "GatewayConfig ns/gone not found; serving with the defaults"
+    plain = effective(base, flags, None, "cls", fallback=why)
+    assert (plain.settings, plain.sources["mirror.timeout"], plain.sources["mirror.maxQueuePerBackend"]) == (
+        base,
+        "flag",
+        "default",
+    )
+    shown = view(plain)
+    assert (shown["ref"], shown["gatewayClass"], shown["fallback"]) == (None, "cls", why)
+    assert view(effective(base, flags, cfg, "cls"))["fallback"] is None
 
 
 def test_a_reload_applies_what_it_may_and_keeps_the_rest_pending(caplog: pytest.LogCaptureFixture) -> None:

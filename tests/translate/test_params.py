@@ -4,7 +4,7 @@ from mirrorgate.model.gateway import GatewayClass, GatewayClassSpec, ParametersR
 from mirrorgate.model.gwconfig import GatewayConfig
 from mirrorgate.model.meta import ObjectMeta
 from mirrorgate.model.snapshot import Snapshot
-from mirrorgate.translate.params import resolve_parameters
+from mirrorgate.translate.params import ClassVerdict, resolve_parameters
 
 CONTROLLER = "mirrorgate.dev/gateway-controller"
 
@@ -49,3 +49,32 @@ def test_classes_naming_the_same_config_are_all_plainly_accepted_and_a_rejected_
     assert params.chosen_by == "a"
     assert params.verdicts["b"].message == "GatewayClass is accepted"
     assert not params.verdicts["c"].accepted
+
+
+def test_a_rejected_class_alone_falls_back_to_the_last_valid_config_else_the_defaults_and_says_which() -> None:
+    classes = [cls("b", "gone"), cls("a", "gone-too")]
+    snap = Snapshot.of([*classes])
+    fresh = resolve_parameters(snap, classes)
+    assert (fresh.config, fresh.chosen_by) == (None, "a")  # first by name among the rejected
+    assert fresh.fallback == "GatewayConfig ns/gone-too not found; serving with the defaults"
+    assert fresh.verdicts["b"] == ClassVerdict(
+        accepted=False, message="GatewayConfig ns/gone not found; serving with the defaults"
+    )
+
+    kept = resolve_parameters(snap, classes, last=cfg("old"))
+    assert kept.config == cfg("old")
+    last = "serving with the last valid settings (GatewayConfig ns/old)"
+    assert kept.fallback == f"GatewayConfig ns/gone-too not found; {last}"
+    assert not kept.verdicts["b"].accepted
+    assert kept.verdicts["b"].message == f"GatewayConfig ns/gone not found; {last}"
+
+
+def test_a_rejected_class_beside_an_accepted_one_is_served_with_the_config_in_effect_not_the_last() -> None:
+    classes = [cls("a", "missing"), cls("b", "one")]
+    params = resolve_parameters(Snapshot.of([cfg("one"), *classes]), classes, last=cfg("old"))
+    assert (params.config, params.chosen_by, params.fallback) == (cfg("one"), "b", "")
+    assert params.verdicts["a"] == ClassVerdict(
+        accepted=False,
+        message="GatewayConfig ns/missing not found; "
+        "serving with the settings of GatewayConfig ns/one (GatewayClass b)",
+    )
