@@ -3,6 +3,7 @@ by hand (as the exchange's relay would feed it): every comparison ends exactly o
 are never mismatches, the pending cap skips instead of holding memory, records are bounded."""
 
 import base64
+import gc
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from mirrorgate.ir.table import Mirror, MirrorCompare
 from mirrorgate.mirror import Dispatcher
 from mirrorgate.mirror.board import LATENCY_BOUNDS_MS, RECORD_OVERHEAD, LatencyHistogram
-from mirrorgate.mirror.capture import PrimaryCapture
+from mirrorgate.mirror.capture import Comparison, PrimaryCapture
 from tests.support.backends import Backend, Mode
 from tests.support.waiting import until
 
@@ -86,6 +87,30 @@ async def test_a_matching_mirror_is_counted_matched(
     c = await settled(d, m, 3)
     assert (c.compared, c.matched, c.mismatches) == (3, 3, {"status": 0, "header": 0, "body": 0})
     assert sum(c.primary_latency) == sum(c.mirror_latency) == 3
+
+
+async def test_a_settled_request_is_freed_by_reference_counting(
+    start_backend: StartBackend, make_dispatcher: MakeDispatcher
+) -> None:
+    """A request's captures and comparisons refer to each other; once all of them ended the
+    board breaks that cycle, so none waits for the cyclic collector (whose full collections of
+    such garbage stalled the loop for 100 ms and more under load)."""
+    b = await start_backend()
+    d = make_dispatcher()
+    m = compared(make_mirror(b.endpoint))
+    gc.collect()
+    gc.disable()
+    try:
+        for i in range(20):
+            capture = submit(d, m, b"/f%d" % i)
+            assert capture is not None
+            relay(capture, *ok_reply(b"/f%d" % i))
+        del capture
+        await settled(d, m, 20)
+        left = [o for o in gc.get_objects() if isinstance(o, (PrimaryCapture, Comparison))]
+        assert left == [], f"{len(left)} captures and comparisons wait for the cyclic collector"
+    finally:
+        gc.enable()
 
 
 async def test_only_compared_mirrors_capture(start_backend: StartBackend, make_dispatcher: MakeDispatcher) -> None:
