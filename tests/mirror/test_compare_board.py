@@ -13,8 +13,8 @@ import pytest
 
 from mirrorgate.ir.table import Mirror, MirrorCompare
 from mirrorgate.mirror import Dispatcher
-from mirrorgate.mirror.board import LATENCY_BOUNDS_MS, RECORD_OVERHEAD, LatencyHistogram
-from mirrorgate.mirror.capture import Comparison, PrimaryCapture
+from mirrorgate.mirror.board import LATENCY_BOUNDS_MS, RECORD_OVERHEAD, Board, LatencyHistogram
+from mirrorgate.mirror.capture import Capture, Comparison, PrimaryCapture
 from tests.support.backends import Backend, Mode
 from tests.support.waiting import until
 
@@ -342,3 +342,41 @@ async def test_the_rings_of_a_process_share_one_byte_budget(
     assert board.ring_bytes == sum(r.size for _, r in board.stats[two.name].ring)
     reports = d.views().reports()
     assert sum(r.compare.evicted for r in reports if r.compare is not None) == 2
+
+
+@pytest.mark.parametrize(
+    ("mirror_head", "mirror_body", "matched"),
+    [
+        (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n", b'{"a": 1}', True),  # same bytes
+        (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n", b'{"a": 2}', False),
+        (b"HTTP/1.1 200 OK\r\ncontent-type: text/json\r\n\r\n", b'{"a": 1}', False),
+    ],
+)
+async def test_the_same_bytes_match_without_parsing(
+    monkeypatch: pytest.MonkeyPatch, mirror_head: bytes, mirror_body: bytes, matched: bool
+) -> None:
+    """Identical heads and bodies are a match at once; anything else is compared in full."""
+    board = Board()
+    m = compared(make_mirror())
+    primary = board.primary((b"GET", b"/", [], b"rid"), [m])
+    assert primary is not None
+    c = board.comparison(primary, m)
+    parsed: list[int] = []
+    real_side = Capture.side
+
+    def side(self: Capture, latency: float) -> Any:
+        parsed.append(1)
+        return real_side(self, latency)
+
+    monkeypatch.setattr(Capture, "side", side)
+    primary.head(Head(200, b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n"))  # type: ignore[arg-type]
+    primary.body(b'{"a": 1}')
+    c.response.head(200, mirror_head)
+    c.response.body(mirror_body)
+    primary.complete()
+    c.mirror_complete()
+    primary.end()
+    await until(lambda: board.pending == 0, "the comparison is done")
+    st = board.stats[m.name].counts
+    assert (st.compared, st.matched) == (1, int(matched))
+    assert parsed == ([] if matched else [1, 1])
