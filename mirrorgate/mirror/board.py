@@ -388,7 +388,9 @@ def _same_body(a: Capture, b: Capture) -> bool:
         return False
     if not a.length:
         return True
-    return bool(a.digest is not None and b.digest is not None and a.digest.digest() == b.digest.digest())
+    if a.digest is None and b.digest is None:  # both kept whole
+        return b"".join(a.parts) == b"".join(b.parts)
+    return a.digest_of_body() == b.digest_of_body()
 
 
 # --- records (rule 3) ---------------------------------------------------------------------------

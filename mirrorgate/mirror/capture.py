@@ -9,8 +9,9 @@ have ended, the comparison goes to its ``Board`` (``board.py``), which compares 
 Rules:
 1. Capturing copies nothing the relay does not already have: a side keeps references to the
    chunks it saw until ``limit`` bytes are kept (the last one sliced), counts the whole length
-   and updates a running BLAKE2b digest of the whole body. The head is kept as the raw bytes
-   received (parsed only when compared). Nothing here writes, pauses or waits.
+   and, once the body is longer than what it keeps, updates a running BLAKE2b digest of the
+   whole body (a body kept whole is digested from the kept bytes, when it is compared). The
+   head is kept as the raw bytes received (parsed only when compared). Nothing here writes, pauses or waits.
 2. Every comparison ends exactly once (``Board.settle``): compared when both sides completed;
    else counted as ``mirror_failed`` (the mirror was dropped, with its reason) or as
    ``primary_failed`` (the primary's upstream failed, or the client went away): never a mismatch.
@@ -51,7 +52,7 @@ class Capture:
         self.parts: list[bytes] = []
         self.kept = 0
         self.length = 0
-        self.digest: Any = None  # a blake2b object once the body has begun
+        self.digest: Any = None  # a running blake2b once the body is longer than what is kept
 
     def head(self, status: int, raw: bytes) -> None:
         if status < 200:  # an interim response (100 Continue) is followed by the real one
@@ -63,12 +64,13 @@ class Capture:
         n = len(chunk)
         if not n:
             return
-        digest = self.digest
-        if digest is None:
-            digest = self.digest = _blake2b(digest_size=16)
-        digest.update(chunk)
         self.length += n
-        room = self.limit - self.kept
+        digest = self.digest
+        if digest is not None:  # it runs once nothing more is kept (below)
+            digest.update(chunk)
+            return
+        whole, room = chunk, self.limit - self.kept
+        taken = 0
         if room > 0:
             if n > room:
                 chunk = chunk[:room]
@@ -76,17 +78,30 @@ class Capture:
             granted = self.board.take(n)
             if granted < n:  # the process's budget is spent: no more kept (length and digest count)
                 self.limit = self.kept + granted
-                if not granted:
-                    return
                 chunk = chunk[:granted]
                 n = granted
-            self.reserved += n
-            self.parts.append(chunk)
-            self.kept += n
+            if n:
+                self.reserved += n
+                self.parts.append(chunk)
+                self.kept += n
+                taken = n
+        if self.kept < self.length:
+            # Past what is kept: from now on a running digest of the whole body (while the whole
+            # body is kept, its digest is made from the kept bytes only when it is needed).
+            digest = self.digest = _blake2b(digest_size=16)
+            for part in self.parts:
+                digest.update(part)
+            digest.update(whole[taken:])
+
+    def digest_of_body(self) -> bytes:
+        """The BLAKE2b digest (16 bytes) of the whole body."""
+        if self.digest is not None:
+            return bytes(self.digest.digest())
+        return _blake2b(b"".join(self.parts), digest_size=16).digest()
 
     def side(self, latency: float) -> Side:
         """The captured response as the compare module reads it (off the relay's path)."""
-        digest = self.digest.hexdigest() if self.digest is not None else _blake2b(digest_size=16).hexdigest()
+        digest = self.digest_of_body().hex()
         return Side(
             status=self.status,
             headers=tuple(_parse_head(self.raw)),

@@ -4,6 +4,7 @@ are never mismatches, the pending cap skips instead of holding memory, records a
 
 import base64
 import gc
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -380,3 +381,19 @@ async def test_the_same_bytes_match_without_parsing(
     st = board.stats[m.name].counts
     assert (st.compared, st.matched) == (1, int(matched))
     assert parsed == ([] if matched else [1, 1])
+
+
+@pytest.mark.parametrize("limit", [0, 1, 10, 25, 100])
+@pytest.mark.parametrize("sizes", [(30,), (5, 5, 20), (10, 1, 19), (1,) * 30, (29, 1)])
+def test_the_digest_is_of_the_whole_body_however_it_is_cut(limit: int, sizes: tuple[int, ...]) -> None:
+    """Kept whole, the body is digested when asked; past ``limit`` a running digest takes over
+    from the kept bytes: either way the digest and length are the whole body's."""
+    body = bytes(range(65, 95))
+    capture = Capture(Board(), limit)
+    at = 0
+    for size in sizes:
+        capture.body(body[at : at + size])
+        at += size
+    assert capture.length == len(body)
+    assert b"".join(capture.parts) == body[:limit]
+    assert capture.digest_of_body() == hashlib.blake2b(body, digest_size=16).digest()
