@@ -8,7 +8,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MIRRORGATE = str(ROOT / ".venv" / "bin" / "mirrorgate")
 
-_SERVICE = """---
+# A Service ``name`` and its EndpointSlice: one endpoint, 127.0.0.1:``port``.
+SERVICE = """---
 apiVersion: v1
 kind: Service
 metadata: {{name: {name}}}
@@ -34,9 +35,9 @@ def free_port() -> int:
 def route_yaml(port: int, primary: int, shadow: int | None) -> str:
     """A Gateway on ``port`` whose one route sends everything to 127.0.0.1:``primary`` and, when
     ``shadow`` is given, mirrors all of it to 127.0.0.1:``shadow``."""
-    services = _SERVICE.format(name="primary", port=primary)
+    services = SERVICE.format(name="primary", port=primary)
     if shadow is not None:
-        services += _SERVICE.format(name="shadow", port=shadow)
+        services += SERVICE.format(name="shadow", port=shadow)
     return f"""apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {{name: bench}}

@@ -28,7 +28,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from common import MIRRORGATE, cpu_per_request, cpu_sample, free_port, tree
+from common import MIRRORGATE, SERVICE, cpu_per_request, cpu_sample, free_port, tree
 from vs_nginx import Procs, ensure_tools, pinned, wait_port, wrk
 
 JSON_BACKEND = """
@@ -38,20 +38,6 @@ http {{ access_log off; server {{ listen 127.0.0.1:{port}; keepalive_requests 10
   location / {{ default_type application/json;
     return 200 '{{"id":42,"name":"checkout","items":[{{"sku":"a-1","qty":2}},{{"sku":"b-7","qty":1}}],"total":31.5}}';
   }} }} }}
-"""
-
-SERVICE = """---
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}}}
-spec: {{ports: [{{name: http, port: 80}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: {name}, labels: {{kubernetes.io/service-name: {name}}}}}
-addressType: IPv4
-ports: [{{name: http, port: {port}}}]
-endpoints: [{{addresses: [127.0.0.1]}}]
 """
 
 
