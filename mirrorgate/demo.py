@@ -32,6 +32,7 @@ import uvloop
 from mirrorgate.admin.server import AdminApp, start_admin
 from mirrorgate.echo import EchoConfig, EchoServer, start_echo
 from mirrorgate.errors import MirrorgateError
+from mirrorgate.serve.admin import mirror_endpoints
 from mirrorgate.serve.config import Loaded, StartupError, load_config
 from mirrorgate.serve.plane import DataPlane
 
@@ -263,6 +264,7 @@ async def _start_admin(gateway: DataPlane, loaded: Loaded, preferred: int) -> as
         table=lambda: gateway.table,
         status=lambda: {**loaded.status, "lastReloadError": None},
         ready=lambda: gateway.ready,
+        **mirror_endpoints(lambda: gateway.table, gateway.mirror.views()),
     )
     return await start_admin(app, "127.0.0.1", free_port(preferred))
 
@@ -325,6 +327,8 @@ def _print_try(out: TextIO, port: int, admin: int) -> None:
     _say(out, f"  curl -H 'Host: percent.example' http://127.0.0.1:{port}/anything")
     _say(out, f"  curl http://127.0.0.1:{admin}/metrics | grep mirrorgate_mirror")
     _say(out, f"  curl http://127.0.0.1:{admin}/config_dump")
+    _say(out, f"  curl http://127.0.0.1:{admin}/mirrors")
+    _say(out, f"  open http://127.0.0.1:{admin}/dashboard in a browser")
     _say(out, "Press Ctrl-C to stop.")
 
 
