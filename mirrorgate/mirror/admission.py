@@ -148,23 +148,35 @@ class Admission:
             request = RequestView.of(request, request.method, target, headers)
         key_target, key_headers = client if client is not None else (target, headers or ())
         u = -1
-        routes = self._routes
         for i, mirror in enumerate(mirrors):
-            route = routes.get(mirror.name)
-            if route is None or route[1].name != mirror.backend:
-                route = self._route(mirror)
-            series, backend = route
-            ppm = mirror.ppm
             shape = shapes[i] if shapes is not None else None
-            draw = shape.draw(key_target, key_headers) if shape is not None and shape.source is not None else -1
-            if draw < 0 and ppm < PPM:
-                if u < 0:
-                    u = self._draw()
-                draw = u
-            if draw >= ppm:
-                series.sampled_out += 1
-                continue
-            self._refuse(backend, series, reason, mirror, request)
+            series, backend, u, sampled = self._sample(mirror, shape, key_target, key_headers, u)
+            if sampled:
+                self._refuse(backend, series, reason, mirror, request)
+
+    def _sample(
+        self, mirror: Mirror, shape: Shape | None, target: bytes, headers: Sequence[Header], u: int
+    ) -> tuple[MirrorSeries, Backend, int, bool]:
+        """Rule 1 for one mirror of a request, its ``shape`` (MirrorPolicy settings) included:
+        its records, the request's uniform draw as it is now (``u``; -1: not drawn yet), and
+        whether the mirror is in the sample (one that is not is counted as sampled out). A
+        ``sample_by`` key draws its hash (``policy.key_draw``); a missing key the uniform draw
+        (``Random``) or nothing (``Skip``). ``admit`` has this inline (the plain hot path)."""
+        route = self._routes.get(mirror.name)
+        if route is None or route[1].name != mirror.backend:
+            route = self._route(mirror)
+        series, backend = route
+        ppm = mirror.ppm
+        # the keyed draw (-1: no key, or missing with Random; PPM: missing with Skip)
+        draw = shape.draw(target, headers) if shape is not None and shape.source is not None else -1
+        if draw < 0 and ppm < PPM:
+            if u < 0:
+                u = self._draw()
+            draw = u
+        if draw >= ppm:
+            series.sampled_out += 1
+            return series, backend, u, False
+        return series, backend, u, True
 
     def _draw(self) -> int:
         """The request's uniform draw in [0, PPM) (rule 1)."""

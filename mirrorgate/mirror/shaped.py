@@ -34,7 +34,7 @@ Rules:
 from collections.abc import Sequence
 from typing import cast
 
-from mirrorgate.ir.table import PPM, Mirror
+from mirrorgate.ir.table import Mirror
 from mirrorgate.mirror.admission import (
     _BREAKER_OPEN,
     _DENY,
@@ -81,21 +81,9 @@ class Shaping(Admission):
             return None
         u = -1
         admitted: list[Admitted] | None = None
-        routes = self._routes
         for mirror, shape in zip(mirrors, shapes, strict=True):
-            route = routes.get(mirror.name)
-            if route is None or route[1].name != mirror.backend:
-                route = self._route(mirror)
-            series, backend = route
-            ppm = mirror.ppm
-            # the keyed draw (-1: no key, or missing with Random; PPM: missing with Skip)
-            draw = shape.draw(target, headers) if shape is not None and shape.source is not None else -1
-            if draw < 0 and ppm < PPM:
-                if u < 0:
-                    u = self._draw()
-                draw = u
-            if draw >= ppm:
-                series.sampled_out += 1
+            series, backend, u, sampled = self._sample(mirror, shape, target, headers, u)
+            if not sampled:
                 continue
             probe = self._gate(mirror, series, backend, request)
             if probe >= 0:
