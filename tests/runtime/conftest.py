@@ -203,6 +203,18 @@ async def gateways() -> AsyncIterator[Starter]:
         await gw.kill()
 
 
+async def admin_port_logged(err: Path, port: int) -> int:
+    """The admin port a gateway (started with ``--admin 127.0.0.1:0``, stderr to ``err``) logged,
+    once it also logged listening on ``port``."""
+    async with asyncio.timeout(WAIT):
+        while True:
+            text = await asyncio.to_thread(err.read_text)
+            m = re.search(r"admin server on 127\.0\.0\.1:(\d+)", text)
+            if m and f"listening on 127.0.0.1:{port}" in text:
+                return int(m.group(1))
+            await asyncio.sleep(0.05)
+
+
 async def get(port: int, path: str = "/", host: str = "example.com") -> Response:
     """One GET on a fresh connection."""
     return await request(port, "GET", path, host)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.runtime.conftest import WAIT, Backend, Starter, gateway_yaml, get
+from tests.runtime.conftest import WAIT, Backend, Starter, admin_port_logged, gateway_yaml, get
 from tests.support.backends import free_port
 from tests.support.client import Conn, encode_request
 
@@ -73,7 +73,7 @@ async def test_a_stdout_nobody_reads_drops_lines_and_keeps_serving(
         )  # fmt: skip
     os.close(write)
     try:
-        admin = await _admin_port(err, port)
+        admin = await admin_port_logged(err, port)
         long = "/n/" + "a" * 8000  # ~8 KB lines: 1 MiB of buffer is ~130 of them
         async with asyncio.timeout(WAIT):
             await many(port, [f"{long}{i}" for i in range(400)])
@@ -88,13 +88,3 @@ async def test_a_stdout_nobody_reads_drops_lines_and_keeps_serving(
             proc.kill()
             await proc.wait()
         os.close(read)
-
-
-async def _admin_port(err: Path, port: int) -> int:
-    async with asyncio.timeout(WAIT):
-        while True:
-            text = await asyncio.to_thread(err.read_text)
-            m = re.search(r"admin server on 127\.0\.0\.1:(\d+)", text)
-            if m and f"listening on 127.0.0.1:{port}" in text:
-                return int(m.group(1))
-            await asyncio.sleep(0.05)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.runtime.conftest import WAIT, Backend, Starter, get
+from tests.runtime.conftest import WAIT, Backend, Starter, admin_port_logged, get
 from tests.support.backends import free_port
 from tests.support.client import Conn, encode_request
 from tests.support.manifests import gateway_doc, route_doc, service_docs
@@ -267,7 +267,7 @@ async def test_a_sink_nobody_reads_drops_lines_and_keeps_serving(tmp_path: Path,
         )  # fmt: skip
     os.close(write)
     try:
-        admin = await _admin_port(err, port)
+        admin = await admin_port_logged(err, port)
         long = "/plain/" + "a" * 8000  # ~8 KB lines, two per request: 1 MiB of buffer is ~130 of them
         async with asyncio.timeout(WAIT):
             await send_all(port, [(f"{long}{i}", None) for i in range(300)])
@@ -283,16 +283,6 @@ async def test_a_sink_nobody_reads_drops_lines_and_keeps_serving(tmp_path: Path,
             proc.kill()
             await proc.wait()
         os.close(read)
-
-
-async def _admin_port(err: Path, port: int) -> int:
-    async with asyncio.timeout(WAIT):
-        while True:
-            text = await asyncio.to_thread(err.read_text)
-            m = re.search(r"admin server on 127\.0\.0\.1:(\d+)", text)
-            if m and f"listening on 127.0.0.1:{port}" in text:
-                return int(m.group(1))
-            await asyncio.sleep(0.05)
 
 
 def policy_yaml(port: int, primary: Backend, mirror: Backend) -> str:
