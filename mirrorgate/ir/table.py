@@ -152,6 +152,23 @@ class MirrorHost(Struct, frozen=True, kw_only=True):
     value: str = ""
 
 
+# Response headers a comparison never compares (they differ on every response, or are framing),
+# and request/response headers whose values are always redacted in what a comparison keeps:
+# the translator puts them first in ``MirrorCompare.ignore_headers``/``redact_headers``, and the
+# comparison applies them whatever the IR says.
+COMPARE_IGNORED_HEADERS = (
+    "date",
+    "age",
+    "expires",
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "content-length",
+    "x-request-id",
+)
+COMPARE_REDACTED_HEADERS = ("authorization", "proxy-authorization", "cookie", "set-cookie")
+
+
 class MirrorCompare(Struct, frozen=True, kw_only=True):
     """``MirrorPolicy.spec.compare``: compare the mirror's response with the primary's.
 

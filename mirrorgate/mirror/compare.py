@@ -38,12 +38,10 @@ from typing import Any
 
 import msgspec
 
-from mirrorgate.ir.table import MirrorCompare
+from mirrorgate.ir.table import COMPARE_IGNORED_HEADERS, COMPARE_REDACTED_HEADERS, MirrorCompare
 
-DEFAULT_IGNORED = frozenset(
-    ("date", "age", "expires", "connection", "keep-alive", "transfer-encoding", "content-length", "x-request-id")
-)
-ALWAYS_REDACTED = frozenset(("authorization", "proxy-authorization", "cookie", "set-cookie"))
+DEFAULT_IGNORED = frozenset(COMPARE_IGNORED_HEADERS)
+ALWAYS_REDACTED = frozenset(COMPARE_REDACTED_HEADERS)
 MAX_DIFFERENCES = 100
 MAX_VALUE_CHARS = 256
 MAX_JSON_BYTES = 256 << 10  # a larger body is compared by length and digest (rule 3)

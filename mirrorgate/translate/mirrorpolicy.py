@@ -22,24 +22,23 @@ Rules:
    the policy's generation.
 """
 
-from mirrorgate.ir.table import HeaderModifier, Mirror, MirrorCompare, MirrorHost, SampleBy
+from mirrorgate.ir.table import (
+    COMPARE_IGNORED_HEADERS,
+    COMPARE_REDACTED_HEADERS,
+    HeaderModifier,
+    Mirror,
+    MirrorCompare,
+    MirrorHost,
+    SampleBy,
+)
 from mirrorgate.model.mirrorpolicy import GROUP, KIND, MirrorCompareSpec, MirrorPolicy, MirrorSampleBy
 from mirrorgate.translate.backends import Resolved, Unresolved, resolve
 from mirrorgate.translate.index import Index
 from mirrorgate.translate.status import CondType, MirrorPolicyStatus, Reason, cond
 from mirrorgate.translate.values import duration_ms, header_modifier, mirror_ppm
 
-DEFAULT_IGNORED = (
-    "date",
-    "age",
-    "expires",
-    "connection",
-    "keep-alive",
-    "transfer-encoding",
-    "content-length",
-    "x-request-id",
-)
-ALWAYS_REDACTED = ("authorization", "proxy-authorization", "cookie", "set-cookie")
+DEFAULT_IGNORED = COMPARE_IGNORED_HEADERS
+ALWAYS_REDACTED = COMPARE_REDACTED_HEADERS
 _UNITS = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "k": 10**3, "M": 10**6, "G": 10**9}
 
 
