@@ -18,6 +18,8 @@ Cases:
   mirror   100% mirrored; the mirror's upstream answers at once
   dropped  100% mirrored to a backend whose breaker is open (every mirror dropped at submit)
   slow     100% mirrored to a backend answering after 50 ms (at its cap: most mirrors dropped)
+  policy   100% mirrored through a MirrorPolicy without settings (``bench/compare.py``'s mirror)
+  compare  the same MirrorPolicy with ``compare: {}``: every response compared (both sides match)
   logged       plain, with the default (text) access log written to /dev/null by its writer
   logged-json  plain, with the JSON access log written to /dev/null by its writer
   logged-old   plain, with the text access log as a ``logging`` record per request to /dev/null
@@ -53,6 +55,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from common import route_yaml  # noqa: E402
+from compare import config as policy_yaml  # noqa: E402
 
 from mirrorgate.dataplane import accesslog  # noqa: E402
 from mirrorgate.dataplane.accesswriter import AccessWriter  # noqa: E402
@@ -246,9 +249,12 @@ async def run_case(case: str, requests: int, tmp: Path) -> tuple[float, float]:
     if case == "floor":
         return await run_floor(requests)
     access_log_for(case)
-    mirrored = case in ("mirror", "dropped", "slow")
+    mirrored = case in ("mirror", "dropped", "slow", "policy", "compare")
     path = tmp / f"{case}.yaml"
-    path.write_text(route_yaml(8080, 9001, 9002 if mirrored else None))
+    if case in ("policy", "compare"):
+        path.write_text(policy_yaml(8080, 9001, 9002, "mirror" if case == "policy" else "compare"))
+    else:
+        path.write_text(route_yaml(8080, 9001, 9002 if mirrored else None))
     table = load_table([str(path)], "127.0.0.1")
     dispatcher = Dispatcher(MirrorConfig(), rng=Random(1)) if mirrored else None
     pool = Pool()
@@ -256,7 +262,7 @@ async def run_case(case: str, requests: int, tmp: Path) -> tuple[float, float]:
     for _ in range(2):
         upstream(pool, ("127.0.0.1", 9001))
     if dispatcher is not None:
-        if case == "mirror":
+        if case in ("mirror", "policy", "compare"):
             for _ in range(2):
                 upstream(dispatcher.pool, ("127.0.0.1", 9002))
         elif case == "slow":  # a mirror answering after 50 ms: held at its cap, queued, dropped

@@ -599,3 +599,4 @@ class ComparedExchange(CapturingRelay, Exchange):
     """An exchange whose response is captured for mirrors that compare responses (rule 9)."""
 
     __slots__ = ()  # the layout of ``Exchange``: ``_compared`` can swap the class
+    _relay_finish = Exchange.finish

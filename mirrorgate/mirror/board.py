@@ -48,7 +48,8 @@ from typing import Any
 import msgspec
 
 from mirrorgate.ir.table import Mirror, MirrorCompare
-from mirrorgate.mirror.capture import Capture, Comparison, PrimaryCapture
+from mirrorgate.mirror.admission import Admitted
+from mirrorgate.mirror.capture import Capture, CompareShadow, PrimaryCapture
 from mirrorgate.mirror.compare import ALWAYS_REDACTED, REDACTED, Difference, Side, compare, is_json, joined
 from mirrorgate.mirror.redact import Redactor, secrets_of
 
@@ -210,7 +211,7 @@ class Board:
         self.pending = 0
         self.reserved = 0  # body bytes the pending comparisons keep (rule 1)
         self.stats: dict[str, CompareStats] = {}
-        self._queue: deque[Comparison] = deque()
+        self._queue: deque[CompareShadow] = deque()
         self._scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self.turns = 0  # loop turns spent comparing (rule 2)
@@ -257,19 +258,29 @@ class Board:
             self.ring_bytes -= self._order.pop((name, seq))
 
     def primary(
-        self, request: Request, compared: list[Mirror], capture: PrimaryCapture | None = None
+        self, request: Request, admitted: list[Admitted], capture: PrimaryCapture | None = None
     ) -> PrimaryCapture | None:
-        """A capture for a request whose ``compared`` mirrors were admitted (``capture``, the one
-        the request already has, is reused), or None when the process is at its cap (rule 1:
-        each is counted ``skipped``)."""
-        if self.pending + len(compared) > self.max_pending:
-            for m in compared:
-                self.stats_for(m).counts.skipped += 1
+        """A capture for a request whose ``admitted`` mirrors (first of each tuple) include some
+        with ``compare`` (``capture``, the one the request already has, is reused), or None: none
+        compares, or the process is at its cap (rule 1: each compared one is counted ``skipped``)."""
+        n = limit = 0
+        for a in admitted:
+            settings = a[0].compare
+            if settings is not None:
+                n += 1
+                if settings.max_body_bytes > limit:
+                    limit = settings.max_body_bytes
+        if not n:
+            return capture
+        if self.pending + n > self.max_pending:
+            for a in admitted:
+                if a[0].compare is not None:
+                    self.stats_for(a[0]).counts.skipped += 1
             return None
-        limit = max(m.compare.max_body_bytes for m in compared if m.compare is not None)
         if capture is None:
             return PrimaryCapture(self, request, limit)
-        capture.response.limit = max(capture.response.limit, limit)  # (no body was relayed yet)
+        if limit > capture.limit:
+            capture.limit = limit  # (no body was relayed yet)
         return capture
 
     def take(self, n: int) -> int:
@@ -280,15 +291,7 @@ class Board:
         self.reserved += n
         return n
 
-    def comparison(self, primary: PrimaryCapture, mirror: Mirror) -> Comparison:
-        assert mirror.compare is not None
-        c = Comparison(self, primary, mirror, mirror.compare)
-        primary.comparisons.append(c)
-        primary.open += 1
-        self.pending += 1
-        return c
-
-    def settle(self, c: Comparison, failure: str | None) -> None:
+    def settle(self, c: CompareShadow, failure: str | None) -> None:
         """End ``c`` (capture rule 2): ``failure`` None -> queue it to be compared (rule 2)."""
         if c.ended:
             return
@@ -313,15 +316,30 @@ class Board:
         self._scheduled = False
         self.turns += 1
         queue = self._queue
+        stats = self.stats
         spent = 0
         for _ in range(min(BATCH, len(queue))):
             c = queue.popleft()
             self._release(c)
-            spent += c.primary.response.kept + c.response.kept
-            try:
-                self._compare(c)
-            except Exception:  # a bug must not stop the board; logged with its traceback
-                log.exception("bug comparing the responses of %s", c.mirror.name)
+            p = c.primary
+            spent += p.kept + c.kept
+            if (
+                p.raw == c.raw
+                and p.status == c.status
+                and ((p.parts == c.parts and p.digest is None and c.digest is None) or _same_body(p, c))
+            ):
+                # The same head and the same body bytes: nothing can differ, whatever the settings
+                # (the common case of a healthy mirror), so nothing is parsed (rule 2).
+                counts = (stats.get(c.mirror.name) or self.stats_for(c.mirror)).counts
+                counts.compared += 1
+                counts.matched += 1
+                counts.primary_latency[bisect_left(LATENCY_BOUNDS_MS, p.latency * 1000.0)] += 1
+                counts.mirror_latency[bisect_left(LATENCY_BOUNDS_MS, c.mirror_latency * 1000.0)] += 1
+            else:
+                try:
+                    self._compare(c)
+                except Exception:  # a bug must not stop the board; logged with its traceback
+                    log.exception("bug comparing the responses of %s", c.mirror.name)
             if spent >= TURN_BYTES:
                 break  # the rest at the next turn (rule 2)
         if queue:
@@ -329,44 +347,32 @@ class Board:
             assert self._loop is not None
             self._loop.call_soon(self._drain)
 
-    def _release(self, c: Comparison) -> None:
+    def _release(self, c: CompareShadow) -> None:
+        """Rule 1: the comparison is no longer pending, and its mirror side (and the primary's
+        side, for the request's last comparison) keeps no more (what it kept stays until compared)."""
         self.pending -= 1
-        self._give_back(c.response)
+        self.reserved -= c.kept
+        c.limit = c.kept
         p = c.primary
         p.open -= 1
         if not p.open:  # the request's last comparison
-            self._give_back(p.response)
+            self.reserved -= p.kept
+            p.limit = p.kept
             # The request's comparisons and their primary refer to each other; once none is
             # open nothing iterates the list, and forgetting it lets reference counting free
             # all of them (left to the cyclic collector, every compared request made garbage
             # that full collections, 100 ms and more under load, had to find).
             p.comparisons = []
 
-    def _give_back(self, capture: Capture) -> None:
-        """Rule 1: ``capture`` keeps no more (what it kept stays until compared)."""
-        self.reserved -= capture.reserved
-        capture.reserved = 0
-        capture.limit = capture.kept
-
-    def _compare(self, c: Comparison) -> None:
+    def _compare(self, c: CompareShadow) -> None:
+        """Compare two responses that are not the same bytes (those match in ``_drain``)."""
         settings = c.mirror.compare
         assert settings is not None
         p = c.primary
-        pr, mr = p.response, c.response
-        if pr.status == mr.status and pr.raw == mr.raw and _same_body(pr, mr):
-            # The same head and the same body bytes: nothing can differ, whatever the settings
-            # (the common case of a healthy mirror), so nothing is parsed (rule 2).
-            st = self.stats_for(c.mirror)
-            counts = st.counts
-            counts.compared += 1
-            counts.matched += 1
-            counts.primary_latency[bisect_left(LATENCY_BOUNDS_MS, p.latency * 1000.0)] += 1
-            counts.mirror_latency[bisect_left(LATENCY_BOUNDS_MS, c.mirror_latency * 1000.0)] += 1
-            return
-        primary = pr.side(p.latency)
+        primary = p.side(p.latency)
         if len(primary.body) > settings.max_body_bytes:  # the primary kept the largest limit of its mirrors
             primary = msgspec.structs.replace(primary, body=primary.body[: settings.max_body_bytes])
-        mirror = c.response.side(c.mirror_latency)
+        mirror = c.side(c.mirror_latency)
         st = self.stats_for(c.mirror)
         counts = st.counts
         counts.compared += 1
@@ -383,11 +389,10 @@ class Board:
 
 
 def _same_body(a: Capture, b: Capture) -> bool:
-    """The two whole bodies are the same bytes (length and BLAKE2b digest of the whole body)."""
+    """The two whole bodies are the same bytes (their lengths and BLAKE2b digests when one was
+    longer than what it kept)."""
     if a.length != b.length:
         return False
-    if not a.length:
-        return True
     if a.digest is None and b.digest is None:  # both kept whole
         return b"".join(a.parts) == b"".join(b.parts)
     return a.digest_of_body() == b.digest_of_body()
@@ -458,7 +463,7 @@ def mismatch_record(
     secrets = secrets_of(request_headers, redact) | secrets_of(primary.headers, redact)
     r = Redactor(redact, secrets | secrets_of(mirror.headers, redact))
     meta = {
-        "time": datetime.fromtimestamp(p.wall, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "time": datetime.fromtimestamp(p.wall(), UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "requestId": request_id.decode("latin-1") or None,
         "request": {
             "method": method.decode("latin-1"),

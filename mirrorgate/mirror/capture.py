@@ -3,8 +3,9 @@ its ``Shadow`` reads it (``docs/mirroring.md``, "Comparing responses").
 
 A request whose admitted mirrors have ``compare`` gets one ``PrimaryCapture`` (fed by the
 exchange, ``dataplane/exchange.py``'s ``ComparedExchange``) and, per compared mirror, one
-``Comparison`` holding the mirror's ``Capture`` (fed by its ``CompareShadow``). When both sides
-have ended, the comparison goes to its ``Board`` (``board.py``), which compares later on the loop.
+``CompareShadow``: the mirror's ``Shadow``, its comparison and the capture of its response in one
+object (one object per compared mirror, not three). When both sides have ended, the comparison
+goes to its ``Board`` (``board.py``), which compares later on the loop.
 
 Rules:
 1. Capturing copies nothing the relay does not already have: a side keeps references to the
@@ -19,19 +20,28 @@ Rules:
    stays pending.
 3. Memory: a comparison holds at most ``2 x max_body_bytes`` of body plus both heads and the
    request head; the board caps how many are pending at once, and the bytes kept by all of them
-   together: a side asks its board for each chunk it keeps (``take``); granted less, it keeps
-   what it was granted and no more (the whole length and digest still count, so it is compared
-   by them).
+   together: each chunk a side keeps is reserved in its board's ``reserved`` (the whole chunk
+   inline when it fits, else through ``take``); granted less, it keeps what it was granted and
+   no more (the whole length and digest still count, so it is compared by them). What a side
+   kept is what the board gives back when the side is released (``Board._release``).
+4. Cost: the per-request path (``PrimaryCapture``, ``CompareShadow``, their ``head``/``body``/
+   ``complete`` calls) is what comparing adds to every compared request, so each call is the
+   fewest steps that keep rules 1-3: one object per side, the common chunk kept inline.
 """
 
 import hashlib
 import time
+from types import FunctionType
 from typing import Any, ClassVar, Protocol
 
-from mirrorgate.ir.table import Mirror, MirrorCompare
+from mirrorgate.ir.table import Mirror, MirrorCompare, UpstreamAddress
+from mirrorgate.mirror.backend import BackendState
 from mirrorgate.mirror.compare import Side
-from mirrorgate.mirror.shadow import PolicyShadow
+from mirrorgate.mirror.head import MirrorHead
+from mirrorgate.mirror.metrics import MirrorSeries
+from mirrorgate.mirror.shadow import PolicyShadow, Shadow, ShadowOwner
 from mirrorgate.upstream.connection import ResponseHead
+from mirrorgate.upstream.tls import Key
 
 Header = tuple[bytes, bytes]
 _blake2b = hashlib.blake2b
@@ -39,34 +49,72 @@ _monotonic = time.monotonic
 
 
 class Capture:
-    """One side's response (rule 1)."""
+    """One side's response (rule 1): the primary's is a ``PrimaryCapture``, a mirror's its
+    ``CompareShadow``. A mixin: each of them declares ``SLOTS`` (and ``status``: the shadow's is
+    ``Shadow.status``) and calls ``_capture`` first.
 
-    __slots__ = ("board", "digest", "kept", "length", "limit", "parts", "raw", "reserved", "status")
+    Each subclass runs its own copy of the per-chunk code (``OWN_CODE``): CPython specializes
+    attribute access per code object for one type at a time, and the primary's and the mirror's
+    chunks alternate, so one shared copy, seeing the two layouts in turn, would miss its caches
+    on every call (the generic lookup, several times slower)."""
 
-    def __init__(self, board: "Board", limit: int) -> None:
+    __slots__: tuple[str, ...] = tuple()  # (not a literal: mypy checks no slots of a mixin)
+    SLOTS = ("board", "digest", "kept", "limit", "parts", "raw", "skipped")
+    OWN_CODE = ("_capture", "body")
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        copies = {}
+        for name in Capture.OWN_CODE:
+            shared = vars(Capture)[name]
+            copies[id(shared)] = FunctionType(shared.__code__.replace(), shared.__globals__, shared.__name__)
+            setattr(cls, name, copies[id(shared)])
+        for name, value in tuple(vars(cls).items()):  # aliases (``on_response_body = Capture.body``)
+            if id(value) in copies:
+                setattr(cls, name, copies[id(value)])
+
+    board: "Board"
+    digest: Any  # a running blake2b once the body is longer than what is kept
+    kept: int  # body bytes kept (each taken from the board's budget, rule 3)
+    limit: int
+    parts: list[bytes]
+    raw: bytes  # the head as received
+    skipped: int  # body bytes not kept (counted, digested)
+    status: int
+
+    def _capture(self, board: "Board", limit: int) -> None:
         self.board = board
         self.limit = limit
-        self.reserved = 0  # bytes taken from the board's budget (rule 3)
         self.status = 0
-        self.raw = b""  # the head as received
-        self.parts: list[bytes] = []
+        self.raw = b""
+        self.parts = []
         self.kept = 0
-        self.length = 0
-        self.digest: Any = None  # a running blake2b once the body is longer than what is kept
+        self.skipped = 0
+        self.digest = None
 
-    def head(self, status: int, raw: bytes) -> None:
-        if status < 200:  # an interim response (100 Continue) is followed by the real one
-            return
-        self.status = status
-        self.raw = raw
+    @property
+    def length(self) -> int:
+        """The whole body's length."""
+        return self.kept + self.skipped
 
     def body(self, chunk: bytes) -> None:
         n = len(chunk)
-        if not n:
-            return
-        self.length += n
+        kept = self.kept + n
+        if kept <= self.limit and self.digest is None:
+            board = self.board  # the common case, inline: all of it kept, if the budget allows
+            reserved = board.reserved + n
+            if reserved <= board.max_pending_bytes:
+                board.reserved = reserved
+                self.kept = kept
+                self.parts.append(chunk)
+                return
+        self._body(chunk, n)
+
+    def _body(self, chunk: bytes, n: int) -> None:
+        """``body`` past the common case: part of ``chunk`` kept (or none), and the digest."""
         digest = self.digest
         if digest is not None:  # it runs once nothing more is kept (below)
+            self.skipped += n
             digest.update(chunk)
             return
         whole, room = chunk, self.limit - self.kept
@@ -81,13 +129,13 @@ class Capture:
                 chunk = chunk[:granted]
                 n = granted
             if n:
-                self.reserved += n
                 self.parts.append(chunk)
                 self.kept += n
                 taken = n
-        if self.kept < self.length:
+        if taken < len(whole):
             # Past what is kept: from now on a running digest of the whole body (while the whole
             # body is kept, its digest is made from the kept bytes only when it is needed).
+            self.skipped += len(whole) - taken
             digest = self.digest = _blake2b(digest_size=16)
             for part in self.parts:
                 digest.update(part)
@@ -127,57 +175,37 @@ def _parse_head(raw: bytes) -> list[tuple[str, str]]:
 class Board(Protocol):
     """What a capture needs of its ``board.Board``."""
 
-    def settle(self, c: "Comparison", failure: str | None) -> None: ...
+    pending: int  # comparisons not ended yet
+    reserved: int  # body bytes kept by the pending comparisons (rule 3)
+    max_pending_bytes: int  # at most
+
+    def settle(self, c: "CompareShadow", failure: str | None) -> None: ...
     def take(self, n: int) -> int: ...  # reserve up to ``n`` bytes to keep: how many (rule 3)
 
 
-class Comparison:
-    """One compared mirror of one request (rule 2)."""
+class PrimaryCapture(Capture):
+    """The primary's side of one request (the exchange calls ``head``/``body`` as it relays,
+    ``complete`` when the whole response was relayed and ``end`` once, when it finishes) and the
+    comparisons waiting for it."""
 
-    __slots__ = ("board", "ended", "mirror", "mirror_latency", "primary", "response")
-
-    def __init__(self, board: Board, primary: "PrimaryCapture", mirror: Mirror, settings: MirrorCompare) -> None:
-        self.board = board
-        self.primary = primary
-        self.mirror = mirror
-        self.response = Capture(board, settings.max_body_bytes)
-        self.mirror_latency = -1.0  # seconds; set when the mirror's response completed
-        self.ended = False
-
-    def mirror_complete(self) -> None:
-        if self.ended:
-            return
-        self.mirror_latency = _monotonic() - self.primary.started
-        if self.primary.latency >= 0:
-            self.board.settle(self, None)
-
-    def mirror_failed(self, reason: str) -> None:
-        if not self.ended:
-            self.board.settle(self, reason)
-
-
-class PrimaryCapture:
-    """The primary's side of one request and the comparisons waiting for it; the exchange calls
-    ``head``/``body`` as it relays and ``end`` once, when it finishes (``complete`` first when
-    the whole response was relayed)."""
-
-    __slots__ = ("board", "comparisons", "latency", "open", "request", "response", "started", "wall")
+    __slots__ = (*Capture.SLOTS, "comparisons", "latency", "open", "request", "started", "status")
 
     def __init__(self, board: Board, request: tuple[bytes, bytes, list[Header], bytes], limit: int) -> None:
-        self.board = board
+        self._capture(board, limit)
         self.request = request  # method, target, headers as the client sent them; the request id forwarded
-        self.response = Capture(board, limit)
-        self.comparisons: list[Comparison] = []
+        self.comparisons: list[CompareShadow] = []
         self.open = 0  # comparisons not ended yet (the board gives the kept bytes back at 0)
         self.started = _monotonic()
-        self.wall = time.time()
         self.latency = -1.0  # seconds; set when the response completed
 
     def head(self, rh: ResponseHead) -> None:
-        self.response.head(rh.status, rh.raw)
+        if rh.status >= 200:  # an interim response (100 Continue) is followed by the real one
+            self.status = rh.status
+            self.raw = rh.raw
 
-    def body(self, chunk: bytes) -> None:
-        self.response.body(chunk)
+    def wall(self) -> float:
+        """When the capture started, in seconds since the epoch (for a mismatch record)."""
+        return time.time() - (_monotonic() - self.started)
 
     def complete(self) -> None:
         if self.latency >= 0:
@@ -196,25 +224,63 @@ class PrimaryCapture:
                 self.board.settle(c, "primary_failed")
 
 
-class CompareShadow(PolicyShadow):
-    """A ``Shadow`` whose response is captured for its ``Comparison`` (only mirrors with
-    ``compare`` are made of this class: a plain mirror's callbacks do no more work). A compared
-    mirror always comes from a MirrorPolicy, so it is a ``PolicyShadow``: its own ``timeout`` and
-    lag budget when the policy sets them, the gateway's (as of its admission) otherwise."""
+class CompareShadow(Capture, PolicyShadow):
+    """A ``Shadow`` whose response is captured (``Capture``) to be compared with its ``primary``'s:
+    one compared mirror of one request (rule 2). Only mirrors with ``compare`` are made of this
+    class, so a plain mirror's callbacks do no more work. A compared mirror always comes from a
+    MirrorPolicy, so it is a ``PolicyShadow``: its own ``timeout`` and lag budget when the policy
+    sets them, the gateway's (as of its admission) otherwise."""
 
-    __slots__ = ("comparison",)
+    __slots__ = (*Capture.SLOTS, "ended", "mirror", "mirror_latency", "primary")
     compared: ClassVar[bool] = True
-    comparison: Comparison  # set by the dispatcher right after it makes the shadow
+
+    def __init__(
+        self,
+        owner: ShadowOwner,
+        head: MirrorHead,
+        endpoint: UpstreamAddress,
+        backend: "BackendState[Shadow]",
+        series: MirrorSeries,
+        started: float,
+        probe: int,
+        deadline: float | None,
+        key: Key | None,
+        timeout: float | None,
+        budget: int,
+        primary: PrimaryCapture,
+        mirror: Mirror,
+        settings: MirrorCompare,
+    ) -> None:
+        """``PolicyShadow``'s arguments, then the comparison's: ``mirror`` (with its ``compare``
+        ``settings``) compared with ``primary``, pending on its board from now on."""
+        Shadow.__init__(self, owner, head, endpoint, backend, series, started, probe, deadline, key)
+        self.timeout = timeout  # (``PolicyShadow.__init__``'s, without one more call)
+        self.budget = budget
+        board = primary.board
+        self._capture(board, settings.max_body_bytes)
+        self.primary = primary
+        self.mirror = mirror
+        self.mirror_latency = -1.0  # seconds; set when the mirror's response completed
+        self.ended = False
+        primary.comparisons.append(self)
+        primary.open += 1
+        board.pending += 1
+
+    def mirror_failed(self, reason: str) -> None:
+        if not self.ended:
+            self.board.settle(self, reason)
 
     def on_response_head(self, head: ResponseHead) -> None:
-        self.status = head.status
-        self.comparison.response.head(head.status, head.raw)
+        status = self.status = head.status  # (interim heads: replaced by the final one)
+        if status >= 200:
+            self.raw = head.raw
 
-    def on_response_body(self, chunk: bytes) -> None:
-        self.comparison.response.body(chunk)
+    on_response_body = Capture.body
 
     def on_response_complete(self, reusable: bool) -> None:
         if self.conn is not None:
-            if not self.finished:
-                self.comparison.mirror_complete()
+            if not self.finished and not self.ended:
+                self.mirror_latency = _monotonic() - self.primary.started
+                if self.primary.latency >= 0:
+                    self.board.settle(self, None)
             self.owner.response_complete(self, reusable)

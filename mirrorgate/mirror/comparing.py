@@ -86,8 +86,7 @@ class Comparing(Shaping):
         record: Request,
         capture: PrimaryCapture | None,
     ) -> tuple[Tee | None, PrimaryCapture | None]:
-        compared = [a[0] for a in admitted if a[0].compare is not None]
-        primary = self.board.primary(record, compared, capture) if compared else capture
+        primary = self.board.primary(record, admitted, capture)
         if primary is None:  # nothing to compare (or the board is at its cap): as ``start_shaped``
             return self._start_with(admitted, head, has_body, forwarded, request), None
         tee = self._start_with(admitted, head, has_body, forwarded, request, primary)

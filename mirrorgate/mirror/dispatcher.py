@@ -557,7 +557,7 @@ class Dispatcher(Comparing):
         shadow.release_buffers()
         shadow.series.count_dropped(reason)
         if shadow.compared:  # not a mismatch: counted as ``mirror_failed`` with its reason (rule 11)
-            cast(CompareShadow, shadow).comparison.mirror_failed(str(reason))
+            cast(CompareShadow, shadow).mirror_failed(str(reason))
         if shadow.probe:
             shadow.backend.breaker.probe_done(shadow.probe)
             self._breaker_changed(shadow.backend)

@@ -261,7 +261,7 @@ class PolicyShadow(Shadow):
         timeout: float | None,
         budget: int,
     ) -> None:
-        super().__init__(owner, head, endpoint, backend, series, started, probe, deadline, key)
+        Shadow.__init__(self, owner, head, endpoint, backend, series, started, probe, deadline, key)
         self.timeout = timeout
         self.budget = budget
 

@@ -32,7 +32,6 @@ Rules:
 """
 
 from collections.abc import Sequence
-from typing import cast
 
 from mirrorgate.ir.table import Mirror
 from mirrorgate.mirror.admission import (
@@ -240,13 +239,27 @@ class Shaping(Admission):
             endpoint, key = endpoints[i % len(endpoints)], None
         else:
             endpoint, key = secured_endpoint(mirror, i)
-        owner = cast(ShadowOwner, self)  # the ``Dispatcher`` this mixin is part of
+        owner: ShadowOwner = self  # type: ignore[assignment]  # the ``Dispatcher`` this mixin is part of
         deadline = None if has_body else now + (self._timeout if timeout is None else timeout)
         if primary is not None and mirror.compare is not None:
             lag = self.config.body_lag_budget if budget is None else budget
-            shadow = CompareShadow(owner, head, endpoint, backend, series, now, probe, deadline, key, timeout, lag)
-            shadow.comparison = self.board.comparison(primary, mirror)
-            return shadow
+            settings = mirror.compare
+            return CompareShadow(
+                owner,
+                head,
+                endpoint,
+                backend,
+                series,
+                now,
+                probe,
+                deadline,
+                key,
+                timeout,
+                lag,
+                primary,
+                mirror,
+                settings,
+            )
         if timeout is None and budget is None:
             return Shadow(owner, head, endpoint, backend, series, now, probe, deadline, key)
         budget = self.config.body_lag_budget if budget is None else budget

@@ -15,7 +15,7 @@ import pytest
 from mirrorgate.ir.table import Mirror, MirrorCompare
 from mirrorgate.mirror import Dispatcher
 from mirrorgate.mirror.board import LATENCY_BOUNDS_MS, RECORD_OVERHEAD, Board, LatencyHistogram
-from mirrorgate.mirror.capture import Capture, Comparison, PrimaryCapture
+from mirrorgate.mirror.capture import Capture, CompareShadow, PrimaryCapture
 from tests.support.backends import Backend, Mode
 from tests.support.waiting import until
 
@@ -108,7 +108,7 @@ async def test_a_settled_request_is_freed_by_reference_counting(
             relay(capture, *ok_reply(b"/f%d" % i))
         del capture
         await settled(d, m, 20)
-        left = [o for o in gc.get_objects() if isinstance(o, (PrimaryCapture, Comparison))]
+        left = [o for o in gc.get_objects() if isinstance(o, (PrimaryCapture, CompareShadow))]
         assert left == [], f"{len(left)} captures and comparisons wait for the cyclic collector"
     finally:
         gc.enable()
@@ -345,42 +345,45 @@ async def test_the_rings_of_a_process_share_one_byte_budget(
     assert sum(r.compare.evicted for r in reports if r.compare is not None) == 2
 
 
+JSON_TYPE = [("content-type", "application/json")]
+
+
 @pytest.mark.parametrize(
-    ("mirror_head", "mirror_body", "matched"),
+    ("mirror_headers", "mirror_body", "matched"),
     [
-        (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n", b'{"a": 1}', True),  # same bytes
-        (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n", b'{"a": 2}', False),
-        (b"HTTP/1.1 200 OK\r\ncontent-type: text/json\r\n\r\n", b'{"a": 1}', False),
+        (JSON_TYPE, b'{"a": 1}', True),  # the same bytes
+        (JSON_TYPE, b'{"a": 2}', False),
+        ([("content-type", "text/json")], b'{"a": 1}', False),
     ],
 )
 async def test_the_same_bytes_match_without_parsing(
-    monkeypatch: pytest.MonkeyPatch, mirror_head: bytes, mirror_body: bytes, matched: bool
+    make_dispatcher: MakeDispatcher,
+    monkeypatch: pytest.MonkeyPatch,
+    mirror_headers: list[tuple[str, str]],
+    mirror_body: bytes,
+    matched: bool,
 ) -> None:
     """Identical heads and bodies are a match at once; anything else is compared in full."""
-    board = Board()
-    m = compared(make_mirror())
-    primary = board.primary((b"GET", b"/", [], b"rid"), [m])
-    assert primary is not None
-    c = board.comparison(primary, m)
-    parsed: list[int] = []
-    real_side = Capture.side
+    b = await Backend.scripted(scripted(lambda target: (200, mirror_headers, mirror_body))).start()
+    try:
+        d = make_dispatcher()
+        m = compared(make_mirror(b.endpoint))
+        parsed: list[int] = []
+        real_side = Capture.side
 
-    def side(self: Capture, latency: float) -> Any:
-        parsed.append(1)
-        return real_side(self, latency)
+        def side(self: Capture, latency: float) -> Any:
+            parsed.append(1)
+            return real_side(self, latency)
 
-    monkeypatch.setattr(Capture, "side", side)
-    primary.head(Head(200, b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n"))  # type: ignore[arg-type]
-    primary.body(b'{"a": 1}')
-    c.response.head(200, mirror_head)
-    c.response.body(mirror_body)
-    primary.complete()
-    c.mirror_complete()
-    primary.end()
-    await until(lambda: board.pending == 0, "the comparison is done")
-    st = board.stats[m.name].counts
-    assert (st.compared, st.matched) == (1, int(matched))
-    assert parsed == ([] if matched else [1, 1])
+        monkeypatch.setattr(Capture, "side", side)
+        capture = submit(d, m)
+        assert capture is not None
+        relay(capture, 200, JSON_TYPE, b'{"a": 1}')
+        c = await settled(d, m, 1)
+        assert (c.compared, c.matched) == (1, int(matched))
+        assert parsed == ([] if matched else [1, 1])
+    finally:
+        await b.close()
 
 
 @pytest.mark.parametrize("limit", [0, 1, 10, 25, 100])
@@ -389,7 +392,7 @@ def test_the_digest_is_of_the_whole_body_however_it_is_cut(limit: int, sizes: tu
     """Kept whole, the body is digested when asked; past ``limit`` a running digest takes over
     from the kept bytes: either way the digest and length are the whole body's."""
     body = bytes(range(65, 95))
-    capture = Capture(Board(), limit)
+    capture = PrimaryCapture(Board(), (b"GET", b"/", [], b""), limit)
     at = 0
     for size in sizes:
         capture.body(body[at : at + size])

@@ -12,7 +12,7 @@ import pytest
 from mirrorgate.ir.table import MirrorCompare
 from mirrorgate.mirror import board as board_module
 from mirrorgate.mirror.board import TURN_BYTES, Board
-from mirrorgate.mirror.capture import Comparison
+from mirrorgate.mirror.capture import CompareShadow
 from tests.support.backends import Backend
 from tests.support.client import Conn, encode_request
 from tests.support.waiting import until
@@ -41,7 +41,7 @@ async def test_large_comparisons_take_a_loop_turn_each_while_the_primary_is_answ
     events: list[str] = []
     compare = Board._compare
 
-    def logged(self: Board, c: Comparison) -> None:
+    def logged(self: Board, c: CompareShadow) -> None:
         events.append("compare")
         compare(self, c)
 
