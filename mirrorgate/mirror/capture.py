@@ -18,12 +18,13 @@ Rules:
    ``primary_failed`` (the primary's upstream failed, or the client went away): never a mismatch.
    The primary's exchange and the mirror's ``Shadow`` each end exactly once, so no comparison
    stays pending.
-3. Memory: a comparison holds at most ``2 x max_body_bytes`` of body plus both heads and the
-   request head; the board caps how many are pending at once, and the bytes kept by all of them
-   together: each chunk a side keeps is reserved in its board's ``reserved`` (the whole chunk
-   inline when it fits, else through ``take``); granted less, it keeps what it was granted and
-   no more (the whole length and digest still count, so it is compared by them). What a side
-   kept is what the board gives back when the side is released (``Board._release``).
+3. Memory: a comparison holds at most ``2 x max_body_bytes`` of body plus both response heads,
+   the request head and the mirror's (its ``CompareShadow`` is kept until it is compared); the
+   board caps how many are pending at once, and the bytes kept by all of them together: each
+   chunk a side keeps is reserved in its board's ``reserved`` (the whole chunk inline when it
+   fits, else through ``take``); granted less, it keeps what it was granted and no more (the
+   whole length and digest still count, so it is compared by them). What a side kept is what
+   the board gives back when the side is released (``Board._release``).
 4. Cost: the per-request path (``PrimaryCapture``, ``CompareShadow``, their ``head``/``body``/
    ``complete`` calls) is what comparing adds to every compared request, so each call is the
    fewest steps that keep rules 1-3: one object per side, the common chunk kept inline.

@@ -63,7 +63,7 @@ Rules:
     MirrorPolicy settings and comparing together). They take the mirrors' shapes as
     ``start_shaped``/``submit`` do (a compared mirror is sampled, headed and limited by its
     MirrorPolicy, ``shaped.py`` rule 5). Only mirrors with ``compare`` are made
-    ``CompareShadow``s, each with its ``Comparison``; the others are made as without comparing,
+    ``CompareShadow``s (each its own comparison); the others are made as without comparing,
     and every request of a rule without ``compare`` or policy settings takes the plain path
     unchanged. A compared mirror that is dropped after it was started settles its comparison as
     ``mirror_failed`` (``_drop``).

@@ -27,7 +27,7 @@ Rules:
 5. Comparing (``comparing.py``): a request that compares passes its ``PrimaryCapture`` to
    ``_start_with``; each of its admitted mirrors with ``compare`` is a ``CompareShadow`` (a
    ``PolicyShadow``: its policy's timeout and lag budget, else the gateway's as of its
-   admission) with its ``Comparison``, built with the same head, sampling and limits as rules
+   admission) that is also its comparison with the primary, built with the same head, sampling and limits as rules
    1-3 give it; its other mirrors are made as without comparing.
 """
 
@@ -223,8 +223,8 @@ class Shaping(Admission):
     ) -> Shadow:
         """The ``Shadow`` of an admitted mirror with MirrorPolicy settings (``shape``) or of a
         request that compares (``primary``): its own head when its Host or headers differ, its
-        own deadline and lag budget when it has them (rule 3), a ``CompareShadow`` with its
-        ``Comparison`` when it compares (rule 5)."""
+        own deadline and lag budget when it has them (rule 3), a ``CompareShadow`` (its own
+        comparison with ``primary``) when it compares (rule 5)."""
         timeout = budget = None
         if shape is not None:
             if shape.own_head:
