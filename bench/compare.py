@@ -13,7 +13,8 @@ each, access logs off, pinned to CPU 1; wrk and the backends on CPU 0) serve:
 Each round measures all three in turn, the order rotating from round to round; the report gives
 medians of requests/s, p99 and CPU time per request (user and system, ``/proc/PID/stat`` of the
 process over the requests wrk reports), and the median over rounds of ``compare``'s requests/s
-divided by ``mirror``'s of the same round: the cost of comparing. The target is >= 0.85.
+divided by ``mirror``'s of the same round: the cost of comparing. The target is >= 0.85. The
+same median for CPU time per request (user + system) follows: on a noisy host it moves less.
 It also reads the ``compare`` process's ``/mirrors`` at the end: the comparisons made and their
 match rate (all should match).
 Bounded: every run lasts ``duration`` seconds; everything started is stopped at the end.
@@ -122,6 +123,9 @@ def main() -> int:
     pairs = zip(results["compare"], results["mirror"], strict=True)
     ratio = statistics.median(c[0] / m[0] for c, m in pairs)
     print(f"compare / mirror req/s (median of per-round ratios): {ratio:.3f}  (target >= 0.85)")
+    pairs = zip(results["compare"], results["mirror"], strict=True)
+    cpu = statistics.median((c[2] + c[3]) / (m[2] + m[3]) for c, m in pairs)
+    print(f"compare / mirror CPU per request (median of per-round ratios): {cpu:.3f}")
     for entry in mirrors.get("mirrors", []):
         summary = entry.get("compare") or {}
         print(f"{entry['mirror']}: compared {summary.get('compared')} match rate {summary.get('matchRate')}")
