@@ -23,7 +23,6 @@ Rules:
 """
 
 from mirrorgate.dataplane.matcher import Plan
-from mirrorgate.dataplane.relay import ResponseRelay
 from mirrorgate.dataplane.state import BodyTee, GatewayState, MirrorDispatcher, ResponseCapture, Shapes
 from mirrorgate.ir.table import Mirror
 from mirrorgate.upstream.connection import ResponseHead
@@ -94,13 +93,6 @@ class MirrorCalls:
             self._tee(mirror.submit(mirrors, method, target, list(headers), has_body, shapes, client, self))
 
 
-# ``ResponseRelay``'s callbacks (``Exchange``'s), called as functions: not through ``super()``,
-# which makes an object per call, nor as class attributes, looked up in the class per call.
-_relay_head = ResponseRelay.on_response_head
-_relay_body = ResponseRelay.on_response_body
-_relay_complete = ResponseRelay.on_response_complete
-
-
 class CapturingRelay:
     """The ``ResponseSink`` callbacks of a compared exchange; ``capture`` is ``Exchange``'s slot."""
 
@@ -111,20 +103,31 @@ class CapturingRelay:
 
     def on_response_head(self, rh: ResponseHead) -> None:
         self.capture.head(rh)
-        _relay_head(self, rh)  # type: ignore[arg-type]
+        self._relay_head(rh)
 
     def on_response_body(self, chunk: bytes) -> None:
         self.capture.body(chunk)
-        _relay_body(self, chunk)  # type: ignore[arg-type]
+        self._relay_body(chunk)
 
     def on_response_complete(self, reusable: bool) -> None:
         self.capture.complete()
-        _relay_complete(self, reusable)  # type: ignore[arg-type]
+        self._relay_complete(reusable)
 
     def finish(self) -> None:
         if not self.finished:
             self.capture.end()
         self._relay_finish()
 
+    # ``Exchange``'s own callbacks, set by ``ComparedExchange``: called as methods of their own,
+    # not through ``super()``, which makes an object per call.
+    def _relay_head(self, rh: ResponseHead) -> None:
+        raise NotImplementedError
+
+    def _relay_body(self, chunk: bytes) -> None:
+        raise NotImplementedError
+
+    def _relay_complete(self, reusable: bool) -> None:
+        raise NotImplementedError
+
     def _relay_finish(self) -> None:
-        raise NotImplementedError  # ``Exchange.finish`` (set by ``ComparedExchange``: not ``super()``)
+        raise NotImplementedError

@@ -599,4 +599,5 @@ class ComparedExchange(CapturingRelay, Exchange):
     """An exchange whose response is captured for mirrors that compare responses (rule 9)."""
 
     __slots__ = ()  # the layout of ``Exchange``: ``_compared`` can swap the class
-    _relay_finish = Exchange.finish
+    _relay_head, _relay_body = Exchange.on_response_head, Exchange.on_response_body
+    _relay_complete, _relay_finish = Exchange.on_response_complete, Exchange.finish

@@ -5,10 +5,11 @@ Rules:
 1. At most ``max_pending`` comparisons are pending (captured, not yet compared) in the whole
    process: a request whose compared mirrors would go past it still sends its mirrors but
    compares none of them, each counted as ``skipped`` (``primary``). Their bodies keep at most
-   ``max_pending_bytes`` together, reserved as they are kept (``take``, ``capture.py`` rule 3),
-   not by ``max_body_bytes``: a capture refused bytes keeps no more, and its side is compared
-   by length and digest. A comparison gives its mirror side's bytes back when it ends, a
-   request its primary side's when its last comparison ends.
+   ``max_pending_bytes`` together, reserved as they are kept (``capture.py`` rule 3), not by
+   ``max_body_bytes``: a capture refused bytes keeps no more, and its side is compared by
+   length and digest. A comparison gives its mirror side's bytes back when it is released
+   (``_release``: when it fails, or when it is taken off the queue to be compared), a request
+   its primary side's when its last comparison is released.
 2. A comparison whose two sides are done is queued; the queue is compared on a later loop turn
    (``call_soon``), never inside a relay callback. Comparing runs on the loop that relays the
    primary, so one turn is bounded: it compares ``BATCH`` comparisons at most and stops once the
@@ -279,8 +280,12 @@ class Board:
             return None
         if capture is None:
             return PrimaryCapture(self, request, limit)
+        # The request's mirror hooks all run before its primary is sent, so nothing was kept
+        # yet: a capture released meanwhile (every comparison of the rule's mirrors dropped at
+        # once) gave nothing back and may keep again.
+        assert not capture.kept, "a capture is reused only before the primary's response"
         if limit > capture.limit:
-            capture.limit = limit  # (no body was relayed yet)
+            capture.limit = limit
         return capture
 
     def take(self, n: int) -> int:

@@ -52,25 +52,29 @@ _monotonic = time.monotonic
 class Capture:
     """One side's response (rule 1): the primary's is a ``PrimaryCapture``, a mirror's its
     ``CompareShadow``. A mixin: each of them declares ``SLOTS`` (and ``status``: the shadow's is
-    ``Shadow.status``) and calls ``_capture`` first.
+    ``Shadow.status``) and calls ``_capture`` before it reads a field.
 
     Each subclass runs its own copy of the per-chunk code (``OWN_CODE``): CPython specializes
     attribute access per code object for one type at a time, and the primary's and the mirror's
     chunks alternate, so one shared copy, seeing the two layouts in turn, would miss its caches
-    on every call (the generic lookup, several times slower)."""
+    on every call (the generic lookup, several times slower). A subclass that defines one of
+    those names itself keeps its own; an alias in its class body (``on_response_body =
+    Capture.body``) gets the copy."""
 
     __slots__: tuple[str, ...] = tuple()  # (not a literal: mypy checks no slots of a mixin)
     SLOTS = ("board", "digest", "kept", "limit", "parts", "raw", "skipped")
-    OWN_CODE = ("_capture", "body")
+    OWN_CODE = ("_capture", "body", "_body")
 
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
         copies = {}
+        own = vars(cls)
         for name in Capture.OWN_CODE:
             shared = vars(Capture)[name]
-            copies[id(shared)] = FunctionType(shared.__code__.replace(), shared.__globals__, shared.__name__)
-            setattr(cls, name, copies[id(shared)])
-        for name, value in tuple(vars(cls).items()):  # aliases (``on_response_body = Capture.body``)
+            copies[id(shared)] = copy = FunctionType(shared.__code__.replace(), shared.__globals__, shared.__name__)
+            if name not in own or own[name] is shared:
+                setattr(cls, name, copy)
+        for name, value in tuple(own.items()):  # aliases (``on_response_body = Capture.body``)
             if id(value) in copies:
                 setattr(cls, name, copies[id(value)])
 
@@ -176,7 +180,7 @@ def _parse_head(raw: bytes) -> list[tuple[str, str]]:
 class Board(Protocol):
     """What a capture needs of its ``board.Board``."""
 
-    pending: int  # comparisons not ended yet
+    pending: int  # comparisons not released yet (``Board._release``)
     reserved: int  # body bytes kept by the pending comparisons (rule 3)
     max_pending_bytes: int  # at most
 
@@ -195,7 +199,7 @@ class PrimaryCapture(Capture):
         self._capture(board, limit)
         self.request = request  # method, target, headers as the client sent them; the request id forwarded
         self.comparisons: list[CompareShadow] = []
-        self.open = 0  # comparisons not ended yet (the board gives the kept bytes back at 0)
+        self.open = 0  # comparisons not released yet (the board gives the kept bytes back at 0)
         self.started = _monotonic()
         self.latency = -1.0  # seconds; set when the response completed
 
@@ -263,6 +267,10 @@ class CompareShadow(Capture, PolicyShadow):
         self.mirror = mirror
         self.mirror_latency = -1.0  # seconds; set when the mirror's response completed
         self.ended = False
+        if not primary.open and primary.limit < self.limit:
+            # A sibling started before this one and was already released (dropped at once, as it
+            # was started): its release gave the primary's budget back; no body was relayed yet.
+            primary.limit = self.limit
         primary.comparisons.append(self)
         primary.open += 1
         board.pending += 1

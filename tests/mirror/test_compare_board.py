@@ -386,6 +386,40 @@ async def test_the_same_bytes_match_without_parsing(
         await b.close()
 
 
+async def test_a_sibling_dropped_as_it_starts_leaves_the_primary_its_body(
+    make_dispatcher: MakeDispatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two compared mirrors of one request; the first is dropped the moment it is started, so its
+    comparison is released before the second one exists: the primary still keeps its body for
+    the second, which is compared field by field (only an ignored field differs: a match)."""
+    b = await Backend.scripted(scripted(lambda target: (200, JSON_TYPE, b'{"a": 1, "t": 2}'))).start()
+    try:
+        d = make_dispatcher()
+        settings = MirrorCompare(ignore_paths=("$.t",))
+        first = compared(make_mirror(refused_endpoint(), k=0), settings)
+        second = compared(make_mirror(b.endpoint, k=1), settings)
+        start = Dispatcher._start
+
+        def start_or_drop(self: Dispatcher, shadow: Any) -> None:
+            if shadow.mirror is first:  # as if its connection failed inside ``_start``
+                self._drop(shadow, "connect_error")
+                return
+            start(self, shadow)
+
+        monkeypatch.setattr(Dispatcher, "_start", start_or_drop)
+        headers = request_headers()
+        record = (b"GET", b"/x", headers, b"rid-1")
+        _, capture = d.submit_compared((first, second), b"GET", b"/x", headers, False, record)
+        assert capture is not None
+        relay(capture, 200, JSON_TYPE, b'{"a": 1, "t": 1}')
+        c = await settled(d, second, 1)
+        assert (c.compared, c.matched) == (1, 1)
+        assert counts(d, first).mirror_failed == {"connect_error": 1}
+        assert (d.board.pending, d.board.reserved) == (0, 0)
+    finally:
+        await b.close()
+
+
 @pytest.mark.parametrize("limit", [0, 1, 10, 25, 100])
 @pytest.mark.parametrize("sizes", [(30,), (5, 5, 20), (10, 1, 19), (1,) * 30, (29, 1)])
 def test_the_digest_is_of_the_whole_body_however_it_is_cut(limit: int, sizes: tuple[int, ...]) -> None:
@@ -400,3 +434,21 @@ def test_the_digest_is_of_the_whole_body_however_it_is_cut(limit: int, sizes: tu
     assert capture.length == len(body)
     assert b"".join(capture.parts) == body[:limit]
     assert capture.digest_of_body() == hashlib.blake2b(body, digest_size=16).digest()
+
+
+def test_each_side_runs_its_own_copy_of_the_per_chunk_code() -> None:
+    """The primary's and the mirror's captures alternate chunk by chunk: each class has its own
+    code object for them (CPython's attribute caches are per code object, for one type), the
+    mirror's relay callback included; a subclass's own definition is left alone."""
+    for name in ("_capture", "body", "_body"):
+        codes = (getattr(PrimaryCapture, name), getattr(CompareShadow, name), vars(Capture)[name])
+        assert len({id(f.__code__) for f in codes}) == 3, name  # (equal code objects compare equal)
+    assert CompareShadow.on_response_body is CompareShadow.body
+
+    def own_body(self: PrimaryCapture, chunk: bytes) -> None:
+        raise NotImplementedError
+
+    class Own(PrimaryCapture):
+        body = own_body
+
+    assert Own.body is own_body
