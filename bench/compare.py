@@ -4,9 +4,10 @@ side by side in one run, and the same route without a mirror for reference.
 Usage:  .venv/bin/python bench/compare.py [--rounds 5] [--duration 5] [--connections 50]
 
 The primary and the mirror backend are two NGINX servers answering the same small JSON document
-(``application/json``), so every comparison is a JSON field-by-field comparison that matches: the
-most work a matching comparison can take for that body. Three mirrorgate processes (one worker
-each, access logs off, pinned to CPU 1; wrk and the backends on CPU 0) serve:
+(``application/json``), so every comparison matches: the common case of a healthy mirror. Most
+answers are the same bytes and match without being parsed; when the two straddle a second their
+``Date`` headers differ and the pair is compared field by field. Three mirrorgate processes (one worker
+each, access logs off, an admin server each, pinned to CPU 1; wrk and the backends on CPU 0) serve:
   compare   the route with an ExtensionRef to a MirrorPolicy with ``compare: {}``
   mirror    the same MirrorPolicy without ``compare``
   own       the route without a mirror
@@ -88,13 +89,13 @@ def main() -> int:
             (tmp / f"{name}.conf").write_text(JSON_BACKEND.format(tmp=tmp, name=name, port=port))
             procs.start(name, pinned(0, ["nginx", "-c", str(tmp / f"{name}.conf")]))
         runs: dict[str, tuple[int, int]] = {}
-        admin = free_port()
+        admins = {name: free_port() for name in names}  # every process alike: an admin server each
         for name in names:
             port = free_port()
             (tmp / f"{name}.yaml").write_text(config(port, primary, shadow, name))
             argv = [MIRRORGATE, "run", "-f", str(tmp / f"{name}.yaml"), "--bind", "127.0.0.1"]
             argv += ["--access-log", "off", "--workers", "1", "--no-watch"]
-            argv += ["--admin", f"127.0.0.1:{admin}" if name == "compare" else "off"]
+            argv += ["--admin", f"127.0.0.1:{admins[name]}"]
             runs[name] = (port, procs.start(name, pinned(1, argv)).pid)
         for port, _ in runs.values():
             wait_port(port)
@@ -111,7 +112,7 @@ def main() -> int:
                 user, system = cpu_per_request(before, cpu_sample(pids), requests)
                 results[name].append((rps, p99, user, system))
                 print(f"  round {r + 1:2d} {name:8s} {rps:9.0f} req/s  p99 {p99:6.2f} ms", flush=True)
-        with urllib.request.urlopen(f"http://127.0.0.1:{admin}/mirrors", timeout=10) as resp:
+        with urllib.request.urlopen(f"http://127.0.0.1:{admins['compare']}/mirrors", timeout=10) as resp:
             mirrors = json.load(resp)
     finally:
         procs.stop()
