@@ -357,12 +357,12 @@ class Board:
         side, for the request's last comparison) keeps no more (what it kept stays until compared)."""
         self.pending -= 1
         self.reserved -= c.kept
-        c.limit = c.kept
+        c.limit = -1  # keeps, counts and digests no more (``capture.py`` rule 3)
         p = c.primary
         p.open -= 1
         if not p.open:  # the request's last comparison
             self.reserved -= p.kept
-            p.limit = p.kept
+            p.limit = -1
             # The request's comparisons and their primary refer to each other; once none is
             # open nothing iterates the list, and forgetting it lets reference counting free
             # all of them (left to the cyclic collector, every compared request made garbage

@@ -24,7 +24,9 @@ Rules:
    chunk a side keeps is reserved in its board's ``reserved`` (the whole chunk inline when it
    fits, else through ``take``); granted less, it keeps what it was granted and no more (the
    whole length and digest still count, so it is compared by them). What a side kept is what
-   the board gives back when the side is released (``Board._release``).
+   the board gives back when the side is released (``Board._release``); from then on the side
+   keeps, counts and digests nothing more (``limit`` -1): a mirror that failed while the
+   primary's body still streams costs the primary's relay no more hashing.
 4. Cost: the per-request path (``PrimaryCapture``, ``CompareShadow``, their ``head``/``body``/
    ``complete`` calls) is what comparing adds to every compared request, so each call is the
    fewest steps that keep rules 1-3: one object per side, the common chunk kept inline.
@@ -81,7 +83,7 @@ class Capture:
     board: "Board"
     digest: Any  # a running blake2b once the body is longer than what is kept
     kept: int  # body bytes kept (each taken from the board's budget, rule 3)
-    limit: int
+    limit: int  # body bytes it may keep; -1 once released (rule 3)
     parts: list[bytes]
     raw: bytes  # the head as received
     skipped: int  # body bytes not kept (counted, digested)
@@ -117,6 +119,8 @@ class Capture:
 
     def _body(self, chunk: bytes, n: int) -> None:
         """``body`` past the common case: part of ``chunk`` kept (or none), and the digest."""
+        if self.limit < 0:  # released (``Board._release``): nothing of it is compared any more
+            return
         digest = self.digest
         if digest is not None:  # it runs once nothing more is kept (below)
             self.skipped += n

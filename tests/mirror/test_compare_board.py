@@ -235,6 +235,26 @@ async def test_a_spent_budget_falls_back_to_length_and_digest(make_dispatcher: M
         await b.close()
 
 
+async def test_a_failed_mirror_leaves_the_streaming_primary_unhashed(make_dispatcher: MakeDispatcher) -> None:
+    """The only compared mirror fails (nothing listens) while the primary's body still streams,
+    longer than what is kept: the rest of it is neither kept, counted nor digested, since
+    nothing will compare it (the primary's relay does no hashing for a dead mirror)."""
+    d = make_dispatcher()
+    m = compared(make_mirror(refused_endpoint()), MirrorCompare(max_body_bytes=16))
+    capture = submit(d, m)
+    assert capture is not None
+    capture.head(Head(200, response(200, [], b"")))  # type: ignore[arg-type]
+    capture.body(b"x" * 10)  # kept
+    c = await settled(d, m, 1)
+    assert c.mirror_failed == {"connect_error": 1}
+    for _ in range(100):
+        capture.body(b"y" * 1000)  # past the 16 bytes kept, and after the failure
+    assert (capture.digest, capture.kept, capture.skipped) == (None, 10, 0)
+    capture.complete()
+    capture.end()
+    assert (d.board.pending, d.board.reserved) == (0, 0)
+
+
 async def test_long_bodies_are_compared_by_their_whole_digest(make_dispatcher: MakeDispatcher) -> None:
     body = bytes(range(255, -1, -1)) * 8  # 2 KiB, not UTF-8
     b = await Backend.scripted(
