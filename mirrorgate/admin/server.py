@@ -140,7 +140,7 @@ _REASONS = {
     400: b"Bad Request",
     404: b"Not Found",
     405: b"Method Not Allowed",
-    431: b"Too Large",
+    431: b"Request Header Fields Too Large",  # RFC 6585, section 5
     500: b"Internal Server Error",
     503: b"Service Unavailable",
 }

@@ -49,7 +49,8 @@ async def test_admin_endpoints() -> None:
         post = b"POST /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
         assert (await get(port, post)).status == 405
         assert (await get(port, b"GARBAGE\r\n\r\n")).status == 400
-        assert (await get(port, b"GET / HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n")).status == 431
+        r = await get(port, b"GET / HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n")
+        assert (r.status, r.reason) == (431, "Request Header Fields Too Large")  # RFC 6585, section 5
     finally:
         server.close()
         await server.wait_closed()
