@@ -50,14 +50,11 @@ import msgspec
 
 from mirrorgate.ir.table import Mirror, MirrorCompare
 from mirrorgate.mirror.admission import Admitted
-from mirrorgate.mirror.capture import Capture, CompareShadow, PrimaryCapture
+from mirrorgate.mirror.capture import Capture, CompareShadow, PrimaryCapture, Request
 from mirrorgate.mirror.compare import ALWAYS_REDACTED, REDACTED, Difference, Side, compare, is_json, joined
 from mirrorgate.mirror.redact import Redactor, secrets_of
 
 log = logging.getLogger("mirrorgate.mirror")
-
-# method, target, headers as the client sent them, and the request id forwarded (``x-request-id``)
-Request = tuple[bytes, bytes, list[tuple[bytes, bytes]], bytes]
 
 MAX_PENDING = 1024
 MAX_PENDING_BYTES = 128 << 20  # body bytes kept by all pending comparisons (rule 1)

@@ -43,10 +43,12 @@ from mirrorgate.mirror.compare import Side
 from mirrorgate.mirror.head import MirrorHead
 from mirrorgate.mirror.metrics import MirrorSeries
 from mirrorgate.mirror.shadow import PolicyShadow, Shadow, ShadowOwner
-from mirrorgate.upstream.connection import ResponseHead
+from mirrorgate.upstream.connection import ResponseHead, header_lines
 from mirrorgate.upstream.tls import Key
 
 Header = tuple[bytes, bytes]
+# method, target, headers as the client sent them, and the request id forwarded (``x-request-id``)
+Request = tuple[bytes, bytes, list[Header], bytes]
 _blake2b = hashlib.blake2b
 _monotonic = time.monotonic
 
@@ -159,26 +161,15 @@ class Capture:
     def side(self, latency: float) -> Side:
         """The captured response as the compare module reads it (off the relay's path)."""
         digest = self.digest_of_body().hex()
+        lines = header_lines(self.raw, self.raw.find(b"\r\n") + 2)  # (after the status line)
         return Side(
             status=self.status,
-            headers=tuple(_parse_head(self.raw)),
+            headers=tuple((name.decode("latin-1"), value.decode("latin-1")) for name, value in lines),
             body=b"".join(self.parts),
             length=self.length,
             digest=digest,
             latency=latency,
         )
-
-
-def _parse_head(raw: bytes) -> list[tuple[str, str]]:
-    """Header lines of a raw response head (validated by llhttp when it was read), latin-1."""
-    lines = raw.split(b"\r\n")[1:]
-    out = []
-    for line in lines:
-        if not line:
-            continue
-        name, _, value = line.partition(b":")
-        out.append((name.decode("latin-1"), value.strip(b" \t").decode("latin-1")))
-    return out
 
 
 class Board(Protocol):
@@ -199,7 +190,7 @@ class PrimaryCapture(Capture):
 
     __slots__ = (*Capture.SLOTS, "comparisons", "latency", "open", "request", "started", "status")
 
-    def __init__(self, board: Board, request: tuple[bytes, bytes, list[Header], bytes], limit: int) -> None:
+    def __init__(self, board: Board, request: Request, limit: int) -> None:
         self._capture(board, limit)
         self.request = request  # method, target, headers as the client sent them; the request id forwarded
         self.comparisons: list[CompareShadow] = []

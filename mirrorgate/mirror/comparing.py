@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from mirrorgate.ir.table import Mirror
 from mirrorgate.mirror.admission import Admitted, Header, Shapes
 from mirrorgate.mirror.backend import breaker_state
-from mirrorgate.mirror.board import Board, Request
-from mirrorgate.mirror.capture import PrimaryCapture
+from mirrorgate.mirror.board import Board
+from mirrorgate.mirror.capture import PrimaryCapture, Request
 from mirrorgate.mirror.head import MirrorHead
 from mirrorgate.mirror.metrics import BackendGauges, MirrorStats, Stats
 from mirrorgate.mirror.mirrorlog import MirroredRequest, RequestView

@@ -62,6 +62,19 @@ class State(IntEnum):
     CLOSED = 3
 
 
+def header_lines(raw: bytes, start: int) -> list[Header]:
+    """The header lines of ``raw``, a head as received (status line, header lines, empty line;
+    validated by llhttp), those lines starting at ``start``: (name as sent, value without
+    surrounding whitespace), in order."""
+    if start >= len(raw) - 2:
+        return []
+    headers = []
+    for line in raw[start:-4].split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        headers.append((name, value.strip(b" \t")))
+    return headers
+
+
 class ResponseHead(Protocol):
     """What the exchange needs to relay a response head: the status, the framing, and the head
     as received (``raw``: status line, header lines, empty line; validated by llhttp), with
@@ -199,14 +212,7 @@ class UpstreamConnection(asyncio.Protocol):
     @property
     def headers(self) -> list[Header]:
         """(name as sent, value without surrounding whitespace), in order; built on each use."""
-        raw = self.raw
-        if self.lines >= len(raw) - 2:
-            return []
-        headers = []
-        for line in raw[self.lines : -4].split(b"\r\n"):
-            name, _, value = line.partition(b":")
-            headers.append((name, value.strip(b" \t")))
-        return headers
+        return header_lines(self.raw, self.lines)
 
     def __repr__(self) -> str:
         return f"<UpstreamConnection {self.key[0]}:{self.key[1]} {self.state.name}>"
