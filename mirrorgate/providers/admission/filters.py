@@ -25,6 +25,7 @@ from mirrorgate.model.httproute import (
     HTTPRouteFilter,
     HTTPURLRewriteFilter,
 )
+from mirrorgate.model.mirrorpolicy import MirrorPolicySpec
 from mirrorgate.providers.admission.schema import (
     CORS_ORIGIN,
     PRECISE_HOSTNAME,
@@ -105,7 +106,7 @@ def _filter(e: Errors, path: str, flt: HTTPRouteFilter) -> None:
     if flt.response_header_modifier is not None:
         check_header_filter(e, f"{path}.responseHeaderModifier", flt.response_header_modifier)
     if flt.request_mirror is not None:
-        _mirror(e, f"{path}.requestMirror", flt.request_mirror)
+        check_mirror(e, f"{path}.requestMirror", flt.request_mirror)
     if flt.request_redirect is not None:
         _redirect(e, f"{path}.requestRedirect", flt.request_redirect)
     if flt.url_rewrite is not None:
@@ -143,9 +144,16 @@ def check_backend_object_ref(e: Errors, path: str, ref: BackendObjectReference |
     check_port(e, f"{path}.port", ref.port)
 
 
-def _mirror(e: Errors, path: str, mirror: HTTPRequestMirrorFilter) -> None:
+def check_mirror(
+    e: Errors,
+    path: str,
+    mirror: HTTPRequestMirrorFilter | MirrorPolicySpec,
+    msg_both: str = MSG_MIRROR_PERCENT_AND_FRACTION,
+) -> None:
+    """A mirror's ``backendRef``, ``percent`` and ``fraction`` (a RequestMirror filter's, or a
+    MirrorPolicy's spec with its own message ``msg_both`` for both set), in the apiserver's order."""
     if mirror.percent is not None and mirror.fraction is not None:
-        e.rule(path, "object", MSG_MIRROR_PERCENT_AND_FRACTION)
+        e.rule(path, "object", msg_both)
     check_backend_object_ref(e, f"{path}.backendRef", mirror.backend_ref)
     if mirror.percent is not None:
         check_int_range(e, f"{path}.percent", mirror.percent, 0, 100)

@@ -30,11 +30,7 @@ from typing import Final
 from mirrorgate.errors import FieldError
 from mirrorgate.gocompat import DurationError, parse_duration_ns
 from mirrorgate.model.mirrorpolicy import HOST_TYPES, SAMPLE_MISSING, MirrorCompareSpec, MirrorPolicy, MirrorSampleBy
-from mirrorgate.providers.admission.filters import (
-    MSG_FRACTION,
-    check_backend_object_ref,
-    check_header_filter,
-)
+from mirrorgate.providers.admission.filters import check_header_filter, check_mirror
 from mirrorgate.providers.admission.meta import check_metadata, is_dns1123_subdomain
 from mirrorgate.providers.admission.schema import (
     DURATION,
@@ -105,17 +101,7 @@ def admit_mirror_policy(policy: MirrorPolicy) -> list[FieldError]:
     e = Errors(has_cel=True)
     check_metadata(e, policy, is_dns1123_subdomain)
     spec, path = policy.spec, "spec"
-    if spec.percent is not None and spec.fraction is not None:
-        e.rule(path, "object", MSG_PERCENT_AND_FRACTION)
-    check_backend_object_ref(e, f"{path}.backendRef", spec.backend_ref)
-    if spec.percent is not None:
-        check_int_range(e, f"{path}.percent", spec.percent, 0, 100)
-    if spec.fraction is not None:
-        fraction = spec.fraction
-        if fraction.numerator > fraction.denominator:
-            e.rule(f"{path}.fraction", "object", MSG_FRACTION)
-        check_int_range(e, f"{path}.fraction.denominator", fraction.denominator, 1, None)
-        check_int_range(e, f"{path}.fraction.numerator", fraction.numerator, 0, None)
+    check_mirror(e, path, spec, MSG_PERCENT_AND_FRACTION)
     if spec.sample_by is not None:
         _sample_by(e, f"{path}.sampleBy", spec.sample_by)
     if spec.host is not None:
