@@ -5,9 +5,23 @@ are not tracked by the cyclic garbage collector (``gc=False``), which would othe
 object of a large configuration on each full collection.
 """
 
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import msgspec
+
+# The byte quantities of the mirrorgate.dev kinds (GatewayConfig sizes, MirrorPolicy's
+# ``maxBodyLag``): an integer, or ``<n>`` with one of these suffixes (``64Ki``).
+QUANTITY_UNITS: Final = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "k": 10**3, "M": 10**6, "G": 10**9}
+
+
+def quantity_bytes(value: int | str) -> int:
+    """A byte quantity admission accepted, in bytes (``64Ki`` -> 65536)."""
+    if isinstance(value, int):
+        return value
+    for suffix, unit in QUANTITY_UNITS.items():
+        if value.endswith(suffix):
+            return int(value.removesuffix(suffix)) * unit
+    return int(value)
 
 
 class ObjectKey(NamedTuple):

@@ -45,7 +45,7 @@ from mirrorgate.dataplane.limits import Limits, parse_limit
 from mirrorgate.gocompat import parse_duration_ns
 from mirrorgate.mirror.config import MirrorConfig, parse_mirror_limit
 from mirrorgate.model.gwconfig import FIELDS, Field, GatewayConfig, value_of
-from mirrorgate.providers.admission.gwconfig import bytes_value
+from mirrorgate.model.meta import quantity_bytes
 from mirrorgate.serve.logs import ACCESS, MIRROR, CannotOpen
 
 log = logging.getLogger("mirrorgate")
@@ -163,7 +163,7 @@ def _take(field: Field, value: object, mirror: dict[str, Any], limits: dict[str,
         number: float = parse_duration_ns(value) / 1e9
     else:
         assert isinstance(value, int | str)
-        number = bytes_value(value)
+        number = quantity_bytes(value)
     if field.section == "shutdown":
         if number < 0:
             raise ValueError(f"must be >= 0, got {value!r}")

@@ -31,6 +31,7 @@ from mirrorgate.ir.table import (
     MirrorHost,
     SampleBy,
 )
+from mirrorgate.model.meta import quantity_bytes
 from mirrorgate.model.mirrorpolicy import GROUP, KIND, MirrorCompareSpec, MirrorPolicy, MirrorSampleBy
 from mirrorgate.translate.backends import Resolved, Unresolved, resolve
 from mirrorgate.translate.index import Index
@@ -39,7 +40,6 @@ from mirrorgate.translate.values import duration_ms, header_modifier, mirror_ppm
 
 DEFAULT_IGNORED = COMPARE_IGNORED_HEADERS
 ALWAYS_REDACTED = COMPARE_REDACTED_HEADERS
-_UNITS = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "k": 10**3, "M": 10**6, "G": 10**9}
 
 
 def is_policy_ref(group: str, kind: str) -> bool:
@@ -119,16 +119,6 @@ def _compare(c: MirrorCompareSpec) -> MirrorCompare:
 def _names(base: tuple[str, ...], extra: tuple[str, ...]) -> tuple[str, ...]:
     """``base`` then ``extra``, lower-cased, each name once, first occurrence kept."""
     return tuple(dict.fromkeys([*base, *(n.lower() for n in extra)]))
-
-
-def quantity_bytes(value: int | str) -> int:
-    """``maxBodyLag`` in bytes: an integer, or ``<n>[Ki|Mi|Gi|k|M|G]`` (admission checked the form)."""
-    if isinstance(value, int):
-        return value
-    for suffix in ("Ki", "Mi", "Gi", "k", "M", "G"):
-        if value.endswith(suffix):
-            return int(value[: -len(suffix)]) * _UNITS[suffix]
-    return int(value)
 
 
 def policy_statuses(ix: Index) -> dict[str, MirrorPolicyStatus]:

@@ -24,10 +24,10 @@ import yaml
 from celpy.adapter import json_to_cel
 from celpy.evaluation import CELEvalError
 
+from mirrorgate.model.meta import quantity_bytes
 from mirrorgate.model.mirrorpolicy import HOST_TYPES, SAMPLE_MISSING
 from mirrorgate.model.snapshot import VERSIONS
 from mirrorgate.providers.admission.mirrorpolicy import LAG_AT_MOST, LAG_UNITS, MAX_BODY_LAG
-from mirrorgate.translate.mirrorpolicy import quantity_bytes
 from tests.providers.test_admission_mirrorpolicy import BACKEND, CASES, VALID, errs, policy
 
 CRD = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes" / "crds" / "mirrorgate.dev_mirrorpolicies.yaml"

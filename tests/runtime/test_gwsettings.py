@@ -10,9 +10,8 @@ from mirrorgate.dataplane.limits import Limits
 from mirrorgate.mirror import config as mirror_module
 from mirrorgate.mirror.config import MirrorConfig, parse_mirror_limit
 from mirrorgate.model.gwconfig import FIELDS, GatewayConfig, GatewayConfigSpec, LimitSettings, MirrorSettings
-from mirrorgate.model.meta import ObjectMeta
+from mirrorgate.model.meta import ObjectMeta, quantity_bytes
 from mirrorgate.providers.admission import admit
-from mirrorgate.providers.admission.gwconfig import bytes_value
 from mirrorgate.serve.gwsettings import RESTART, Settings, SettingsState, effective, view
 
 META = ObjectMeta(name="cfg", namespace="ns")
@@ -49,7 +48,7 @@ def test_every_mirror_setting_and_limit_has_a_field_with_the_flag_parsers_minimu
     ],
 )
 def test_quantities(text: int | str, value: int) -> None:
-    assert bytes_value(text) == value
+    assert quantity_bytes(text) == value
 
 
 def test_a_duration_means_what_the_flag_in_seconds_means() -> None:

@@ -15,8 +15,8 @@ from mirrorgate.ir.table import (
     SampleBy,
     UpstreamAddress,
 )
+from mirrorgate.model.meta import quantity_bytes
 from mirrorgate.translate import TranslateResult
-from mirrorgate.translate.mirrorpolicy import quantity_bytes
 from mirrorgate.translate.status import MirrorPolicyStatus, RouteStatus
 from tests.support.manifests import gateway_doc, grant_doc, mirror_policy_doc, route_doc, service_docs, translate_text
 

@@ -21,7 +21,6 @@ from mirrorgate.providers.admission.schema import DURATION, Errors, Pattern, che
 BYTES: Final = Pattern(r"^[0-9]+(Ki|Mi|Gi|k|M|G)?$")
 BYTES_POSITIVE: Final = Pattern(r"^[0-9]*[1-9][0-9]*(Ki|Mi|Gi|k|M|G)?$")
 MSG_POSITIVE_DURATION: Final = "must be greater than 0s"
-_UNITS: Final = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "k": 10**3, "M": 10**6, "G": 10**9}
 
 
 def admit_gateway_config(cfg: GatewayConfig) -> list[FieldError]:
@@ -52,13 +51,3 @@ def admit_gateway_config(cfg: GatewayConfig) -> list[FieldError]:
             assert isinstance(value, str)
             check_string(e, path, value, min_len=1)
     return e.result()
-
-
-def bytes_value(value: int | str) -> int:
-    """A byte size admission accepted: an integer, or a quantity string (``64Ki`` -> 65536)."""
-    if isinstance(value, int):
-        return value
-    for suffix, unit in _UNITS.items():
-        if value.endswith(suffix):
-            return int(value.removesuffix(suffix)) * unit
-    return int(value)

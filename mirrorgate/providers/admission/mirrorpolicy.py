@@ -29,6 +29,7 @@ from typing import Final
 
 from mirrorgate.errors import FieldError
 from mirrorgate.gocompat import DurationError, parse_duration_ns
+from mirrorgate.model.meta import QUANTITY_UNITS
 from mirrorgate.model.mirrorpolicy import HOST_TYPES, SAMPLE_MISSING, MirrorCompareSpec, MirrorPolicy, MirrorSampleBy
 from mirrorgate.providers.admission.filters import check_header_filter, check_mirror
 from mirrorgate.providers.admission.meta import check_metadata, is_dns1123_subdomain
@@ -49,15 +50,7 @@ MAX_BODY_BYTES: Final = 16 * 1024 * 1024
 MAX_TIMEOUT: Final = "1h"
 MAX_TIMEOUT_NS: Final = 3600 * 10**9
 MAX_BODY_LAG: Final = 1 << 30  # 1Gi
-LAG_UNITS: Final = (
-    ("", 1),
-    ("Ki", 1 << 10),
-    ("Mi", 1 << 20),
-    ("Gi", 1 << 30),
-    ("k", 10**3),
-    ("M", 10**6),
-    ("G", 10**9),
-)
+LAG_UNITS: Final = (("", 1), *QUANTITY_UNITS.items())
 
 
 def at_most(n: int) -> str:
