@@ -32,8 +32,6 @@ from mirrorgate.model.gateway import GatewayClass, ParametersReference
 from mirrorgate.model.gwconfig import GROUP, KIND, GatewayConfig
 from mirrorgate.model.snapshot import Snapshot
 
-REASON_INVALID_PARAMETERS = "InvalidParameters"
-
 
 class ClassVerdict(msgspec.Struct, frozen=True, kw_only=True):
     accepted: bool

@@ -180,24 +180,24 @@ def _filters(
                 mirrors.append(m)
         elif f.extension_ref is not None:
             ref = f.extension_ref
-            policy = ix.mirror_policies.get((ns, ref.name)) if is_policy_ref(ref.group, ref.kind) else None
-            if policy is not None:
+            if is_policy_ref(ref.group, ref.kind):
+                policy = ix.mirror_policies.get((ns, ref.name))
+                if policy is None:
+                    unresolved.append(
+                        Unresolved(
+                            reason=Reason.BACKEND_NOT_FOUND,
+                            message=f"ExtensionRef filter: no MirrorPolicy {ns}/{ref.name} "
+                            "(absent, or refused by admission); "
+                            "requests it would handle get 500",
+                        )
+                    )
+                    status = 500
+                    continue
                 pm = policy_mirror(ix, f"{mirror_prefix}/{len(mirrors)}", policy)
                 if isinstance(pm, Unresolved):
                     unresolved.append(pm)
                 elif pm is not None:
                     mirrors.append(pm)
-                continue
-            if is_policy_ref(ref.group, ref.kind):
-                unresolved.append(
-                    Unresolved(
-                        reason=Reason.BACKEND_NOT_FOUND,
-                        message=f"ExtensionRef filter: no MirrorPolicy {ns}/{ref.name} "
-                        "(absent, or refused by admission); "
-                        "requests it would handle get 500",
-                    )
-                )
-                status = 500
                 continue
             unresolved.append(
                 Unresolved(
