@@ -142,6 +142,9 @@ def setup_mirror_access_log(dest: str, worker: int | None = None, fd: int | None
     """Mirror access-log lines to stdout (``-``), a file, or nowhere (``off``), rule 5; replaces an
     earlier setup. A ``DataPlane`` reads the sink when it is made (``DataPlane.reconfigure`` with
     ``fresh``: again). ``fd``: the file, already opened (``open_files``)."""
+    fallback = logging.getLogger("mirrorgate.mirror_access")
+    for old in list(fallback.handlers):
+        fallback.removeHandler(old)
     if dest == "off":
         accesslog.install_mirror(None, on=False)
         return
@@ -149,7 +152,6 @@ def setup_mirror_access_log(dest: str, worker: int | None = None, fd: int | None
         if fd is None:
             fd = os.dup(sys.stdout.fileno()) if dest == "-" else _open_append(dest)
     except (AttributeError, io.UnsupportedOperation):  # stdout is no file (embedded): through logging
-        fallback = logging.getLogger("mirrorgate.mirror_access")
         fallback.propagate = False
         fallback.setLevel(logging.INFO)
         handler = logging.StreamHandler(sys.stdout)

@@ -196,6 +196,7 @@ def test_without_a_file_descriptor_lines_go_through_logging(monkeypatch: pytest.
     handlers = list(fallback.handlers)
     try:
         logs.setup_mirror_access_log("-", 2)
+        logs.setup_mirror_access_log("-", 2)  # a second setup replaces the first: one line each
         sink = accesslog.mirror_sink()
         assert sink is not None
         assert sink.writer is None
