@@ -7,13 +7,13 @@ after the reload the same 40 users are mirrored again (``sampleBy``: the same us
 """
 
 import asyncio
-import re
 from pathlib import Path
 
 from tests.e2e.test_tls_walkthrough import EchoProcess, echoes
 from tests.runtime.conftest import Starter, admin_json, gateways
 from tests.support.backends import free_port
 from tests.support.client import request
+from tests.support.readme import readme_blocks
 from tests.support.waiting import until_async
 
 __all__ = ["echoes", "gateways"]  # the fixtures, imported to be used here
@@ -22,12 +22,6 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "verify-checkout-v2.yaml"
 SECTION = "## Verify a new version with shadow traffic"
 USERS = 40
-
-
-def readme_blocks() -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index(SECTION) :].split("\n## ", 1)[0]
-    return re.findall(r"```sh\n(.*?)```", section, re.S)
 
 
 async def send_users(port: int) -> None:
@@ -59,7 +53,7 @@ async def the_mirror(admin: int, compared: int) -> dict[str, object]:
 async def test_readme_walkthrough_shows_the_pod_mismatch_then_matches(
     gateways: Starter, echoes: list[EchoProcess], tmp_path: Path
 ) -> None:
-    run, ask, diffs, fix = readme_blocks()
+    run, ask, diffs, fix = readme_blocks(SECTION)
     assert "--name checkout-v1" in run
     assert "--name checkout-v2" in run
     assert "cp $E/verify-checkout-v2.yaml checkout.yaml" in run

@@ -19,6 +19,7 @@ from tests.runtime.conftest import GatewayProcess, Starter, gateways
 from tests.support.backends import free_port
 from tests.support.certs import Pki
 from tests.support.client import request
+from tests.support.readme import readme_blocks
 from tests.support.waiting import until_async
 
 __all__ = ["gateways"]  # the fixture, imported to be used here
@@ -29,16 +30,10 @@ SECTION = "## Mirror a sample of production to staging over TLS"
 REQUESTS = 200
 
 
-def readme_blocks() -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index(SECTION) :].split("\n## ", 1)[0]
-    return re.findall(r"```sh\n(.*?)```", section, re.S)
-
-
 def make_certificates(tmp: Path) -> None:
     """The README's openssl block (without its ``cd``), or the same files from trustme."""
     if shutil.which("openssl"):
-        script = "set -e\n" + "\n".join(ln for ln in readme_blocks()[0].splitlines() if "mkdir" not in ln)
+        script = "set -e\n" + "\n".join(ln for ln in readme_blocks(SECTION)[0].splitlines() if "mkdir" not in ln)
         subprocess.run(["bash", "-c", script], cwd=tmp, check=True, capture_output=True, timeout=60)
         return
     pki = Pki()
@@ -50,7 +45,7 @@ def make_certificates(tmp: Path) -> None:
 
 def make_configmap(tmp: Path) -> None:
     """The README's here-doc block, as written."""
-    heredoc = readme_blocks()[1]
+    heredoc = readme_blocks(SECTION)[1]
     assert "staging-ca.yaml" in heredoc
     subprocess.run(["bash", "-c", "set -e\n" + heredoc], cwd=tmp, check=True, timeout=60)
 

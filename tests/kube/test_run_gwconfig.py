@@ -19,7 +19,7 @@ import pytest
 from tests.kube.cluster import backend, gateway, gateway_class, route, status_of
 from tests.kube.fakeapi import FakeApiServer
 from tests.kube.test_run_kubernetes import Start, kube, readyz, until, until_ready
-from tests.runtime.conftest import Backend, admin_json, backends, get, pod_of
+from tests.runtime.conftest import Backend, admin_json, backends, gateway_config, get, pod_of
 from tests.support.backends import free_port
 
 __all__ = ["backends", "kube"]
@@ -44,12 +44,6 @@ def world(api: FakeApiServer, backends: dict[str, Backend], port: int, spec: dic
     api.put("gateways", gateway(port))
     backend(api, "svc-a", backends["a"].port)
     api.put("httproutes", route("ra", "svc-a", "/a"))
-
-
-async def gateway_config(admin: int) -> dict[str, Any]:
-    section = (await admin_json(admin, "/status"))["gatewayConfig"]
-    assert isinstance(section, dict)
-    return section
 
 
 async def test_the_first_sync_applies_the_whole_gatewayconfig_and_a_later_restart_field_change_is_pending(

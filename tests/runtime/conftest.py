@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -203,6 +204,48 @@ async def gateways() -> AsyncIterator[Starter]:
         await gw.kill()
 
 
+class HostRecorder:
+    """A mirror backend that records the Host header of every request and answers 200."""
+
+    def __init__(self) -> None:
+        self.hosts: list[str] = []
+        self.server: asyncio.Server | None = None
+        self.got = asyncio.Event()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                for line in head.decode("latin-1").split("\r\n"):
+                    if line.lower().startswith("host:"):
+                        self.hosts.append(line.split(":", 1)[1].strip())
+                        self.got.set()
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.sockets[0].getsockname()[1])
+
+
+@pytest.fixture
+async def recorder() -> AsyncIterator[HostRecorder]:
+    rec = HostRecorder()
+    rec.server = await asyncio.start_server(rec.handle, "127.0.0.1", 0)
+    yield rec
+    rec.server.close()
+
+
+async def wait_hosts(rec: HostRecorder, n: int) -> None:
+    async with asyncio.timeout(WAIT):
+        while len(rec.hosts) < n:
+            rec.got.clear()
+            await rec.got.wait()
+
+
 async def admin_port_logged(err: Path, port: int) -> int:
     """The admin port a gateway (started with ``--admin 127.0.0.1:0``, stderr to ``err``) logged,
     once it also logged listening on ``port``."""
@@ -226,6 +269,13 @@ async def admin_json(port: int, path: str) -> dict[str, object]:
     data = json.loads(r.body)
     assert isinstance(data, dict)
     return data
+
+
+async def gateway_config(admin: int) -> dict[str, Any]:
+    """The ``gatewayConfig`` section of the admin server's ``/status``."""
+    section = (await admin_json(admin, "/status"))["gatewayConfig"]
+    assert isinstance(section, dict)
+    return section
 
 
 def pod_of(r: Response) -> str:

@@ -4,57 +4,14 @@ import asyncio
 import json
 import re
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from mirrorgate.cli import main
-from tests.runtime.conftest import Backend, Starter, gateway_yaml, get
+from tests.runtime.conftest import Backend, HostRecorder, Starter, gateway_yaml, get, wait_hosts
 from tests.support.backends import free_port
 from tests.support.client import Conn as RawClient
-
-
-class HostRecorder:
-    """A mirror backend that records the Host header of every request and answers 200."""
-
-    def __init__(self) -> None:
-        self.hosts: list[str] = []
-        self.server: asyncio.Server | None = None
-        self.got = asyncio.Event()
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                for line in head.decode("latin-1").split("\r\n"):
-                    if line.lower().startswith("host:"):
-                        self.hosts.append(line.split(":", 1)[1].strip())
-                        self.got.set()
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            writer.close()
-
-    @property
-    def port(self) -> int:
-        assert self.server is not None
-        return int(self.server.sockets[0].getsockname()[1])
-
-
-@pytest.fixture
-async def recorder() -> AsyncIterator[HostRecorder]:
-    rec = HostRecorder()
-    rec.server = await asyncio.start_server(rec.handle, "127.0.0.1", 0)
-    yield rec
-    rec.server.close()
-
-
-async def wait_hosts(rec: HostRecorder, n: int) -> None:
-    async with asyncio.timeout(20):
-        while len(rec.hosts) < n:
-            rec.got.clear()
-            await rec.got.wait()
 
 
 @pytest.mark.parametrize(

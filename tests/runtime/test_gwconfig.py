@@ -3,17 +3,23 @@ sources shown by ``mirrorgate status`` and ``/status``, InvalidParameters, the o
 and a real gateway whose mirror backend sees the Host the GatewayConfig asked for, before and
 after a reload."""
 
-import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mirrorgate.cli import main
-from tests.runtime.conftest import Backend, Starter, admin_json, gateway_yaml, get, write_atomically
-from tests.runtime.test_flags import HostRecorder, wait_hosts
+from tests.runtime.conftest import (
+    Backend,
+    HostRecorder,
+    Starter,
+    admin_json,
+    gateway_yaml,
+    get,
+    wait_hosts,
+    write_atomically,
+)
 from tests.support.backends import free_port
 
 CLASS = "mirrorgate"  # the class tests/support/manifests.py's Gateways use
@@ -49,15 +55,6 @@ spec:
   gatewayClassName: mirrorgate
   listeners: [{name: http, port: 8080, protocol: HTTP}]
 """
-
-
-@pytest.fixture
-async def mirror_recorder() -> AsyncIterator[HostRecorder]:
-    """A mirror backend that records the Host of each request (``test_flags.HostRecorder``)."""
-    rec = HostRecorder()
-    rec.server = await asyncio.start_server(rec.handle, "127.0.0.1", 0)
-    yield rec
-    rec.server.close()
 
 
 def status_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any], str]:
@@ -195,11 +192,10 @@ def test_two_classes_naming_two_configs_the_first_by_name_wins_and_the_other_say
 async def test_a_gatewayconfig_sets_the_host_a_real_mirror_receives_and_a_reload_changes_it(
     tmp_path: Path,
     backends: dict[str, Backend],
-    mirror_recorder: HostRecorder,
+    recorder: HostRecorder,
     gateways: Starter,
     workers: str,
 ) -> None:
-    recorder = mirror_recorder
     port = free_port()
     mirror = Backend(server=recorder, log=backends["m"].log, pod="rec")  # type: ignore[arg-type]  # has .port
     routes = tmp_path / "gw.yaml"

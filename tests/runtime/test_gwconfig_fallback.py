@@ -10,12 +10,20 @@ from typing import Any
 
 import pytest
 
-from tests.runtime.conftest import Backend, GatewayProcess, Starter, admin_json, gateway_yaml, get, write_atomically
-from tests.runtime.test_flags import HostRecorder, wait_hosts
-from tests.runtime.test_gwconfig import class_doc, config_doc, mirror_recorder
+from tests.runtime.conftest import (
+    Backend,
+    GatewayProcess,
+    HostRecorder,
+    Starter,
+    admin_json,
+    gateway_config,
+    gateway_yaml,
+    get,
+    wait_hosts,
+    write_atomically,
+)
+from tests.runtime.test_gwconfig import class_doc, config_doc
 from tests.support.backends import free_port
-
-__all__ = ["mirror_recorder"]
 
 LAST_VALID = "GatewayConfig ns/cfg not found; serving with the last valid settings (GatewayConfig ns/cfg)"
 DEFAULTS = "GatewayConfig ns/cfg not found; serving with the defaults"
@@ -34,11 +42,6 @@ async def class_message(admin: int) -> tuple[str, str, str]:
     return c["status"], c["reason"], c["message"]
 
 
-async def gateway_config(admin: int) -> dict[str, Any]:
-    section: Any = (await admin_json(admin, "/status"))["gatewayConfig"]
-    return dict(section)
-
-
 async def served_and_ready(gw: GatewayProcess, port: int, admin: int, recorder: HostRecorder, path: str) -> str:
     """A request through the gateway answers 200 and ``/readyz`` is 200; the Host its mirror got."""
     seen = len(recorder.hosts)
@@ -52,11 +55,10 @@ async def served_and_ready(gw: GatewayProcess, port: int, admin: int, recorder: 
 async def test_a_missing_gatewayconfig_serves_the_defaults_then_the_last_valid_settings_never_nothing(
     tmp_path: Path,
     backends: dict[str, Backend],
-    mirror_recorder: HostRecorder,
+    recorder: HostRecorder,
     gateways: Starter,
     workers: str,
 ) -> None:
-    recorder = mirror_recorder
     port = free_port()
     mirror = Backend(server=recorder, log=backends["m"].log, pod="rec")  # type: ignore[arg-type]  # has .port
     routes = tmp_path / "gw.yaml"

@@ -9,13 +9,12 @@ and ``mirrorgate status`` showing the value and its source. A failed switch chan
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from mirrorgate.dataplane import accesslog
 from mirrorgate.serve.logs import ACCESS, MIRROR, CannotOpen, setup_access_log, switch_logs
-from tests.runtime.conftest import Backend, Starter, admin_json, gateway_yaml, write_atomically
+from tests.runtime.conftest import Backend, Starter, admin_json, gateway_config, gateway_yaml, write_atomically
 from tests.runtime.test_gwconfig import class_doc, config_doc, status_json
 from tests.runtime.test_mirror_access_log import MIRROR as MIRROR_LINE, lines_of, mirrors_ended, send_all
 from tests.support.backends import free_port
@@ -26,12 +25,6 @@ OURS = "GatewayConfig ns/cfg"
 
 def mirror_config(destination: Path | str, extra: str = "") -> str:
     return class_doc() + config_doc(f"  mirrorAccessLog: {{destination: {destination}}}\n{extra}")
-
-
-async def setting(admin: int, name: str) -> dict[str, Any]:
-    section = (await admin_json(admin, "/status"))["gatewayConfig"]
-    assert isinstance(section, dict)
-    return dict(section["settings"][name])
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])  # 2: each worker opens the file and writes its own lines
@@ -58,7 +51,7 @@ async def test_the_gatewayconfig_names_the_mirror_log_file_and_a_reload_changing
         assert (target, status, rid, backend) == (f"/one/{i}", "200", f"rid-{i}", BACKEND)
         assert (m.group(11) is not None) == (workers == "2")  # `` worker=N`` from a worker
     assert not [line for line in gw.access if " mirror " in line]  # never on the access log's stdout
-    shown = await setting(admin, "mirrorAccessLog.destination")
+    shown = (await gateway_config(admin))["settings"]["mirrorAccessLog.destination"]
     assert shown == {"value": str(first), "source": OURS, "flag": "--mirror-access-log", "reload": "restart"}
 
     write_atomically(params, mirror_config(second, "  accessLog: {format: json}\n"))
@@ -100,7 +93,7 @@ async def test_the_flag_wins_over_the_gatewayconfig(
     await mirrors_ended(admin, 1)
     (line,) = await lines_of(flagged, 1)
     assert "request_id=rid-flag" in line
-    shown = await setting(admin, "mirrorAccessLog.destination")
+    shown = (await gateway_config(admin))["settings"]["mirrorAccessLog.destination"]
     assert (shown["value"], shown["source"]) == (str(flagged), "flag")
     assert not ours.exists()  # never opened
     assert await gw.stop() == 0

@@ -1,12 +1,14 @@
-"""Manifest builders: YAML text for the Gateway API objects the tests load.
+"""Manifest builders: YAML text for the Gateway API objects the tests load; and readers of the translated result.
 
 Every builder returns one or more YAML documents, each starting with ``---``, so results can be
 concatenated in any order. Services point at ``127.0.0.1`` through an EndpointSlice, so a
 translated table routes to a real loopback port.
 """
 
+from mirrorgate.ir.table import Route
 from mirrorgate.providers.files import load_paths
 from mirrorgate.translate import TranslateResult, translate
+from mirrorgate.translate.status import RouteStatus
 
 GATEWAY_CLASS = """---
 apiVersion: gateway.networking.k8s.io/v1
@@ -100,3 +102,21 @@ def translate_text(text: str) -> TranslateResult:
     result = load_paths(["-"], stdin_text=text)
     assert result.errors == (), [str(e) for e in result.errors]
     return translate(result.snapshot)
+
+
+def only_route(result: TranslateResult) -> Route:
+    """The one route of the one virtual host of the one listener of the one server."""
+    [server] = result.table.servers
+    [listener] = server.listeners
+    [vhost] = listener.virtual_hosts
+    [r] = vhost.routes
+    return r
+
+
+def route_condition(result: TranslateResult, kind: str = "ResolvedRefs") -> tuple[str, str, str]:
+    """(status, reason, message) of the ``kind`` condition of HTTPRoute infra/route (one parent)."""
+    status = result.statuses["HTTPRoute infra/route"]
+    assert isinstance(status, RouteStatus)
+    [parent] = status.parents
+    [c] = [c for c in parent.conditions if c.type == kind]
+    return c.status, c.reason, c.message

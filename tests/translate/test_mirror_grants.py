@@ -5,10 +5,15 @@ its primary backend (Gateway API ``HTTPRequestMirrorFilter.backendRef``, GEP-709
 
 import pytest
 
-from mirrorgate.ir.table import Route
-from mirrorgate.translate import TranslateResult
-from mirrorgate.translate.status import RouteStatus
-from tests.support.manifests import gateway_doc, grant_doc, route_doc, service_docs, translate_text
+from tests.support.manifests import (
+    gateway_doc,
+    grant_doc,
+    only_route,
+    route_condition,
+    route_doc,
+    service_docs,
+    translate_text,
+)
 
 RULES = """  - filters:
     - {type: RequestMirror, requestMirror: {backendRef: {name: shadow, namespace: shadow, port: 8080}}}
@@ -18,34 +23,18 @@ BASE = (
 )
 
 
-def _only_route(result: TranslateResult) -> Route:
-    [server] = result.table.servers
-    [listener] = server.listeners
-    [vhost] = listener.virtual_hosts
-    [r] = vhost.routes
-    return r
-
-
-def _resolved_refs(result: TranslateResult) -> tuple[str, str]:
-    status = result.statuses["HTTPRoute infra/route"]
-    assert isinstance(status, RouteStatus)
-    [parent] = status.parents
-    [c] = [c for c in parent.conditions if c.type == "ResolvedRefs"]
-    return c.status, c.reason
-
-
 def test_a_grant_admits_the_mirror() -> None:
     result = translate_text(BASE + grant_doc("shadow", "infra"))
-    r = _only_route(result)
+    r = only_route(result)
     assert [m.backend for m in r.action.filters.mirrors] == ["service/shadow/shadow:8080"]
     assert [(e.address, e.port) for m in r.action.filters.mirrors for e in m.endpoints] == [("127.0.0.1", 9002)]
-    assert _resolved_refs(result) == ("True", "ResolvedRefs")
+    assert route_condition(result)[:2] == ("True", "ResolvedRefs")
 
 
 def test_a_grant_naming_the_service_admits_the_mirror() -> None:
     result = translate_text(BASE + grant_doc("shadow", "infra", to_name="shadow"))
-    assert len(_only_route(result).action.filters.mirrors) == 1
-    assert _resolved_refs(result) == ("True", "ResolvedRefs")
+    assert len(only_route(result).action.filters.mirrors) == 1
+    assert route_condition(result)[:2] == ("True", "ResolvedRefs")
 
 
 @pytest.mark.parametrize(
@@ -61,8 +50,8 @@ def test_a_grant_naming_the_service_admits_the_mirror() -> None:
 )
 def test_without_a_matching_grant_the_mirror_is_dropped(grant: str) -> None:
     result = translate_text(BASE + grant)
-    r = _only_route(result)
+    r = only_route(result)
     assert r.action.filters.mirrors == ()
     assert [b.name for b in r.action.backends] == ["service/infra/primary:8080"]
     assert [(e.address, e.port) for b in r.action.backends for e in b.endpoints] == [("127.0.0.1", 9001)]
-    assert _resolved_refs(result) == ("False", "RefNotPermitted")
+    assert route_condition(result)[:2] == ("False", "RefNotPermitted")

@@ -11,14 +11,22 @@ from mirrorgate.ir.table import (
     Mirror,
     MirrorCompare,
     MirrorHost,
-    Route,
     SampleBy,
     UpstreamAddress,
 )
 from mirrorgate.model.meta import quantity_bytes
 from mirrorgate.translate import TranslateResult
-from mirrorgate.translate.status import MirrorPolicyStatus, RouteStatus
-from tests.support.manifests import gateway_doc, grant_doc, mirror_policy_doc, route_doc, service_docs, translate_text
+from mirrorgate.translate.status import MirrorPolicyStatus
+from tests.support.manifests import (
+    gateway_doc,
+    grant_doc,
+    mirror_policy_doc,
+    only_route,
+    route_condition,
+    route_doc,
+    service_docs,
+    translate_text,
+)
 
 POLICY_REF = "{type: ExtensionRef, extensionRef: {group: mirrorgate.dev, kind: MirrorPolicy, name: shadow}}"
 RULES = f"""  - filters:
@@ -43,22 +51,6 @@ FULL = """  backendRef: {name: shadow, port: 8080}
 """
 SERVICES = service_docs("primary", 9001) + service_docs("shadow", 9002)
 BASE = gateway_doc() + SERVICES + route_doc(RULES)
-
-
-def only_route(result: TranslateResult) -> Route:
-    [server] = result.table.servers
-    [listener] = server.listeners
-    [vhost] = listener.virtual_hosts
-    [r] = vhost.routes
-    return r
-
-
-def route_condition(result: TranslateResult, kind: str = "ResolvedRefs") -> tuple[str, str, str]:
-    status = result.statuses["HTTPRoute infra/route"]
-    assert isinstance(status, RouteStatus)
-    [parent] = status.parents
-    [c] = [c for c in parent.conditions if c.type == kind]
-    return c.status, c.reason, c.message
 
 
 def policy_conditions(result: TranslateResult, key: str = "MirrorPolicy infra/shadow") -> dict[str, tuple[str, str]]:
