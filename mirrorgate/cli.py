@@ -226,13 +226,12 @@ def _settings_flags(args: argparse.Namespace) -> "tuple[Settings, frozenset[str]
     if args.grace is not None:
         given.add("shutdown.grace")
     names = frozenset(f.name for f in FIELDS if f"{f.section}.{f.attr}" in given)
-    settings = Settings(
+    flagged = {"access_log": args.access_log, "mirror_access_log": args.mirror_access_log, "grace": args.grace}
+    settings = Settings(  # what no flag gives is ``Settings``' default
         mirror=MirrorConfig(**mirror_overrides),
         limits=Limits(**overrides),
-        access_log=args.access_log if args.access_log is not None else "-",
         access_log_json=bool(args.access_log_json),
-        mirror_access_log=args.mirror_access_log if args.mirror_access_log is not None else "off",
-        grace=args.grace if args.grace is not None else 10.0,
+        **{name: value for name, value in flagged.items() if value is not None},
     )
     return settings, names
 
@@ -404,19 +403,14 @@ def _run(args: argparse.Namespace) -> int:
     config = RunConfig(
         paths=tuple(args.paths or ()),
         bind=args.bind,
-        grace=settings.grace,
-        access_log_json=settings.access_log_json,
-        access_log=settings.access_log,
-        mirror_access_log=settings.mirror_access_log,
         log_format=args.log_format,
         log_level=args.log_level,
         admin=admin,
-        mirror=settings.mirror,
         watch=not args.no_watch,
         workers=args.workers,
-        limits=settings.limits,
         endpoints=tuple(args.endpoints),
         kube=kube,
+        settings=settings,
         flags=flags,
     )
     try:

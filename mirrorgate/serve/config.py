@@ -18,10 +18,8 @@ from typing import Any
 
 import msgspec
 
-from mirrorgate.dataplane.limits import Limits
 from mirrorgate.errors import ConfigError, MirrorgateError
 from mirrorgate.ir.table import RoutingTable
-from mirrorgate.mirror.config import MirrorConfig
 from mirrorgate.model.gwconfig import GatewayConfig
 from mirrorgate.model.snapshot import Snapshot
 from mirrorgate.providers.endpoints import EndpointsError, EndpointSpec, with_endpoints
@@ -62,22 +60,18 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
     paths: tuple[str, ...]
     bind: str = "0.0.0.0"
     port_overrides: dict[int, int] = msgspec.field(default_factory=dict)
-    grace: float = 10.0  # seconds in-flight exchanges get on shutdown
-    access_log_json: bool = False
-    access_log: str = "-"  # where access-log lines go: "-" stdout, a file path, or "off"
-    mirror_access_log: str = "off"  # where mirror access-log lines go: "-", a file path, or "off"
     log_format: str = "text"  # "text" or "json" (one object per line) for the process logs
     log_level: str = "info"  # "debug", "info" or "warning" for the process logs of every process
     admin: tuple[str, int] | None = ("127.0.0.1", 9901)  # None: no admin server
-    mirror: MirrorConfig = msgspec.field(default_factory=MirrorConfig)
     watch: bool = True  # reload when a -f path changes on disk
     workers: int = 1  # > 1: a supervisor and that many worker processes (serve/supervisor.py)
     reuse_port: bool = False  # SO_REUSEPORT on listeners (set for workers)
-    limits: Limits = msgspec.field(default_factory=Limits)  # per worker (``--limit NAME=VALUE``)
     endpoints: tuple[EndpointSpec, ...] = ()  # ``--endpoints``: Service endpoints the files do not carry
     kube: KubeRun | None = None  # ``--kubernetes``: the API server is the source instead of ``paths``
-    # The gateway-wide settings given on the command line (``model.gwconfig.Field.name``): they win
-    # over the GatewayConfig's (``serve/gwsettings.py``); the others come from it or the defaults.
+    # The gateway-wide settings (mirror caps, limits per worker, access logs, shutdown grace): the
+    # command line's, else the defaults; ``flags`` names those the command line gave
+    # (``model.gwconfig.Field.name``): they win over the GatewayConfig's (``serve/gwsettings.py``).
+    settings: Settings = msgspec.field(default_factory=Settings)
     flags: frozenset[str] = frozenset()
 
 
@@ -122,7 +116,7 @@ class Loaded(msgspec.Struct, frozen=True, kw_only=True):
         raises ``ConfigInvalid`` naming the field when a value is refused."""
         try:
             return effective(
-                base_settings(config),
+                config.settings,
                 config.flags,
                 self.gateway_config,
                 self.gateway_config_class,
@@ -130,18 +124,6 @@ class Loaded(msgspec.Struct, frozen=True, kw_only=True):
             )
         except ValueError as exc:
             raise ConfigInvalid([str(exc)]) from exc
-
-
-def base_settings(config: RunConfig) -> Settings:
-    """The settings of ``config`` alone: its flags, else the defaults."""
-    return Settings(
-        mirror=config.mirror,
-        limits=config.limits,
-        access_log=config.access_log,
-        access_log_json=config.access_log_json,
-        mirror_access_log=config.mirror_access_log,
-        grace=config.grace,
-    )
 
 
 def refused_configs(errors: Sequence[ConfigError]) -> dict[str, str]:

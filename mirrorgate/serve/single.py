@@ -34,7 +34,7 @@ from mirrorgate.admin.server import AdminApp
 from mirrorgate.dataplane.matcher import Matcher, compile
 from mirrorgate.serve.admin import listen_admin, mirror_endpoints, register_source_metrics, status_of, why_not_ready
 from mirrorgate.serve.apply import Reloader, ReloadFailed, ReloadMetrics, announce_start, load_checked
-from mirrorgate.serve.config import ConfigInvalid, Loaded, RunConfig, StartupError, base_settings
+from mirrorgate.serve.config import ConfigInvalid, Loaded, RunConfig, StartupError
 from mirrorgate.serve.gwsettings import Effective, SettingsState, cannot_open, log_applied, log_destinations
 from mirrorgate.serve.logs import CannotOpen, switch_logs
 from mirrorgate.serve.plane import DataPlane
@@ -107,7 +107,7 @@ async def serve(
     settings = SettingsState(loaded.settings(config))
     served = settings.served
     # the GatewayConfig names other log destinations than the flags (or defaults) cli set up
-    changed = log_destinations(served, base_settings(config))
+    changed = log_destinations(served, config.settings)
     _logs(changed, settings.wanted, lambda lines: StartupError("\n".join(lines)))
     plane = DataPlane(
         loaded.table,

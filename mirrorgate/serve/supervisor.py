@@ -261,20 +261,8 @@ class Supervisor:
         return code, bound
 
     def _env(self, slot: WorkerSlot, status_fd: int) -> dict[str, str]:
-        served = self.settings.served
         worker_config = msgspec.structs.replace(
-            self.config,
-            admin=None,
-            watch=False,
-            reuse_port=True,
-            workers=1,
-            kube=None,
-            access_log=served.access_log,
-            access_log_json=served.access_log_json,
-            mirror_access_log=served.mirror_access_log,
-            mirror=served.mirror,
-            limits=served.limits,
-            grace=served.grace,
+            self.config, admin=None, watch=False, reuse_port=True, workers=1, kube=None, settings=self.settings.served
         )
         return {
             **os.environ,

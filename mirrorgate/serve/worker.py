@@ -74,7 +74,8 @@ def worker_main() -> int:
     index = int(os.environ[ENV_ID])
     status_fd = int(os.environ[ENV_STATUS_FD])
     try:
-        setup_logging(config.access_log, index, config.log_format, config.log_level, config.mirror_access_log)
+        settings = config.settings
+        setup_logging(settings.access_log, index, config.log_format, config.log_level, settings.mirror_access_log)
     except CannotOpen as exc:  # the supervisor checked the files; one went away since (rule 5)
         log.error("cannot start: %s", exc)
         return 1

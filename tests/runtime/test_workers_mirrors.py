@@ -17,6 +17,7 @@ import pytest
 from mirrorgate.ir.table import MirrorCompare
 from mirrorgate.mirror.views import mirror_id
 from mirrorgate.serve.config import Loaded, RunConfig
+from mirrorgate.serve.gwsettings import Settings
 from mirrorgate.serve.source import FileSource
 from mirrorgate.serve.supervisor import Supervisor
 from tests.mirror.compare_support import admin_get, with_compare
@@ -48,8 +49,7 @@ async def group(tmp_path: Path, backends: dict[str, Backend]) -> AsyncIterator[t
         admin=("127.0.0.1", admin),
         workers=2,
         watch=False,
-        grace=1.0,
-        access_log="off",
+        settings=Settings(grace=1.0, access_log="off"),
     )
     sup = Supervisor(config, ComparedSource((str(path),), "127.0.0.1", watch=False))
     task = asyncio.create_task(sup.run())
