@@ -53,7 +53,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import uvloop
@@ -104,11 +104,18 @@ class WorkerSlot:
         return self.proc is not None and self.proc.returncode is None
 
 
+class Candidate(NamedTuple):
+    """A loaded configuration and its gateway-wide settings, computed once (rule 7)."""
+
+    loaded: Loaded
+    settings: Effective
+
+
 class Supervisor:
     def __init__(self, config: RunConfig, source: ConfigSource | None = None) -> None:
         self.config = config
         self.metrics = MergedMetrics()
-        self.mirrors = MergedMirrors(lambda: self.reloader.current.table)  # rule 7
+        self.mirrors = MergedMirrors(lambda: self.reloader.current.loaded.table)  # rule 7
         self.slots = [WorkerSlot(i) for i in range(config.workers)]
         self.stop = asyncio.Event()
         self.started = asyncio.Event()  # every worker bound at least once
@@ -119,14 +126,14 @@ class Supervisor:
         self.settings = SettingsState(loaded.settings(config))  # rule 7
         self._check_logs(log_destinations(self.settings.served), self.settings.wanted, _startup_error)
         self.served_any = bool(loaded.table.servers)  # a table with listeners went to the workers
-        self.reloader: Reloader[Loaded] = Reloader(
-            loaded,
+        self.reloader: Reloader[Candidate] = Reloader(
+            Candidate(loaded, self.settings.wanted),
             source=self.source,
             prepare=self._prepare,
-            table_of=lambda c: c.table,
+            table_of=lambda c: c.loaded.table,
             apply=self._forward_reload,
-            loaded_of=lambda c: c,
-            key=lambda c: (c.table, c.settings(config)),
+            loaded_of=lambda c: c.loaded,
+            key=lambda c: (c.loaded.table, c.settings),
         )
 
     async def run(self) -> None:
@@ -148,17 +155,16 @@ class Supervisor:
 
     # --- control plane ---------------------------------------------------------------------------------
 
-    def _prepare(self, loaded: Loaded) -> Loaded:
-        """``loaded`` once its gateway-wide settings are known to be valid (rule 7)."""
+    def _prepare(self, loaded: Loaded) -> "Candidate":
+        """``loaded`` with its gateway-wide settings, once they are known to be valid (rule 7)."""
         try:
-            loaded.settings(self.config)
+            return Candidate(loaded, loaded.settings(self.config))
         except ConfigInvalid as exc:
             raise ReloadFailed(exc.lines) from exc
-        return loaded
 
-    async def _forward_reload(self, loaded: Loaded) -> None:
+    async def _forward_reload(self, candidate: "Candidate") -> None:
         """Send the new table and settings to every live worker (rule 1); workers not started yet get them then."""
-        wanted = loaded.settings(self.config)
+        loaded, wanted = candidate
         if wanted != self.settings.wanted:
             fresh = not self.served_any
             if fresh:  # the workers will open these files: a reload naming one they cannot, fails
@@ -194,13 +200,14 @@ class Supervisor:
         registry.register(self.metrics)
         registry.register(ReloadMetrics(self.reloader))
         register_source_metrics(registry, self.source)
+        reloader = self.reloader
         app = AdminApp(
             registry=registry,
-            table=lambda: self.reloader.current.table,
-            status=status_of(self.reloader, lambda: self.reloader.current.status, self.source, self.settings.view),
+            table=lambda: reloader.current.loaded.table,
+            status=status_of(reloader, lambda: reloader.current.loaded.status, self.source, self.settings.view),
             ready=self.ready,
-            why_not_ready=why_not_ready(self.source, lambda: self.reloader.current),
-            **mirror_endpoints(lambda: self.reloader.current.table, self.mirrors),
+            why_not_ready=why_not_ready(self.source, lambda: reloader.current.loaded),
+            **mirror_endpoints(lambda: reloader.current.loaded.table, self.mirrors),
         )
         return await listen_admin(app, self.config.admin)
 
@@ -246,7 +253,7 @@ class Supervisor:
             os.close(wfd)
         assert proc.stdin is not None
         proc.stdin.write(
-            table_frame(self.reloader.current.table, self.settings.served)
+            table_frame(self.reloader.current.loaded.table, self.settings.served)
         )  # before any reload can be forwarded
         slot.proc = proc
         if self.stopping:  # the group began to stop while this one was starting
@@ -309,7 +316,7 @@ class Supervisor:
         log.info("worker %d ready", slot.index)
         if all(s.bound for s in self.slots) and not self.started.is_set():
             self.started.set()
-            announce_start(self.reloader.current, self.source)  # once for the group, not once per worker
+            announce_start(self.reloader.current.loaded, self.source)  # once for the group, not once per worker
         return True
 
     async def _stop_workers(self, keepers: list["asyncio.Task[None]"]) -> None:
