@@ -22,10 +22,7 @@ def check(table: RoutingTable) -> list[str]:
         for ln in server.listeners:
             if ln.port != server.port:
                 problems.append(f"{ln.name}: port {ln.port} differs from its server's {server.port}")
-            actions = [r.action for vh in ln.virtual_hosts for r in vh.routes]
-            if ln.default_action is not None:
-                actions.append(ln.default_action)
-            problems.extend(_action_problems(a) for a in actions if _action_problems(a))
+            problems.extend(p for p in map(_action_problems, ln.actions()) if p)
     return problems
 
 

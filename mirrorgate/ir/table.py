@@ -290,6 +290,13 @@ class HTTPListener(Struct, frozen=True, kw_only=True):
     default_action: Action | None = None
     tls: ListenerTLS | None = None  # HTTPS (tls.mode Terminate); None: plain HTTP
 
+    def actions(self) -> list[Action]:
+        """Every action of the listener: its routes' in order, then its default one."""
+        actions = [r.action for vh in self.virtual_hosts for r in vh.routes]
+        if self.default_action is not None:
+            actions.append(self.default_action)
+        return actions
+
 
 class Server(Struct, frozen=True, kw_only=True):
     """One listening socket: ``address`` (IP, "0.0.0.0" or "::") and ``port``."""

@@ -188,10 +188,7 @@ def table_mirrors(table: RoutingTable) -> list[Mirror]:
 
     for server in table.servers:
         for listener in server.listeners:
-            actions = [r.action for vh in listener.virtual_hosts for r in vh.routes]
-            if listener.default_action is not None:
-                actions.append(listener.default_action)
-            for action in actions:
+            for action in listener.actions():
                 take(action.filters)
                 for b in action.backends:
                     take(b.filters)
