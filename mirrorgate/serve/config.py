@@ -34,6 +34,11 @@ log = logging.getLogger("mirrorgate")
 class StartupError(MirrorgateError):
     """The gateway cannot start: invalid configuration or a socket that cannot be bound."""
 
+    @classmethod
+    def of_lines(cls, lines: list[str]) -> "StartupError":
+        """One error of several lines (each a problem, naming its file, object or field)."""
+        return cls("\n".join(lines))
+
 
 class ConfigInvalid(StartupError):
     """The configuration has errors; ``lines`` are ``mirrorgate validate``'s lines."""

@@ -105,12 +105,12 @@ def counts(table: RoutingTable) -> str:
 def problems(status: dict[str, Any], table: RoutingTable) -> list[str]:
     """Every problem the statuses and the table know about, one line each (rule 2)."""
     return [
-        *_class_problems(status),
+        *_condition_problems(status, "GatewayClass"),
         *_gateway_problems(status),
         *_foreign_gateways(status),
         *_route_problems(status),
         *_policy_problems(status),
-        *_mirror_policy_problems(status),
+        *_condition_problems(status, "MirrorPolicy"),
         *_no_endpoints(table),
     ]
 
@@ -127,10 +127,11 @@ def _gateway_problems(status: dict[str, Any]) -> Iterator[str]:
                 yield f"{_ref(gw)} listener {lst.get('name')}: {text}"
 
 
-def _class_problems(status: dict[str, Any]) -> Iterator[str]:
-    for gc in _items(status, "GatewayClass"):
-        for text in _bad((gc.get("status") or {}).get("conditions", [])):
-            yield f"{_ref(gc)}: {text}"
+def _condition_problems(status: dict[str, Any], kind: str) -> Iterator[str]:
+    """The bad conditions of each object of ``kind`` whose status has conditions of its own."""
+    for item in _items(status, kind):
+        for text in _bad((item.get("status") or {}).get("conditions", [])):
+            yield f"{_ref(item)}: {text}"
 
 
 def _class_controllers(status: dict[str, Any]) -> dict[str, str]:
@@ -171,12 +172,6 @@ def _policy_problems(status: dict[str, Any]) -> Iterator[str]:
             where = _parent_text(ancestor.get("ancestorRef", {}), policy)
             for text in _bad(ancestor.get("conditions", [])):
                 yield f"{_ref(policy)} (ancestor {where}): {text}"
-
-
-def _mirror_policy_problems(status: dict[str, Any]) -> Iterator[str]:
-    for policy in _items(status, "MirrorPolicy"):
-        for text in _bad(policy.get("status", {}).get("conditions", [])):
-            yield f"{_ref(policy)}: {text}"
 
 
 def _parent_text(ref: Item, route: Item) -> str:

@@ -108,7 +108,7 @@ async def serve(
     served = settings.served
     # the GatewayConfig names other log destinations than the flags (or defaults) cli set up
     changed = log_destinations(served, config.settings)
-    _logs(changed, settings.wanted, lambda lines: StartupError("\n".join(lines)))
+    _logs(changed, settings.wanted, StartupError.of_lines)
     plane = DataPlane(
         loaded.table,
         port_overrides=config.port_overrides,

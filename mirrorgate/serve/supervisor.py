@@ -124,7 +124,7 @@ class Supervisor:
         self.source = source if source is not None else source_of(config)
         loaded = load_checked(self.source)
         self.settings = SettingsState(loaded.settings(config))  # rule 7
-        self._check_logs(log_destinations(self.settings.served), self.settings.wanted, _startup_error)
+        self._check_logs(log_destinations(self.settings.served), self.settings.wanted, StartupError.of_lines)
         self.served_any = bool(loaded.table.servers)  # a table with listeners went to the workers
         self.reloader: Reloader[Candidate] = Reloader(
             Candidate(loaded, self.settings.wanted),
@@ -335,10 +335,6 @@ class Supervisor:
                 log.warning("worker %d did not stop in time: killing it", slot.index)
                 slot.proc.kill()
         await asyncio.wait(pending)
-
-
-def _startup_error(lines: list[str]) -> StartupError:
-    return StartupError("\n".join(lines))
 
 
 # --- metrics of the group (rule 4) ----------------------------------------------------------------
