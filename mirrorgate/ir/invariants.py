@@ -3,10 +3,9 @@ never a user error: tests assert ``check(table) == []``; ``serve.apply`` checks 
 table before it is served and keeps the old one when this finds a problem."""
 
 from mirrorgate.ir.table import PPM, Action, Mirror, RoutingTable
+from mirrorgate.model.mirrorpolicy import HOST_TYPES, SAMPLE_MISSING
 
 SAMPLE_SOURCES = ("Header", "Cookie", "QueryParam")
-MISSING = ("Random", "Skip")
-HOST_TYPES = ("Original", "ShadowSuffix", "Literal")
 
 
 def check(table: RoutingTable) -> list[str]:
@@ -48,8 +47,8 @@ def _policy_problem(m: Mirror) -> str:
     if sample is not None:
         if sample.source not in SAMPLE_SOURCES:
             return f"sampleBy source {sample.source!r} is not one of {', '.join(SAMPLE_SOURCES)}"
-        if sample.missing not in MISSING:
-            return f"sampleBy missing {sample.missing!r} is not one of {', '.join(MISSING)}"
+        if sample.missing not in SAMPLE_MISSING:
+            return f"sampleBy missing {sample.missing!r} is not one of {', '.join(SAMPLE_MISSING)}"
         if not sample.name:
             return "sampleBy has no name"
     host = m.host

@@ -14,8 +14,9 @@ Rules:
    a header name lower-cased; ``host`` (``value`` "" unless Literal); ``request_headers`` with the
    HTTPHeaderFilter's first-entry-wins rule; ``timeout_ms`` in milliseconds; ``max_body_lag`` in
    bytes (``Ki``/``Mi``/``Gi`` powers of 1024, ``k``/``M``/``G`` of 1000); ``compare`` with header
-   names lower-cased, ``ignore_headers`` = ``DEFAULT_IGNORED`` then the user's, ``redact_headers`` =
-   ``ALWAYS_REDACTED`` then the user's (each name once, in that order).
+   names lower-cased, ``ignore_headers`` = ``ir.table.COMPARE_IGNORED_HEADERS`` then the user's,
+   ``redact_headers`` = ``ir.table.COMPARE_REDACTED_HEADERS`` then the user's (each name once, in
+   that order).
 4. Status of every policy (``MirrorPolicyStatus``): ``Accepted`` True (admission refused the invalid
    ones before translation) and ``ResolvedRefs`` True, or False with the backendRef's reason
    (BackendNotFound, RefNotPermitted, InvalidKind, UnsupportedProtocol); ``observedGeneration`` is
@@ -37,9 +38,6 @@ from mirrorgate.translate.backends import Resolved, Unresolved, resolve
 from mirrorgate.translate.index import Index
 from mirrorgate.translate.status import CondType, MirrorPolicyStatus, Reason, cond
 from mirrorgate.translate.values import duration_ms, header_modifier, mirror_ppm
-
-DEFAULT_IGNORED = COMPARE_IGNORED_HEADERS
-ALWAYS_REDACTED = COMPARE_REDACTED_HEADERS
 
 
 def is_policy_ref(group: str, kind: str) -> bool:
@@ -108,10 +106,10 @@ def _sample_by(s: MirrorSampleBy) -> SampleBy:
 def _compare(c: MirrorCompareSpec) -> MirrorCompare:
     return MirrorCompare(
         headers=_names((), c.headers),
-        ignore_headers=_names(DEFAULT_IGNORED, c.ignore_headers),
+        ignore_headers=_names(COMPARE_IGNORED_HEADERS, c.ignore_headers),
         ignore_paths=c.ignore_paths,
         max_body_bytes=c.max_body_bytes,
-        redact_headers=_names(ALWAYS_REDACTED, c.redact_headers),
+        redact_headers=_names(COMPARE_REDACTED_HEADERS, c.redact_headers),
         keep_mismatches=c.keep_mismatches,
     )
 

@@ -26,6 +26,7 @@ from mirrorgate.mirror.compare import (
     shown,
     walk,
 )
+from mirrorgate.model.mirrorpolicy import MirrorCompareSpec
 from mirrorgate.providers.admission.mirrorpolicy import JSON_PATH
 from mirrorgate.translate import mirrorpolicy
 
@@ -310,8 +311,9 @@ def test_every_path_admission_accepts_parses(text: str) -> None:
 
 def test_defaults_agree_with_the_mirror_policy_translation() -> None:
     """The translator fills the IR with the same defaults the comparison always applies."""
-    assert set(mirrorpolicy.DEFAULT_IGNORED) == DEFAULT_IGNORED
-    assert set(mirrorpolicy.ALWAYS_REDACTED) == ALWAYS_REDACTED
+    translated = mirrorpolicy._compare(MirrorCompareSpec())
+    assert set(translated.ignore_headers) == DEFAULT_IGNORED
+    assert set(translated.redact_headers) == ALWAYS_REDACTED
 
 
 # --- bounded work (rules 3 and 4) ---------------------------------------------------------------
