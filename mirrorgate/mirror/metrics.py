@@ -24,7 +24,7 @@ Rules:
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -178,27 +178,43 @@ def _families() -> _Families:
     )
 
 
-class MirrorStats(msgspec.Struct, kw_only=True):
-    """A copy of the counters of one (mirror, backend)."""
+class SeriesCounts(msgspec.Struct, kw_only=True):
+    """A copy of the counters of one (mirror, backend): ``MirrorStats`` (``Dispatcher.stats``) and
+    ``views.Report`` (``/mirrors``, summed across workers) add what they show beside them."""
 
-    route: str
     backend: str
     sent: int = 0
     sampled_out: int = 0
     completed: dict[str, int] = msgspec.field(default_factory=dict)
     dropped: dict[str, int] = msgspec.field(default_factory=dict)
 
+    @staticmethod
+    def copied(s: MirrorSeries) -> dict[str, Any]:
+        """The fields above, copied from ``s`` (drop reasons as plain strings)."""
+        return {
+            "backend": s.backend,
+            "sent": s.sent,
+            "sampled_out": s.sampled_out,
+            "completed": dict(s.completed),
+            "dropped": {str(reason): n for reason, n in s.dropped.items()},
+        }
+
+    def add_counts(self, other: "SeriesCounts") -> None:
+        self.sent += other.sent
+        self.sampled_out += other.sampled_out
+        for mine, theirs in ((self.completed, other.completed), (self.dropped, other.dropped)):
+            for key, n in theirs.items():
+                mine[key] = mine.get(key, 0) + n
+
+
+class MirrorStats(SeriesCounts, kw_only=True):
+    """``SeriesCounts`` with the mirror's route."""
+
+    route: str
+
     @classmethod
     def of(cls, s: MirrorSeries) -> "MirrorStats":
-        dropped = {str(reason): n for reason, n in s.dropped.items()}
-        return cls(
-            route=s.route,
-            backend=s.backend,
-            sent=s.sent,
-            sampled_out=s.sampled_out,
-            completed=dict(s.completed),
-            dropped=dropped,
-        )
+        return cls(route=s.route, **SeriesCounts.copied(s))
 
 
 class Stats(msgspec.Struct, kw_only=True):

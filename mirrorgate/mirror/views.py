@@ -26,26 +26,17 @@ from prometheus_client.core import CounterMetricFamily, Metric
 
 from mirrorgate.ir.table import Filters, Mirror, RoutingTable
 from mirrorgate.mirror.board import KINDS, MAX_RING_BYTES, RECORD_OVERHEAD, Board, Counts, LatencyHistogram
-from mirrorgate.mirror.metrics import MirrorSeries, route_of
+from mirrorgate.mirror.metrics import MirrorSeries, SeriesCounts, route_of
 
 
-class Report(msgspec.Struct, kw_only=True):
-    """One (mirror, backend)'s counters; ``compare`` only for a compared mirror."""
+class Report(SeriesCounts, kw_only=True):
+    """One (mirror, backend)'s counters (``SeriesCounts``); ``compare`` only for a compared mirror."""
 
     mirror: str
-    backend: str
-    sent: int = 0
-    sampled_out: int = 0
-    completed: dict[str, int] = msgspec.field(default_factory=dict)
-    dropped: dict[str, int] = msgspec.field(default_factory=dict)
     compare: Counts | None = None
 
     def add(self, other: "Report") -> None:
-        self.sent += other.sent
-        self.sampled_out += other.sampled_out
-        for mine, theirs in ((self.completed, other.completed), (self.dropped, other.dropped)):
-            for key, n in theirs.items():
-                mine[key] = mine.get(key, 0) + n
+        self.add_counts(other)
         if other.compare is not None:
             if self.compare is None:
                 self.compare = Counts()
@@ -61,14 +52,7 @@ def reports_of(series: list[MirrorSeries], board: Board) -> list[Report]:
     """The counters of every series and every compared mirror of one process (copies)."""
     out: dict[tuple[str, str], Report] = {}
     for s in series:
-        out[(s.mirror, s.backend)] = Report(
-            mirror=s.mirror,
-            backend=s.backend,
-            sent=s.sent,
-            sampled_out=s.sampled_out,
-            completed=dict(s.completed),
-            dropped={str(k): n for k, n in s.dropped.items()},
-        )
+        out[(s.mirror, s.backend)] = Report(mirror=s.mirror, **SeriesCounts.copied(s))
     backends = {name: backend for name, backend in out}
     for name, st in tuple(board.stats.items()):
         key = (name, backends.get(name, ""))
