@@ -32,12 +32,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def route_yaml(port: int, primary: int, shadow: int | None) -> str:
+def route_yaml(port: int, primary: int, shadow: int | None, filters: str | None = None) -> str:
     """A Gateway on ``port`` whose one route sends everything to 127.0.0.1:``primary`` and, when
-    ``shadow`` is given, mirrors all of it to 127.0.0.1:``shadow``."""
+    ``shadow`` is given, mirrors all of it to 127.0.0.1:``shadow`` (a Service ``shadow``; the
+    route's ``filters``, when given, instead of a RequestMirror to it)."""
     services = SERVICE.format(name="primary", port=primary)
     if shadow is not None:
         services += SERVICE.format(name="shadow", port=shadow)
+    if filters is None:
+        filters = _MIRROR if shadow is not None else "[]"
     return f"""apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {{name: bench}}
@@ -52,7 +55,7 @@ spec:
   parentRefs: [{{name: bench}}]
   rules:
   - backendRefs: [{{name: primary, port: 80}}]
-    filters: {_MIRROR if shadow is not None else "[]"}
+    filters: {filters}
 """
 
 

@@ -30,7 +30,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from common import MIRRORGATE, SERVICE, cpu_per_request, cpu_sample, free_port, tree
+from common import MIRRORGATE, cpu_per_request, cpu_sample, free_port, route_yaml, tree
 from vs_nginx import Procs, ensure_tools, pinned, wait_port, wrk
 
 JSON_BACKEND = """
@@ -45,25 +45,10 @@ http {{ access_log off; server {{ listen 127.0.0.1:{port}; keepalive_requests 10
 
 def config(port: int, primary: int, shadow: int, variant: str) -> str:
     """The Gateway, both Services and the route; ``variant`` is compare, mirror or own."""
-    text = f"""apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: bench}}
-spec:
-  gatewayClassName: mirrorgate
-  listeners: [{{name: http, port: {port}, protocol: HTTP}}]
-{SERVICE.format(name="primary", port=primary)}{SERVICE.format(name="shadow", port=shadow)}---
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: bench}}
-spec:
-  parentRefs: [{{name: bench}}]
-  rules:
-  - backendRefs: [{{name: primary, port: 80}}]
-"""
     if variant == "own":
-        return text
+        return route_yaml(port, primary, shadow, "[]")
     ref = "{group: mirrorgate.dev, kind: MirrorPolicy, name: shadow}"
-    text += f"    filters: [{{type: ExtensionRef, extensionRef: {ref}}}]\n"
+    text = route_yaml(port, primary, shadow, f"[{{type: ExtensionRef, extensionRef: {ref}}}]")
     policy = "---\napiVersion: mirrorgate.dev/v1alpha1\nkind: MirrorPolicy\nmetadata: {name: shadow}\n"
     policy += "spec:\n  backendRef: {name: shadow, port: 80}\n"
     if variant == "compare":
