@@ -5,6 +5,7 @@ Every wait is bounded (``WAIT``) and waits for an event (a log line, a response)
 """
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -12,14 +13,14 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mirrorgate.echo import EchoConfig, EchoServer, start_echo
-from tests.support.client import Response, request
+from tests.support.client import Conn, Response, encode_request, request
 from tests.support.manifests import gateway_doc, route_doc, service_docs
 
 WAIT = 20.0  # seconds any single wait may take before the test fails
@@ -256,6 +257,44 @@ async def admin_port_logged(err: Path, port: int) -> int:
             if m and f"listening on 127.0.0.1:{port}" in text:
                 return int(m.group(1))
             await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def stuck_stdout_gateway(
+    tmp_path: Path, config: Path, port: int, *flags: str
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
+    """``mirrorgate run -f config`` (one worker, ``flags`` added) whose stdout is a pipe nobody
+    reads (it fills, then the log writer's buffer): the process and its admin port, once it
+    listens on ``port``; killed at the end if it still runs."""
+    read, write = os.pipe()
+    err = tmp_path / "stderr"
+    with err.open("wb") as stderr:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mirrorgate", "run", "-f", str(config), "--bind", "127.0.0.1",
+            "--admin", "127.0.0.1:0", "--no-watch", "--workers", "1", *flags,
+            stdin=subprocess.DEVNULL, stdout=write, stderr=stderr,
+        )  # fmt: skip
+    os.close(write)
+    try:
+        yield proc, await admin_port_logged(err, port)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        os.close(read)
+
+
+async def send_all(port: int, paths: Sequence[tuple[str, str | None]], host: str | None = None) -> None:
+    """One keep-alive connection, one request after the other (with its x-request-id when given),
+    each answered 200; ``host`` default ``example.com:<port>``."""
+    conn = await Conn.open(port)
+    try:
+        for path, rid in paths:
+            headers = [("x-request-id", rid)] if rid is not None else []
+            await conn.send(encode_request("GET", path, host or f"example.com:{port}", headers))
+            assert (await conn.read_response()).status == 200
+    finally:
+        await conn.close()
 
 
 async def get(port: int, path: str = "/", host: str = "example.com") -> Response:

@@ -3,18 +3,14 @@
 is buffered; every request of a run is in the log when nothing was dropped."""
 
 import asyncio
-import os
 import re
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.runtime.conftest import WAIT, Backend, Starter, admin_port_logged, gateway_yaml, get
+from tests.runtime.conftest import WAIT, Backend, Starter, gateway_yaml, get, send_all, stuck_stdout_gateway
 from tests.support.backends import free_port
-from tests.support.client import Conn, encode_request
 
 LINE = re.compile(r'^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} 127\.0\.0\.1:\d+ "GET /n/(\d+) HTTP/1\.1" 200 ')
 
@@ -24,17 +20,6 @@ async def dropped(admin: int) -> float:
     m = re.search(r"^mirrorgate_access_log_dropped_total (\S+)$", r.body.decode(), re.M)
     assert m is not None, r.body.decode()
     return float(m.group(1))
-
-
-async def many(port: int, paths: list[str]) -> None:
-    """One keep-alive connection, one request after the other, each answered 200."""
-    conn = await Conn.open(port)
-    try:
-        for path in paths:
-            await conn.send(encode_request("GET", path, "example.com"))
-            assert (await conn.read_response()).status == 200
-    finally:
-        await conn.close()
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
@@ -48,7 +33,8 @@ async def test_sigterm_writes_every_line_of_the_run(
     gw = await gateways(path, "--no-watch", "--access-log", str(log_file), "--workers", workers)
     admin = await gw.admin_port()
     await gw.count_lines(rf"listening on 127\.0\.0\.1:{port}", int(workers))
-    await asyncio.gather(*(many(port, [f"/n/{c * 100 + i}" for i in range(100)]) for c in range(3)))
+    paths = [[(f"/n/{c * 100 + i}", None) for i in range(100)] for c in range(3)]
+    await asyncio.gather(*(send_all(port, p, host="example.com") for p in paths))
     if workers == "1":  # a supervisor's merged metrics lag by a snapshot
         assert await dropped(admin) == 0
     assert await gw.stop() == 0  # at once: the last lines are still buffered
@@ -63,28 +49,13 @@ async def test_a_stdout_nobody_reads_drops_lines_and_keeps_serving(
     port = free_port()
     path = tmp_path / "gw.yaml"
     path.write_text(gateway_yaml([port], backends["a"]))
-    read, write = os.pipe()  # never read: the pipe fills, then the writer's buffer
-    err = tmp_path / "stderr"
-    with err.open("wb") as stderr:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "mirrorgate", "run", "-f", str(path), "--bind", "127.0.0.1",
-            "--admin", "127.0.0.1:0", "--no-watch", "--workers", "1",
-            stdin=subprocess.DEVNULL, stdout=write, stderr=stderr,
-        )  # fmt: skip
-    os.close(write)
-    try:
-        admin = await admin_port_logged(err, port)
+    async with stuck_stdout_gateway(tmp_path, path, port) as (proc, admin):
         long = "/n/" + "a" * 8000  # ~8 KB lines: 1 MiB of buffer is ~130 of them
         async with asyncio.timeout(WAIT):
-            await many(port, [f"{long}{i}" for i in range(400)])
+            await send_all(port, [(f"{long}{i}", None) for i in range(400)], host="example.com")
         assert await dropped(admin) > 0
         async with asyncio.timeout(WAIT):
-            await many(port, ["/n/after"])
+            await send_all(port, [("/n/after", None)], host="example.com")
         proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(WAIT):  # the drain gives up on a stuck sink
             assert await proc.wait() == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        os.close(read)

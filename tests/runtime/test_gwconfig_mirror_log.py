@@ -14,9 +14,17 @@ import pytest
 
 from mirrorgate.dataplane import accesslog
 from mirrorgate.serve.logs import ACCESS, MIRROR, CannotOpen, setup_access_log, switch_logs
-from tests.runtime.conftest import Backend, Starter, admin_json, gateway_config, gateway_yaml, write_atomically
+from tests.runtime.conftest import (
+    Backend,
+    Starter,
+    admin_json,
+    gateway_config,
+    gateway_yaml,
+    send_all,
+    write_atomically,
+)
 from tests.runtime.test_gwconfig import class_doc, config_doc, status_json
-from tests.runtime.test_mirror_access_log import MIRROR as MIRROR_LINE, lines_of, mirrors_ended, send_all
+from tests.runtime.test_mirror_access_log import MIRROR as MIRROR_LINE, lines_of, mirrors_ended
 from tests.support.backends import free_port
 
 BACKEND = "service/default/mirror:8080"  # the mirror service of ``conftest.gateway_yaml``

@@ -5,18 +5,14 @@ fields; the primary's log unchanged; off by default; a sink nobody reads does no
 
 import asyncio
 import json
-import os
 import re
 import signal
-import subprocess
-import sys
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from tests.runtime.conftest import WAIT, Backend, Starter, admin_port_logged, get
+from tests.runtime.conftest import WAIT, Backend, Starter, get, send_all, stuck_stdout_gateway
 from tests.support.backends import free_port
 from tests.support.client import Conn, encode_request
 from tests.support.manifests import gateway_doc, route_doc, service_docs
@@ -71,18 +67,6 @@ def mirrored_yaml(port: int, primary: Backend, healthy: Backend, dead_port: int)
         + service_docs("dead", dead_port, "default")
         + route_doc(rules, namespace="default")
     )
-
-
-async def send_all(port: int, paths: Sequence[tuple[str, str | None]]) -> None:
-    """One keep-alive connection, one request after the other (with its x-request-id when given)."""
-    conn = await Conn.open(port)
-    try:
-        for path, rid in paths:
-            headers = [("x-request-id", rid)] if rid is not None else []
-            await conn.send(encode_request("GET", path, f"example.com:{port}", headers))
-            assert (await conn.read_response()).status == 200
-    finally:
-        await conn.close()
 
 
 async def metric_sum(admin: int, pattern: str) -> float:
@@ -256,18 +240,8 @@ async def test_a_sink_nobody_reads_drops_lines_and_keeps_serving(tmp_path: Path,
     port = free_port()
     path = tmp_path / "gw.yaml"
     path.write_text(mirrored_yaml(port, backends["a"], backends["m"], free_port()))
-    read, write = os.pipe()  # never read: the pipe fills, then the writer's buffer
-    err = tmp_path / "stderr"
-    with err.open("wb") as stderr:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "mirrorgate", "run", "-f", str(path), "--bind", "127.0.0.1",
-            "--admin", "127.0.0.1:0", "--no-watch", "--workers", "1", "--access-log", "off",
-            "--mirror-access-log", "-",
-            stdin=subprocess.DEVNULL, stdout=write, stderr=stderr,
-        )  # fmt: skip
-    os.close(write)
-    try:
-        admin = await admin_port_logged(err, port)
+    flags = ("--access-log", "off", "--mirror-access-log", "-")
+    async with stuck_stdout_gateway(tmp_path, path, port, *flags) as (proc, admin):
         long = "/plain/" + "a" * 8000  # ~8 KB lines, two per request: 1 MiB of buffer is ~130 of them
         async with asyncio.timeout(WAIT):
             await send_all(port, [(f"{long}{i}", None) for i in range(300)])
@@ -278,11 +252,6 @@ async def test_a_sink_nobody_reads_drops_lines_and_keeps_serving(tmp_path: Path,
         proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(WAIT):  # the drain gives up on a stuck sink
             assert await proc.wait() == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        os.close(read)
 
 
 def policy_yaml(port: int, primary: Backend, mirror: Backend) -> str:
