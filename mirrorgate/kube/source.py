@@ -406,9 +406,7 @@ class KubeSource(Generic[T]):
                 client,
                 controller_name=self.settings.controller_name,
                 live=self._live,
-                resources={
-                    r.kind: r for r in (*FIXED, BACKEND_TLS_POLICIES, MIRROR_POLICIES) if r.kind in STATUS_KINDS
-                },
+                resources={r.kind: r for r in (*FIXED, *(r for r, _ in OPTIONAL.values())) if r.kind in STATUS_KINDS},
                 addresses=self.addresses,
             )
             group.create_task(self.writer.run())
